@@ -1,0 +1,54 @@
+"""Argument checks shared by the RELAY and REST clients (raise ``ValueError``)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+MAX_BODY_CHARS = 1600
+MAX_MEDIA = 10
+
+_E164 = re.compile(r"\+[1-9][0-9]{1,14}")
+
+
+def e164(number: object, arg: str) -> str:
+    """Return ``number`` if it is an E.164 string (``+`` and 2 to 15 digits)."""
+    if not isinstance(number, str) or not _E164.fullmatch(number):
+        raise ValueError(f"{arg} must be an E.164 number such as '+15551234567', got {number!r}")
+    return number
+
+
+def content(body: str | None, media: Sequence[str] | None) -> tuple[str | None, list[str]]:
+    """Check a message's body and media URLs; return them normalised.
+
+    Raises ``ValueError`` for no body and no media, a body over 1600 characters,
+    more than 10 media URLs, or a media entry that is not an http(s) URL string.
+    """
+    if body is not None and not isinstance(body, str):
+        raise ValueError(f"body must be a string, got {type(body).__name__}")
+    if isinstance(media, str):
+        raise ValueError("media must be a list of URL strings, not a single string")
+    urls = list(media or ())
+    if not body and not urls:
+        raise ValueError("a message needs a body or at least one media URL")
+    if body is not None and len(body) > MAX_BODY_CHARS:
+        raise ValueError(f"body is {len(body)} characters; the limit is {MAX_BODY_CHARS}")
+    if len(urls) > MAX_MEDIA:
+        raise ValueError(f"{len(urls)} media URLs given; the limit is {MAX_MEDIA}")
+    for url in urls:
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ValueError(f"media URLs must be http(s) URL strings, got {url!r}")
+    return (body or None), urls
+
+
+def str_list(values: Sequence[str] | None, arg: str) -> list[str]:
+    """Return ``values`` as a list of non-empty strings (``None`` gives ``[]``)."""
+    if values is None:
+        return []
+    if isinstance(values, str):
+        raise ValueError(f"{arg} must be a list of strings, not a single string")
+    out = list(values)
+    for v in out:
+        if not isinstance(v, str) or not v:
+            raise ValueError(f"{arg} must contain non-empty strings, got {v!r}")
+    return out

@@ -1,0 +1,113 @@
+"""The whole swsync exception tree.
+
+::
+
+    SwsyncError
+     ├── ConfigurationError        (also a ValueError)
+     ├── RelayError                (.code, .message)
+     │    └── AuthenticationError
+     ├── ConnectionClosedError     (.may_have_been_sent)
+     ├── WaitTimeout               (also a TimeoutError)
+     └── RestError                 (.status, .code, .message, .more_info, .method, .url)
+
+Every exception swsync raises on purpose is one of these (bad arguments raise the
+built-in ``ValueError`` or ``TypeError``). Third-party errors are wrapped with
+``raise ... from exc`` so the original stays available as ``__cause__``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthenticationError",
+    "ConfigurationError",
+    "ConnectionClosedError",
+    "RelayError",
+    "RestError",
+    "SwsyncError",
+    "WaitTimeout",
+]
+
+
+class SwsyncError(Exception):
+    """Base class of every error swsync raises on purpose."""
+
+
+class ConfigurationError(SwsyncError, ValueError):
+    """A credential, host or option is missing or invalid.
+
+    Raised before any network activity; the message names the argument and the
+    ``SIGNALWIRE_*`` environment variable that can supply it.
+    """
+
+
+class RelayError(SwsyncError):
+    """The RELAY server refused a request.
+
+    ``code`` is the server's code (an ``int``: a JSON-RPC error code such as
+    ``-32602`` or an HTTP-like result code such as ``400``) and ``message`` its text.
+    """
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(f"{message} (code {code})")
+        self.code = code
+        self.message = message
+
+
+class AuthenticationError(RelayError):
+    """The RELAY server rejected the credentials (raised by ``connect()``).
+
+    Also the reason a client stops for good when re-authentication fails during a
+    reconnect; every waiter is then woken with this error.
+    """
+
+
+class ConnectionClosedError(SwsyncError):
+    """The RELAY connection was closed, or lost and not recovered.
+
+    ``may_have_been_sent`` is ``True`` when the request's frame was already written
+    to the socket: the server may have acted on it (a ``messaging.send`` may have
+    been accepted), so it is never re-sent automatically. ``False`` means the
+    request provably never left this process.
+    """
+
+    def __init__(self, message: str, *, may_have_been_sent: bool = False) -> None:
+        super().__init__(message)
+        self.may_have_been_sent = may_have_been_sent
+
+
+class WaitTimeout(SwsyncError, TimeoutError):
+    """A wait (``Message.wait``, a request's reply) did not finish in time.
+
+    A subclass of the built-in ``TimeoutError`` (which ``asyncio.TimeoutError`` is
+    an alias of on Python 3.11+), so existing ``except TimeoutError`` code works.
+    """
+
+
+class RestError(SwsyncError):
+    """A REST request got a non-2xx response.
+
+    Carries the HTTP ``status``, the cXML error ``code`` (an ``int`` when the body
+    had one, else ``None``), the server's ``message`` and ``more_info`` link, and
+    the request's ``method`` and ``url``. Credentials are never part of it.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: int | None = None,
+        more_info: str | None = None,
+        method: str = "",
+        url: str = "",
+    ) -> None:
+        detail = f"HTTP {status}"
+        if code is not None:
+            detail += f", code {code}"
+        super().__init__(f"{method} {url} failed ({detail}): {message}".strip())
+        self.status = status
+        self.code = code
+        self.message = message
+        self.more_info = more_info
+        self.method = method
+        self.url = url

@@ -1,0 +1,457 @@
+"""``RelayClient``: the synchronous RELAY messaging client."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import ssl
+import threading
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from .. import _config, _validate
+from ..errors import ConfigurationError, ConnectionClosedError
+from .connection import CLOSED, Connection
+from .dispatcher import Dispatcher
+from .events import MessageReceiveEvent, MessageStateEvent, RelayEvent, parse_message_fields
+from .message import Handler, Message, MessageTracker
+
+logger = logging.getLogger("swsync.relay")
+
+InboundHandler = Callable[[Message], Any]
+
+MAX_BUFFERED_INBOUND = 1000
+
+_clients: weakref.WeakSet[RelayClient] = weakref.WeakSet()
+
+
+class RelayClient:
+    """A synchronous client for SignalWire RELAY messaging.
+
+    One background reader thread owns the websocket; ``send_message`` and
+    ``Message.wait`` block only the calling thread; callbacks run on
+    ``handler_workers`` dispatch threads. Use it as a context manager, or call
+    ``connect()`` and ``disconnect()``. Thread-safe: every method may be called
+    from any thread, and ``send_message`` from many threads at once.
+
+    Args:
+        project: project id (default ``SIGNALWIRE_PROJECT_ID``).
+        token: API token (default ``SIGNALWIRE_API_TOKEN``); or give ``jwt_token``.
+        host: space host name, or a ``ws://``/``wss://`` URL (default ``SIGNALWIRE_SPACE``).
+        contexts: contexts whose inbound messages this client receives.
+        jwt_token: a JWT instead of project and token (default ``SIGNALWIRE_JWT_TOKEN``).
+        ca_file: CA bundle for TLS (default ``SIGNALWIRE_RELAY_CA_FILE``; else the system store).
+        request_timeout: seconds to wait for a reply once a request is written.
+        connect_timeout: seconds for the TCP/TLS/websocket handshake and authentication.
+        reconnect: reconnect automatically after a drop (resuming the session).
+        max_reconnect_delay: upper bound of the jittered reconnect backoff, seconds.
+        ping_interval: seconds of silence before a keepalive ping; a connection
+            silent for twice this is replaced. ``None`` disables keepalive.
+        handler_workers: threads running user callbacks.
+        queue_timeout: seconds a request made while reconnecting may wait to be sent.
+        max_tracked_messages: outbound messages tracked at once before the oldest is dropped.
+        message_ttl: seconds a message may stay without a terminal state before it is dropped.
+
+    Raises:
+        ConfigurationError: a credential or the host is missing or invalid.
+    """
+
+    def __init__(
+        self,
+        project: str | None = None,
+        token: str | None = None,
+        host: str | None = None,
+        contexts: Sequence[str] | None = None,
+        *,
+        jwt_token: str | None = None,
+        ca_file: str | None = None,
+        request_timeout: float = 10.0,
+        connect_timeout: float = 10.0,
+        reconnect: bool = True,
+        max_reconnect_delay: float = 30.0,
+        ping_interval: float | None = 30.0,
+        handler_workers: int = 1,
+        queue_timeout: float = 30.0,
+        max_tracked_messages: int = 100_000,
+        message_ttl: float = 24 * 3600.0,
+    ) -> None:
+        jwt = _config.setting(jwt_token, _config.ENV_JWT, "jwt_token", required=False)
+        if jwt is not None and token is None:
+            auth = {"jwt_token": jwt}
+            proj = _config.setting(project, _config.ENV_PROJECT, "project", required=False)
+            if proj:
+                auth["project"] = proj
+        else:
+            proj = _config.setting(project, _config.ENV_PROJECT, "project")
+            tok = _config.setting(token, _config.ENV_TOKEN, "token")
+            assert proj is not None and tok is not None
+            auth = {"project": proj, "token": tok}
+        host_value = _config.setting(host, _config.ENV_SPACE, "host")
+        assert host_value is not None
+        self._url = _config.relay_url(host_value)
+        cafile = _config.ca_file(ca_file, _config.ENV_RELAY_CA)
+        for name, value in (("request_timeout", request_timeout), ("connect_timeout", connect_timeout),
+                            ("max_reconnect_delay", max_reconnect_delay), ("queue_timeout", queue_timeout),
+                            ("message_ttl", message_ttl)):
+            if not isinstance(value, (int, float)) or value <= 0:
+                raise ConfigurationError(f"{name} must be a positive number of seconds")
+        if ping_interval is not None and (not isinstance(ping_interval, (int, float)) or ping_interval <= 0):
+            raise ConfigurationError("ping_interval must be a positive number of seconds or None")
+        if not isinstance(handler_workers, int) or handler_workers < 1:
+            raise ConfigurationError("handler_workers must be a positive integer")
+        self._auth = auth  # secret: never logged or repr'd
+        self._ssl_context: ssl.SSLContext | None = None
+        if self._url.startswith("wss://"):
+            self._ssl_context = ssl.create_default_context(cafile=cafile)
+        self._options = dict(
+            request_timeout=float(request_timeout), connect_timeout=float(connect_timeout),
+            queue_timeout=float(queue_timeout), reconnect=bool(reconnect),
+            max_reconnect_delay=float(max_reconnect_delay),
+            ping_interval=None if ping_interval is None else float(ping_interval),
+        )
+        self._handler_workers = handler_workers
+        self._max_tracked = max_tracked_messages
+        self._message_ttl = float(message_ttl)
+        # Guards _contexts, _inbound_handlers, _inbound_buffer, _conn, _dispatcher, _tracker
+        # swaps; never held while calling user code or doing network I/O.
+        self._lock = threading.RLock()
+        self._contexts: list[str] = _validate.str_list(contexts, "contexts")
+        self._inbound_handlers: list[InboundHandler] = []
+        self._inbound_buffer: deque[Message] = deque()
+        self._conn: Connection | None = None
+        self._dispatcher = Dispatcher(handler_workers)
+        self._tracker = MessageTracker(self._dispatcher, max_tracked=max_tracked_messages,
+                                       message_ttl=self._message_ttl)
+        self._stopped = threading.Event()
+        self._stop_error: BaseException | None = None
+        # Serializes connect() and disconnect(); never held while calling user code.
+        self._lifecycle = threading.Lock()
+        _clients.add(self)
+
+    # ------------------------------------------------------------- lifecycle
+
+    def connect(self) -> RelayClient:
+        """Open the websocket and authenticate; return self. No-op when connected.
+
+        Raises:
+            AuthenticationError: the credentials were rejected (not retried).
+            ConnectionClosedError: the server could not be reached.
+        """
+        with self._lifecycle:
+            if self._conn is not None and self._conn.state != CLOSED:
+                return self
+            dispatcher = Dispatcher(self._handler_workers)
+            tracker = MessageTracker(dispatcher, max_tracked=self._max_tracked,
+                                     message_ttl=self._message_ttl)
+            conn = Connection(
+                self._url,
+                auth=self._auth,
+                contexts=self._subscriptions,
+                on_event=self._on_event,
+                on_lost=self._on_lost,
+                on_fresh_session=self._on_fresh_session,
+                on_tick=tracker.expire,
+                ssl_context=self._ssl_context,
+                **self._options,  # type: ignore[arg-type]
+            )
+            with self._lock:
+                self._dispatcher, self._tracker, self._conn = dispatcher, tracker, conn
+                self._stopped.clear()
+                self._stop_error = None
+            dispatcher.start()
+            try:
+                conn.open()
+            except BaseException:
+                dispatcher.stop()
+                with self._lock:
+                    self._conn = None
+                raise
+            return self
+
+    def disconnect(self) -> None:
+        """Close the connection and stop every thread this client started.
+
+        Pending requests fail and every ``Message.wait`` is woken with
+        ``ConnectionClosedError``. Idempotent; safe from any thread, including a
+        callback; bounded in time. Queued callbacks run before it returns (unless
+        called from a callback).
+        """
+        with self._lifecycle:
+            conn = self._conn
+            if conn is not None:
+                conn.close("client disconnected")
+            self._tracker.closed("client disconnected")
+            self._dispatcher.stop()
+            self._stopped.set()
+
+    def __enter__(self) -> RelayClient:
+        return self.connect()
+
+    def __exit__(self, *exc: object) -> None:
+        self.disconnect()
+
+    def run(self) -> None:
+        """Connect if needed, then block until ``disconnect()``, SIGINT or SIGTERM.
+
+        Meant for inbound-only programs (an auto-responder). Returns cleanly on
+        Ctrl-C or SIGTERM (handled when called from the main thread); re-raises
+        the error that stopped the client if it stopped on its own (for
+        example ``AuthenticationError`` during a reconnect).
+        """
+        self.connect()
+        main = threading.current_thread() is threading.main_thread()
+        previous: Any = None
+        if main:
+            previous = signal.signal(signal.SIGTERM, lambda *_: self._stopped.set())
+        try:
+            self._stopped.wait()
+        except KeyboardInterrupt:
+            logger.info("interrupted; disconnecting")
+        finally:
+            if main:
+                signal.signal(signal.SIGTERM, previous)
+            error = self._stop_error
+            self.disconnect()
+        if error is not None:
+            raise error
+
+    @property
+    def connected(self) -> bool:
+        """True while the websocket is open and authenticated."""
+        conn = self._conn
+        return conn is not None and conn.connected
+
+    @property
+    def protocol(self) -> str:
+        """The RELAY session (``protocol``) string of the current connection ('' if none)."""
+        conn = self._conn
+        return (conn.protocol or "") if conn is not None else ""
+
+    @property
+    def contexts(self) -> list[str]:
+        """The contexts this client receives inbound messages for."""
+        return self._subscriptions()
+
+    def __repr__(self) -> str:
+        state = "connected" if self.connected else "disconnected"
+        return f"<RelayClient {self._url} {state} contexts={self._subscriptions()!r}>"
+
+    # -------------------------------------------------------------- requests
+
+    def _connection(self) -> Connection:
+        conn = self._conn
+        if conn is None or conn.state == CLOSED:
+            raise ConnectionClosedError("client is not connected; call connect() or use 'with client:'")
+        return conn
+
+    def execute(self, method: str, params: Mapping[str, Any] | None = None,
+                *, timeout: float | None = None) -> dict[str, Any]:
+        """Send a raw JSON-RPC request and return its ``result`` object.
+
+        Raises:
+            RelayError: the server refused it (JSON-RPC error or non-2xx ``code``).
+            WaitTimeout: no reply within ``timeout`` (default ``request_timeout``).
+            ConnectionClosedError: the connection closed before the reply.
+        """
+        if not isinstance(method, str) or not method:
+            raise ValueError("method must be a non-empty string")
+        result: dict[str, Any] = self._connection().request(method, dict(params or {}), timeout=timeout)
+        return result
+
+    def send_message(
+        self,
+        to_number: str,
+        from_number: str,
+        body: str | None = None,
+        *,
+        media: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None,
+        context: str | None = None,
+        region: str | None = None,
+        on_completed: Handler | None = None,
+    ) -> Message:
+        """Send an SMS/MMS and return its live ``Message`` (state ``queued``).
+
+        The message is registered before any of its state events can be
+        processed, so none is lost however early the server sends them.
+
+        Args:
+            to_number, from_number: E.164 numbers.
+            body: the text; a body and/or ``media`` is required.
+            media: public URLs of media for an MMS (at most 10).
+            tags: labels stored with the message.
+            context: the context the message's events belong to (default: the session's protocol).
+            region: origination region.
+            on_completed: ``callback(event)`` run once, on a dispatch thread, at the terminal state.
+
+        Raises:
+            ValueError: bad arguments (nothing is sent).
+            RelayError: the server refused the message.
+            WaitTimeout: no reply within ``request_timeout`` (the message may have been sent).
+            ConnectionClosedError: the connection closed first (see ``may_have_been_sent``).
+        """
+        _validate.e164(to_number, "to_number")
+        _validate.e164(from_number, "from_number")
+        body, urls = _validate.content(body, media)
+        tag_list = _validate.str_list(tags, "tags")
+        if context is not None and (not isinstance(context, str) or not context):
+            raise ValueError("context must be a non-empty string")
+        if region is not None and (not isinstance(region, str) or not region):
+            raise ValueError("region must be a non-empty string")
+        if on_completed is not None and not callable(on_completed):
+            raise TypeError("on_completed must be callable")
+        conn = self._connection()
+        params: dict[str, Any] = {
+            "context": context or conn.protocol or "default",
+            "to_number": to_number,
+            "from_number": from_number,
+        }
+        if body:
+            params["body"] = body
+        if urls:
+            params["media"] = urls
+        if tag_list:
+            params["tags"] = tag_list
+        if region:
+            params["region"] = region
+        fields = dict(params, direction="outbound", message_state="queued",
+                      media=urls, tags=tag_list)
+        tracker = self._tracker
+
+        def register(result: dict[str, Any]) -> Message:
+            # Runs on the reader thread, before the next frame: no event can be missed.
+            message_id = result.get("message_id")
+            if not isinstance(message_id, str) or not message_id:
+                raise ValueError("messaging.send result has no message_id")
+            return tracker.register(message_id, fields, on_completed)
+
+        message: Message = conn.request("messaging.send", params, on_result=register)
+        return message
+
+    # --------------------------------------------------------------- inbound
+
+    def on_message(self, handler: InboundHandler) -> InboundHandler:
+        """Register ``handler(message)`` for every inbound message; usable as a decorator.
+
+        Inbound messages that arrived before any handler was registered (up to
+        1000) are delivered to the first handler. Handlers run on a dispatch
+        thread, never on the socket reader.
+        """
+        if not callable(handler):
+            raise TypeError("handler must be callable")
+        with self._lock:
+            self._inbound_handlers.append(handler)
+            buffered = list(self._inbound_buffer)
+            self._inbound_buffer.clear()
+            handlers = list(self._inbound_handlers)
+        for msg in buffered:
+            self._dispatcher.submit(msg.message_id, _run_inbound, handlers, msg)
+        return handler
+
+    def receive(self, contexts: Iterable[str]) -> None:
+        """Start receiving inbound messages for more ``contexts`` (kept across reconnects)."""
+        wanted = _validate.str_list(list(contexts), "contexts")
+        if not wanted:
+            return
+        self.execute("signalwire.receive", {"contexts": wanted})
+        with self._lock:
+            for c in wanted:
+                if c not in self._contexts:
+                    self._contexts.append(c)
+
+    def unreceive(self, contexts: Iterable[str]) -> None:
+        """Stop receiving inbound messages for ``contexts``."""
+        unwanted = _validate.str_list(list(contexts), "contexts")
+        if not unwanted:
+            return
+        self.execute("signalwire.unreceive", {"contexts": unwanted})
+        with self._lock:
+            self._contexts = [c for c in self._contexts if c not in unwanted]
+
+    def _subscriptions(self) -> list[str]:
+        with self._lock:
+            return list(self._contexts)
+
+    def _after_fork(self) -> None:
+        # In a forked child: the parent's threads do not exist here and its locks may
+        # be held forever. Start over disconnected; close (never shut down) the
+        # inherited descriptors so the parent's connection is untouched.
+        conn = self._conn
+        if conn is not None:
+            conn.forget_after_fork()
+        self._lock = threading.RLock()
+        self._lifecycle = threading.Lock()
+        self._stopped = threading.Event()
+        self._conn = None
+        self._dispatcher = Dispatcher(self._handler_workers)
+        self._tracker = MessageTracker(self._dispatcher, max_tracked=self._max_tracked,
+                                       message_ttl=self._message_ttl)
+
+    # ------------------------------------------------- reader-thread callbacks
+
+    def _on_event(self, event_type: str, params: Mapping[str, Any], envelope: Mapping[str, Any]) -> None:
+        ts = envelope.get("timestamp")
+        timestamp = float(ts) if isinstance(ts, (int, float)) and not isinstance(ts, bool) else None
+        if event_type == "messaging.state":
+            fields = parse_message_fields(params)
+            mid = fields.get("message_id")
+            state = fields.get("message_state")
+            if not mid or not state:
+                logger.warning("dropped a messaging.state event without message_id/message_state")
+                return
+            event = MessageStateEvent(event_type, params, timestamp, mid, state, fields.get("reason"))
+            self._tracker.apply_state(event, fields)
+        elif event_type == "messaging.receive":
+            fields = parse_message_fields(params)
+            mid = fields.get("message_id")
+            if not mid:
+                logger.warning("dropped a messaging.receive event without message_id")
+                return
+            revent = MessageReceiveEvent(event_type, params, timestamp, mid)
+            msg = self._tracker.new_inbound(revent, fields)
+            with self._lock:
+                handlers = list(self._inbound_handlers)
+                if not handlers:
+                    if len(self._inbound_buffer) >= MAX_BUFFERED_INBOUND:
+                        dropped = self._inbound_buffer.popleft()
+                        logger.warning("no on_message handler; dropped inbound message %s", dropped.message_id)
+                    self._inbound_buffer.append(msg)
+            if handlers:
+                self._dispatcher.submit(mid, _run_inbound, handlers, msg)
+        else:
+            logger.debug("ignoring %s event", event_type)
+
+    def _on_lost(self, reason: str) -> None:
+        # The connection stopped for good on its own (reconnect disabled or auth refused).
+        with self._lock:
+            conn = self._conn
+            self._stop_error = conn._closed_error if conn is not None else None
+        self._tracker.closed(f"connection lost for good: {reason}")
+        self._stopped.set()
+
+    def _on_fresh_session(self) -> None:
+        self._tracker.closed(
+            "the RELAY session was not resumed after a reconnect; "
+            "the outcome of messages sent before it is unknown"
+        )
+
+
+def _run_inbound(handlers: list[InboundHandler], msg: Message) -> None:
+    for handler in handlers:
+        try:
+            handler(msg)
+        except Exception:
+            logger.exception("swsync on_message handler %r raised", handler)
+
+
+def _after_fork_in_child() -> None:
+    # The reader thread and socket belong to the parent: forget them, unconnected.
+    for client in list(_clients):
+        client._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,697 @@
+"""The RELAY websocket: handshake, the I/O thread, requests, keepalive and reconnect.
+
+Thread model (the one place it is written down):
+
+===================  ==========================================  =======================================
+thread               owns                                        never
+===================  ==========================================  =======================================
+callers (any)        ``request()``: register a call, queue its   touch the socket
+                     frame, wake the I/O thread, wait on a
+                     future
+``swsync-reader``    the socket, both directions: the only        run user code; hold a lock across
+                     ``recv()`` and ``send()``; routes frames;    ``select()``/``recv()``
+                     ACKs events; answers pings; keepalive;
+                     reconnects
+``swsync-dispatch``  user callbacks (see dispatcher.py)          touch the socket
+===================  ==========================================  =======================================
+
+One thread owns the socket because production RELAY is TLS and OpenSSL forbids
+concurrent ``SSL_read``/``SSL_write`` on one connection. Callers append frames to
+an outbox and wake the I/O thread through a socketpair; it writes everything
+pending (requests, ACKs, pong replies) in one ``sendall``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import select
+import socket
+import ssl
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
+import websocket
+
+from .._version import __version__
+from ..errors import AuthenticationError, ConnectionClosedError, RelayError, WaitTimeout
+from . import wsframes
+from .rpc import PendingCall, PendingCalls, encode_error, encode_request, encode_result, result_error
+
+logger = logging.getLogger("swsync.relay")
+
+AGENT = f"swsync-python/{__version__}"
+PROTOCOL_VERSION = {"major": 2, "minor": 0, "revision": 0}
+READ_SIZE = 16384  # larger SSL reads cost more CPU per message (PERFORMANCE.md, lesson 6)
+TICK = 5.0  # seconds between housekeeping runs (expiring early events, stale messages)
+MAX_QUEUED = 500  # requests held while disconnected, as the official SDK
+
+# Connection states.
+CONNECTING, OPEN, RECONNECTING, CLOSED = "connecting", "open", "reconnecting", "closed"
+
+EventHandler = Callable[[str, Mapping[str, Any], Mapping[str, Any]], None]
+
+
+def _frame(text: str) -> bytes:
+    return websocket.ABNF.create_frame(text, websocket.ABNF.OPCODE_TEXT).format()
+
+
+class _Socket:
+    """One websocket connection generation: the raw socket and its frame decoder."""
+
+    __slots__ = ("ws", "sock", "reader", "backlog", "pending_tls")
+
+    def __init__(self, ws: websocket.WebSocket) -> None:
+        self.ws = ws
+        self.sock: socket.socket = ws.sock
+        self.reader = wsframes.FrameReader()
+        self.backlog: list[tuple[int, bytes]] = []
+        self.pending_tls = isinstance(self.sock, ssl.SSLSocket)
+
+    def close(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class Connection:
+    """A RELAY session that survives drops: one socket at a time, one I/O thread.
+
+    Thread-safe: ``request()`` may be called from any number of threads.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        auth: dict[str, str],
+        contexts: Callable[[], list[str]],
+        on_event: EventHandler,
+        on_lost: Callable[[str], None],
+        on_fresh_session: Callable[[], None],
+        on_tick: Callable[[], None],
+        ssl_context: ssl.SSLContext | None,
+        connect_timeout: float,
+        request_timeout: float,
+        queue_timeout: float,
+        reconnect: bool,
+        max_reconnect_delay: float,
+        ping_interval: float | None,
+    ) -> None:
+        self.url = url
+        self._auth = auth  # secret: never logged or repr'd
+        self._contexts = contexts
+        self._on_event = on_event
+        self._on_lost = on_lost
+        self._on_fresh_session = on_fresh_session
+        self._on_tick = on_tick
+        self._next_tick = time.monotonic() + TICK
+        self._ssl_context = ssl_context
+        self.connect_timeout = connect_timeout
+        self.request_timeout = request_timeout
+        self.queue_timeout = queue_timeout
+        self.reconnect = reconnect
+        self.max_reconnect_delay = max_reconnect_delay
+        self.ping_interval = ping_interval
+
+        self.calls = PendingCalls()
+        # Guards _outbox, _wake_sent and state; never held during socket I/O.
+        self._lock = threading.Lock()
+        self._outbox: list[PendingCall | str] = []
+        self._wake_sent = False
+        self.state = CONNECTING
+        self.protocol: str | None = None
+        self._authorization_state: str | None = None  # secret
+        self._draining = False
+        self._stop = threading.Event()
+        self._closed_error: Exception | None = None
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._sock: _Socket | None = None
+        self._thread: threading.Thread | None = None
+        self._last_rx = time.monotonic()
+        self._ping_sent = False
+        self._wbuf: list[bytes] = []
+
+    # ----------------------------------------------------------------- public
+
+    def open(self) -> None:
+        """Connect and authenticate on the calling thread, then start the I/O thread.
+
+        Raises:
+            AuthenticationError: the server rejected the credentials.
+            ConnectionClosedError: the server could not be reached or spoke garbage.
+        """
+        try:
+            self._sock = self._establish()
+        except BaseException:
+            self._close_wake()
+            self.state = CLOSED
+            raise
+        self.state = OPEN
+        self._thread = threading.Thread(target=self._run, name="swsync-reader", daemon=True)
+        self._thread.start()
+
+    def request(
+        self,
+        method: str,
+        params: Mapping[str, Any],
+        *,
+        timeout: float | None = None,
+        on_result: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> Any:
+        """Send a JSON-RPC request and block until its reply.
+
+        The timeout (default ``request_timeout``) counts from when the frame is
+        written; a request made while reconnecting waits up to ``queue_timeout``
+        to be written. ``on_result(result)`` runs on the reader thread before the
+        next frame is handled and its return value is returned here.
+
+        Raises:
+            RelayError: the server refused the request.
+            WaitTimeout: no reply in time (the connection stays up).
+            ConnectionClosedError: closed or lost before a reply;
+                ``may_have_been_sent`` tells whether the frame was written.
+        """
+        call_id = str(uuid.uuid4())
+        call = PendingCall(call_id, method, encode_request(call_id, method, params), on_result)
+        self.calls.add(call)
+        try:
+            self._enqueue(call)
+        except BaseException:
+            self.calls.pop(call_id)
+            raise
+        return self._await(call, self.request_timeout if timeout is None else timeout)
+
+    def close(self, reason: str = "client disconnected") -> None:
+        """Stop the I/O thread, close the socket and fail every pending call.
+
+        Idempotent, safe from any thread, bounded in time.
+        """
+        with self._lock:
+            if self._closed_error is None:
+                self._closed_error = ConnectionClosedError(reason)
+        self._stop.set()
+        self._wake()
+        t = self._thread
+        if t is not None and t is not threading.current_thread():
+            t.join(self.connect_timeout + 2.0)
+            if t.is_alive() and self._sock is not None:
+                # A reader stuck in a blocking call: shutdown() wakes it (close() alone does not).
+                self._sock.close()
+                t.join(5.0)
+        self._finish()
+
+    @property
+    def connected(self) -> bool:
+        """True while a socket is open and authenticated."""
+        return self.state == OPEN
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        """The I/O thread, while one exists."""
+        return self._thread
+
+    def forget_after_fork(self) -> None:
+        """In a forked child: close inherited descriptors without touching the peer."""
+        self.state = CLOSED
+        self._thread = None
+        conn, self._sock = self._sock, None
+        if conn is not None:
+            try:
+                conn.sock.close()  # never shutdown(): that would cut the parent's connection
+            except OSError:
+                pass
+        self._close_wake()
+
+    # ------------------------------------------------------------ caller side
+
+    def _enqueue(self, item: PendingCall | str) -> None:
+        with self._lock:
+            if self._closed_error is not None or self.state == CLOSED:
+                raise self._closed_error or ConnectionClosedError("client is not connected")
+            if self.state != OPEN and len(self._outbox) >= MAX_QUEUED:
+                raise ConnectionClosedError(
+                    f"not connected and {MAX_QUEUED} requests are already waiting for the connection"
+                )
+            self._outbox.append(item)
+            wake = not self._wake_sent
+            self._wake_sent = True
+        if wake:
+            self._wake()
+
+    def _wake(self) -> None:
+        try:
+            self._wake_w.send(b"\0")
+        except OSError:
+            pass  # socketpair closed: the client is closed already
+
+    def _await(self, call: PendingCall, timeout: float | None) -> Any:
+        start = time.monotonic()
+        written_late = self.state != OPEN
+        limit = None
+        if timeout is not None:
+            limit = start + (max(self.queue_timeout, timeout) if written_late else timeout)
+        while True:
+            remaining = None if limit is None else max(0.0, limit - time.monotonic())
+            try:
+                return call.future.result(remaining)
+            except FutureTimeout:
+                if call.future.done():
+                    raise
+            if written_late and call.written and timeout is not None:
+                # Queued while reconnecting and written since: its own clock starts now.
+                written_late = False
+                limit = time.monotonic() + timeout
+                continue
+            break
+        if self.calls.pop(call.call_id) is None and call.future.done():
+            return call.future.result()
+        if call.written:
+            raise WaitTimeout(
+                f"no reply to {call.method} within {timeout} s (it may have reached the server)"
+            )
+        self._unqueue(call)
+        raise ConnectionClosedError(
+            f"{call.method} was not sent: not connected within {self.queue_timeout} s",
+            may_have_been_sent=False,
+        )
+
+    def _unqueue(self, call: PendingCall) -> None:
+        with self._lock:
+            try:
+                self._outbox.remove(call)
+            except ValueError:
+                pass
+
+    # ------------------------------------------------------------- handshake
+
+    def _connect_params(self) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "version": PROTOCOL_VERSION,
+            "agent": AGENT,
+            "event_acks": True,
+            "authentication": dict(self._auth),
+        }
+        contexts = self._contexts()
+        if contexts:
+            params["contexts"] = contexts
+        if self.protocol:
+            params["protocol"] = self.protocol
+            if self._authorization_state:
+                params["authorization_state"] = self._authorization_state
+        return params
+
+    def _establish(self) -> _Socket:
+        """Open a socket and authenticate; on a rejected resume, retry once fresh."""
+        had_session = self.protocol is not None
+        try:
+            conn, resumed = self._handshake()
+        except AuthenticationError as exc:
+            if not had_session:
+                raise
+            logger.info("session resume refused (code %s); starting a fresh session", exc.code)
+            self.protocol = None
+            self._authorization_state = None
+            conn, resumed = self._handshake()
+        if had_session and not resumed:
+            self._on_fresh_session()
+        return conn
+
+    def _handshake(self) -> tuple[_Socket, bool]:
+        sslopt = {"context": self._ssl_context} if self._ssl_context is not None else None
+        ws = websocket.WebSocket(sslopt=sslopt, skip_utf8_validation=True)
+        try:
+            ws.connect(self.url, timeout=self.connect_timeout, header=[f"User-Agent: {AGENT}"])
+        except (OSError, websocket.WebSocketException) as exc:
+            try:
+                ws.close(timeout=0)
+            except Exception:
+                pass
+            raise ConnectionClosedError(f"could not connect to {self.url}: {exc}") from exc
+        conn = _Socket(ws)
+        try:
+            result = self._authenticate(conn)
+            protocol = result.get("protocol")
+            if not isinstance(protocol, str) or not protocol:
+                raise ConnectionClosedError("signalwire.connect result has no protocol")
+        except BaseException:
+            conn.close()
+            raise
+        resumed = bool(self.protocol) and result.get("session_restored") is True
+        self.protocol = protocol
+        logger.info("connected to %s (session %s)", self.url, "resumed" if resumed else "new")
+        return conn, resumed
+
+    def _authenticate(self, conn: _Socket) -> dict[str, Any]:
+        call_id = str(uuid.uuid4())
+        text = encode_request(call_id, "signalwire.connect", self._connect_params())
+        deadline = time.monotonic() + self.connect_timeout
+        conn.sock.settimeout(self.connect_timeout)
+        try:
+            conn.sock.sendall(_frame(text))
+            while True:
+                for opcode, payload in self._read(conn, deadline):
+                    if opcode != wsframes.OP_TEXT:
+                        conn.backlog.append((opcode, payload))
+                        continue
+                    frame = _loads(payload)
+                    if isinstance(frame, dict) and frame.get("id") == call_id and "method" not in frame:
+                        err = result_error("signalwire.connect", frame)
+                        if err is not None:
+                            raise AuthenticationError(err.code, err.message)
+                        result = frame.get("result")
+                        if not isinstance(result, dict):
+                            raise ConnectionClosedError("signalwire.connect result is not an object")
+                        return result
+                    conn.backlog.append((opcode, payload))
+        except (OSError, wsframes.ProtocolError) as exc:
+            raise ConnectionClosedError(f"connection to {self.url} failed during authentication: {exc}") from exc
+
+    def _read(self, conn: _Socket, deadline: float) -> list[tuple[int, bytes]]:
+        """Blocking read of at least one message, before ``deadline`` (handshake only)."""
+        while True:
+            msgs = conn.reader.messages()
+            if msgs:
+                return msgs
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise socket.timeout("no reply to signalwire.connect")
+            conn.sock.settimeout(remaining)
+            data = conn.sock.recv(READ_SIZE)
+            if not data:
+                raise OSError("server closed the connection")
+            conn.reader.feed(data)
+
+    # ---------------------------------------------------------------- I/O thread
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                conn = self._sock
+                assert conn is not None
+                reason = self._serve(conn)
+                if self._stop.is_set():
+                    self._goodbye(conn)
+                    break
+                self._drop(conn, reason)
+                if not self.reconnect:
+                    self._fail_closed(ConnectionClosedError(f"connection lost: {reason}"))
+                    break
+                if not self._reconnect(reason):
+                    break
+        except BaseException as exc:  # a bug: never leave callers hanging
+            logger.exception("swsync reader thread crashed")
+            self._fail_closed(ConnectionClosedError(f"reader thread crashed: {exc!r}"))
+            if self._sock is not None:
+                self._sock.close()
+
+    def _serve(self, conn: _Socket) -> str:
+        """Run one connection until it ends; return why it ended."""
+        sock = conn.sock
+        sock.settimeout(max(self.request_timeout, 5.0))  # bounds a stuck sendall()
+        self._last_rx = time.monotonic()
+        self._ping_sent = False
+        self._draining = False
+        rlist = [sock, self._wake_r]
+        try:
+            if conn.backlog:
+                backlog, conn.backlog = conn.backlog, []
+                self._handle_messages(backlog)
+            while not self._stop.is_set():
+                self._flush(sock)
+                if conn.pending_tls and sock.pending():  # type: ignore[attr-defined]
+                    ready = [sock]
+                else:
+                    ready, _, _ = select.select(rlist, (), (), self._tick())
+                if self._wake_r in ready:
+                    try:
+                        self._wake_r.recv(4096)
+                    except BlockingIOError:
+                        pass
+                if sock in ready:
+                    data = sock.recv(READ_SIZE)
+                    if not data:
+                        return "server closed the connection"
+                    self._last_rx = time.monotonic()
+                    self._ping_sent = False
+                    conn.reader.feed(data)
+                    msgs = conn.reader.messages()
+                    if msgs and self._handle_messages(msgs):
+                        self._flush(sock)
+                        return "server sent a close frame"
+                elif self._keepalive_expired():
+                    return "no data from the server within two ping intervals"
+                now = time.monotonic()
+                if now >= self._next_tick:
+                    self._next_tick = now + TICK
+                    try:
+                        self._on_tick()
+                    except Exception:
+                        logger.exception("housekeeping failed")
+            return "client disconnected"
+        except wsframes.ProtocolError as exc:
+            logger.warning("closing connection: websocket protocol error: %s", exc)
+            return f"protocol error: {exc}"
+        except (OSError, ValueError) as exc:
+            return f"{type(exc).__name__}: {exc}"
+
+    def _tick(self) -> float:
+        """Seconds until the next keepalive action."""
+        now = time.monotonic()
+        wait = self._next_tick - now
+        if self.ping_interval:
+            due = self._last_rx + self.ping_interval * (2 if self._ping_sent else 1)
+            wait = min(wait, due - now)
+        return max(0.0, wait)
+
+    def _keepalive_expired(self) -> bool:
+        if not self.ping_interval:
+            return False
+        idle = time.monotonic() - self._last_rx
+        if idle >= 2 * self.ping_interval:
+            return True
+        if idle >= self.ping_interval and not self._ping_sent:
+            self._ping_sent = True
+            ping_id = str(uuid.uuid4())
+            # A reply needs no waiter: any frame from the server proves liveness.
+            self._wbuf.append(_frame(encode_request(ping_id, "signalwire.ping", {})))
+        return False
+
+    def _flush(self, sock: socket.socket) -> None:
+        """Write pending ACKs/replies and queued requests in one ``sendall``."""
+        out = self._wbuf
+        if not self._draining:
+            with self._lock:
+                items, self._outbox = self._outbox, []
+                self._wake_sent = False
+            for item in items:
+                if isinstance(item, PendingCall):
+                    if item.future.done():
+                        continue  # timed out while queued
+                    item.written = True
+                    out.append(_frame(item.frame))
+                else:
+                    out.append(_frame(item))
+        if out:
+            self._wbuf = []
+            sock.sendall(out[0] if len(out) == 1 else b"".join(out))
+
+    def _handle_messages(self, msgs: list[tuple[int, bytes]]) -> bool:
+        """Route decoded messages; return True when the server sent a close frame."""
+        for opcode, payload in msgs:
+            if opcode == wsframes.OP_TEXT:
+                frame = _loads(payload)
+                if isinstance(frame, dict):
+                    self._route(frame)
+                else:
+                    logger.warning("dropped a frame that is not a JSON object (%d bytes)", len(payload))
+            elif opcode == wsframes.OP_PING:
+                self._wbuf.append(websocket.ABNF.create_frame(payload, websocket.ABNF.OPCODE_PONG).format())
+            elif opcode == wsframes.OP_CLOSE:
+                self._wbuf.append(websocket.ABNF.create_frame(payload[:2], websocket.ABNF.OPCODE_CLOSE).format())
+                return True
+            elif opcode == wsframes.OP_BINARY:
+                logger.warning("dropped a binary frame (%d bytes)", len(payload))
+        return False
+
+    def _route(self, frame: dict[str, Any]) -> None:
+        method = frame.get("method")
+        if method is None:
+            self._route_response(frame)
+            return
+        call_id = frame.get("id")
+        if not isinstance(method, str) or not isinstance(call_id, (str, int, type(None))) or isinstance(call_id, bool):
+            logger.warning("dropped a malformed request frame")
+            return
+        params = frame.get("params")
+        if not isinstance(params, dict):
+            params = {}
+        if method == "signalwire.event":
+            if call_id is not None:
+                self._wbuf.append(_frame(encode_result(call_id, {})))  # ACK first, always
+            self._route_event(params)
+        elif method == "signalwire.ping":
+            if call_id is not None:
+                ts = params.get("timestamp")
+                reply = {"timestamp": ts} if isinstance(ts, (int, float)) and not isinstance(ts, bool) else {}
+                self._wbuf.append(_frame(encode_result(call_id, reply)))
+        elif method == "signalwire.disconnect":
+            if call_id is not None:
+                self._wbuf.append(_frame(encode_result(call_id, {})))
+            if params.get("restart") is True:
+                self.protocol = None
+                self._authorization_state = None
+            # Hold new requests for the next session instead of writing them to a doomed socket.
+            self._draining = True
+            logger.info("server asked to disconnect (restart=%s)", params.get("restart") is True)
+        elif call_id is not None:
+            self._wbuf.append(_frame(encode_error(call_id, -32601, f"method not found: {method}")))
+
+    def _route_event(self, params: Mapping[str, Any]) -> None:
+        event_type = params.get("event_type")
+        inner = params.get("params")
+        if not isinstance(event_type, str) or not event_type:
+            logger.warning("dropped an event without event_type")
+            return
+        if not isinstance(inner, dict):
+            inner = {}
+        if event_type == "signalwire.authorization.state":
+            value = inner.get("authorization_state")
+            if isinstance(value, str) and value:
+                self._authorization_state = value
+            return
+        try:
+            self._on_event(event_type, inner, params)
+        except Exception:
+            logger.exception("failed to handle a %s event", event_type)
+
+    def _route_response(self, frame: dict[str, Any]) -> None:
+        call = self.calls.pop(frame.get("id"))
+        if call is None:
+            if "id" in frame:
+                logger.debug("reply to an unknown or abandoned request")
+            else:
+                logger.warning("dropped a frame that is neither request nor response")
+            return
+        err = result_error(call.method, frame)
+        if err is not None:
+            call.future.set_exception(err)
+            return
+        result = frame.get("result")
+        if not isinstance(result, dict):
+            result = {"raw": result}
+        if call.on_result is not None:
+            try:
+                value = call.on_result(result)
+            except Exception as exc:
+                logger.warning("invalid reply to %s: %s", call.method, exc)
+                call.future.set_exception(RelayError(-1, f"invalid reply to {call.method}: {exc}"))
+                return
+        else:
+            value = result
+        call.future.set_result(value)
+
+    # ------------------------------------------------------ drops and reconnect
+
+    def _drop(self, conn: _Socket, reason: str) -> None:
+        """Close ``conn``; fail the calls that were written on it."""
+        conn.close()
+        if self._stop.is_set():
+            return
+        logger.warning("RELAY connection lost: %s", reason)
+        with self._lock:
+            self.state = RECONNECTING if self.reconnect else CLOSED
+        self._wbuf = []
+        for call in self.calls.take(lambda c: c.written):
+            call.future.set_exception(
+                ConnectionClosedError(
+                    f"connection lost before the reply to {call.method} ({reason}); "
+                    "it may have been sent and is not retried automatically",
+                    may_have_been_sent=True,
+                )
+            )
+
+    def _reconnect(self, reason: str) -> bool:
+        """Reconnect with backoff and full jitter; return False when stopping for good."""
+        attempt = 0
+        while True:
+            delay = random.uniform(0, min(self.max_reconnect_delay, 0.25 * (2 ** attempt)))
+            if self._stop.wait(delay):
+                return False
+            try:
+                conn = self._establish()
+            except AuthenticationError as exc:
+                logger.error("re-authentication rejected: %s; giving up", exc)
+                self._fail_closed(exc)
+                return False
+            except ConnectionClosedError as exc:
+                attempt = min(attempt + 1, 16)
+                logger.info("reconnect attempt failed: %s", exc)
+                continue
+            if self._stop.is_set():
+                conn.close()
+                return False
+            self._sock = conn
+            with self._lock:
+                self.state = OPEN
+            return True
+
+    def _fail_closed(self, error: Exception) -> None:
+        with self._lock:
+            if self._closed_error is None:
+                self._closed_error = error
+            self.state = CLOSED
+        self._fail_pending(error)
+        self._on_lost(str(error))
+
+    def _fail_pending(self, error: Exception) -> None:
+        with self._lock:
+            self._outbox = []
+        for call in self.calls.take(lambda c: True):
+            if isinstance(error, ConnectionClosedError):
+                exc: Exception = ConnectionClosedError(str(error), may_have_been_sent=call.written)
+            else:
+                exc = error
+            call.future.set_exception(exc)
+
+    def _goodbye(self, conn: _Socket) -> None:
+        """Best-effort websocket close handshake on a client-initiated disconnect."""
+        try:
+            conn.sock.settimeout(1.0)
+            conn.sock.sendall(websocket.ABNF.create_frame(b"\x03\xe8", websocket.ABNF.OPCODE_CLOSE).format())
+        except OSError:
+            pass
+        conn.close()
+
+    def _finish(self) -> None:
+        with self._lock:
+            self.state = CLOSED
+            error = self._closed_error or ConnectionClosedError("client disconnected")
+        self._fail_pending(error)
+        self._close_wake()
+
+    def _close_wake(self) -> None:
+        for s in (self._wake_r, self._wake_w):
+            try:
+                s.close()
+            except OSError:
+                pass
+
+
+def _loads(payload: bytes) -> Any:
+    try:
+        return json.loads(payload)
+    except ValueError:
+        logger.warning("dropped a frame that is not valid JSON (%d bytes)", len(payload))
+        return None

@@ -1,0 +1,302 @@
+"""``Message`` (a live, waitable outbound or inbound message) and its tracker.
+
+Every tracked message's mutable state is guarded by the tracker's one lock; a
+message gets its own ``Condition`` on that lock the first time a thread has to
+wait for it, so untouched messages cost no condition object. The reader thread
+applies state events; waiters are woken with ``notify_all``; handlers are handed
+to the dispatcher after the lock is released.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConnectionClosedError, SwsyncError, WaitTimeout
+from .events import STATE_RANK, TERMINAL_STATES, MessageReceiveEvent, MessageStateEvent, RelayEvent
+
+if TYPE_CHECKING:
+    from .dispatcher import Dispatcher
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[RelayEvent], Any]
+
+
+class Message:
+    """A message sent or received over RELAY, updated live as events arrive.
+
+    Outbound messages start in ``queued`` and move forward through ``initiated``
+    and ``sent`` to a terminal state (``delivered``, ``undelivered``, ``failed``);
+    inbound messages arrive complete in state ``received``. Properties read the
+    latest known values. Thread-safe: any thread may read, ``on()`` or ``wait()``.
+    """
+
+    __slots__ = (
+        "_tracker", "_cond", "_handlers", "_completed", "_result", "_error", "_done",
+        "_state", "_seen_rank", "_tracked_at", "message_id", "context", "direction", "from_number",
+        "to_number", "body", "media", "segments", "reason", "tags", "region",
+    )
+
+    def __init__(self, tracker: MessageTracker, message_id: str, fields: dict[str, Any]) -> None:
+        self._tracker = tracker
+        self._cond: threading.Condition | None = None
+        self._handlers: list[Handler] = []
+        self._completed: Handler | None = None
+        self._result: RelayEvent | None = None
+        self._error: SwsyncError | None = None
+        self._done = False
+        self._tracked_at = 0.0
+        self._seen_rank = -1  # rank of the latest state event applied
+        self.message_id: str = message_id
+        self._state: str = fields.get("message_state", "queued")
+        self.context: str | None = fields.get("context")
+        self.direction: str = fields.get("direction", "outbound")
+        self.from_number: str | None = fields.get("from_number")
+        self.to_number: str | None = fields.get("to_number")
+        self.body: str | None = fields.get("body")
+        self.media: list[str] = fields.get("media", [])
+        self.segments: int = fields.get("segments", 0)
+        self.reason: str | None = fields.get("reason")
+        self.tags: list[str] = fields.get("tags", [])
+        self.region: str | None = fields.get("region")
+
+    @property
+    def state(self) -> str:
+        """The latest state: ``queued`` … ``delivered``/``undelivered``/``failed``, or ``received``."""
+        return self._state
+
+    @property
+    def is_done(self) -> bool:
+        """True once the message reached a terminal state (always true for inbound)."""
+        return self._done
+
+    @property
+    def result(self) -> RelayEvent | None:
+        """The terminal event (the receive event for inbound), or ``None`` until done."""
+        return self._result
+
+    def on(self, handler: Handler) -> Handler:
+        """Call ``handler(event)`` for each later state event of this message.
+
+        Handlers run on a dispatch thread, never on the socket reader, in event
+        order for this message; an exception is logged and does not affect other
+        handlers. Returns ``handler`` so it can be used as a decorator.
+        """
+        if not callable(handler):
+            raise TypeError("handler must be callable")
+        with self._tracker.lock:
+            self._handlers.append(handler)
+        return handler
+
+    def wait(self, timeout: float | None = None) -> RelayEvent:
+        """Block the calling thread until the message is done; return the terminal event.
+
+        Returns at once when the message is already done. Any number of threads
+        may wait on one message.
+
+        Args:
+            timeout: seconds to wait; ``None`` waits until done or the connection is lost.
+
+        Raises:
+            WaitTimeout: not done within ``timeout`` (a ``TimeoutError``).
+            ConnectionClosedError: the client disconnected, or the connection was
+                lost for good, before the message was done.
+        """
+        with self._tracker.lock:
+            if not self._done and self._error is None:
+                if self._cond is None:
+                    self._cond = threading.Condition(self._tracker.lock)
+                self._cond.wait_for(lambda: self._done or self._error is not None, timeout)
+            if self._done:
+                assert self._result is not None
+                return self._result
+            if self._error is not None:
+                raise self._error
+        raise WaitTimeout(
+            f"message {self.message_id} still {self._state!r} after {timeout} s"
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"<Message {self.message_id} {self.direction} state={self._state!r} "
+            f"to={self.to_number!r} from={self.from_number!r}>"
+        )
+
+
+class MessageTracker:
+    """Registry of outbound messages awaiting events, plus the early-event buffer.
+
+    Events for an id nobody has registered yet (they can arrive before the
+    ``messaging.send`` reply) wait in a bounded buffer and are replayed when the
+    reply registers the message. A message leaves the registry as soon as it is
+    done, so completed messages leave no state behind. Thread-safe.
+    """
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        *,
+        max_tracked: int = 100_000,
+        message_ttl: float = 24 * 3600.0,
+        max_early: int = 1000,
+        early_ttl: float = 60.0,
+    ) -> None:
+        # Guards the state of every Message of this client, _tracked and _early.
+        self.lock = threading.Lock()
+        self._tracked: dict[str, Message] = {}
+        self._early: OrderedDict[str, tuple[float, list[tuple[MessageStateEvent, dict[str, Any]]]]] = (
+            OrderedDict()
+        )
+        self.dispatcher = dispatcher
+        self.max_tracked = max_tracked
+        self.message_ttl = message_ttl
+        self.max_early = max_early
+        self.early_ttl = early_ttl
+
+    def __len__(self) -> int:
+        return len(self._tracked)
+
+    @property
+    def early_count(self) -> int:
+        """How many message ids have buffered early events."""
+        return len(self._early)
+
+    def register(
+        self, message_id: str, fields: dict[str, Any], on_completed: Handler | None
+    ) -> Message:
+        """Create and track an outbound message; replay events that came early.
+
+        Called on the reader thread while it handles the ``messaging.send`` reply,
+        before it reads the next frame.
+        """
+        msg = Message(self, message_id, fields)
+        msg._completed = on_completed
+        evicted: list[Message] = []
+        with self.lock:
+            early = self._early.pop(message_id, None)
+            msg._tracked_at = time.monotonic()
+            self._tracked[message_id] = msg
+            while len(self._tracked) > self.max_tracked:
+                evicted.append(self._tracked.pop(next(iter(self._tracked))))
+        for old in evicted:
+            self._give_up(old, "the client tracks at most %d messages" % self.max_tracked)
+        if early:
+            for event, event_fields in early[1]:
+                self.apply_state(event, event_fields)
+        return msg
+
+    def apply_state(self, event: MessageStateEvent, fields: dict[str, Any]) -> None:
+        """Apply a ``messaging.state`` event (reader thread); dispatch its handlers."""
+        mid = event.message_id
+        new = event.message_state
+        rank = STATE_RANK.get(new)
+        with self.lock:
+            msg = self._tracked.get(mid)
+            if msg is None:
+                self._buffer_early(event, fields)
+                return
+            if rank is None or rank <= msg._seen_rank:
+                # Unknown, backwards or repeated: never move a message backwards.
+                logger.debug("ignoring %s event for message %s in state %s", new, mid, msg._state)
+                return
+            for key, value in fields.items():
+                if key not in ("message_id", "message_state") and value is not None:
+                    setattr(msg, key, value)
+            msg._state = new
+            msg._seen_rank = rank
+            handlers: list[Handler] = list(msg._handlers)
+            if new in TERMINAL_STATES:
+                msg._done = True
+                msg._result = event
+                del self._tracked[mid]
+                if msg._completed is not None:
+                    handlers.append(msg._completed)
+                msg._handlers = []
+                msg._completed = None
+            if msg._cond is not None:
+                msg._cond.notify_all()
+        if handlers:
+            self.dispatcher.submit(mid, run_handlers, handlers, event)
+
+    def _buffer_early(self, event: MessageStateEvent, fields: dict[str, Any]) -> None:
+        # Caller holds self.lock.
+        entry = self._early.get(event.message_id)
+        if entry is None:
+            if len(self._early) >= self.max_early:
+                dropped, _ = self._early.popitem(last=False)
+                logger.warning("early-event buffer full; dropped events for message %s", dropped)
+            entry = (time.monotonic(), [])
+            self._early[event.message_id] = entry
+        if len(entry[1]) < 8:
+            entry[1].append((event, fields))
+
+    def new_inbound(self, event: MessageReceiveEvent, fields: dict[str, Any]) -> Message:
+        """Build the (already complete) ``Message`` for an inbound message."""
+        fields = dict(fields)
+        fields.setdefault("direction", "inbound")
+        fields["message_state"] = "received"
+        msg = Message(self, event.message_id, fields)
+        msg._done = True
+        msg._result = event
+        return msg
+
+    def expire(self, now: float | None = None) -> None:
+        """Drop early events and tracked messages older than their time limits."""
+        now = time.monotonic() if now is None else now
+        stale: list[Message] = []
+        with self.lock:
+            while self._early:
+                mid, (born, _) = next(iter(self._early.items()))
+                if now - born < self.early_ttl:
+                    break
+                del self._early[mid]
+                logger.debug("dropped early events for unknown message %s", mid)
+            for mid, msg in self._tracked.items():
+                if now - msg._tracked_at < self.message_ttl:
+                    break
+                stale.append(msg)
+            for msg in stale:
+                del self._tracked[msg.message_id]
+        for msg in stale:
+            self._give_up(msg, "no terminal state within message_ttl=%s s" % self.message_ttl)
+
+    def _give_up(self, msg: Message, why: str) -> None:
+        logger.warning("stopped tracking message %s (%s)", msg.message_id, why)
+        self._fail(msg, WaitTimeout(f"stopped tracking message {msg.message_id}: {why}"))
+
+    def _fail(self, msg: Message, error: SwsyncError) -> None:
+        with self.lock:
+            if msg._done or msg._error is not None:
+                return
+            msg._error = error
+            msg._handlers = []
+            msg._completed = None
+            if msg._cond is not None:
+                msg._cond.notify_all()
+
+    def fail_all(self, error: SwsyncError) -> None:
+        """Wake every waiter of every tracked message with ``error`` and forget them."""
+        with self.lock:
+            msgs = list(self._tracked.values())
+            self._tracked.clear()
+            self._early.clear()
+        for msg in msgs:
+            self._fail(msg, error)
+
+    def closed(self, reason: str) -> None:
+        """The connection is gone for good: wake every waiter with ConnectionClosedError."""
+        self.fail_all(ConnectionClosedError(reason))
+
+
+def run_handlers(handlers: list[Handler], event: RelayEvent) -> None:
+    """Call each handler with ``event``; log and swallow what one raises."""
+    for handler in handlers:
+        try:
+            handler(event)
+        except Exception:
+            logger.exception("swsync callback %r raised", handler)

@@ -1,0 +1,117 @@
+"""JSON-RPC 2.0 framing and the table of calls waiting for a reply.
+
+A call is registered *before* its frame can reach the socket, so a reply can never
+arrive for an id nobody is waiting on. The reader pops the call under the table's
+lock and completes its future outside it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from typing import Any
+
+from ..errors import RelayError
+
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def encode_request(call_id: str, method: str, params: Mapping[str, Any]) -> str:
+    """Return the compact JSON text of a JSON-RPC request."""
+    return _encode({"jsonrpc": "2.0", "id": call_id, "method": method, "params": params})
+
+
+def encode_result(call_id: Any, result: Mapping[str, Any]) -> str:
+    """Return the JSON text of a success response echoing ``call_id`` exactly."""
+    return _encode({"jsonrpc": "2.0", "id": call_id, "result": result})
+
+
+def encode_error(call_id: Any, code: int, message: str) -> str:
+    """Return the JSON text of an error response echoing ``call_id`` exactly."""
+    return _encode({"jsonrpc": "2.0", "id": call_id, "error": {"code": code, "message": message}})
+
+
+def result_error(method: str, frame: Mapping[str, Any]) -> RelayError | None:
+    """Return the error a response frame carries, or ``None`` for a success.
+
+    A JSON-RPC ``error`` always fails; for methods other than
+    ``signalwire.connect`` a result whose ``code`` is not 2xx fails too.
+    """
+    if "error" in frame:
+        err = frame["error"]
+        if not isinstance(err, Mapping):
+            return RelayError(-1, str(err))
+        code = err.get("code")
+        message = err.get("message")
+        return RelayError(
+            code if isinstance(code, int) and not isinstance(code, bool) else -1,
+            message if isinstance(message, str) else "request failed",
+        )
+    result = frame.get("result")
+    if method != "signalwire.connect" and isinstance(result, Mapping) and "code" in result:
+        code = str(result["code"])
+        if not (len(code) == 3 and code.startswith("2") and code.isdigit()):
+            message = result.get("message")
+            return RelayError(
+                int(code) if code.lstrip("-").isdigit() else -1,
+                message if isinstance(message, str) else "request failed",
+            )
+    return None
+
+
+class PendingCall:
+    """One request on its way: its frame, its future and whether it was written."""
+
+    __slots__ = ("call_id", "method", "frame", "future", "on_result", "written", "queued_at")
+
+    def __init__(
+        self,
+        call_id: str,
+        method: str,
+        frame: str,
+        on_result: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> None:
+        self.call_id = call_id
+        self.method = method
+        self.frame = frame
+        self.future: Future[Any] = Future()
+        # Runs on the reader thread before the next frame is read (see client.send_message).
+        self.on_result = on_result
+        # Set by the I/O thread just before the frame goes to the socket.
+        self.written = False
+        self.queued_at = time.monotonic()
+
+
+class PendingCalls:
+    """The id → call table shared by callers and the reader thread. Thread-safe."""
+
+    def __init__(self) -> None:
+        # Guards _calls; never held while sending or completing a future.
+        self._lock = threading.Lock()
+        self._calls: dict[str, PendingCall] = {}
+
+    def add(self, call: PendingCall) -> None:
+        """Register ``call`` so its reply can be matched."""
+        with self._lock:
+            self._calls[call.call_id] = call
+
+    def pop(self, call_id: Any) -> PendingCall | None:
+        """Remove and return the call with ``call_id``, if it is still waiting."""
+        if not isinstance(call_id, str):
+            return None
+        with self._lock:
+            return self._calls.pop(call_id, None)
+
+    def take(self, predicate: Callable[[PendingCall], bool]) -> list[PendingCall]:
+        """Remove and return every call for which ``predicate`` is true."""
+        with self._lock:
+            taken = [c for c in self._calls.values() if predicate(c)]
+            for c in taken:
+                del self._calls[c.call_id]
+        return taken
+
+    def __len__(self) -> int:
+        return len(self._calls)

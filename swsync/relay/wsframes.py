@@ -1,0 +1,116 @@
+"""Decoding of server-to-client WebSocket frames from a byte stream (RFC 6455).
+
+websocket-client does the handshake, TLS and outbound framing; its receive path
+reads each frame with several small ``recv`` calls and cannot tell whether more
+frames are already buffered, which costs several syscalls per frame and defeats
+``select()``-driven I/O. This decoder works on 16 KiB reads instead (see
+docs/design.md, "Why swsync decodes inbound frames itself").
+"""
+
+from __future__ import annotations
+
+OP_CONT = 0x0
+OP_TEXT = 0x1
+OP_BINARY = 0x2
+OP_CLOSE = 0x8
+OP_PING = 0x9
+OP_PONG = 0xA
+
+MAX_MESSAGE = 10 * 1024 * 1024  # the size the official SDK accepts
+
+
+class ProtocolError(Exception):
+    """The peer broke the WebSocket framing rules; the connection must close."""
+
+
+class FrameReader:
+    """Turns received bytes into complete messages and control frames.
+
+    ``feed()`` data as it arrives, then iterate ``messages()``. Fragmented text and
+    binary messages are reassembled. Not thread-safe: the reader thread owns it.
+    """
+
+    __slots__ = ("_buf", "_frag_op", "_frag", "_frag_len", "_max")
+
+    def __init__(self, max_message: int = MAX_MESSAGE) -> None:
+        self._buf = bytearray()
+        self._frag_op: int | None = None
+        self._frag: list[bytes] = []
+        self._frag_len = 0
+        self._max = max_message
+
+    def feed(self, data: bytes) -> None:
+        """Append bytes read from the socket."""
+        self._buf += data
+
+    def messages(self) -> list[tuple[int, bytes]]:
+        """Return every complete ``(opcode, payload)`` now buffered, in order.
+
+        Raises:
+            ProtocolError: a masked or reserved-bit frame, an oversized message,
+                a bad continuation, or a fragmented control frame.
+        """
+        buf = self._buf
+        n = len(buf)
+        pos = 0
+        out: list[tuple[int, bytes]] = []
+        while n - pos >= 2:
+            b0 = buf[pos]
+            b1 = buf[pos + 1]
+            length = b1 & 0x7F
+            hdr = 2
+            if length == 126:
+                if n - pos < 4:
+                    break
+                length = int.from_bytes(buf[pos + 2 : pos + 4], "big")
+                hdr = 4
+            elif length == 127:
+                if n - pos < 10:
+                    break
+                length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+                hdr = 10
+            if b0 & 0x70:
+                raise ProtocolError("reserved bits set in a frame")
+            if b1 & 0x80:
+                raise ProtocolError("server frames must not be masked")
+            if length > self._max:
+                raise ProtocolError(f"frame of {length} bytes exceeds {self._max}")
+            end = pos + hdr + length
+            if end > n:
+                break
+            payload = bytes(buf[pos + hdr : end])
+            pos = end
+            opcode = b0 & 0x0F
+            fin = b0 & 0x80
+            if opcode >= 0x8:
+                if not fin or length > 125:
+                    raise ProtocolError("invalid control frame")
+                out.append((opcode, payload))
+            elif opcode == OP_CONT:
+                if self._frag_op is None:
+                    raise ProtocolError("continuation frame without a start")
+                self._append_fragment(payload)
+                if fin:
+                    out.append((self._frag_op, b"".join(self._frag)))
+                    self._frag_op = None
+                    self._frag = []
+                    self._frag_len = 0
+            elif opcode in (OP_TEXT, OP_BINARY):
+                if self._frag_op is not None:
+                    raise ProtocolError("new message while a fragmented one is open")
+                if fin:
+                    out.append((opcode, payload))
+                else:
+                    self._frag_op = opcode
+                    self._append_fragment(payload)
+            else:
+                raise ProtocolError(f"unknown opcode {opcode:#x}")
+        if pos:
+            del buf[:pos]
+        return out
+
+    def _append_fragment(self, payload: bytes) -> None:
+        self._frag_len += len(payload)
+        if self._frag_len > self._max:
+            raise ProtocolError(f"message exceeds {self._max} bytes")
+        self._frag.append(payload)

@@ -1,0 +1,437 @@
+"""``RestClient``: base URL, credentials, one ``requests.Session``, and ``request()``.
+
+Retry policy (the one place it lives):
+
+* GET and DELETE are retried on connection errors, timeouts, HTTP 429 and 5xx.
+* A POST is retried only when the request provably never reached the server (the TCP
+  connection could not be opened: refused, DNS failure, connect timeout) or when the
+  server answered 429. Never after a 5xx, a read timeout or a connection lost mid-way:
+  the message may have been accepted, and sending it twice would send two SMS.
+* Delays: exponential backoff with full jitter (``uniform(0, min(cap, base * 2**n))``),
+  or the server's ``Retry-After`` (seconds or an HTTP date) when it sends one, capped.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import math
+import random
+import time
+from base64 import b64encode
+from collections.abc import Callable, Mapping, Sequence
+from http.cookiejar import DefaultCookiePolicy
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote, urlsplit
+
+import requests
+from requests.auth import AuthBase
+
+from .._config import (
+    ENV_PROJECT,
+    ENV_REST_CA,
+    ENV_SPACE,
+    ENV_TOKEN,
+    ca_file as _ca_file,
+    rest_origin,
+    setting,
+)
+from .._version import __version__
+from ..errors import ConfigurationError, ConnectionClosedError, RestError, WaitTimeout
+from ._fields import opt_int, opt_str
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from .messages import MessageList
+
+__all__ = ["RestClient", "RestConnectionError", "RestTimeout"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+API_PATH = "/api/laml/2010-04-01/Accounts/"
+BACKOFF_BASE = 0.5  # seconds; first retry waits up to this long
+BACKOFF_CAP = 8.0  # seconds; no computed backoff is longer
+RETRY_AFTER_CAP = 30.0  # seconds; a longer Retry-After is shortened to this
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "PUT"})
+_MAX_ERROR_TEXT = 200
+
+# Tests replace these to run retries without waiting.
+_sleep: Callable[[float], None] = time.sleep
+_uniform: Callable[[float, float], float] = random.uniform
+
+
+class RestConnectionError(ConnectionClosedError):
+    """A REST request failed below HTTP: connection refused or lost, DNS, TLS, timeout.
+
+    Raised after any retries the policy allows; the ``requests`` exception is the
+    ``__cause__``. ``may_have_been_sent`` is ``False`` only when the request provably
+    never reached the server (the connection could not be opened), so a POST that
+    fails with ``True`` may have created a message. ``method`` and ``url`` name the
+    request (never with credentials).
+    """
+
+    def __init__(self, message: str, *, method: str, url: str, may_have_been_sent: bool) -> None:
+        super().__init__(message, may_have_been_sent=may_have_been_sent)
+        self.method = method
+        self.url = url
+
+
+class RestTimeout(RestConnectionError, WaitTimeout):
+    """A REST request timed out (connecting or waiting for the reply).
+
+    Also a :class:`~swsync.errors.WaitTimeout` and so a built-in ``TimeoutError``.
+    """
+
+
+class _BasicAuth(AuthBase):
+    """HTTP Basic auth with the header computed once; its repr hides the secret."""
+
+    __slots__ = ("_header",)
+
+    def __init__(self, user: str, password: str) -> None:
+        self._header = "Basic " + b64encode(f"{user}:{password}".encode()).decode("ascii")
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = self._header
+        return request
+
+    def __repr__(self) -> str:
+        return "<BasicAuth ***>"
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and what it wraps (``args[0]``, urllib3's ``.reason``, causes)."""
+    seen: list[BaseException] = []
+    todo: list[Any] = [exc]
+    while todo:
+        item = todo.pop()
+        if not isinstance(item, BaseException) or any(item is s for s in seen):
+            continue
+        seen.append(item)
+        todo.extend((getattr(item, "reason", None), item.__cause__, item.__context__))
+        todo.extend(item.args[:1])
+    return seen
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    """True when the connection could not be opened, so no byte of the request left."""
+    import urllib3.exceptions as u3
+
+    if isinstance(exc, requests.exceptions.SSLError):
+        return False  # handshake failures are not retried; see _retryable
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return any(isinstance(e, u3.NewConnectionError) for e in _chain(exc))
+    return False
+
+
+def _retryable(exc: requests.RequestException, idempotent: bool) -> bool:
+    if isinstance(exc, requests.exceptions.SSLError):
+        return False  # a certificate problem does not fix itself
+    if _never_sent(exc):
+        return True
+    return idempotent and isinstance(
+        exc,
+        (
+            requests.exceptions.ConnectionError,
+            requests.exceptions.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+        ),
+    )
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date), capped."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        delay = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        delay = when.timestamp() - time.time()
+    if not math.isfinite(delay):
+        return None
+    return min(max(delay, 0.0), RETRY_AFTER_CAP)
+
+
+def _backoff(attempt: int) -> float:
+    return _uniform(0.0, min(BACKOFF_CAP, BACKOFF_BASE * (2**attempt)))
+
+
+def _error_from_response(response: requests.Response, method: str, url: str) -> RestError:
+    """Build a RestError from any of the three error-body shapes, or a non-JSON body."""
+    message: str | None = None
+    code: int | None = None
+    more_info: str | None = None
+    try:
+        body: Any = json.loads(response.content) if response.content else None
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors:
+            # {"errors": [{"code", "message", "more_info"}]} or {"errors": ["text"]}
+            first = errors[0]
+            if isinstance(first, str):
+                message = first
+            body = first if isinstance(first, dict) else {}
+        message = message or opt_str(body.get("message"))
+        code = opt_int(body.get("code"))
+        more_info = opt_str(body.get("more_info"))
+    if not message:
+        text = response.text.strip() if body is None and response.content else ""
+        if len(text) > _MAX_ERROR_TEXT:
+            text = text[:_MAX_ERROR_TEXT] + "..."
+        message = text or response.reason or f"HTTP {response.status_code}"
+    return RestError(
+        response.status_code, message, code=code, more_info=more_info, method=method, url=url
+    )
+
+
+class RestClient:
+    """Client for the cXML (LaML) compatibility REST API: messages and their media.
+
+    Args:
+        project: Project ID; default ``SIGNALWIRE_PROJECT_ID``.
+        token: API token; default ``SIGNALWIRE_API_TOKEN``. Never logged or shown by repr.
+        space: space host (``example.signalwire.com`` -> ``https://example.signalwire.com``)
+            or a full ``http(s)://host[:port]`` origin for the emulator and tests;
+            default ``SIGNALWIRE_SPACE``.
+        timeout: seconds for connecting and for each read of a request (``None``: no limit).
+        max_retries: retries after the first attempt when the policy allows (0 disables).
+        ca_file: CA bundle to verify TLS with; default ``SIGNALWIRE_REST_CA_FILE``, else the
+            system/certifi bundle. Verification is always on.
+        session: a ``requests.Session`` to use (proxies, adapters); it is not closed by
+            :meth:`close`. By default the client creates and owns one.
+
+    Raises:
+        ConfigurationError: a credential or the space is missing or invalid, or an
+            option is out of range.
+
+    Thread-safety: one client may be shared by many threads. It keeps no per-call state;
+    calls share its connection pool (``requests``/``urllib3`` pools are thread-safe), and
+    its own session refuses cookies so nothing in it changes after construction. A session
+    you pass in is used as is: do not reconfigure it while calls are running.
+    """
+
+    def __init__(
+        self,
+        project: str | None = None,
+        token: str | None = None,
+        space: str | None = None,
+        *,
+        timeout: float | None = 10.0,
+        max_retries: int = 3,
+        ca_file: str | None = None,
+        session: requests.Session | None = None,
+    ) -> None:
+        project = setting(project, ENV_PROJECT, "project")
+        token = setting(token, ENV_TOKEN, "token")
+        space = setting(space, ENV_SPACE, "space")
+        assert project is not None and token is not None and space is not None
+        if timeout is not None and (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, (int, float))
+            or not timeout > 0
+        ):
+            raise ConfigurationError(f"timeout must be a positive number or None, got {timeout!r}")
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ConfigurationError(f"max_retries must be an int >= 0, got {max_retries!r}")
+        if session is not None and not isinstance(session, requests.Session):
+            raise ConfigurationError("session must be a requests.Session")
+
+        self.project: str = project
+        self.origin: str = rest_origin(space)
+        self.base_url: str = f"{self.origin}{API_PATH}{quote(project, safe='')}/"
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self._verify: str | bool = _ca_file(ca_file, ENV_REST_CA) or True
+        self._auth = _BasicAuth(project, token)
+        self._headers = {
+            "User-Agent": f"swsync/{__version__} python-requests/{requests.__version__}",
+            "Accept": "application/json",
+        }
+        self._owns_session = session is None
+        if session is None:
+            session = requests.Session()
+            # No cookies: the API sets none we need, and a stateless session is safe to share.
+            session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+        self._session = session
+
+        from .messages import MessageList
+
+        self.messages: MessageList = MessageList(self)
+
+    def __repr__(self) -> str:
+        return f"RestClient(project={self.project!r}, origin={self.origin!r})"
+
+    def __enter__(self) -> RestClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the client's own session and its pooled connections (idempotent).
+
+        A session passed in by the caller is left open.
+        """
+        if self._owns_session:
+            self._session.close()
+
+    def url(self, path: str) -> str:
+        """Return the absolute URL for ``path``.
+
+        ``path`` is relative to the account base (``"Messages.json"``), root-relative
+        (``"/api/laml/..."``, as the server's page URIs are; joined to the origin only),
+        or an absolute URL on this client's origin.
+
+        Raises:
+            ValueError: an absolute URL on another origin, or a protocol-relative ``//`` path;
+                credentials are never sent to another host.
+        """
+        if path.startswith("/"):
+            if path.startswith("//"):
+                raise ValueError(f"refusing protocol-relative URL {path!r}")
+            return self.origin + path
+        if "://" in path:
+            parts = urlsplit(path)
+            if f"{parts.scheme}://{parts.netloc}".lower() != self.origin.lower():
+                raise ValueError(f"refusing URL {path!r}: not on {self.origin}")
+            return path
+        return self.base_url + path
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        data: Sequence[tuple[str, str]] | Mapping[str, str] | None = None,
+    ) -> Any:
+        """Send one API request (with retries) and return its decoded JSON body.
+
+        The escape hatch for endpoints this package does not wrap. ``path`` is resolved
+        by :meth:`url`; ``params`` go to the query string, ``data`` is sent form-encoded
+        (a sequence of pairs repeats a key, as ``MediaUrl`` needs).
+
+        Returns:
+            The parsed JSON, or ``None`` for an empty body (204).
+
+        Raises:
+            RestError: a non-2xx answer (after retries), or a 2xx body that is not JSON.
+            RestConnectionError: the exchange failed below HTTP (``RestTimeout`` on a timeout).
+        """
+        return self._send(method, path, params=params, data=data)[1]
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        data: Sequence[tuple[str, str]] | Mapping[str, str] | None = None,
+    ) -> tuple[int, Any]:
+        method = method.upper()
+        url = self.url(path)
+        idempotent = method in _IDEMPOTENT
+        attempt = 0
+        while True:
+            try:
+                response = self._session.request(
+                    method,
+                    url,
+                    params=params,
+                    data=data,
+                    headers=self._headers,
+                    auth=self._auth,
+                    timeout=self.timeout,
+                    verify=self._verify,
+                    allow_redirects=False,  # never replay a POST as GET or follow to another host
+                )
+            except requests.RequestException as exc:
+                if attempt < self.max_retries and _retryable(exc, idempotent):
+                    attempt = self._pause(attempt, None, method, url, type(exc).__name__)
+                    continue
+                raise self._transport_error(exc, method, url) from exc
+            status = response.status_code
+            if 200 <= status < 300:
+                return status, self._decode(response, method, url)
+            if attempt < self.max_retries and (status == 429 or (status >= 500 and idempotent)):
+                attempt = self._pause(
+                    attempt, _retry_after(response), method, url, f"HTTP {status}"
+                )
+                continue
+            raise _error_from_response(response, method, url)
+
+    def _pause(
+        self, attempt: int, retry_after: float | None, method: str, url: str, why: str
+    ) -> int:
+        delay = _backoff(attempt) if retry_after is None else retry_after
+        logger.debug(
+            "%s %s: %s; retry %d of %d in %.2f s",
+            method, url, why, attempt + 1, self.max_retries, delay,
+        )
+        _sleep(delay)
+        return attempt + 1
+
+    @staticmethod
+    def _decode(response: requests.Response, method: str, url: str) -> Any:
+        content = response.content
+        if not content:
+            return None
+        try:
+            # json.loads on bytes detects UTF-8/16/32 itself; cheaper than response.json().
+            return json.loads(content)
+        except ValueError:
+            raise RestError(
+                response.status_code,
+                "response body is not valid JSON",
+                method=method,
+                url=url,
+            ) from None
+
+    @staticmethod
+    def _transport_error(
+        exc: requests.RequestException, method: str, url: str
+    ) -> RestConnectionError:
+        never = _never_sent(exc) or isinstance(
+            exc,
+            (
+                requests.exceptions.InvalidURL,
+                requests.exceptions.InvalidHeader,
+                requests.exceptions.MissingSchema,
+                requests.exceptions.InvalidSchema,
+            ),
+        )
+        cls = RestTimeout if isinstance(exc, requests.exceptions.Timeout) else RestConnectionError
+        what = "timed out" if cls is RestTimeout else f"failed ({type(exc).__name__})"
+        return cls(f"{method} {url} {what}: {exc}", method=method, url=url, may_have_been_sent=not never)
+
+    def _record(
+        self, parse: Callable[[Mapping[str, Any]], T], status: int, payload: Any,
+        method: str, url: str,
+    ) -> T:
+        """Build a record from a response body, turning a malformed body into RestError."""
+        try:
+            return parse(payload)
+        except (TypeError, ValueError) as exc:
+            raise RestError(
+                status, f"malformed response: {exc}", method=method, url=self.url(url)
+            ) from None

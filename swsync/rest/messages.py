@@ -1,0 +1,399 @@
+"""Messages: ``MessageList`` (create/list/stream/page) -> ``MessageContext`` -> ``MessageRecord``."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import Enum
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from .._validate import content, e164
+from ._fields import nonempty, opt_datetime, opt_decimal, opt_int, opt_str, query_date
+from .media import MediaList
+from .page import Page, iterate, paging_params
+
+if TYPE_CHECKING:
+    from .client import RestClient
+
+__all__ = ["MessageContext", "MessageList", "MessageRecord", "MessageStatus"]
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+MAX_VALIDITY_PERIOD = 172800  # seconds (48 h), the documented ceiling
+
+
+class MessageStatus(str, Enum):
+    """A message's ``status``; compares equal to its wire string (``"delivered"``).
+
+    A record whose status is not one of these keeps the server's plain string, so a
+    new status never breaks parsing.
+    """
+
+    QUEUED = "queued"
+    INITIATED = "initiated"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    RECEIVING = "receiving"
+    RECEIVED = "received"
+
+    __str__ = str.__str__  # "delivered", not "MessageStatus.DELIVERED"
+
+    @property
+    def is_final(self) -> bool:
+        """True for statuses that never change again (``sent`` may still become ``delivered``)."""
+        return self in _FINAL
+
+    @classmethod
+    def parse(cls, value: Any) -> MessageStatus | str | None:
+        """Return the member for a known wire value, the string itself for an unknown one."""
+        if not isinstance(value, str):
+            return None
+        try:
+            return cls(value)
+        except ValueError:
+            return value
+
+
+_FINAL = frozenset(
+    {MessageStatus.DELIVERED, MessageStatus.UNDELIVERED, MessageStatus.FAILED, MessageStatus.RECEIVED}
+)
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class MessageRecord:
+    """A snapshot of one message as the REST API returned it (immutable).
+
+    Attributes are the cXML JSON field names (``from_`` for ``from``). Dates are aware
+    ``datetime`` objects (UTC) or ``None``; ``price`` is a ``Decimal`` or ``None``;
+    ``num_segments``, ``num_media`` and ``error_code`` are ``int`` or ``None`` (numeric
+    strings are converted; a value that does not parse becomes ``None``). ``status`` is a
+    :class:`MessageStatus`, or the raw string for a status this version does not know.
+    ``raw`` is a read-only view of the whole JSON object, unknown fields included.
+    Not to be confused with the RELAY ``Message``, which is live and waitable.
+
+    Thread-safety: immutable; share freely.
+    """
+
+    sid: str
+    account_sid: str | None = None
+    api_version: str | None = None
+    from_: str | None = None
+    to: str | None = None
+    body: str | None = None
+    status: MessageStatus | str | None = None
+    direction: str | None = None
+    num_segments: int | None = None
+    num_media: int | None = None
+    price: Decimal | None = None
+    price_unit: str | None = None
+    error_code: int | None = None
+    error_message: str | None = None
+    date_created: _dt.datetime | None = None
+    date_updated: _dt.datetime | None = None
+    date_sent: _dt.datetime | None = None
+    messaging_service_sid: str | None = None
+    uri: str | None = None
+    subresource_uris: Mapping[str, str] = field(default_factory=lambda: _EMPTY, compare=False)
+    raw: Mapping[str, Any] = field(default_factory=lambda: _EMPTY, compare=False)
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> MessageRecord:
+        """Build a record from a decoded Message JSON object.
+
+        Raises:
+            ValueError: ``payload`` is not an object or has no string ``sid``.
+        """
+        if not isinstance(payload, Mapping):
+            raise ValueError(f"a message must be a JSON object, got {type(payload).__name__}")
+        get = payload.get
+        sid = get("sid")
+        if not isinstance(sid, str) or not sid:
+            raise ValueError("a message has no 'sid'")
+        subs = get("subresource_uris")
+        return cls(
+            sid=sid,
+            account_sid=opt_str(get("account_sid")),
+            api_version=opt_str(get("api_version")),
+            from_=opt_str(get("from")),
+            to=opt_str(get("to")),
+            body=opt_str(get("body")),
+            status=MessageStatus.parse(get("status")),
+            direction=opt_str(get("direction")),
+            num_segments=opt_int(get("num_segments")),
+            num_media=opt_int(get("num_media")),
+            price=opt_decimal(get("price")),
+            price_unit=opt_str(get("price_unit")),
+            error_code=opt_int(get("error_code")),
+            error_message=opt_str(get("error_message")),
+            date_created=opt_datetime(get("date_created")),
+            date_updated=opt_datetime(get("date_updated")),
+            date_sent=opt_datetime(get("date_sent")),
+            messaging_service_sid=opt_str(get("messaging_service_sid")),
+            uri=opt_str(get("uri")),
+            subresource_uris=MappingProxyType(
+                {k: v for k, v in subs.items() if isinstance(k, str) and isinstance(v, str)}
+            ) if isinstance(subs, dict) else _EMPTY,
+            raw=MappingProxyType(dict(payload)),
+        )
+
+    def __repr__(self) -> str:
+        status = self.status.value if isinstance(self.status, MessageStatus) else self.status
+        return (
+            f"MessageRecord(sid={self.sid!r}, status={status!r}, "
+            f"to={self.to!r}, from_={self.from_!r})"
+        )
+
+
+def _filters(
+    to: str | None,
+    from_: str | None,
+    status: MessageStatus | str | None,
+    date_sent: _dt.date | str | None,
+    date_sent_before: _dt.date | str | None,
+    date_sent_after: _dt.date | str | None,
+    limit: int | None,
+    page_size: int | None,
+) -> dict[str, str]:
+    params = paging_params(limit, page_size)
+    # Filters are exact-match strings; short codes are valid senders, so no E.164 check.
+    for key, value, arg in (("To", to, "to"), ("From", from_, "from_"), ("Status", status, "status")):
+        if value is not None:
+            params[key] = str(nonempty(value, arg))
+    for key, value, arg in (
+        ("DateSent", date_sent, "date_sent"),
+        ("DateSent<", date_sent_before, "date_sent_before"),
+        ("DateSent>", date_sent_after, "date_sent_after"),
+    ):
+        if value is not None:
+            params[key] = query_date(value, arg)
+    return params
+
+
+class MessageContext:
+    """One message by SID: ``fetch()``, ``update(body="")`` (redact), ``delete()``, ``media``.
+
+    Creating a context sends nothing. Thread-safety: stateless; share freely.
+    """
+
+    __slots__ = ("_client", "sid", "_path")
+
+    def __init__(self, client: RestClient, sid: str) -> None:
+        self._client = client
+        self.sid = nonempty(sid, "sid")
+        self._path = f"Messages/{quote(sid, safe='')}.json"
+
+    def __repr__(self) -> str:
+        return f"<MessageContext sid={self.sid!r}>"
+
+    def fetch(self) -> MessageRecord:
+        """Retrieve the message.
+
+        Raises:
+            RestError: e.g. 404 (code 20404) for an unknown SID.
+        """
+        status, payload = self._client._send("GET", self._path)
+        return self._client._record(MessageRecord.from_payload, status, payload, "GET", self._path)
+
+    def update(self, body: str = "") -> MessageRecord:
+        """Redact the message by setting its body to the empty string; return the result.
+
+        Redaction is the only update the API supports. Not retried after a 5xx (it is a POST).
+
+        Raises:
+            ValueError: ``body`` is anything but ``""``.
+            RestError: e.g. the message is still in progress (code 10000).
+        """
+        if body != "":
+            raise ValueError("update() only redacts: body must be the empty string")
+        status, payload = self._client._send("POST", self._path, data={"Body": ""})
+        return self._client._record(MessageRecord.from_payload, status, payload, "POST", self._path)
+
+    def delete(self) -> None:
+        """Delete the message (and its media). Returns ``None`` on 204.
+
+        A DELETE is retried after a connection error or 5xx; if the lost attempt had
+        succeeded, the retry ends with ``RestError`` 404.
+
+        Raises:
+            RestError: e.g. 404 for an unknown SID, or code 20009 while still queued.
+        """
+        self._client._send("DELETE", self._path)
+
+    @property
+    def media(self) -> MediaList:
+        """The message's media sub-resource (``list``/``stream``/``page``, ``media(sid)``)."""
+        return MediaList(self._client, self.sid)
+
+
+class MessageList:
+    """The Messages resource: ``create``, ``list``, ``stream``, ``page``; ``messages(sid)``.
+
+    Thread-safety: stateless; share freely (calls go through the client's session).
+    """
+
+    __slots__ = ("_client",)
+
+    _PATH = "Messages.json"
+    _KEY = "messages"
+
+    def __init__(self, client: RestClient) -> None:
+        self._client = client
+
+    def __call__(self, sid: str) -> MessageContext:
+        """Return the context for message ``sid`` (no request is made)."""
+        return MessageContext(self._client, sid)
+
+    def __repr__(self) -> str:
+        return "<MessageList>"
+
+    def create(
+        self,
+        to: str,
+        from_: str,
+        body: str | None = None,
+        media_url: Sequence[str] | None = None,
+        status_callback: str | None = None,
+        application_sid: str | None = None,
+        max_price: Decimal | str | float | None = None,
+        validity_period: int | None = None,
+        messaging_service_sid: str | None = None,
+    ) -> MessageRecord:
+        """Send a message (``POST /Messages``) and return the created record (HTTP 201).
+
+        Args:
+            to: destination, E.164.
+            from_: your sending number, E.164.
+            body: text, at most 1600 characters; ``body`` and/or ``media_url`` is required.
+            media_url: up to 10 http(s) URLs (sent as repeated ``MediaUrl`` fields).
+            status_callback: URL that receives a POST on each status change.
+            application_sid: cXML application whose status callback to use.
+            max_price: USD cap; the message fails (30010) instead of costing more.
+            validity_period: seconds it may stay queued (1..172800).
+            messaging_service_sid: Number Group to send from.
+
+        Returns:
+            The new message, typically ``queued``. A message the server accepted but could
+            not send comes back with ``status="failed"`` and ``error_code`` set, not an error.
+
+        Raises:
+            ValueError: bad arguments, before anything is sent.
+            RestError: the server refused the message (e.g. 422, code 21210). A POST is
+                retried only on 429 or when the connection could not be opened.
+            RestConnectionError: the exchange failed; check ``may_have_been_sent``
+                before sending again.
+        """
+        e164(to, "to")
+        e164(from_, "from_")
+        body, urls = content(body, media_url)
+        data: list[tuple[str, str]] = [("To", to), ("From", from_)]
+        if body is not None:
+            data.append(("Body", body))
+        data.extend(("MediaUrl", url) for url in urls)
+        for key, value, arg in (
+            ("StatusCallback", status_callback, "status_callback"),
+            ("ApplicationSid", application_sid, "application_sid"),
+            ("MessagingServiceSid", messaging_service_sid, "messaging_service_sid"),
+        ):
+            if value is not None:
+                data.append((key, nonempty(value, arg)))
+        if max_price is not None:
+            price = opt_decimal(max_price)
+            if price is None or price < 0:
+                raise ValueError(f"max_price must be a non-negative decimal, got {max_price!r}")
+            data.append(("MaxPrice", str(price)))
+        if validity_period is not None:
+            if (
+                isinstance(validity_period, bool)
+                or not isinstance(validity_period, int)
+                or not 1 <= validity_period <= MAX_VALIDITY_PERIOD
+            ):
+                raise ValueError(
+                    f"validity_period must be an int from 1 to {MAX_VALIDITY_PERIOD} seconds, "
+                    f"got {validity_period!r}"
+                )
+            data.append(("ValidityPeriod", str(validity_period)))
+        status, payload = self._client._send("POST", self._PATH, data=data)
+        return self._client._record(MessageRecord.from_payload, status, payload, "POST", self._PATH)
+
+    def list(
+        self,
+        to: str | None = None,
+        from_: str | None = None,
+        status: MessageStatus | str | None = None,
+        date_sent: _dt.date | str | None = None,
+        date_sent_before: _dt.date | str | None = None,
+        date_sent_after: _dt.date | str | None = None,
+        limit: int | None = None,
+        page_size: int | None = None,
+    ) -> list[MessageRecord]:
+        """Return matching messages, newest first, across pages, at most ``limit``.
+
+        Args:
+            to, from_: exact-match numbers.
+            status: a :class:`MessageStatus` or its string.
+            date_sent, date_sent_before, date_sent_after: ``date``, ``datetime`` or ISO
+                string, sent as ``YYYY-MM-DD`` (UTC) in ``DateSent``, ``DateSent<``
+                (on or before), ``DateSent>`` (on or after).
+            limit: stop after this many records, fetching no page beyond them.
+            page_size: records per request, 1..1000 (default ``min(limit, 1000)`` with a
+                limit, else the server's default of 50).
+
+        Raises:
+            ValueError: bad arguments, before anything is sent.
+            RestError, RestConnectionError: as for any request.
+        """
+        return list(
+            self.stream(to, from_, status, date_sent, date_sent_before, date_sent_after,
+                        limit, page_size)
+        )
+
+    def stream(
+        self,
+        to: str | None = None,
+        from_: str | None = None,
+        status: MessageStatus | str | None = None,
+        date_sent: _dt.date | str | None = None,
+        date_sent_before: _dt.date | str | None = None,
+        date_sent_after: _dt.date | str | None = None,
+        limit: int | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[MessageRecord]:
+        """Like :meth:`list`, but lazily: one page in memory, fetched as iteration needs it.
+
+        Arguments are validated now; the first request is made on the first ``next()``.
+        """
+        params = _filters(to, from_, status, date_sent, date_sent_before, date_sent_after,
+                          limit, page_size)
+        return iterate(self._client, self._PATH, params, self._KEY,
+                       MessageRecord.from_payload, limit)
+
+    def page(
+        self,
+        to: str | None = None,
+        from_: str | None = None,
+        status: MessageStatus | str | None = None,
+        date_sent: _dt.date | str | None = None,
+        date_sent_before: _dt.date | str | None = None,
+        date_sent_after: _dt.date | str | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+    ) -> Page[MessageRecord]:
+        """Fetch one page of matching messages; ``page.next_page()`` continues.
+
+        ``page_token`` is the opaque ``PageToken`` of a page URI the server returned.
+
+        Raises:
+            ValueError: bad arguments, before anything is sent.
+            RestError, RestConnectionError: as for any request.
+        """
+        params = _filters(to, from_, status, date_sent, date_sent_before, date_sent_after,
+                          None, page_size)
+        if page_token is not None:
+            params["PageToken"] = nonempty(page_token, "page_token")
+        return Page.fetch(self._client, self._PATH, params, self._KEY, MessageRecord.from_payload)

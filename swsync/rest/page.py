@@ -1,0 +1,165 @@
+"""``Page``: one page of a list response, and the generator that walks the pages.
+
+Pages are followed through the ``next_page_uri`` the server returns, exactly as given
+(root-relative, joined to the origin only); the client never builds page URLs itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from ..errors import RestError
+from ._fields import opt_int, opt_str
+
+if TYPE_CHECKING:
+    from .client import RestClient
+
+__all__ = ["Page"]
+
+T = TypeVar("T")
+
+MAX_PAGE_SIZE = 1000
+_META = frozenset(
+    "uri first_page_uri next_page_uri previous_page_uri last_page_uri page page_size "
+    "start end total num_pages".split()
+)
+
+
+class Page(Generic[T]):
+    """One page of records plus the server's paging links.
+
+    ``records`` is the list of typed records on this page; iterate the page or use
+    ``len()`` for the same. ``next_page()`` fetches the following page (``None`` after
+    the last one). ``uri``, ``first_page_uri``, ``next_page_uri``, ``previous_page_uri``,
+    ``page`` and ``page_size`` are the envelope's fields as sent.
+
+    Thread-safety: immutable after construction; ``next_page()`` may be called from any thread.
+    """
+
+    __slots__ = (
+        "records", "uri", "first_page_uri", "next_page_uri", "previous_page_uri",
+        "page", "page_size", "_client", "_key", "_parse",
+    )
+
+    def __init__(
+        self,
+        client: RestClient,
+        payload: Any,
+        key: str,
+        parse: Callable[[Mapping[str, Any]], T],
+    ) -> None:
+        """Build a page from a decoded list response (raises ``ValueError`` if malformed)."""
+        if not isinstance(payload, dict):
+            raise ValueError("a list response must be a JSON object")
+        items = payload.get(key)
+        if items is None:
+            # Tolerate a renamed records key, the way twilio's Page does: the single
+            # top-level key that is not part of the paging envelope.
+            others = [k for k in payload if k not in _META]
+            if len(others) == 1:
+                items = payload[others[0]]
+        if not isinstance(items, list):
+            raise ValueError(f"a list response must have a {key!r} array")
+        self.records: list[T] = [parse(item) for item in items]
+        next_uri = payload.get("next_page_uri")
+        if next_uri is not None:
+            if not isinstance(next_uri, str) or not next_uri:
+                raise ValueError("next_page_uri must be a string or null")
+            client.url(next_uri)  # refuse another origin before anyone follows it
+        self.next_page_uri: str | None = next_uri
+        self.uri = opt_str(payload.get("uri"))
+        self.first_page_uri = opt_str(payload.get("first_page_uri"))
+        self.previous_page_uri = opt_str(payload.get("previous_page_uri"))
+        self.page = opt_int(payload.get("page"))
+        self.page_size = opt_int(payload.get("page_size"))
+        self._client = client
+        self._key = key
+        self._parse = parse
+
+    @classmethod
+    def fetch(
+        cls,
+        client: RestClient,
+        path: str,
+        params: Mapping[str, str] | None,
+        key: str,
+        parse: Callable[[Mapping[str, Any]], T],
+    ) -> Page[T]:
+        """GET ``path`` and build the page (``RestError`` for a malformed body)."""
+        status, payload = client._send("GET", path, params=params)
+        try:
+            return cls(client, payload, key, parse)
+        except (TypeError, ValueError) as exc:
+            raise RestError(
+                status, f"malformed list response: {exc}", method="GET", url=client.url(path)
+            ) from None
+
+    def next_page(self) -> Page[T] | None:
+        """Fetch the next page, or return ``None`` when this is the last one.
+
+        Raises:
+            RestError, RestConnectionError: as for any request.
+        """
+        if self.next_page_uri is None:
+            return None
+        return Page.fetch(self._client, self.next_page_uri, None, self._key, self._parse)
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self.records)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __repr__(self) -> str:
+        return (
+            f"<Page page={self.page} records={len(self.records)} "
+            f"has_next={self.next_page_uri is not None}>"
+        )
+
+
+def paging_params(limit: int | None, page_size: int | None) -> dict[str, str]:
+    """Validate ``limit``/``page_size``; return the ``PageSize`` query parameter, if any.
+
+    Without ``page_size``, a ``limit`` asks for pages of ``min(limit, 1000)`` so no more
+    is fetched than needed; with neither, the server's default page size applies.
+
+    Raises:
+        ValueError: ``limit`` below 1 or ``page_size`` outside 1..1000 (or not an int).
+    """
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit must be a positive int or None, got {limit!r}")
+    if page_size is not None and (
+        isinstance(page_size, bool)
+        or not isinstance(page_size, int)
+        or not 1 <= page_size <= MAX_PAGE_SIZE
+    ):
+        raise ValueError(f"page_size must be an int from 1 to {MAX_PAGE_SIZE}, got {page_size!r}")
+    if page_size is None and limit is not None:
+        page_size = min(limit, MAX_PAGE_SIZE)
+    return {} if page_size is None else {"PageSize": str(page_size)}
+
+
+def iterate(
+    client: RestClient,
+    path: str,
+    params: Mapping[str, str],
+    key: str,
+    parse: Callable[[Mapping[str, Any]], T],
+    limit: int | None,
+) -> Iterator[T]:
+    """Yield records page by page, holding one page in memory; stop after ``limit``.
+
+    Nothing is requested until the first record is asked for, and no page is fetched
+    once ``limit`` records have been yielded.
+    """
+    remaining = limit
+    page: Page[T] | None = Page.fetch(client, path, params, key, parse)
+    while page is not None:
+        for record in page.records:
+            yield record
+            if remaining is not None:
+                remaining -= 1
+                if remaining == 0:
+                    return
+        page = page.next_page()

@@ -1,0 +1,1 @@
+"""pytest plugin for swsync users (placeholder until the fixtures land)."""

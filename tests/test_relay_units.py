@@ -1,0 +1,246 @@
+"""Unit tests, without sockets, for the RELAY client's pure parts."""
+
+from __future__ import annotations
+
+import json
+import struct
+import threading
+
+import pytest
+
+from swsync.errors import ConnectionClosedError, RelayError, WaitTimeout
+from swsync.relay.dispatcher import Dispatcher
+from swsync.relay.events import MessageStateEvent, parse_message_fields
+from swsync.relay.message import MessageTracker
+from swsync.relay.rpc import PendingCall, PendingCalls, encode_request, result_error
+from swsync.relay.wsframes import OP_CLOSE, OP_PING, OP_TEXT, FrameReader, ProtocolError
+
+
+def server_frame(payload: bytes, opcode: int = OP_TEXT, fin: bool = True) -> bytes:
+    """Encode an unmasked (server-to-client) frame, independently of the decoder."""
+    b0 = (0x80 if fin else 0) | opcode
+    n = len(payload)
+    if n < 126:
+        header = struct.pack("!BB", b0, n)
+    elif n < 1 << 16:
+        header = struct.pack("!BBH", b0, 126, n)
+    else:
+        header = struct.pack("!BBQ", b0, 127, n)
+    return header + payload
+
+
+class TestFrameReader:
+    def test_many_frames_in_one_read_and_split_across_reads(self) -> None:
+        frames = [json.dumps({"n": i, "pad": "x" * (i * 37)}).encode() for i in range(200)]
+        stream = b"".join(server_frame(f) for f in frames)
+        reader = FrameReader()
+        got: list[bytes] = []
+        # Feed in awkward chunk sizes so headers and payloads split everywhere.
+        for i in range(0, len(stream), 7):
+            reader.feed(stream[i : i + 7])
+            got.extend(p for _, p in reader.messages())
+        assert got == frames
+
+    def test_extended_lengths(self) -> None:
+        for size in (125, 126, 65535, 65536, 200_000):
+            reader = FrameReader()
+            reader.feed(server_frame(b"a" * size))
+            assert reader.messages() == [(OP_TEXT, b"a" * size)]
+
+    def test_fragmented_message_with_interleaved_ping(self) -> None:
+        reader = FrameReader()
+        reader.feed(server_frame(b"hel", OP_TEXT, fin=False))
+        reader.feed(server_frame(b"!", OP_PING))
+        reader.feed(server_frame(b"lo", 0x0, fin=True))
+        assert reader.messages() == [(OP_PING, b"!"), (OP_TEXT, b"hello")]
+
+    def test_close_frame(self) -> None:
+        reader = FrameReader()
+        reader.feed(server_frame(b"\x03\xe8", OP_CLOSE))
+        assert reader.messages() == [(OP_CLOSE, b"\x03\xe8")]
+
+    @pytest.mark.parametrize(
+        "raw",
+        [
+            bytes([0x81, 0x81]) + b"mask" + b"x",  # masked server frame
+            bytes([0xC1, 0x01]) + b"x",  # RSV1 set
+            bytes([0x80, 0x01]) + b"x",  # continuation without a start
+            bytes([0x09, 0x01]) + b"x",  # fragmented control frame
+            bytes([0x83, 0x01]) + b"x",  # reserved opcode
+        ],
+    )
+    def test_protocol_errors(self, raw: bytes) -> None:
+        reader = FrameReader()
+        reader.feed(raw)
+        with pytest.raises(ProtocolError):
+            reader.messages()
+
+    def test_oversized(self) -> None:
+        reader = FrameReader(max_message=100)
+        reader.feed(server_frame(b"a" * 101))
+        with pytest.raises(ProtocolError):
+            reader.messages()
+
+
+class TestRpc:
+    def test_encode_request(self) -> None:
+        frame = json.loads(encode_request("id-1", "messaging.send", {"body": "héllo"}))
+        assert frame == {"jsonrpc": "2.0", "id": "id-1", "method": "messaging.send", "params": {"body": "héllo"}}
+
+    @pytest.mark.parametrize(
+        ("frame", "code"),
+        [
+            ({"error": {"code": -32602, "message": "bad"}}, -32602),
+            ({"error": "weird"}, -1),
+            ({"result": {"code": "400", "message": "Some error"}}, 400),
+            ({"result": {"code": "x", "message": "?"}}, -1),
+        ],
+    )
+    def test_errors(self, frame: dict, code: int) -> None:
+        err = result_error("messaging.send", frame)
+        assert isinstance(err, RelayError) and err.code == code
+
+    @pytest.mark.parametrize(
+        "frame", [{"result": {"code": "200"}}, {"result": {}}, {"result": None}, {"result": {"code": 204}}]
+    )
+    def test_success(self, frame: dict) -> None:
+        assert result_error("messaging.send", frame) is None
+
+    def test_connect_result_is_not_code_checked(self) -> None:
+        assert result_error("signalwire.connect", {"result": {"code": "500"}}) is None
+
+    def test_pending_calls(self) -> None:
+        calls = PendingCalls()
+        a, b = PendingCall("a", "m", "{}"), PendingCall("b", "m", "{}")
+        calls.add(a)
+        calls.add(b)
+        b.written = True
+        assert calls.pop(7) is None
+        assert calls.take(lambda c: c.written) == [b]
+        assert calls.pop("a") is a and len(calls) == 0
+
+
+class _InlineDispatcher(Dispatcher):
+    """Runs jobs immediately on the caller (the tracker's reader-side tests)."""
+
+    def submit(self, key, fn, *args):  # type: ignore[no-untyped-def]
+        fn(*args)
+
+
+def state_event(mid: str, state: str, **extra: object) -> tuple[MessageStateEvent, dict]:
+    params = {"message_id": mid, "message_state": state, **extra}
+    fields = parse_message_fields(params)
+    return MessageStateEvent("messaging.state", params, None, mid, state, fields.get("reason")), fields
+
+
+class TestTracker:
+    def make(self, **kw: object) -> MessageTracker:
+        return MessageTracker(_InlineDispatcher(), **kw)  # type: ignore[arg-type]
+
+    def test_forward_only_and_handlers_in_order(self) -> None:
+        tracker = self.make()
+        done: list[str] = []
+        msg = tracker.register("m1", {"to_number": "+15551230000"}, lambda e: done.append(e.message_state))
+        seen: list[str] = []
+        msg.on(lambda e: seen.append(e.message_state))
+        for state in ("queued", "initiated", "initiated", "queued", "sent", "delivered", "failed"):
+            tracker.apply_state(*state_event("m1", state, segments=2))
+        assert seen == ["queued", "initiated", "sent", "delivered"]
+        assert done == ["delivered"]
+        assert msg.is_done and msg.state == "delivered" and msg.segments == 2
+        assert msg.wait(0).message_state == "delivered"
+        assert len(tracker) == 0  # nothing kept after completion
+
+    def test_early_events_replayed_on_register(self) -> None:
+        tracker = self.make()
+        tracker.apply_state(*state_event("m2", "queued"))
+        tracker.apply_state(*state_event("m2", "failed", reason="unreachable"))
+        assert tracker.early_count == 1
+        msg = tracker.register("m2", {}, None)
+        assert msg.state == "failed" and msg.reason == "unreachable" and msg.is_done
+        assert tracker.early_count == 0
+
+    def test_early_buffer_bounded_and_expires(self) -> None:
+        tracker = self.make(max_early=3, early_ttl=10.0)
+        for i in range(5):
+            tracker.apply_state(*state_event(f"x{i}", "queued"))
+        assert tracker.early_count == 3
+        tracker.expire(now=10**9)
+        assert tracker.early_count == 0
+
+    def test_max_tracked_evicts_oldest_with_wait_timeout(self) -> None:
+        tracker = self.make(max_tracked=2)
+        first = tracker.register("a", {}, None)
+        tracker.register("b", {}, None)
+        tracker.register("c", {}, None)
+        assert len(tracker) == 2
+        with pytest.raises(WaitTimeout, match="stopped tracking"):
+            first.wait(5)
+
+    def test_wait_timeout_and_many_waiters_woken(self) -> None:
+        tracker = self.make()
+        msg = tracker.register("w", {}, None)
+        with pytest.raises(WaitTimeout):
+            msg.wait(0.01)
+        results: list[str] = []
+        started = threading.Barrier(21)
+
+        def waiter() -> None:
+            started.wait(5)
+            results.append(msg.wait(5).message_state)
+
+        threads = [threading.Thread(target=waiter) for _ in range(20)]
+        for t in threads:
+            t.start()
+        started.wait(5)
+        tracker.apply_state(*state_event("w", "undelivered", reason="carrier_blocked"))
+        for t in threads:
+            t.join(5)
+        assert results == ["undelivered"] * 20
+
+    def test_closed_wakes_waiters(self) -> None:
+        tracker = self.make()
+        msg = tracker.register("z", {}, None)
+        tracker.closed("bye")
+        with pytest.raises(ConnectionClosedError, match="bye"):
+            msg.wait(5)
+
+    def test_hostile_fields_are_dropped(self) -> None:
+        fields = parse_message_fields(
+            {"message_id": 5, "body": ["x"], "media": ["ok", 3], "segments": True, "tags": ["t"], "reason": "r"}
+        )
+        assert fields == {"tags": ["t"], "reason": "r"}
+
+
+def test_dispatcher_fifo_per_key_across_workers() -> None:
+    d = Dispatcher(workers=4)
+    d.start()
+    seen: dict[str, list[int]] = {}
+    lock = threading.Lock()
+    finished = threading.Event()
+
+    def job(key: str, i: int) -> None:
+        with lock:
+            seen.setdefault(key, []).append(i)
+            if sum(map(len, seen.values())) == 400:
+                finished.set()
+
+    for i in range(100):
+        for key in ("a", "b", "c", "d"):
+            d.submit(key, job, key, i)
+    assert finished.wait(10)
+    d.stop()
+    assert all(v == list(range(100)) for v in seen.values())
+    assert not any(t.is_alive() for t in d.threads)
+
+
+def test_dispatcher_survives_raising_job(caplog: pytest.LogCaptureFixture) -> None:
+    d = Dispatcher()
+    d.start()
+    ran = threading.Event()
+    d.submit("k", lambda: 1 / 0)
+    d.submit("k", ran.set)
+    assert ran.wait(5)
+    d.stop()
+    assert "raised" in caplog.text
+
