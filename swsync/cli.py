@@ -1,8 +1,763 @@
-"""The ``swsync`` command line (placeholder until the CLI lands)."""
+"""The ``swsync`` command line: ``send``, ``listen``, ``messages``, ``emulator``, ``demo``.
+
+``main(argv)`` parses arguments with argparse and returns the process exit code;
+``python -m swsync`` and the ``swsync`` console script both call it. Errors are one
+line on stderr (``swsync: error: ...``); ``--debug`` adds DEBUG logging and full
+tracebacks. Imports are lazy: ``swsync send`` over RELAY never imports ``requests``
+or the emulator, which keeps a cron job's cold start short.
+"""
 
 from __future__ import annotations
 
+import argparse
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command line; return the process exit code."""
-    raise SystemExit("swsync: the command line is not built yet")
+from . import _config, _validate
+from ._version import __version__
+from .errors import (
+    AuthenticationError,
+    ConfigurationError,
+    ConnectionClosedError,
+    RelayError,
+    RestError,
+    WaitTimeout,
+)
+
+if TYPE_CHECKING:
+    from .relay import Message, RelayClient
+    from .rest import MessageRecord, RestClient
+
+__all__ = [
+    "EXIT_CONNECTION",
+    "EXIT_NOT_DELIVERED",
+    "EXIT_OK",
+    "EXIT_TIMEOUT",
+    "EXIT_USAGE",
+    "main",
+]
+
+EXIT_OK = 0  # delivered (send --wait), accepted (send --no-wait), or the command succeeded
+EXIT_NOT_DELIVERED = 1  # undelivered, failed, refused by the server; any other API error
+EXIT_USAGE = 2  # bad arguments or configuration (argparse uses 2 as well)
+EXIT_TIMEOUT = 3  # no final state within --timeout
+EXIT_CONNECTION = 4  # credentials rejected, or the server could not be reached
+EXIT_INTERRUPTED = 130  # Ctrl-C during a one-shot command
+
+EXIT_CODES_HELP = """\
+exit codes of 'swsync send':
+  0  delivered (with --no-wait: accepted by the server)
+  1  undelivered, failed, or refused by the server (the reason is printed)
+  2  usage or configuration error (bad arguments, missing credentials)
+  3  timed out waiting for a final state (see --timeout)
+  4  authentication or connection failure
+"""
+
+CREDENTIALS_HELP = f"""\
+credentials: --project, --token and --space, else the environment variables
+{_config.ENV_PROJECT}, {_config.ENV_TOKEN} and {_config.ENV_SPACE}.
+The space is a host name (example.signalwire.com) or, for a local emulator, a URL
+such as ws://127.0.0.1:8765 or http://127.0.0.1:8765: one server serves RELAY and
+REST, so either form works for every command.
+"""
+
+# Order of states for printing each one once, forward only (REST adds "sending").
+_RANK = {"queued": 0, "initiated": 1, "sending": 2, "sent": 3,
+         "delivered": 4, "undelivered": 4, "failed": 4, "received": 4}
+_TERMINAL = frozenset({"delivered", "undelivered", "failed"})
+_DEMO_CONTEXT = "demo"
+
+
+class CommandError(Exception):
+    """A failure the command line reports as one line with a specific exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_NOT_DELIVERED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# --------------------------------------------------------------------- parsing
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose errors read ``swsync: error: ...`` and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"swsync: error: {message}\n")
+
+
+def _global_options() -> argparse.ArgumentParser:
+    # SUPPRESS defaults let the options appear before or after the subcommand
+    # without the subcommand's (absent) value overwriting the global one.
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("credentials and diagnostics")
+    group.add_argument("--project", default=argparse.SUPPRESS,
+                       help=f"project ID (default: ${_config.ENV_PROJECT})")
+    group.add_argument("--token", default=argparse.SUPPRESS,
+                       help=f"API token (default: ${_config.ENV_TOKEN})")
+    group.add_argument("--space", default=argparse.SUPPRESS,
+                       help=f"space host or URL (default: ${_config.ENV_SPACE})")
+    group.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="log at DEBUG to stderr and show full tracebacks")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the ``swsync`` argument parser (exposed for documentation and tests)."""
+    common = _global_options()
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = _Parser(
+        prog="swsync",
+        description="Send and receive SignalWire messages from the command line.",
+        epilog=CREDENTIALS_HELP + "\n" + EXIT_CODES_HELP,
+        formatter_class=fmt,
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"swsync {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser(
+        "send", parents=[common], formatter_class=fmt,
+        help="send an SMS/MMS and (by default) wait until it is delivered",
+        description="Send a message and print each state change with its elapsed time.",
+        epilog=EXIT_CODES_HELP + "\nexample (cron):\n"
+        "  swsync send --to +15551234567 --from +15559876543 --body 'backup done' "
+        "|| echo 'not delivered'\n",
+    )
+    p.add_argument("--to", required=True, metavar="NUMBER", help="destination, E.164 (+15551234567)")
+    p.add_argument("--from", dest="from_", required=True, metavar="NUMBER",
+                   help="your sending number, E.164")
+    p.add_argument("--body", help="message text; '-' reads it from standard input")
+    p.add_argument("--media", action="append", metavar="URL", help="media URL (repeatable, up to 10)")
+    p.add_argument("--tag", action="append", metavar="TAG", help="tag stored with the message (repeatable; RELAY)")
+    p.add_argument("--context", help="RELAY context for the message's events (default: the session's)")
+    p.add_argument("--via", choices=("relay", "rest"), default="relay",
+                   help="send over the RELAY websocket (default) or the cXML REST API")
+    p.add_argument("--wait", action=argparse.BooleanOptionalAction, default=True,
+                   help="wait for a final state (default); --no-wait exits once the server accepted it")
+    p.add_argument("--timeout", type=_positive_float, default=30.0, metavar="SECONDS",
+                   help="how long --wait waits for a final state (default: 30)")
+    p.add_argument("--json", action="store_true", help="print one JSON object per state change")
+    p.set_defaults(func=_cmd_send)
+
+    p = sub.add_parser(
+        "listen", parents=[common], formatter_class=fmt,
+        help="print inbound messages as JSON lines until Ctrl-C or SIGTERM",
+        description="Receive inbound messages over RELAY and print each as one JSON line.",
+    )
+    p.add_argument("--context", action="append", metavar="CONTEXT",
+                   help="context to receive on (repeatable; default: 'default')")
+    p.set_defaults(func=_cmd_listen)
+
+    p = sub.add_parser("messages", parents=[common], help="list, get, redact or delete messages over REST",
+                       description="Work with stored messages through the cXML REST API.")
+    msub = p.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    msub.required = True
+    q = msub.add_parser("list", parents=[common], help="list messages, newest first")
+    q.add_argument("--to", metavar="NUMBER", help="only messages to this number")
+    q.add_argument("--from", dest="from_", metavar="NUMBER", help="only messages from this number")
+    q.add_argument("--status", help="only messages with this status (delivered, failed, ...)")
+    q.add_argument("--date-sent", metavar="YYYY-MM-DD", help="only messages sent on this day (UTC)")
+    q.add_argument("--limit", type=_positive_int, default=50, help="at most this many (default: 50)")
+    q.add_argument("--json", action="store_true", help="one JSON object per message")
+    q.set_defaults(func=_cmd_messages_list)
+    for action, helptext, func in (
+        ("get", "show one message", _cmd_messages_get),
+        ("redact", "blank a message's body", _cmd_messages_redact),
+        ("delete", "delete a message", _cmd_messages_delete),
+    ):
+        q = msub.add_parser(action, parents=[common], help=helptext)
+        q.add_argument("sid", help="the message SID")
+        q.add_argument("--json", action="store_true", help="print the message as JSON")
+        q.set_defaults(func=func)
+
+    p = sub.add_parser(
+        "emulator", parents=[common], formatter_class=fmt,
+        help="run the local emulator (RELAY + REST) in the foreground",
+        description="Run a local SignalWire emulator until Ctrl-C. It prints the "
+        "export lines a client needs. Needs: pip install 'swsync[emulator]'.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8765, help="TCP port, 0 for any free one (default: 8765)")
+    p.add_argument("--state-delay", type=_non_negative_float, metavar="SECONDS",
+                   help="seconds between a message's state changes")
+    p.add_argument("--certfile", help="serve TLS with this certificate (PEM)")
+    p.add_argument("--keyfile", help="the certificate's private key (PEM)")
+    p.set_defaults(func=_cmd_emulator)
+
+    p = sub.add_parser(
+        "demo", parents=[common],
+        help="no account needed: send, track, receive and list messages against a local emulator",
+        description="Start an in-process emulator and walk through sending a message, "
+        "watching it get delivered, receiving a reply and listing messages over REST.",
+    )
+    p.add_argument("--state-delay", type=_non_negative_float, default=0.3, metavar="SECONDS",
+                   help="seconds between state changes, to make them visible (default: 0.3)")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
+    return value
+
+
+# ------------------------------------------------------------------ entry point
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``swsync`` command line and return its exit code.
+
+    Args:
+        argv: the arguments without the program name (default ``sys.argv[1:]``).
+
+    Returns:
+        The exit code (see ``swsync --help``); argparse usage errors exit with 2
+        through ``SystemExit`` as usual.
+    """
+    args = build_parser().parse_args(argv)
+    debug = bool(getattr(args, "debug", False))
+    if debug:
+        import logging
+
+        logging.basicConfig(
+            level=logging.DEBUG, stream=sys.stderr,
+            format="%(asctime)s %(threadName)s %(name)s %(levelname)s: %(message)s",
+        )
+    try:
+        code: int = args.func(args)
+        return code
+    except KeyboardInterrupt:
+        _flush_quietly()
+        print("swsync: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader (head, grep -m) went away: stop quietly, as Unix tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+    except Exception as exc:  # noqa: BLE001 - the CLI's one error boundary
+        code, text = _describe(exc)
+        if debug:
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
+        _flush_quietly()
+        print(f"swsync: error: {text}", file=sys.stderr)
+        return code
+
+
+def _flush_quietly() -> None:
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def _describe(exc: BaseException) -> tuple[int, str]:
+    """Map an exception to (exit code, one-line message)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, CommandError):
+        return exc.code, text
+    if isinstance(exc, AuthenticationError):
+        return EXIT_CONNECTION, f"authentication failed: {text}"
+    if isinstance(exc, ConfigurationError):
+        return EXIT_USAGE, text
+    if isinstance(exc, RelayError):
+        return EXIT_NOT_DELIVERED, f"the server refused the request: {text}"
+    if isinstance(exc, RestError):
+        if exc.status in (401, 403):
+            return EXIT_CONNECTION, f"authentication failed: {text}"
+        return EXIT_NOT_DELIVERED, text
+    if isinstance(exc, ConnectionClosedError):  # includes REST transport errors and timeouts
+        return EXIT_CONNECTION, f"connection failed: {text}"
+    if isinstance(exc, WaitTimeout):
+        return EXIT_TIMEOUT, text
+    if isinstance(exc, (ValueError, TypeError)):
+        return EXIT_USAGE, text
+    if isinstance(exc, OSError):
+        return EXIT_CONNECTION, f"connection failed: {text}"
+    return EXIT_NOT_DELIVERED, f"{type(exc).__name__}: {text}"
+
+
+# ------------------------------------------------------------------ credentials
+
+
+def _arg_or_env(args: argparse.Namespace, name: str, env: str) -> str | None:
+    value = getattr(args, name, None)
+    if value is None:
+        value = os.environ.get(env) or None
+    if value is not None and not value.strip():
+        raise ConfigurationError(f"--{name} must not be empty")
+    return value
+
+
+def _require(value: str | None, flag: str, env: str) -> str:
+    if value is None:
+        raise ConfigurationError(f"missing {flag[2:]}: pass {flag} or set {env}")
+    return value
+
+
+def relay_space(space: str) -> str:
+    """Map a REST-style space (``http://``/``https://`` URL) to the RELAY URL on the same server."""
+    if space.startswith("http://"):
+        return "ws://" + space[len("http://"):]
+    if space.startswith("https://"):
+        return "wss://" + space[len("https://"):]
+    return space
+
+
+def rest_space(space: str) -> str:
+    """Map a RELAY-style space (``ws://``/``wss://`` URL) to the REST origin on the same server."""
+    if space.startswith("ws://"):
+        return "http://" + space[len("ws://"):]
+    if space.startswith("wss://"):
+        return "https://" + space[len("wss://"):]
+    return space
+
+
+def _relay_client(args: argparse.Namespace, contexts: Sequence[str] | None = None) -> RelayClient:
+    from .relay import RelayClient
+
+    project = _arg_or_env(args, "project", _config.ENV_PROJECT)
+    token = _arg_or_env(args, "token", _config.ENV_TOKEN)
+    space = _require(_arg_or_env(args, "space", _config.ENV_SPACE), "--space", _config.ENV_SPACE)
+    if token is None and not os.environ.get(_config.ENV_JWT):
+        raise ConfigurationError(
+            f"missing token: pass --token or set {_config.ENV_TOKEN} (or {_config.ENV_JWT})"
+        )
+    if token is not None:
+        _require(project, "--project", _config.ENV_PROJECT)
+    return RelayClient(project, token, relay_space(space), contexts=contexts)
+
+
+def _rest_client(args: argparse.Namespace) -> RestClient:
+    from .rest import RestClient
+
+    project = _require(_arg_or_env(args, "project", _config.ENV_PROJECT), "--project", _config.ENV_PROJECT)
+    token = _require(_arg_or_env(args, "token", _config.ENV_TOKEN), "--token", _config.ENV_TOKEN)
+    space = _require(_arg_or_env(args, "space", _config.ENV_SPACE), "--space", _config.ENV_SPACE)
+    return RestClient(project, token, rest_space(space))
+
+
+# ------------------------------------------------------------------------ output
+
+
+def _write(out: TextIO, line: str) -> None:
+    out.write(line + "\n")
+    out.flush()
+
+
+def _json(obj: Any) -> str:
+    import json
+
+    return json.dumps(obj, ensure_ascii=False, default=str)
+
+
+class _Progress:
+    """Prints one message's state changes, each at most once and never backwards.
+
+    Called from the main thread and from the client's dispatch thread.
+    """
+
+    def __init__(self, out: TextIO, *, as_json: bool, start: float) -> None:
+        self._out = out
+        self._json = as_json
+        self._start = start
+        # Guards _rank/_last and the write of one line; held only while printing it.
+        self._lock = threading.Lock()
+        self._rank = -1
+        self._last: str | None = None
+
+    @property
+    def last(self) -> str | None:
+        """The last state printed."""
+        return self._last
+
+    def show(self, message_id: str, state: str, reason: str | None = None, detail: str = "") -> None:
+        """Print ``state`` unless it, or a later state, was printed already."""
+        elapsed = time.monotonic() - self._start
+        rank = _RANK.get(state)
+        with self._lock:
+            if state == self._last or (rank is not None and rank <= self._rank):
+                return
+            if rank is not None:
+                self._rank = rank
+            self._last = state
+            if self._json:
+                line = _json({"message_id": message_id, "state": state, "reason": reason,
+                              "elapsed": round(elapsed, 3)})
+            else:
+                line = f"{elapsed:7.3f}s  {state:<11}"
+                if reason:
+                    line += f" reason: {reason}"
+                if detail:
+                    line += f" {detail}"
+                line = line.rstrip()
+            _write(self._out, line)
+
+
+def _not_delivered(message_id: str, state: str, reason: str | None) -> CommandError:
+    return CommandError(f"message {message_id} {state}: {reason or 'no reason given'}")
+
+
+# ---------------------------------------------------------------------- send
+
+
+def _cmd_send(args: argparse.Namespace) -> int:
+    body = args.body
+    if body == "-":
+        body = sys.stdin.read().rstrip("\n")
+    # Check everything before touching the network, so a typo exits 2 at once.
+    _validate.e164(args.to, "--to")
+    _validate.e164(args.from_, "--from")
+    body, media = _validate.content(body, args.media)
+    if args.via == "rest" and (args.tag or args.context):
+        raise ConfigurationError("--tag and --context are RELAY options; drop them or use --via relay")
+    if args.via == "rest":
+        return _send_rest(args, body, media)
+    return _send_relay(args, body, media)
+
+
+def _send_relay(args: argparse.Namespace, body: str | None, media: list[str]) -> int:
+    client = _relay_client(args)
+    with client:
+        start = time.monotonic()
+        progress = _Progress(sys.stdout, as_json=args.json, start=start)
+        message = client.send_message(args.to, args.from_, body, media=media or None,
+                                      tags=args.tag, context=args.context)
+        progress.show(message.message_id, "queued", detail=f"message {message.message_id} to {args.to}")
+        if not args.wait:
+            return EXIT_OK
+        message.on(lambda ev: progress.show(ev.message_id, ev.message_state, ev.reason))
+        # Catch up on states applied before on() was registered (dedup'd by rank).
+        progress.show(message.message_id, message.state, message.reason)
+        return _finish_relay(message, progress, args.timeout)
+
+
+def _finish_relay(message: Message, progress: _Progress, timeout: float) -> int:
+    try:
+        event = message.wait(timeout)
+    except WaitTimeout:
+        raise CommandError(
+            f"timed out after {timeout:g} s waiting for message {message.message_id} "
+            f"(last state: {message.state})", EXIT_TIMEOUT,
+        ) from None
+    state = getattr(event, "message_state", message.state)
+    reason = getattr(event, "reason", None) or message.reason
+    progress.show(message.message_id, state, reason)
+    if state != "delivered":
+        raise _not_delivered(message.message_id, state, reason)
+    return EXIT_OK
+
+
+def _send_rest(args: argparse.Namespace, body: str | None, media: list[str]) -> int:
+    with _rest_client(args) as rest:
+        start = time.monotonic()
+        progress = _Progress(sys.stdout, as_json=args.json, start=start)
+        record = rest.messages.create(to=args.to, from_=args.from_, body=body, media_url=media or None)
+        status = str(record.status or "queued")
+        progress.show(record.sid, status, record.error_message,
+                      detail=f"message {record.sid} to {args.to}")
+        if status in ("undelivered", "failed"):
+            raise _not_delivered(record.sid, status, record.error_message)
+        if not args.wait:
+            return EXIT_OK
+        deadline = start + args.timeout
+        pause = 0.1
+        context = rest.messages(record.sid)
+        while status not in _TERMINAL:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise CommandError(
+                    f"timed out after {args.timeout:g} s waiting for message {record.sid} "
+                    f"(last status: {status})", EXIT_TIMEOUT,
+                )
+            # REST has no push: poll, backing off to one request a second.
+            time.sleep(min(pause, remaining))
+            pause = min(pause * 2, 1.0)
+            record = context.fetch()
+            status = str(record.status or status)
+            progress.show(record.sid, status, record.error_message)
+        if status != "delivered":
+            raise _not_delivered(record.sid, status, record.error_message)
+        return EXIT_OK
+
+
+# --------------------------------------------------------------------- listen
+
+
+def message_json(message: Message) -> dict[str, Any]:
+    """The JSON-ready dict ``swsync listen`` prints for an inbound RELAY message."""
+    return {
+        "message_id": message.message_id,
+        "context": message.context,
+        "direction": message.direction,
+        "from_number": message.from_number,
+        "to_number": message.to_number,
+        "body": message.body,
+        "media": list(message.media),
+        "tags": list(message.tags),
+        "segments": message.segments,
+        "state": message.state,
+    }
+
+
+def _cmd_listen(args: argparse.Namespace) -> int:
+    contexts = args.context or ["default"]
+    client = _relay_client(args, contexts=contexts)
+    # Guards writes to stdout from the dispatch thread(s); held for one line.
+    lock = threading.Lock()
+
+    def show(message: Message) -> None:
+        line = _json(message_json(message))
+        with lock:
+            _write(sys.stdout, line)
+
+    client.on_message(show)
+    client.connect()
+    print(f"swsync: listening on context(s) {', '.join(contexts)}; Ctrl-C to stop",
+          file=sys.stderr, flush=True)
+    client.run()  # returns on Ctrl-C or SIGTERM, after disconnecting
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------- messages
+
+
+def _fmt_date(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value is not None else "-"
+
+
+def _short(text: str | None, width: int = 40) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def format_table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> list[str]:
+    """Align ``rows`` under ``header`` in columns two spaces apart; return the lines."""
+    widths = [len(h) for h in header]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row)]
+    lines = []
+    for row in (header, *rows):
+        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    return lines
+
+
+def _record_json(record: MessageRecord) -> str:
+    return _json(dict(record.raw))
+
+
+def _cmd_messages_list(args: argparse.Namespace) -> int:
+    with _rest_client(args) as rest:
+        records = rest.messages.list(to=args.to, from_=args.from_, status=args.status,
+                                     date_sent=args.date_sent, limit=args.limit)
+    if args.json:
+        for record in records:
+            _write(sys.stdout, _record_json(record))
+        return EXIT_OK
+    if not records:
+        print("swsync: no messages found", file=sys.stderr)
+        return EXIT_OK
+    header = ("SID", "DATE (UTC)", "DIRECTION", "FROM", "TO", "STATUS", "BODY")
+    rows = [
+        (r.sid, _fmt_date(r.date_sent or r.date_created), r.direction or "-", r.from_ or "-",
+         r.to or "-", str(r.status or "-"), _short(r.body))
+        for r in records
+    ]
+    for line in format_table(rows, header):
+        _write(sys.stdout, line)
+    return EXIT_OK
+
+
+_DETAIL_FIELDS = ("sid", "status", "direction", "from_", "to", "body", "num_segments", "num_media",
+                  "price", "price_unit", "error_code", "error_message", "date_created", "date_sent",
+                  "date_updated", "messaging_service_sid")
+
+
+def _show_record(record: MessageRecord, as_json: bool) -> None:
+    if as_json:
+        _write(sys.stdout, _record_json(record))
+        return
+    width = max(len(f.rstrip("_")) for f in _DETAIL_FIELDS)
+    for name in _DETAIL_FIELDS:
+        value = getattr(record, name)
+        if hasattr(value, "strftime"):
+            value = _fmt_date(value)
+        _write(sys.stdout, f"{name.rstrip('_'):<{width}}  {'-' if value is None else value}")
+
+
+def _cmd_messages_get(args: argparse.Namespace) -> int:
+    with _rest_client(args) as rest:
+        _show_record(rest.messages(args.sid).fetch(), args.json)
+    return EXIT_OK
+
+
+def _cmd_messages_redact(args: argparse.Namespace) -> int:
+    with _rest_client(args) as rest:
+        record = rest.messages(args.sid).update(body="")
+    if args.json:
+        _show_record(record, True)
+    else:
+        _write(sys.stdout, f"redacted {record.sid}")
+    return EXIT_OK
+
+
+def _cmd_messages_delete(args: argparse.Namespace) -> int:
+    with _rest_client(args) as rest:
+        rest.messages(args.sid).delete()
+    _write(sys.stdout, _json({"sid": args.sid, "deleted": True}) if args.json else f"deleted {args.sid}")
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------- emulator
+
+
+def _import_emulator() -> Any:
+    try:
+        import aiohttp  # noqa: F401
+    except ImportError:
+        raise ConfigurationError(
+            "the emulator needs aiohttp: pip install 'swsync[emulator]'"
+        ) from None
+    from . import emulator
+
+    return emulator
+
+
+class _ExportLines:
+    """Stdout wrapper that turns the emulator's ``SIGNALWIRE_X=v`` lines into ``export`` lines."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._at_line_start = True
+
+    def write(self, text: str) -> int:
+        if self._at_line_start and text.startswith("SIGNALWIRE_"):
+            self._out.write("export ")
+        if text:
+            self._at_line_start = text.endswith("\n")
+        return self._out.write(text)
+
+    def flush(self) -> None:
+        self._out.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._out, name)
+
+
+def _cmd_emulator(args: argparse.Namespace) -> int:
+    _import_emulator()
+    from .emulator.__main__ import main as emulator_main
+
+    argv = ["--host", args.host, "--port", str(args.port)]
+    for flag, value in (("--state-delay", args.state_delay), ("--certfile", args.certfile),
+                        ("--keyfile", args.keyfile), ("--project", getattr(args, "project", None)),
+                        ("--token", getattr(args, "token", None))):
+        if value is not None:
+            argv += [flag, str(value)]
+    if getattr(args, "debug", False):
+        argv.append("--verbose")
+    print("swsync: emulator starting; paste these lines into another shell, Ctrl-C to stop",
+          file=sys.stderr, flush=True)
+    stdout = sys.stdout
+    sys.stdout = _ExportLines(stdout)  # type: ignore[assignment]
+    try:
+        code: int = emulator_main(argv)
+    finally:
+        sys.stdout = stdout
+    return code
+
+
+# ----------------------------------------------------------------------- demo
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    emulator = _import_emulator()
+    from .relay import RelayClient
+
+    out = sys.stdout
+    ours, theirs = "+15550001111", "+15557654321"
+
+    def say(text: str = "") -> None:
+        _write(out, text)
+
+    with emulator.Emulator(state_delay=args.state_delay) as emu:
+        say(f"Started a local SignalWire emulator at {emu.relay_url} (RELAY) and {emu.rest_url} (REST).")
+        say("No account and no network needed: everything below runs on this machine.")
+        say()
+        client = RelayClient(emu.project, emu.token, emu.relay_url, contexts=[_DEMO_CONTEXT])
+        with client:
+            say(f"1. Sending 'Hello from swsync!' to {theirs} over RELAY and waiting for delivery:")
+            start = time.monotonic()
+            progress = _Progress(out, as_json=False, start=start)
+            message = client.send_message(theirs, ours, "Hello from swsync!")
+            progress.show(message.message_id, "queued", detail=f"message {message.message_id}")
+            message.on(lambda ev: progress.show(ev.message_id, ev.message_state, ev.reason))
+            progress.show(message.message_id, message.state, message.reason)
+            _finish_relay(message, progress, 30.0)
+            say()
+
+            say(f"2. {theirs} replies; the client receives it through on_message:")
+            import queue
+
+            inbox: queue.SimpleQueue[Message] = queue.SimpleQueue()
+            client.on_message(inbox.put)
+            emu.inject_inbound(to_number=ours, from_number=theirs, body="Got it, thanks!",
+                               context=_DEMO_CONTEXT)
+            try:
+                reply = inbox.get(timeout=10)
+            except queue.Empty:
+                raise CommandError("the demo's inbound message did not arrive within 10 s") from None
+            say(f"   from {reply.from_number} to {reply.to_number} on context "
+                f"{reply.context!r}: {reply.body!r}")
+            say()
+        say("3. Listing the messages over the cXML REST API (RestClient):")
+        from .rest import RestClient
+
+        with RestClient(emu.project, emu.token, emu.rest_url) as rest:
+            records = rest.messages.list(limit=10)
+        rows = [(r.sid[:8] + "…", r.direction or "-", r.from_ or "-", r.to or "-",
+                 str(r.status or "-"), _short(r.body, 30)) for r in records]
+        for line in format_table(rows, ("SID", "DIRECTION", "FROM", "TO", "STATUS", "BODY")):
+            say("   " + line)
+        say()
+    say("Done. Next: 'swsync emulator' runs the emulator in the foreground; point the")
+    say("SIGNALWIRE_* variables it prints at it and try 'swsync send' or examples/.")
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -10,7 +10,7 @@ import pytest
 
 from swsync.errors import ConnectionClosedError, RelayError, WaitTimeout
 from swsync.relay.dispatcher import Dispatcher
-from swsync.relay.events import MessageStateEvent, parse_message_fields
+from swsync.relay.events import parse_message_fields
 from swsync.relay.message import MessageTracker
 from swsync.relay.rpc import PendingCall, PendingCalls, encode_request, result_error
 from swsync.relay.wsframes import OP_CLOSE, OP_PING, OP_TEXT, FrameReader, ProtocolError
@@ -112,6 +112,13 @@ class TestRpc:
     def test_pending_calls(self) -> None:
         calls = PendingCalls()
         a, b = PendingCall("a", "m", "{}"), PendingCall("b", "m", "{}")
+        assert not a.wait(0)
+        a.resolve({"ok": 1})
+        assert a.wait(0) and a.outcome() == {"ok": 1}
+        b.fail(RelayError(1, "no"))
+        assert b.wait(1)
+        with pytest.raises(RelayError):
+            b.outcome()
         calls.add(a)
         calls.add(b)
         b.written = True
@@ -127,10 +134,9 @@ class _InlineDispatcher(Dispatcher):
         fn(*args)
 
 
-def state_event(mid: str, state: str, **extra: object) -> tuple[MessageStateEvent, dict]:
+def state_event(mid: str, state: str, **extra: object) -> tuple[dict, dict]:
     params = {"message_id": mid, "message_state": state, **extra}
-    fields = parse_message_fields(params)
-    return MessageStateEvent("messaging.state", params, None, mid, state, fields.get("reason")), fields
+    return parse_message_fields(params), params
 
 
 class TestTracker:

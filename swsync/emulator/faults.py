@@ -153,6 +153,17 @@ class Counters:
 
     __slots__ = _STAT_NAMES
 
+    connections: int
+    resumes: int
+    accepted_sends: int
+    events_sent: int
+    acks_received: int
+    pings_sent: int
+    pongs_received: int
+    rest_requests: int
+    rest_creates: int
+    webhooks_sent: int
+
     def __init__(self) -> None:
         self.reset()
 

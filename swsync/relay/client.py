@@ -16,7 +16,7 @@ from .. import _config, _validate
 from ..errors import ConfigurationError, ConnectionClosedError
 from .connection import CLOSED, Connection
 from .dispatcher import Dispatcher
-from .events import MessageReceiveEvent, MessageStateEvent, RelayEvent, parse_message_fields
+from .events import MessageReceiveEvent, parse_message_fields
 from .message import Handler, Message, MessageTracker
 
 logger = logging.getLogger("swsync.relay")
@@ -402,8 +402,7 @@ class RelayClient:
             if not mid or not state:
                 logger.warning("dropped a messaging.state event without message_id/message_state")
                 return
-            event = MessageStateEvent(event_type, params, timestamp, mid, state, fields.get("reason"))
-            self._tracker.apply_state(event, fields)
+            self._tracker.apply_state(fields, params, timestamp)
         elif event_type == "messaging.receive":
             fields = parse_message_fields(params)
             mid = fields.get("message_id")

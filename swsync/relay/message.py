@@ -9,11 +9,12 @@ to the dispatcher after the lock is released.
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConnectionClosedError, SwsyncError, WaitTimeout
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[RelayEvent], Any]
+_Early = tuple[dict[str, Any], Mapping[str, Any], "float | None"]
 
 
 class Message:
@@ -116,7 +118,9 @@ class Message:
                 assert self._result is not None
                 return self._result
             if self._error is not None:
-                raise self._error
+                # A fresh copy per raise: one instance raised in many threads would
+                # collect their tracebacks.
+                raise copy.copy(self._error).with_traceback(None)
         raise WaitTimeout(
             f"message {self.message_id} still {self._state!r} after {timeout} s"
         )
@@ -149,9 +153,7 @@ class MessageTracker:
         # Guards the state of every Message of this client, _tracked and _early.
         self.lock = threading.Lock()
         self._tracked: dict[str, Message] = {}
-        self._early: OrderedDict[str, tuple[float, list[tuple[MessageStateEvent, dict[str, Any]]]]] = (
-            OrderedDict()
-        )
+        self._early: OrderedDict[str, tuple[float, list[_Early]]] = OrderedDict()
         self.dispatcher = dispatcher
         self.max_tracked = max_tracked
         self.message_ttl = message_ttl
@@ -186,31 +188,46 @@ class MessageTracker:
         for old in evicted:
             self._give_up(old, "the client tracks at most %d messages" % self.max_tracked)
         if early:
-            for event, event_fields in early[1]:
-                self.apply_state(event, event_fields)
+            for item in early[1]:
+                self.apply_state(*item)
         return msg
 
-    def apply_state(self, event: MessageStateEvent, fields: dict[str, Any]) -> None:
-        """Apply a ``messaging.state`` event (reader thread); dispatch its handlers."""
-        mid = event.message_id
-        new = event.message_state
+    def apply_state(
+        self, fields: dict[str, Any], params: Mapping[str, Any], timestamp: float | None = None
+    ) -> None:
+        """Apply a ``messaging.state`` event (reader thread); dispatch its handlers.
+
+        ``fields`` are the event's type-checked message fields (with
+        ``message_id`` and ``message_state``), ``params`` its raw payload. The
+        event object is only built when someone will see it.
+        """
+        mid = fields["message_id"]
+        new = fields["message_state"]
         rank = STATE_RANK.get(new)
         with self.lock:
             msg = self._tracked.get(mid)
             if msg is None:
-                self._buffer_early(event, fields)
+                self._buffer_early(mid, (fields, params, timestamp))
                 return
             if rank is None or rank <= msg._seen_rank:
                 # Unknown, backwards or repeated: never move a message backwards.
                 logger.debug("ignoring %s event for message %s in state %s", new, mid, msg._state)
                 return
             for key, value in fields.items():
-                if key not in ("message_id", "message_state") and value is not None:
+                # Partial payloads are normal: only non-empty fields update the message.
+                if key not in ("message_id", "message_state") and value not in (None, "", []):
                     setattr(msg, key, value)
             msg._state = new
             msg._seen_rank = rank
-            handlers: list[Handler] = list(msg._handlers)
-            if new in TERMINAL_STATES:
+            handlers: list[Handler] = msg._handlers
+            terminal = new in TERMINAL_STATES
+            if not handlers and not terminal:
+                if msg._cond is not None:
+                    msg._cond.notify_all()
+                return
+            event = MessageStateEvent("messaging.state", params, timestamp, mid, new, fields.get("reason"))
+            handlers = list(handlers)
+            if terminal:
                 msg._done = True
                 msg._result = event
                 del self._tracked[mid]
@@ -223,17 +240,17 @@ class MessageTracker:
         if handlers:
             self.dispatcher.submit(mid, run_handlers, handlers, event)
 
-    def _buffer_early(self, event: MessageStateEvent, fields: dict[str, Any]) -> None:
+    def _buffer_early(self, mid: str, item: _Early) -> None:
         # Caller holds self.lock.
-        entry = self._early.get(event.message_id)
+        entry = self._early.get(mid)
         if entry is None:
             if len(self._early) >= self.max_early:
                 dropped, _ = self._early.popitem(last=False)
                 logger.warning("early-event buffer full; dropped events for message %s", dropped)
             entry = (time.monotonic(), [])
-            self._early[event.message_id] = entry
+            self._early[mid] = entry
         if len(entry[1]) < 8:
-            entry[1].append((event, fields))
+            entry[1].append(item)
 
     def new_inbound(self, event: MessageReceiveEvent, fields: dict[str, Any]) -> Message:
         """Build the (already complete) ``Message`` for an inbound message."""

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future
 from typing import Any
 
 from ..errors import RelayError
@@ -27,6 +25,11 @@ def encode_request(call_id: str, method: str, params: Mapping[str, Any]) -> str:
 def encode_result(call_id: Any, result: Mapping[str, Any]) -> str:
     """Return the JSON text of a success response echoing ``call_id`` exactly."""
     return _encode({"jsonrpc": "2.0", "id": call_id, "result": result})
+
+
+def encode_ack(call_id: str | int) -> str:
+    """Return the JSON text of an empty success result (an event ACK): the hot path."""
+    return '{"jsonrpc":"2.0","id":' + _encode(call_id) + ',"result":{}}'
 
 
 def encode_error(call_id: Any, code: int, message: str) -> str:
@@ -63,9 +66,15 @@ def result_error(method: str, frame: Mapping[str, Any]) -> RelayError | None:
 
 
 class PendingCall:
-    """One request on its way: its frame, its future and whether it was written."""
+    """One request on its way: its frame, its outcome and whether it was written.
 
-    __slots__ = ("call_id", "method", "frame", "future", "on_result", "written", "queued_at")
+    Exactly one party resolves a call: whoever removed it from the
+    :class:`PendingCalls` table (the reader on a reply, the connection on a
+    drop). The requester blocks on a plain lock, the cheapest wait CPython has.
+    """
+
+    __slots__ = ("call_id", "method", "frame", "on_result", "written", "abandoned",
+                 "_latch", "_value", "_error")
 
     def __init__(
         self,
@@ -77,12 +86,36 @@ class PendingCall:
         self.call_id = call_id
         self.method = method
         self.frame = frame
-        self.future: Future[Any] = Future()
         # Runs on the reader thread before the next frame is read (see client.send_message).
         self.on_result = on_result
         # Set by the I/O thread just before the frame goes to the socket.
         self.written = False
-        self.queued_at = time.monotonic()
+        # Set by the requester when it gives up; the I/O thread then skips the frame.
+        self.abandoned = False
+        self._latch = threading.Lock()
+        self._latch.acquire()
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+    def resolve(self, value: Any) -> None:
+        """Complete the call with ``value`` (once)."""
+        self._value = value
+        self._latch.release()
+
+    def fail(self, error: BaseException) -> None:
+        """Complete the call with ``error`` (once)."""
+        self._error = error
+        self._latch.release()
+
+    def wait(self, timeout: float | None) -> bool:
+        """Block until resolved; return False on timeout."""
+        return self._latch.acquire(timeout=-1 if timeout is None else max(timeout, 0.0))
+
+    def outcome(self) -> Any:
+        """The value, or raise the error, of a resolved call."""
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 class PendingCalls:

@@ -1,6 +1,8 @@
-"""Decoding of server-to-client WebSocket frames from a byte stream (RFC 6455).
+"""WebSocket framing on the client's I/O thread (RFC 6455).
 
-websocket-client does the handshake, TLS and outbound framing; its receive path
+websocket-client does the handshake and TLS, and its ``ABNF.mask`` masks outbound
+payloads; this module adds a masking-key pool (one ``os.urandom`` call per 1,024
+frames instead of one per frame) and decodes server frames. websocket-client's receive path
 reads each frame with several small ``recv`` calls and cannot tell whether more
 frames are already buffered, which costs several syscalls per frame and defeats
 ``select()``-driven I/O. This decoder works on 16 KiB reads instead (see
@@ -8,6 +10,11 @@ docs/design.md, "Why swsync decodes inbound frames itself").
 """
 
 from __future__ import annotations
+
+import os
+import struct
+
+from websocket import ABNF
 
 OP_CONT = 0x0
 OP_TEXT = 0x1
@@ -114,3 +121,38 @@ class FrameReader:
         if self._frag_len > self._max:
             raise ProtocolError(f"message exceeds {self._max} bytes")
         self._frag.append(payload)
+
+
+class FrameWriter:
+    """Builds masked client-to-server frames. Not thread-safe: the I/O thread owns it."""
+
+    __slots__ = ("_keys", "_pos")
+
+    def __init__(self) -> None:
+        self._keys = b""
+        self._pos = 0
+
+    def _mask_key(self) -> bytes:
+        # RFC 6455 wants unpredictable keys: take them from the OS CSPRNG, in bulk.
+        if self._pos >= len(self._keys):
+            self._keys = os.urandom(4096)
+            self._pos = 0
+        key = self._keys[self._pos : self._pos + 4]
+        self._pos += 4
+        return key
+
+    def frame(self, payload: bytes, opcode: int = OP_TEXT) -> bytes:
+        """Return one complete, masked, final frame carrying ``payload``."""
+        n = len(payload)
+        if n < 126:
+            header = bytes((0x80 | opcode, 0x80 | n))
+        elif n < 65536:
+            header = struct.pack("!BBH", 0x80 | opcode, 0xFE, n)
+        else:
+            header = struct.pack("!BBQ", 0x80 | opcode, 0xFF, n)
+        key = self._mask_key()
+        return header + key + ABNF.mask(key, payload)
+
+    def text(self, text: str) -> bytes:
+        """Return a masked text frame."""
+        return self.frame(text.encode("utf-8"), OP_TEXT)

@@ -13,8 +13,11 @@ import functools
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-_MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
+_MONTHS = {
+    m: f"{i:02d}" for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)
+}
 _UTC = _dt.timezone.utc
+_fromisoformat = _dt.datetime.fromisoformat
 
 
 def opt_str(value: Any) -> str | None:
@@ -50,7 +53,7 @@ def opt_decimal(value: Any) -> Decimal | None:
     """
     if value is None or isinstance(value, bool):
         return None
-    if isinstance(value, (int, float, str)):
+    if isinstance(value, (int, float, str, Decimal)):
         try:
             result = Decimal(str(value).strip())
         except InvalidOperation:
@@ -61,16 +64,18 @@ def opt_decimal(value: Any) -> Decimal | None:
 
 @functools.lru_cache(maxsize=1024)
 def _parse_date(value: str) -> _dt.datetime | None:
-    # Fast path for the form every server response uses: "Mon, 13 Aug 2018 21:38:46 +0000".
-    # parsedate_to_datetime costs ~8 µs; a page of 1,000 records has ~3,000 dates.
-    if len(value) == 31 and value[25:] == " +0000" and value[3:5] == ", ":
-        try:
-            return _dt.datetime(
-                int(value[12:16]), _MONTHS[value[8:11]], int(value[5:7]),
-                int(value[17:19]), int(value[20:22]), int(value[23:25]), tzinfo=_UTC,
-            )
-        except (KeyError, ValueError):
-            pass
+    # Fast path for the form every server response uses: "Mon, 13 Aug 2018 21:38:46 +0000",
+    # rearranged for the C ISO parser (0.6 µs); parsedate_to_datetime costs ~8 µs, and a
+    # page of 1,000 records has ~3,000 dates. Anything unusual takes the slow path.
+    if len(value) == 31 and value[25:] == " +0000" and value[3:5] == ", " and value[16] == " ":
+        month = _MONTHS.get(value[8:11])
+        if month is not None:
+            try:
+                return _fromisoformat(
+                    f"{value[12:16]}-{month}-{value[5:7]}T{value[17:25]}+00:00"
+                )
+            except ValueError:
+                pass
     try:
         parsed = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):

@@ -60,7 +60,7 @@ class MediaRecord:
             date_created=opt_datetime(get("date_created")),
             date_updated=opt_datetime(get("date_updated")),
             uri=opt_str(get("uri")),
-            raw=MappingProxyType(dict(payload)),
+            raw=MappingProxyType(payload),
         )
 
     def __repr__(self) -> str:

@@ -54,12 +54,22 @@ class MessageStatus(str, Enum):
         """Return the member for a known wire value, the string itself for an unknown one."""
         if not isinstance(value, str):
             return None
-        try:
-            return cls(value)
-        except ValueError:
-            return value
+        return _STATUS.get(value, value)
 
 
+def _str_map(value: Any) -> Mapping[str, str]:
+    """A read-only view of a JSON object of strings (``_EMPTY`` for anything else)."""
+    if not isinstance(value, dict) or not value:
+        return _EMPTY
+    for k, v in value.items():
+        if not isinstance(k, str) or not isinstance(v, str):
+            return MappingProxyType(
+                {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)}
+            )
+    return MappingProxyType(value)
+
+
+_STATUS: dict[str, MessageStatus] = {m.value: m for m in MessageStatus}
 _FINAL = frozenset(
     {MessageStatus.DELIVERED, MessageStatus.UNDELIVERED, MessageStatus.FAILED, MessageStatus.RECEIVED}
 )
@@ -116,30 +126,30 @@ class MessageRecord:
         if not isinstance(sid, str) or not sid:
             raise ValueError("a message has no 'sid'")
         subs = get("subresource_uris")
+        status = get("status")
+        # Positional arguments, in field order: a page holds up to 1,000 records.
         return cls(
-            sid=sid,
-            account_sid=opt_str(get("account_sid")),
-            api_version=opt_str(get("api_version")),
-            from_=opt_str(get("from")),
-            to=opt_str(get("to")),
-            body=opt_str(get("body")),
-            status=MessageStatus.parse(get("status")),
-            direction=opt_str(get("direction")),
-            num_segments=opt_int(get("num_segments")),
-            num_media=opt_int(get("num_media")),
-            price=opt_decimal(get("price")),
-            price_unit=opt_str(get("price_unit")),
-            error_code=opt_int(get("error_code")),
-            error_message=opt_str(get("error_message")),
-            date_created=opt_datetime(get("date_created")),
-            date_updated=opt_datetime(get("date_updated")),
-            date_sent=opt_datetime(get("date_sent")),
-            messaging_service_sid=opt_str(get("messaging_service_sid")),
-            uri=opt_str(get("uri")),
-            subresource_uris=MappingProxyType(
-                {k: v for k, v in subs.items() if isinstance(k, str) and isinstance(v, str)}
-            ) if isinstance(subs, dict) else _EMPTY,
-            raw=MappingProxyType(dict(payload)),
+            sid,
+            opt_str(get("account_sid")),
+            opt_str(get("api_version")),
+            opt_str(get("from")),
+            opt_str(get("to")),
+            opt_str(get("body")),
+            _STATUS.get(status, status) if isinstance(status, str) else None,
+            opt_str(get("direction")),
+            opt_int(get("num_segments")),
+            opt_int(get("num_media")),
+            opt_decimal(get("price")),
+            opt_str(get("price_unit")),
+            opt_int(get("error_code")),
+            opt_str(get("error_message")),
+            opt_datetime(get("date_created")),
+            opt_datetime(get("date_updated")),
+            opt_datetime(get("date_sent")),
+            opt_str(get("messaging_service_sid")),
+            opt_str(get("uri")),
+            _str_map(subs),
+            MappingProxyType(payload),
         )
 
     def __repr__(self) -> str:

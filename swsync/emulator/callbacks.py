@@ -1,0 +1,231 @@
+"""Webhooks the emulator sends: status callbacks and inbound-message requests.
+
+Both are form POSTs signed like SignalWire's cXML webhooks (HMAC-SHA1 scheme B,
+in ``X-SignalWire-Signature`` and ``X-Twilio-Signature``) with the emulator's
+signing key. Status callbacks for one message are posted one after the other, in
+state order. The reply to an inbound-message request is read as cXML: each
+``<Message>`` verb becomes a new outbound message (``direction`` ``outbound-reply``).
+
+Runs on the emulator's loop thread with aiohttp's client. A webhook that fails
+(refused, times out, answers non-2xx, replies with bad XML) is logged at WARNING
+and never disturbs anything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import xml.etree.ElementTree as ET
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import aiohttp
+
+from .. import _validate
+from ..webhooks import SIGNATURE_HEADER, TWILIO_SIGNATURE_HEADER, RequestValidator
+from .store import API_VERSION, MessageRecord
+
+if TYPE_CHECKING:
+    from .server import Emulator
+
+__all__ = ["Webhooks", "parse_cxml_messages"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+POST_TIMEOUT = 10.0
+MAX_REPLY = 64 * 1024  # bytes of a cXML reply we are willing to parse
+
+
+def status_params(record: MessageRecord, state: str) -> dict[str, str]:
+    """The form parameters of a status callback for ``record`` reaching ``state``."""
+    params = {
+        "MessageSid": record.sid,
+        "SmsSid": record.sid,
+        "AccountSid": record.account_sid,
+        "From": record.from_,
+        "To": record.to,
+        "Body": record.body or "",
+        "NumMedia": str(len(record.media)),
+        "NumSegments": str(record.num_segments),
+        "MessageStatus": state,
+        "SmsStatus": state,
+        "ApiVersion": API_VERSION,
+    }
+    if state in ("failed", "undelivered"):
+        params["ErrorCode"] = record.error_code or ""
+        params["ErrorMessage"] = record.error_message or ""
+    return params
+
+
+def inbound_params(record: MessageRecord) -> dict[str, str]:
+    """The form parameters of an inbound-message webhook (reference §10.1)."""
+    params = {
+        "MessageSid": record.sid,
+        "SmsSid": record.sid,
+        "SmsMessageSid": record.sid,
+        "AccountSid": record.account_sid,
+        "From": record.from_,
+        "To": record.to,
+        "Body": record.body or "",
+        "NumMedia": str(len(record.media)),
+        "NumSegments": str(record.num_segments),
+        "SmsStatus": "received",
+        "ApiVersion": API_VERSION,
+    }
+    for i, media in enumerate(record.media):
+        params[f"MediaUrl{i}"] = media.url
+        params[f"MediaContentType{i}"] = media.content_type
+    return params
+
+
+def parse_cxml_messages(text: str) -> list[dict[str, Any]]:
+    """Return the ``<Message>`` verbs of a cXML document as dicts.
+
+    Each dict has ``to``, ``from`` (``None`` when the attribute is absent),
+    ``body`` (text plus every ``<Body>`` noun, concatenated) and ``media`` (list of
+    ``<Media>`` URLs). Other verbs are ignored.
+
+    Raises:
+        ValueError: not a cXML ``<Response>`` document (or it declares a DTD).
+    """
+    if "<!DOCTYPE" in text or "<!ENTITY" in text:
+        raise ValueError("cXML with a DTD is refused")
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError as exc:
+        raise ValueError(f"not XML: {exc}") from exc
+    if root.tag != "Response":
+        raise ValueError(f"root element is <{root.tag}>, not <Response>")
+    found = []
+    for verb in root:
+        if verb.tag != "Message":
+            continue
+        parts = [verb.text or ""]
+        media = []
+        for noun in verb:
+            if noun.tag == "Body":
+                parts.append(noun.text or "")
+            elif noun.tag == "Media" and noun.text:
+                media.append(noun.text.strip())
+            parts.append(noun.tail or "")
+        found.append(
+            {
+                "to": verb.get("to"),
+                "from": verb.get("from"),
+                "body": "".join(parts).strip(),
+                "media": media,
+            }
+        )
+    return found
+
+
+class Webhooks:
+    """Sends the emulator's webhooks. Loop thread only."""
+
+    def __init__(self, emu: Emulator) -> None:
+        self._emu = emu
+        self._session: aiohttp.ClientSession | None = None
+        self._chains: dict[str, asyncio.Task[None]] = {}  # message sid -> its latest callback
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._signer: RequestValidator | None = None
+
+    def _spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def status_callback(self, record: MessageRecord, state: str) -> None:
+        """Queue the status callback of ``record`` reaching ``state`` (in order)."""
+        url = record.status_callback
+        if not url:
+            return
+        params = status_params(record, state)
+        previous = self._chains.get(record.sid)
+        task = self._spawn(self._post_after(previous, url, params))
+        self._chains[record.sid] = task
+        task.add_done_callback(functools.partial(self._chain_done, record.sid))
+
+    def _chain_done(self, sid: str, task: asyncio.Task[None]) -> None:
+        if self._chains.get(sid) is task:
+            del self._chains[sid]
+
+    async def _post_after(
+        self, previous: asyncio.Task[None] | None, url: str, params: dict[str, str]
+    ) -> None:
+        if previous is not None:
+            await asyncio.wait([previous])
+        await self._post(url, params)
+
+    def inbound(self, record: MessageRecord, url: str) -> None:
+        """POST an inbound message to ``url`` and act on the cXML reply."""
+        self._spawn(self._inbound(record, url))
+
+    async def _inbound(self, record: MessageRecord, url: str) -> None:
+        reply = await self._post(url, inbound_params(record))
+        if not reply or not reply.strip():
+            return
+        try:
+            verbs = parse_cxml_messages(reply)
+        except ValueError as exc:
+            logger.warning("inbound webhook %s replied with unusable cXML: %s", url, exc)
+            return
+        for verb in verbs:
+            to = verb["to"] or record.from_
+            from_ = verb["from"] or record.to
+            try:
+                _validate.e164(to, "to")
+                _validate.e164(from_, "from")
+                body, media = _validate.content(verb["body"] or None, verb["media"])
+            except ValueError as exc:
+                logger.warning("cXML <Message> from %s skipped: %s", url, exc)
+                continue
+            self._emu.create_outbound(
+                to=to,
+                from_=from_,
+                body=body or "",
+                media=media,
+                direction="outbound-reply",
+                origin="cxml",
+            )
+
+    def _sign(self, url: str, params: dict[str, str]) -> str:
+        if self._signer is None:
+            self._signer = RequestValidator(self._emu.signing_key)
+        return self._signer.compute_signature(url, params)
+
+    async def _post(self, url: str, params: dict[str, str]) -> str | None:
+        """POST ``params`` signed to ``url``; return the reply text on 2xx, else ``None``."""
+        self._emu.counters.webhooks_sent += 1
+        signature = self._sign(url, params)
+        headers = {SIGNATURE_HEADER: signature, TWILIO_SIGNATURE_HEADER: signature}
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=POST_TIMEOUT))
+        try:
+            async with self._session.post(url, data=params, headers=headers) as resp:
+                raw = await resp.content.read(MAX_REPLY)
+                if not 200 <= resp.status < 300:
+                    logger.warning("webhook %s answered HTTP %s", url, resp.status)
+                    return None
+                return raw.decode(resp.charset or "utf-8", errors="replace")
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
+            logger.warning("webhook POST to %s failed: %s", url, exc)
+            return None
+
+    def cancel(self) -> None:
+        """Cancel every pending webhook (reset)."""
+        for task in list(self._tasks):
+            task.cancel()
+        self._chains.clear()
+
+    async def close(self) -> None:
+        """Cancel pending webhooks and close the HTTP client."""
+        self.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=1.0)
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

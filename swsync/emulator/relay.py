@@ -1,0 +1,761 @@
+"""The emulator's RELAY side: a JSON-RPC 2.0 WebSocket server on path ``/``.
+
+Implements the server half of ``signalwire.connect`` (fresh and resumed sessions),
+``messaging.send``, ``signalwire.receive``/``unreceive``, ``signalwire.ping`` and the
+``signalwire.execute`` wrapper, and sends ``signalwire.event`` frames
+(``messaging.state``, ``messaging.receive``, ``signalwire.authorization.state``),
+``signalwire.ping`` and ``signalwire.disconnect``.
+
+Everything here runs on the emulator's loop thread; no locks. A *session* (keyed
+by its ``protocol`` string) outlives its socket for ``session_ttl`` seconds so a
+client can resume it; events produced while it has no socket wait in its un-ACKed
+queue and are delivered, in order, after the resume.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import os
+import struct
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, cast
+
+from aiohttp import WSMsgType, web
+
+from .. import _validate
+from .store import REJECTED_NUMBER, MessageRecord, outcome_for
+
+if TYPE_CHECKING:
+    from .server import Emulator
+
+__all__ = ["RelayServer"]
+
+logger = logging.getLogger(__name__)
+
+MAX_FRAME = 10 * 1024 * 1024
+MAX_UNACKED = 10000  # per session; the oldest un-ACKed events fall off beyond this
+MAX_PENDING = 1000  # per connection: server pings/disconnects awaiting a reply
+CLOSE_TIMEOUT = 1.0  # seconds to wait for the client's close frame
+MAX_BUFFER = 64 * 1024 * 1024  # a client this far behind is dropped
+
+_HEAD1 = struct.Struct("!BB").pack
+_HEAD2 = struct.Struct("!BBH").pack
+_HEAD3 = struct.Struct("!BBQ").pack
+
+# JSON-RPC error codes (reference §2.3, §3).
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+AUTH_FAILED = -32002
+REQUESTER_INVALID = -32003
+
+_dumps = json.dumps
+_loads = json.loads
+_uuid4 = uuid.uuid4
+
+
+def _new_authorization_state() -> str:
+    """A fresh opaque ``<b64>:<b64>`` blob, like the real encrypted grant."""
+    blob = base64.b64encode(os.urandom(48)).decode()
+    tag = base64.b64encode(os.urandom(16)).decode()
+    return f"{blob}:{tag}"
+
+
+def _error(mid: Any, code: int, message: str, sw_code: str | None = None) -> str:
+    err: dict[str, Any] = {"code": code, "message": message}
+    if sw_code is not None:
+        err["data"] = {"signalwire_error_code": sw_code}
+    return _dumps({"jsonrpc": "2.0", "id": mid, "error": err})
+
+
+def _result(mid: Any, result: Any) -> str:
+    return _dumps({"jsonrpc": "2.0", "id": mid, "result": result})
+
+
+class Session:
+    """A RELAY session: credentials' project, contexts, resume state, un-ACKed events."""
+
+    __slots__ = (
+        "protocol",
+        "project",
+        "identity",
+        "contexts",
+        "auth_state",
+        "conn",
+        "unacked",
+        "event_acks",
+        "expire_handle",
+        "expired",
+    )
+
+    def __init__(self, project: str, contexts: set[str]) -> None:
+        self.protocol = f"signalwire_{_uuid4()}"
+        self.project = project
+        self.identity = f"{_uuid4()}@emulator"
+        self.contexts = contexts
+        self.auth_state = ""
+        self.conn: Connection | None = None
+        # event id -> (kind, frame text), oldest first: sent-but-un-ACKed events
+        # and events produced while the session had no socket.
+        self.unacked: OrderedDict[Any, tuple[str, str]] = OrderedDict()
+        self.event_acks = True
+        self.expire_handle: asyncio.TimerHandle | None = None
+        self.expired = False
+
+
+class Connection:
+    """One accepted WebSocket, with a write buffer flushed once per loop pass.
+
+    Frames are encoded here and written straight to the transport: everything a
+    burst of incoming frames causes (responses, state events) goes out in one
+    ``write()`` call instead of one syscall per frame.
+    """
+
+    __slots__ = (
+        "ws",
+        "transport",
+        "loop",
+        "session",
+        "frames",
+        "pending",
+        "closed",
+        "closing",
+        "out",
+        "flush_scheduled",
+    )
+
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        transport: asyncio.BaseTransport | None,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.ws = ws
+        self.transport = cast("asyncio.Transport | None", transport)
+        self.loop = loop
+        self.session: Session | None = None
+        self.frames = 0
+        self.pending: dict[Any, str] = {}  # server request id -> "ping" | "disconnect"
+        self.closed = False
+        self.closing = False
+        self.out: list[bytes] = []
+        self.flush_scheduled = False
+
+    def write(self, text: str) -> bool:
+        """Queue one text frame; it is written at the end of this loop pass."""
+        if self.closed or self.closing:
+            return False
+        data = text.encode()
+        n = len(data)
+        if n < 126:
+            self.out.append(_HEAD1(0x81, n) + data)
+        else:
+            self.out.append((_HEAD2(0x81, 126, n) if n < 65536 else _HEAD3(0x81, 127, n)) + data)
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            self.loop.call_soon(self.flush)
+        return True
+
+    def flush(self) -> None:
+        """Write every queued frame in one go."""
+        self.flush_scheduled = False
+        if not self.out:
+            return
+        data = b"".join(self.out) if len(self.out) > 1 else self.out[0]
+        self.out.clear()
+        transport = self.transport
+        if self.closed or transport is None or transport.is_closing():
+            self.closed = True
+            return
+        transport.write(data)
+        if transport.get_write_buffer_size() > MAX_BUFFER:
+            logger.warning("RELAY client is not reading (over %d bytes buffered): dropping it", MAX_BUFFER)
+            self.abort()
+
+    def abort(self) -> None:
+        """Drop the TCP connection at once: no WebSocket close frame."""
+        self.closed = True
+        self.out.clear()
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class RelayServer:
+    """The RELAY WebSocket endpoint and its sessions. Loop thread only."""
+
+    def __init__(self, emu: Emulator) -> None:
+        self.emu = emu
+        self.faults = emu.faults
+        self.counters = emu.counters
+        self.sessions: dict[str, Session] = {}
+        self.conns: set[Connection] = set()
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self._methods: dict[str, Callable[[Connection, Any, dict[str, Any]], None]] = {
+            "messaging.send": self._m_send,
+            "signalwire.receive": self._m_receive,
+            "signalwire.unreceive": self._m_unreceive,
+            "signalwire.ping": self._m_ping,
+        }
+
+    # -- plumbing ---------------------------------------------------------------
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run ``coro`` as a task the emulator cancels on reset/close."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def _send(self, conn: Connection, text: str) -> bool:
+        if self.faults.silent:
+            return False
+        return conn.write(text)
+
+    def _reply(self, conn: Connection, text: str, *, then_close: bool = False) -> None:
+        delay = self.faults.response_delay
+        if delay and delay > 0:
+            self.spawn(self._reply_later(conn, text, delay, then_close))
+            return
+        self._send(conn, text)
+        if then_close:
+            self.spawn(self._close(conn, 1008))
+
+    async def _reply_later(self, conn: Connection, text: str, delay: float, then_close: bool) -> None:
+        await asyncio.sleep(delay)
+        self._send(conn, text)
+        if then_close:
+            await self._close(conn, 1008)
+
+    async def _close(self, conn: Connection, code: int = 1000) -> None:
+        if conn.closing or conn.closed:
+            return
+        conn.flush()  # what was queued goes out before the close frame
+        conn.closing = True
+        try:
+            await conn.ws.close(code=code)
+        except Exception:  # noqa: BLE001 - a close that fails leaves nothing to do
+            logger.debug("websocket close failed", exc_info=True)
+        conn.abort()
+
+    def deliver(self, session: Session, eid: Any, kind: str, text: str) -> None:
+        """Send one event to a session; keep it until ACKed (or while detached)."""
+        if session.expired:
+            return
+        conn = session.conn
+        if session.event_acks or conn is None:
+            unacked = session.unacked
+            unacked[eid] = (kind, text)
+            if len(unacked) > MAX_UNACKED:
+                unacked.popitem(last=False)
+        if conn is not None and self._send(conn, text):
+            self.counters.events_sent += 1
+
+    def _event(self, session: Session, event_type: str, context: str | None, params: Any) -> tuple[str, str]:
+        eid = str(_uuid4())
+        text = _dumps(
+            {
+                "jsonrpc": "2.0",
+                "id": eid,
+                "method": "signalwire.event",
+                "params": {
+                    "event_type": event_type,
+                    "timestamp": time.time(),
+                    "project_id": session.project,
+                    "space_id": self.emu.space_id,
+                    "context": context,
+                    "params": params,
+                },
+            }
+        )
+        return eid, text
+
+    # -- events from the engine ----------------------------------------------------
+
+    def state_event(self, session: Session, record: MessageRecord, state: str) -> None:
+        """Send a ``messaging.state`` event for ``record`` to ``session``."""
+        payload = {
+            "message_id": record.sid,
+            "message_state": state,
+            "context": record.context,
+            "direction": "outbound",
+            "from_number": record.from_,
+            "to_number": record.to,
+            "body": record.body if record.body is not None else "",
+            "media": [m.url for m in record.media],
+            "segments": record.num_segments,
+            "tags": record.tags,
+        }
+        if state == "undelivered" or state == "failed":
+            payload["reason"] = record.reason
+        copies = 2 if self.faults.duplicate_events else 1
+        for _ in range(copies):
+            eid, text = self._event(session, "messaging.state", record.context, payload)
+            self.deliver(session, eid, "state", text)
+
+    def inbound(self, record: MessageRecord) -> int:
+        """Send ``messaging.receive`` to every session subscribed to the context.
+
+        Live sessions get it at once; detached (resumable) ones queue it.
+        Returns the number of sessions it went to.
+        """
+        payload = {
+            "message_id": record.sid,
+            "context": record.context,
+            "direction": "inbound",
+            "from_number": record.from_,
+            "to_number": record.to,
+            "body": record.body if record.body is not None else "",
+            "media": [m.url for m in record.media],
+            "segments": record.num_segments,
+            "message_state": "received",
+            "tags": record.tags,
+        }
+        count = 0
+        for session in list(self.sessions.values()):
+            if record.context in session.contexts and session.project == record.account_sid:
+                eid, text = self._event(session, "messaging.receive", record.context, payload)
+                self.deliver(session, eid, "receive", text)
+                count += 1
+        return count
+
+    # -- the WebSocket handler -----------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """aiohttp handler for ``GET /``: upgrade to WebSocket and serve RELAY."""
+        ws = web.WebSocketResponse(
+            timeout=CLOSE_TIMEOUT,
+            autoping=True,
+            compress=False,
+            max_msg_size=MAX_FRAME,
+        )
+        if not ws.can_prepare(request).ok:
+            return web.Response(
+                text=f"swsync emulator: RELAY WebSocket at {self.emu.relay_url}, "
+                f"REST at {self.emu.rest_url}/api/laml/2010-04-01\n"
+            )
+        await ws.prepare(request)
+        conn = Connection(ws, request.transport, asyncio.get_running_loop())
+        self.conns.add(conn)
+        try:
+            while True:
+                msg = await ws.receive()
+                kind = msg.type
+                if kind is WSMsgType.TEXT:
+                    self._on_text(conn, msg.data)
+                    conn.frames += 1
+                    every = self.faults.drop_every
+                    if every and conn.frames % every == 0:
+                        conn.abort()
+                        break
+                elif kind is WSMsgType.BINARY:
+                    conn.frames += 1
+                    await self._close(conn, 1003)  # unsupported data
+                    break
+                else:  # CLOSE, CLOSING, CLOSED, ERROR
+                    break
+        except ConnectionError:
+            pass
+        finally:
+            self._detach(conn)
+        return ws
+
+    def _detach(self, conn: Connection) -> None:
+        conn.closed = True
+        self.conns.discard(conn)
+        session = conn.session
+        conn.session = None
+        if session is None or session.conn is not conn:
+            return
+        session.conn = None
+        self.emu._client_count(-1)
+        if session.expired:
+            return
+        ttl = self.emu.session_ttl
+        loop = asyncio.get_running_loop()
+        session.expire_handle = loop.call_later(ttl, self._expire, session)
+
+    def _expire(self, session: Session) -> None:
+        if session.conn is None:
+            self._forget(session)
+
+    def _forget(self, session: Session) -> None:
+        session.expired = True
+        session.unacked.clear()
+        if session.expire_handle is not None:
+            session.expire_handle.cancel()
+            session.expire_handle = None
+        if self.sessions.get(session.protocol) is session:
+            del self.sessions[session.protocol]
+
+    def _on_text(self, conn: Connection, data: str) -> None:
+        if self.faults.silent:
+            return
+        try:
+            msg = _loads(data)
+        except ValueError:
+            self._reply(conn, _error(None, PARSE_ERROR, "Parse error"))
+            return
+        if not isinstance(msg, dict):
+            self._reply(conn, _error(None, INVALID_REQUEST, "Invalid Request"))
+            return
+        mid = msg.get("id")
+        if mid is not None and not isinstance(mid, (str, int, float)):
+            self._reply(conn, _error(None, INVALID_REQUEST, "Invalid Request: bad id"))
+            return
+        method = msg.get("method")
+        if method is None:
+            if "result" in msg or "error" in msg:
+                self._on_response(conn, mid)
+            else:
+                self._reply(conn, _error(mid, INVALID_REQUEST, "Invalid Request"))
+            return
+        if not isinstance(method, str):
+            self._reply(conn, _error(mid, INVALID_REQUEST, "Invalid Request: bad method"))
+            return
+        params = msg.get("params")
+        if params is None:
+            params = {}
+        elif not isinstance(params, dict):
+            self._reply(
+                conn, _error(mid, INVALID_PARAMS, "params must be an object", "INVALID_PARAMS")
+            )
+            return
+        if method == "signalwire.connect":
+            self._connect(conn, mid, params)
+            return
+        if conn.session is None:
+            self._reply(
+                conn,
+                _error(mid, AUTH_FAILED, "Authentication required: call signalwire.connect first", "AUTH_REQUIRED"),
+            )
+            return
+        if method == "signalwire.execute":
+            inner = params.get("method")
+            params = params.get("params")
+            if params is None:
+                params = {}
+            if not isinstance(inner, str) or not isinstance(params, dict):
+                self._reply(
+                    conn,
+                    _error(mid, INVALID_PARAMS, "signalwire.execute needs method and params", "INVALID_PARAMS"),
+                )
+                return
+            method = inner
+        handler = self._methods.get(method)
+        if handler is None:
+            self._reply(conn, _error(mid, METHOD_NOT_FOUND, f"Method not found: {method}"[:200]))
+            return
+        handler(conn, mid, params)
+
+    def _on_response(self, conn: Connection, mid: Any) -> None:
+        session = conn.session
+        if session is not None and session.unacked.pop(mid, None) is not None:
+            self.counters.acks_received += 1
+            return
+        kind = conn.pending.pop(mid, None)
+        if kind == "ping":
+            self.counters.pongs_received += 1
+        elif kind == "disconnect":
+            self.spawn(self._close(conn, 1000))
+
+    # -- signalwire.connect ---------------------------------------------------------
+
+    def _credentials_ok(self, auth: dict[str, Any]) -> bool:
+        emu = self.emu
+        project = auth.get("project")
+        token = auth.get("token")
+        jwt = auth.get("jwt_token")
+        if jwt is not None:
+            return jwt == emu.jwt_token and (project is None or project == emu.project)
+        return project == emu.project and token == emu.token
+
+    def _connect(self, conn: Connection, mid: Any, params: dict[str, Any]) -> None:
+        if conn.session is not None:
+            self._reply(conn, _error(mid, INVALID_REQUEST, "Already connected"))
+            return
+        auth = params.get("authentication")
+        if not isinstance(auth, dict):
+            self._reply(
+                conn,
+                _error(mid, INVALID_PARAMS, "Missing authentication", "INVALID_PARAMS"),
+                then_close=True,
+            )
+            return
+        if not self._credentials_ok(auth):
+            self._reply(
+                conn, _error(mid, AUTH_FAILED, "Authentication failed", "AUTH_REQUIRED"), then_close=True
+            )
+            return
+        contexts = params.get("contexts")
+        if contexts is None:
+            contexts = []
+        if not isinstance(contexts, list) or not all(isinstance(c, str) and c for c in contexts):
+            self._reply(
+                conn, _error(mid, INVALID_PARAMS, "contexts must be a list of strings", "INVALID_PARAMS")
+            )
+            return
+        protocol = params.get("protocol")
+        backlog: list[tuple[Any, str]] = []
+        if protocol is not None:
+            if self.faults.reject_resume:
+                self._reply(conn, _error(mid, REQUESTER_INVALID, "Requester validation failed"))
+                return
+            session = self.sessions.get(protocol) if isinstance(protocol, str) else None
+            if session is None or session.expired or session.project != self.emu.project:
+                self._reply(
+                    conn, _error(mid, AUTH_FAILED, "Authentication failed: unknown session", "AUTH_REQUIRED")
+                )
+                return
+            state = params.get("authorization_state")
+            if state is not None and state != session.auth_state:
+                self._reply(conn, _error(mid, REQUESTER_INVALID, "Requester validation failed"))
+                return
+            old = session.conn
+            if old is not None:  # the client noticed the drop before we did
+                old.session = None
+                old.abort()
+                self.emu._client_count(-1)
+            if session.expire_handle is not None:
+                session.expire_handle.cancel()
+                session.expire_handle = None
+            session.contexts.update(contexts)
+            # Superseded grants are not redelivered: only the fresh one below counts.
+            backlog = [(e, t) for e, (k, t) in session.unacked.items() if k != "auth"]
+            for eid in [e for e, (k, _) in session.unacked.items() if k == "auth"]:
+                del session.unacked[eid]
+            restored = True
+            self.counters.resumes += 1
+        else:
+            session = Session(self.emu.project, set(contexts))
+            self.sessions[session.protocol] = session
+            restored = False
+        session.event_acks = params.get("event_acks", True) is not False
+        session.conn = conn
+        conn.session = session
+        self.counters.connections += 1
+        self.emu._client_count(+1)
+        result = _result(
+            mid,
+            {
+                "protocol": session.protocol,
+                "identity": session.identity,
+                "session_restored": restored,
+                "nodeid": self.emu.node_id,
+                "authorization": {"project_id": session.project},
+            },
+        )
+        delay = self.faults.response_delay
+        if delay and delay > 0:
+            self.spawn(self._connected_later(conn, session, result, backlog, delay))
+        else:
+            self._connected(conn, session, result, backlog)
+
+    async def _connected_later(
+        self, conn: Connection, session: Session, result: str, backlog: list[tuple[Any, str]], delay: float
+    ) -> None:
+        await asyncio.sleep(delay)
+        self._connected(conn, session, result, backlog)
+
+    def _connected(
+        self, conn: Connection, session: Session, result: str, backlog: list[tuple[Any, str]]
+    ) -> None:
+        # Order on the wire: connect result, fresh grant, then the backlog.
+        self._send(conn, result)
+        session.auth_state = _new_authorization_state()
+        eid, text = self._event(
+            session,
+            "signalwire.authorization.state",
+            session.protocol,
+            {"authorization_state": session.auth_state},
+        )
+        self.deliver(session, eid, "auth", text)
+        for eid, text in backlog:
+            if session.conn is not conn:
+                break
+            if self._send(conn, text):
+                self.counters.events_sent += 1
+                if not session.event_acks:  # nobody will ACK it: delivered is done
+                    session.unacked.pop(eid, None)
+
+    # -- client methods ----------------------------------------------------------------
+
+    def _m_send(self, conn: Connection, mid: Any, params: dict[str, Any]) -> None:
+        session = conn.session
+        assert session is not None
+        context = params.get("context")
+        to = params.get("to_number")
+        from_ = params.get("from_number")
+        try:
+            if not isinstance(context, str) or not context:
+                raise ValueError("context must be a non-empty string")
+            _validate.e164(to, "to_number")
+            _validate.e164(from_, "from_number")
+            body, media = _validate.content(params.get("body"), params.get("media"))
+            tags = _validate.str_list(params.get("tags"), "tags")
+            region = params.get("region")
+            if region is not None and not isinstance(region, str):
+                raise ValueError("region must be a string")
+        except (ValueError, TypeError) as exc:
+            self._reply(conn, _error(mid, INVALID_PARAMS, f"Invalid params: {exc}", "INVALID_PARAMS"))
+            return
+        if to == REJECTED_NUMBER:
+            self._reply(
+                conn,
+                _result(mid, {"code": "422", "message": f"Destination {to} rejected: not a valid, SMS-capable number"}),
+            )
+            return
+        emu = self.emu
+        record = emu.store.new_message(
+            account_sid=session.project,
+            from_=from_,  # type: ignore[arg-type]
+            to=to,  # type: ignore[arg-type]
+            body=body,
+            media=media,
+            origin="relay",
+            context=context,
+            tags=tags,
+        )
+        self.counters.accepted_sends += 1
+        outcome = outcome_for(to)  # type: ignore[arg-type]
+        states = outcome.states
+        response = _result(mid, {"code": "200", "message": "Message accepted", "message_id": record.sid})
+        delay = emu.state_delay
+        advance = emu.advance
+        if self.faults.state_before_response:
+            first = len(states) if not delay else 1
+            for state in states[:first]:
+                advance(record, state, outcome, session)
+            self._reply(conn, response)
+            if first < len(states):
+                emu.launch(record, outcome, session, start=first)
+        else:
+            self._reply(conn, response)
+            if not delay:
+                for state in states:
+                    advance(record, state, outcome, session)
+            else:
+                advance(record, states[0], outcome, session)
+                emu.launch(record, outcome, session, start=1)
+
+    def _contexts(self, params: dict[str, Any]) -> list[str]:
+        contexts = params.get("contexts")
+        if not isinstance(contexts, list) or not contexts or not all(
+            isinstance(c, str) and c for c in contexts
+        ):
+            raise ValueError("contexts must be a non-empty list of strings")
+        return contexts
+
+    def _m_receive(self, conn: Connection, mid: Any, params: dict[str, Any]) -> None:
+        try:
+            contexts = self._contexts(params)
+        except ValueError as exc:
+            self._reply(conn, _error(mid, INVALID_PARAMS, str(exc), "INVALID_PARAMS"))
+            return
+        assert conn.session is not None
+        conn.session.contexts.update(contexts)
+        self._reply(conn, _result(mid, {"code": "200", "message": "Receiving events"}))
+
+    def _m_unreceive(self, conn: Connection, mid: Any, params: dict[str, Any]) -> None:
+        try:
+            contexts = self._contexts(params)
+        except ValueError as exc:
+            self._reply(conn, _error(mid, INVALID_PARAMS, str(exc), "INVALID_PARAMS"))
+            return
+        assert conn.session is not None
+        conn.session.contexts.difference_update(contexts)
+        self._reply(conn, _result(mid, {"code": "200", "message": "Unreceiving events"}))
+
+    def _m_ping(self, conn: Connection, mid: Any, params: dict[str, Any]) -> None:
+        self._reply(conn, _result(mid, {"timestamp": time.time()}))
+
+    # -- server-initiated traffic ----------------------------------------------------
+
+    def _authenticated(self) -> list[Connection]:
+        return [c for c in self.conns if c.session is not None and not c.closed]
+
+    def _request(self, conn: Connection, kind: str, method: str, params: dict[str, Any]) -> bool:
+        rid = str(_uuid4())
+        pending = conn.pending
+        if len(pending) >= MAX_PENDING:
+            pending.pop(next(iter(pending)))
+        pending[rid] = kind
+        text = _dumps({"jsonrpc": "2.0", "id": rid, "method": method, "params": params})
+        return self._send(conn, text)
+
+    async def ping_loop(self, interval: float) -> None:
+        """Send ``signalwire.ping`` to every authenticated connection forever."""
+        while True:
+            await asyncio.sleep(interval)
+            for conn in self._authenticated():
+                if self._request(conn, "ping", "signalwire.ping", {"timestamp": time.time()}):
+                    self.counters.pings_sent += 1
+
+    def send_raw(self, text: str) -> int:
+        """Write ``text`` as-is to every authenticated connection; return the count."""
+        sent = 0
+        for conn in self._authenticated():
+            sent += self._send(conn, text)
+        return sent
+
+    def server_disconnect(self, restart: bool) -> int:
+        """Send ``signalwire.disconnect`` everywhere; close each socket once ACKed (or 1 s)."""
+        conns = self._authenticated()
+        loop = asyncio.get_running_loop()
+        for conn in conns:
+            session = conn.session
+            if restart and session is not None:
+                # The client must start afresh: its session cannot be resumed.
+                session.conn = None
+                conn.session = None
+                self.emu._client_count(-1)
+                self._forget(session)
+            self._request(conn, "disconnect", "signalwire.disconnect", {"restart": restart})
+            loop.call_later(1.0, self._close_soon, conn)
+        return len(conns)
+
+    def _close_soon(self, conn: Connection) -> None:
+        if not conn.closed and not conn.closing:
+            self.spawn(self._close(conn, 1000))
+
+    def drop_all(self) -> int:
+        """Abort every socket (TCP close, no close frame); return how many."""
+        conns = list(self.conns)
+        for conn in conns:
+            conn.abort()
+        return len(conns)
+
+    async def close_all(self) -> None:
+        """Close every socket with 1001 (going away), bounded in time."""
+        conns = list(self.conns)
+        if conns:
+            await asyncio.wait(
+                [asyncio.ensure_future(self._close(c, 1001)) for c in conns], timeout=CLOSE_TIMEOUT + 0.5
+            )
+        for conn in conns:
+            conn.abort()
+
+    def cancel_tasks(self) -> None:
+        """Cancel delayed replies and pending close tasks."""
+        for task in list(self.tasks):
+            task.cancel()
+
+    def unacked_count(self) -> int:
+        """How many events (across all sessions) still await their ACK."""
+        return sum(len(s.unacked) for s in self.sessions.values())
+
+    def reset(self) -> None:
+        """Drop every connection and forget every session."""
+        self.cancel_tasks()
+        self.drop_all()
+        for session in list(self.sessions.values()):
+            if session.conn is not None:
+                session.conn.session = None
+                session.conn = None
+                self.emu._client_count(-1)
+            self._forget(session)

@@ -1,0 +1,413 @@
+"""The ``swsync`` command line, driven through ``main([...])`` against a real emulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import pytest
+
+from swsync import cli
+from swsync.emulator import FAILED_NUMBER, NO_DLR_NUMBER, REJECTED_NUMBER, UNDELIVERED_NUMBER
+
+TO, FROM = "+15551234567", "+15559876543"
+ENV_VARS = ("SIGNALWIRE_PROJECT_ID", "SIGNALWIRE_API_TOKEN", "SIGNALWIRE_SPACE", "SIGNALWIRE_JWT_TOKEN",
+            "SIGNALWIRE_RELAY_CA_FILE", "SIGNALWIRE_REST_CA_FILE")
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def env(emu: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Point the SIGNALWIRE_* variables at the emulator (RELAY-style ws:// space)."""
+    monkeypatch.setenv("SIGNALWIRE_PROJECT_ID", emu.project)
+    monkeypatch.setenv("SIGNALWIRE_API_TOKEN", emu.token)
+    monkeypatch.setenv("SIGNALWIRE_SPACE", emu.relay_url)
+    return emu
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def subprocess_env(emu: Any, space: str | None = None) -> dict[str, str]:
+    environ = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    environ.update(SIGNALWIRE_PROJECT_ID=emu.project, SIGNALWIRE_API_TOKEN=emu.token,
+                   SIGNALWIRE_SPACE=space or emu.relay_url, PYTHONUNBUFFERED="1")
+    return environ
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# ------------------------------------------------------------------------ send
+
+
+def test_send_waits_until_delivered(env: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "send", "--to", TO, "--from", FROM, "--body", "hello")
+    assert code == cli.EXIT_OK, err
+    lines = out.splitlines()
+    assert lines[0].split()[1] == "queued"
+    assert lines[-1].split()[1] == "delivered"
+    assert all(line.split()[0].endswith("s") for line in lines)  # elapsed time first
+    assert err == ""
+    message_id = lines[0].split("message ")[1].split()[0]
+    stored = env.get_message(message_id)
+    assert stored["body"] == "hello" and stored["to"] == TO and stored["status"] == "delivered"
+
+
+def test_send_json_prints_one_object_per_state(capsys: pytest.CaptureFixture[str]) -> None:
+    from swsync.emulator import Emulator
+
+    with Emulator(state_delay=0.02) as slow:  # the intermediate states are visible too
+        code, out, _ = run(capsys, "--project", slow.project, "--token", slow.token,
+                           "--space", slow.relay_url, "send", "--to", TO, "--from", FROM,
+                           "--body", "hi", "--json", "--tag", "a", "--tag", "b")
+        events = json_lines(out)
+        stored = slow.get_message(events[0]["message_id"])
+    assert code == 0
+    assert [e["state"] for e in events] == ["queued", "initiated", "sent", "delivered"]
+    assert len({e["message_id"] for e in events}) == 1
+    assert [e["elapsed"] for e in events] == sorted(e["elapsed"] for e in events)
+    assert stored["tags"] == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("number", "state", "reason"),
+    [(UNDELIVERED_NUMBER, "undelivered", "carrier_blocked"), (FAILED_NUMBER, "failed", "unreachable")],
+)
+def test_send_not_delivered_exits_1_with_reason(
+    env: Any, capsys: pytest.CaptureFixture[str], number: str, state: str, reason: str
+) -> None:
+    code, out, err = run(capsys, "send", "--to", number, "--from", FROM, "--body", "x", "--json")
+    assert code == cli.EXIT_NOT_DELIVERED
+    last = json_lines(out)[-1]
+    assert (last["state"], last["reason"]) == (state, reason)
+    assert err.count("\n") == 1 and err.startswith("swsync: error: ")
+    assert state in err and reason in err
+
+
+def test_send_timeout_exits_3(env: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "send", "--to", NO_DLR_NUMBER, "--from", FROM, "--body", "x",
+                         "--timeout", "0.3")
+    assert code == cli.EXIT_TIMEOUT
+    assert "timed out after 0.3 s" in err and "last state: sent" in err
+    assert err.count("\n") == 1
+
+
+def test_send_refused_by_server_exits_1(env: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "send", "--to", REJECTED_NUMBER, "--from", FROM, "--body", "x")
+    assert code == cli.EXIT_NOT_DELIVERED
+    assert "refused" in err and "422" in err and "Traceback" not in err
+
+
+def test_send_no_wait_exits_0_once_accepted(env: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "send", "--to", NO_DLR_NUMBER, "--from", FROM, "--body", "x", "--no-wait",
+                       "--json")
+    assert code == 0
+    (event,) = json_lines(out)
+    assert event["state"] == "queued"
+    assert env.wait_for_status(event["message_id"], "sent", timeout=5)["to"] == NO_DLR_NUMBER
+
+
+def test_send_reads_body_from_stdin(env: Any, capsys: pytest.CaptureFixture[str],
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("from a pipe\n"))
+    code, out, _ = run(capsys, "send", "--to", TO, "--from", FROM, "--body", "-", "--json")
+    assert code == 0
+    assert env.get_message(json_lines(out)[0]["message_id"])["body"] == "from a pipe"
+
+
+def test_send_via_rest(env: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "send", "--via", "rest", "--to", TO, "--from", FROM, "--body", "r",
+                         "--json", "--media", "https://example.com/a.png")
+    assert code == 0, err
+    events = json_lines(out)
+    assert events[-1]["state"] == "delivered"
+    stored = env.get_message(events[0]["message_id"])
+    assert stored["origin"] == "rest" and stored["media"] == ["https://example.com/a.png"]
+
+
+def test_send_via_rest_not_delivered(env: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "send", "--via", "rest", "--to", UNDELIVERED_NUMBER, "--from", FROM,
+                       "--body", "r")
+    assert code == cli.EXIT_NOT_DELIVERED
+    assert "undelivered" in err
+
+
+def test_send_via_rest_timeout(env: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "send", "--via", "rest", "--to", NO_DLR_NUMBER, "--from", FROM,
+                       "--body", "r", "--timeout", "0.3")
+    assert code == cli.EXIT_TIMEOUT
+    assert "last status: sent" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["send", "--to", "555", "--from", FROM, "--body", "x"], "E.164"),
+        (["send", "--to", TO, "--from", FROM], "body or at least one media"),
+        (["send", "--to", TO, "--from", FROM, "--body", "x", "--media", "ftp://x"], "http(s)"),
+        (["send", "--via", "rest", "--tag", "t", "--to", TO, "--from", FROM, "--body", "x"], "RELAY options"),
+    ],
+)
+def test_bad_arguments_exit_2_before_any_network(
+    capsys: pytest.CaptureFixture[str], argv: list[str], needle: str
+) -> None:
+    # No credentials and no server: argument checks come first.
+    code, out, err = run(capsys, *argv)
+    assert code == cli.EXIT_USAGE
+    assert needle in err and err.count("\n") == 1 and out == ""
+
+
+@pytest.mark.parametrize(
+    ("present", "missing"),
+    [({}, "SIGNALWIRE_SPACE"),
+     ({"SIGNALWIRE_SPACE": "ws://127.0.0.1:1"}, "SIGNALWIRE_API_TOKEN"),
+     ({"SIGNALWIRE_SPACE": "ws://127.0.0.1:1", "SIGNALWIRE_API_TOKEN": "t"}, "SIGNALWIRE_PROJECT_ID")],
+)
+def test_missing_credentials_exit_2_naming_the_variable(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    present: dict[str, str], missing: str,
+) -> None:
+    for name, value in present.items():
+        monkeypatch.setenv(name, value)
+    code, _, err = run(capsys, "send", "--to", TO, "--from", FROM, "--body", "x")
+    assert code == cli.EXIT_USAGE
+    assert missing in err and err.startswith("swsync: error: missing ")
+
+
+def test_argparse_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["send", "--to", TO])
+    assert exc.value.code == 2
+    assert "swsync: error: the following arguments are required: --from" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["send", "--to", TO, "--from", FROM, "--body", "x", "--timeout", "-1"])
+    assert exc.value.code == 2
+
+
+def test_help_documents_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["send", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for line in ("0  delivered", "1  undelivered, failed", "2  usage", "3  timed out", "4  authentication"):
+        assert line in out
+
+
+def test_bad_token_exits_4(env: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "--token", "wrong", "send", "--to", TO, "--from", FROM, "--body", "x")
+    assert code == cli.EXIT_CONNECTION
+    assert err.startswith("swsync: error: authentication failed") and err.count("\n") == 1
+    assert "wrong" not in err  # the token is never echoed
+
+
+def test_bad_token_over_rest_exits_4(env: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "messages", "list", "--token", "wrong")
+    assert code == cli.EXIT_CONNECTION
+    assert "authentication failed" in err and "wrong" not in err
+
+
+def test_unreachable_server_exits_4(capsys: pytest.CaptureFixture[str]) -> None:
+    space = f"ws://127.0.0.1:{closed_port()}"
+    code, _, err = run(capsys, "--project", "p", "--token", "t", "--space", space,
+                       "send", "--to", TO, "--from", FROM, "--body", "x")
+    assert code == cli.EXIT_CONNECTION
+    assert err.startswith("swsync: error: connection failed") and err.count("\n") == 1
+
+
+def test_debug_shows_traceback(env: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "send", "--debug", "--token", "wrong", "--to", TO, "--from", FROM, "--body", "x")
+    assert code == cli.EXIT_CONNECTION
+    assert "Traceback (most recent call last)" in err
+    assert err.rstrip().splitlines()[-1].startswith("swsync: error: authentication failed")
+
+
+def test_global_options_work_before_and_after_the_command(
+    emu: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    creds = ["--project", emu.project, "--token", emu.token, "--space", emu.rest_url]  # http:// for RELAY too
+    send = ["send", "--to", TO, "--from", FROM, "--body", "x"]
+    assert run(capsys, *creds, *send)[0] == 0
+    assert run(capsys, *send, *creds)[0] == 0
+
+
+def test_space_mapping() -> None:
+    assert cli.rest_space("ws://127.0.0.1:9") == "http://127.0.0.1:9"
+    assert cli.rest_space("wss://h.example") == "https://h.example"
+    assert cli.rest_space("example.signalwire.com") == "example.signalwire.com"
+    assert cli.relay_space("http://127.0.0.1:9") == "ws://127.0.0.1:9"
+    assert cli.relay_space("https://h.example") == "wss://h.example"
+    assert cli.relay_space("wss://h.example") == "wss://h.example"
+
+
+# -------------------------------------------------------------------- messages
+
+
+def test_messages_list_table_and_json(env: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    sids = env.add_messages(3, to=TO, body="seeded {i}")
+    env.add_messages(2, to="+15550009999")
+    code, out, err = run(capsys, "messages", "list", "--to", TO)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].split() == ["SID", "DATE", "(UTC)", "DIRECTION", "FROM", "TO", "STATUS", "BODY"]
+    assert [line.split()[0] for line in lines[1:]] == sids  # newest first
+    column = lines[0].index("STATUS")
+    assert all(line[column:].startswith("delivered") for line in lines[1:])  # aligned
+    code, out, _ = run(capsys, "messages", "list", "--json", "--limit", "2")
+    assert code == 0
+    records = json_lines(out)
+    assert len(records) == 2 and all("sid" in r and "status" in r for r in records)
+    code, out, err = run(capsys, "messages", "list", "--to", "+15550000000")
+    assert (code, out) == (0, "") and "no messages" in err
+
+
+def test_messages_list_filters(env: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    env.add_messages(2, status="failed", from_="+15550001234")
+    env.add_messages(3, status="delivered")
+    code, out, _ = run(capsys, "messages", "list", "--json", "--status", "failed", "--from", "+15550001234")
+    assert code == 0
+    records = json_lines(out)
+    assert len(records) == 2 and {r["status"] for r in records} == {"failed"}
+    code, out, _ = run(capsys, "messages", "list", "--json", "--status", "delivered")
+    day = parsedate_to_datetime(json_lines(out)[0]["date_sent"]).date()
+    code, out, _ = run(capsys, "messages", "list", "--json", "--date-sent", day.isoformat())
+    records = json_lines(out)
+    assert code == 0 and records
+    assert {parsedate_to_datetime(r["date_sent"]).date() for r in records} == {day}
+    code, out, _ = run(capsys, "messages", "list", "--json", "--date-sent", "1999-01-01")
+    assert (code, out) == (0, "")
+
+
+def test_messages_get_redact_delete(env: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    (sid,) = env.add_messages(1, body="secret")
+    code, out, _ = run(capsys, "messages", "get", sid)
+    assert code == 0
+    fields = dict(line.split(None, 1) for line in out.splitlines())
+    assert fields["sid"] == sid and fields["body"] == "secret" and fields["status"] == "delivered"
+    code, out, _ = run(capsys, "messages", "get", sid, "--json")
+    assert json_lines(out)[0]["sid"] == sid
+    assert run(capsys, "messages", "redact", sid)[:2] == (0, f"redacted {sid}\n")
+    assert env.get_message(sid)["body"] == ""
+    assert run(capsys, "messages", "delete", sid)[:2] == (0, f"deleted {sid}\n")
+    assert env.get_message(sid) is None
+    code, _, err = run(capsys, "messages", "get", sid)
+    assert code == cli.EXIT_NOT_DELIVERED and "404" in err and err.count("\n") == 1
+
+
+# ----------------------------------------------------------------- subprocesses
+
+
+def test_python_m_swsync_send_subprocess(emu: Any) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "swsync", "send", "--to", TO, "--from", FROM, "--body", "cron"],
+        env=subprocess_env(emu), capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "delivered" in proc.stdout.splitlines()[-1]
+
+
+def test_listen_prints_inbound_json_and_stops_on_sigterm(emu: Any) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "swsync", "listen", "--context", "office", "--context", "home"],
+        env=subprocess_env(emu), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stderr is not None and proc.stdout is not None
+        assert "listening on context(s) office, home" in proc.stderr.readline()
+        emu.inject_inbound(to_number=FROM, from_number=TO, body="hi there", context="home")
+        line = json.loads(proc.stdout.readline())
+        assert (line["from_number"], line["to_number"], line["body"], line["context"]) == (
+            TO, FROM, "hi there", "home")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def test_emulator_command_prints_exports_and_serves(capsys: pytest.CaptureFixture[str],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    environ = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "swsync", "emulator", "--port", "0", "--state-delay", "0",
+         "--project", "proj-1", "--token", "tok-1"],
+        env=dict(environ, PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        exports: dict[str, str] = {}
+        while "SIGNALWIRE_SPACE" not in exports or "SIGNALWIRE_API_TOKEN" not in exports:
+            line = proc.stdout.readline()
+            assert line, "the emulator exited early"
+            if line.startswith("export "):
+                name, _, value = line[len("export "):].strip().partition("=")
+                exports[name] = value
+        assert exports["SIGNALWIRE_PROJECT_ID"] == "proj-1" and exports["SIGNALWIRE_API_TOKEN"] == "tok-1"
+        for name in ("SIGNALWIRE_PROJECT_ID", "SIGNALWIRE_API_TOKEN", "SIGNALWIRE_SPACE"):
+            monkeypatch.setenv(name, exports[name])
+        code, out, err = run(capsys, "send", "--to", TO, "--from", FROM, "--body", "x")
+        assert code == 0, err
+        code, out, err = run(capsys, "messages", "list", "--json")
+        assert code == 0 and len(json_lines(out)) == 1
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+# ------------------------------------------------------------------------ demo
+
+
+def test_demo_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "demo", "--state-delay", "0.01")
+    assert code == 0, err
+    for needle in ("queued", "initiated", "sent", "delivered", "'Got it, thanks!'", "received",
+                   "Hello from swsync!", "DIRECTION"):
+        assert needle in out
+
+
+def test_emulator_commands_need_aiohttp(capsys: pytest.CaptureFixture[str],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "aiohttp", None)  # makes "import aiohttp" fail
+    for argv in (["demo"], ["emulator", "--port", "0"]):
+        code, _, err = run(capsys, *argv)
+        assert code == cli.EXIT_USAGE
+        assert "pip install 'swsync[emulator]'" in err
+
+
+def test_send_ctrl_c_exits_130(env: Any, capsys: pytest.CaptureFixture[str],
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from swsync.relay import Message
+
+    def interrupted(self: Message, timeout: float | None = None) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Message, "wait", interrupted)
+    code, _, err = run(capsys, "send", "--to", TO, "--from", FROM, "--body", "x")
+    assert code == 130 and err == "swsync: interrupted\n"

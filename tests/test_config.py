@@ -1,0 +1,80 @@
+"""Configuration: credentials from arguments or SIGNALWIRE_* variables, host validation."""
+
+from __future__ import annotations
+
+import pytest
+
+from swsync import ConfigurationError, RelayClient
+from swsync._config import relay_url, rest_origin
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("SIGNALWIRE_PROJECT_ID", "SIGNALWIRE_API_TOKEN", "SIGNALWIRE_SPACE", "SIGNALWIRE_JWT_TOKEN",
+                "SIGNALWIRE_RELAY_CA_FILE", "SIGNALWIRE_REST_CA_FILE"):
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "names"),
+    [
+        ({"token": "t", "host": "h.example.com"}, ("project", "SIGNALWIRE_PROJECT_ID")),
+        ({"project": "p", "host": "h.example.com"}, ("token", "SIGNALWIRE_API_TOKEN")),
+        ({"project": "p", "token": "t"}, ("host", "SIGNALWIRE_SPACE")),
+    ],
+)
+def test_missing_credential_names_argument_and_variable(kwargs: dict, names: tuple[str, str]) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        RelayClient(**kwargs)
+    assert all(n in str(info.value) for n in names)
+    assert isinstance(info.value, ValueError)
+
+
+def test_environment_supplies_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIGNALWIRE_PROJECT_ID", "proj")
+    monkeypatch.setenv("SIGNALWIRE_API_TOKEN", "PTsecret")
+    monkeypatch.setenv("SIGNALWIRE_SPACE", "example.signalwire.com")
+    client = RelayClient()
+    assert "wss://example.signalwire.com" in repr(client)
+    assert "PTsecret" not in repr(client)
+
+
+@pytest.mark.parametrize(
+    ("host", "url"),
+    [
+        ("example.signalwire.com", "wss://example.signalwire.com"),
+        ("ws://127.0.0.1:8765", "ws://127.0.0.1:8765"),
+        ("wss://example.signalwire.com/", "wss://example.signalwire.com"),
+        ("[::1]:9000", "wss://[::1]:9000"),
+    ],
+)
+def test_relay_url(host: str, url: str) -> None:
+    assert relay_url(host) == url
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["user:pw@example.com", "example.com/path", "example.com?x=1", "exa mple.com", "example.com\r\nX: y",
+     "http://example.com", "wss://example.com/path", "wss://u@example.com", "", "example.com\t", "ex\\ample"],
+)
+def test_bad_hosts_rejected(host: str) -> None:
+    with pytest.raises(ConfigurationError):
+        relay_url(host)
+
+
+def test_rest_origin() -> None:
+    assert rest_origin("example.signalwire.com") == "https://example.signalwire.com"
+    assert rest_origin("http://127.0.0.1:8080") == "http://127.0.0.1:8080"
+    with pytest.raises(ConfigurationError):
+        rest_origin("ws://example.com")
+
+
+def test_missing_ca_file_is_a_configuration_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigurationError, match="ca_file"):
+        RelayClient(project="p", token="t", host="example.com", ca_file=str(tmp_path / "nope.pem"))
+
+
+@pytest.mark.parametrize("opt", [{"request_timeout": 0}, {"ping_interval": -1}, {"handler_workers": 0}])
+def test_bad_options(opt: dict) -> None:
+    with pytest.raises(ConfigurationError):
+        RelayClient(project="p", token="t", host="example.com", **opt)
