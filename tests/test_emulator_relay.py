@@ -49,7 +49,9 @@ class Client:
         except (OSError, websocket.WebSocketException):
             pass
 
-    def send(self, method: str, params: dict[str, Any] | None = None, mid: str | None = None) -> str:
+    def send(
+        self, method: str, params: dict[str, Any] | None = None, mid: str | None = None
+    ) -> str:
         mid = mid or str(uuid.uuid4())
         frame: dict[str, Any] = {"jsonrpc": "2.0", "id": mid, "method": method}
         if params is not None:
@@ -79,7 +81,9 @@ class Client:
             if frame.get("id") == mid:
                 return frame
 
-    def call(self, method: str, params: dict[str, Any] | None = None, *, ack: bool = True) -> dict[str, Any]:
+    def call(
+        self, method: str, params: dict[str, Any] | None = None, *, ack: bool = True
+    ) -> dict[str, Any]:
         return self.response(self.send(method, params), ack=ack)
 
     def _note(self, frame: dict[str, Any]) -> None:
@@ -125,7 +129,13 @@ class Client:
         return seen
 
     def send_message(self, to: str = TO, **extra: Any) -> dict[str, Any]:
-        params = {"context": "office", "to_number": to, "from_number": FROM, "body": "Hello", **extra}
+        params = {
+            "context": "office",
+            "to_number": to,
+            "from_number": FROM,
+            "body": "Hello",
+            **extra,
+        }
         return self.call("messaging.send", params)
 
 
@@ -204,7 +214,9 @@ def test_connect_with_jwt(emu: Emulator, client: Client) -> None:
     assert reply["result"]["authorization"]["project_id"] == emu.project
 
 
-def test_each_connect_issues_a_new_authorization_state(emu: Emulator, clients: list[Client]) -> None:
+def test_each_connect_issues_a_new_authorization_state(
+    emu: Emulator, clients: list[Client]
+) -> None:
     a, b = open_client(emu, clients), open_client(emu, clients)
     a.connect(emu)
     b.connect(emu)
@@ -240,7 +252,9 @@ def test_missing_authentication_is_invalid_params(client: Client) -> None:
     assert reply["error"]["data"]["signalwire_error_code"] == "INVALID_PARAMS"
 
 
-def test_methods_before_connect_are_refused_but_the_socket_stays(emu: Emulator, client: Client) -> None:
+def test_methods_before_connect_are_refused_but_the_socket_stays(
+    emu: Emulator, client: Client
+) -> None:
     for method in ("messaging.send", "signalwire.receive", "signalwire.ping", "no.such.method"):
         reply = client.call(method, {})
         assert reply["error"]["code"] == -32002, method
@@ -250,18 +264,26 @@ def test_methods_before_connect_are_refused_but_the_socket_stays(emu: Emulator, 
 
 def test_second_connect_on_one_socket_is_refused(emu: Emulator, client: Client) -> None:
     client.connect(emu)
-    reply = client.call("signalwire.connect", {"authentication": {"project": emu.project, "token": emu.token}})
+    reply = client.call(
+        "signalwire.connect", {"authentication": {"project": emu.project, "token": emu.token}}
+    )
     assert reply["error"]["code"] == -32600
 
 
 # -- framing errors ----------------------------------------------------------------------
 
 
-def test_unparseable_json_gets_parse_error_and_connection_survives(emu: Emulator, client: Client) -> None:
+def test_unparseable_json_gets_parse_error_and_connection_survives(
+    emu: Emulator, client: Client
+) -> None:
     client.connect(emu)
     client.ws.send("{not json")
     reply = client.recv()
-    assert reply == {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "Parse error"}}
+    assert reply == {
+        "jsonrpc": "2.0",
+        "id": None,
+        "error": {"code": -32700, "message": "Parse error"},
+    }
     client.ws.send("[1, 2]")
     assert client.recv()["error"]["code"] == -32600
     assert "result" in client.call("signalwire.ping", {})
@@ -362,6 +384,18 @@ def test_send_response_then_every_state_with_ack_tracking(emu: Emulator, client:
     assert record["origin"] == "relay" and record["direction"] == "outbound-api"
 
 
+def test_events_are_not_tracked_without_event_acks(emu: Emulator, client: Client) -> None:
+    client.connect(emu, event_acks=False, ack=False)
+    client.send_message()
+    assert states(client.events + client.barrier(ack=False)) == [
+        "queued",
+        "initiated",
+        "sent",
+        "delivered",
+    ]
+    assert emu.unacked_events == 0 and emu.stats.acks_received == 0
+
+
 def test_execute_wrapper(emu: Emulator, client: Client) -> None:
     client.connect(emu)
     reply = client.call(
@@ -416,7 +450,9 @@ def test_rejected_number_gets_non_2xx_result_and_no_events(emu: Emulator, client
 def test_state_before_response_with_zero_delay(emu: Emulator, client: Client) -> None:
     client.connect(emu)
     emu.faults.state_before_response = True
-    mid = client.send("messaging.send", {"context": "c", "to_number": TO, "from_number": FROM, "body": "b"})
+    mid = client.send(
+        "messaging.send", {"context": "c", "to_number": TO, "from_number": FROM, "body": "b"}
+    )
     frames = [client.recv() for _ in range(5)]
     assert states(frames[:4]) == ["queued", "initiated", "sent", "delivered"]
     assert frames[4]["id"] == mid and frames[4]["result"]["code"] == "200"
@@ -427,7 +463,9 @@ def test_state_before_response_with_delay(slow_emu: Emulator, clients: list[Clie
     client = open_client(slow_emu, clients)
     client.connect(slow_emu)
     slow_emu.faults.state_before_response = True
-    mid = client.send("messaging.send", {"context": "c", "to_number": TO, "from_number": FROM, "body": "b"})
+    mid = client.send(
+        "messaging.send", {"context": "c", "to_number": TO, "from_number": FROM, "body": "b"}
+    )
     first, second = client.recv(), client.recv()
     assert states([first]) == ["queued"]
     assert second["id"] == mid
@@ -437,7 +475,9 @@ def test_state_before_response_with_delay(slow_emu: Emulator, clients: list[Clie
 def test_response_delay_lets_events_overtake_the_response(emu: Emulator, client: Client) -> None:
     client.connect(emu)
     emu.faults.response_delay = 0.2
-    mid = client.send("messaging.send", {"context": "c", "to_number": TO, "from_number": FROM, "body": "b"})
+    mid = client.send(
+        "messaging.send", {"context": "c", "to_number": TO, "from_number": FROM, "body": "b"}
+    )
     frames = [client.recv() for _ in range(5)]
     assert states(frames[:4]) == ["queued", "initiated", "sent", "delivered"]
     assert frames[4]["id"] == mid
@@ -448,7 +488,16 @@ def test_duplicate_events(emu: Emulator, client: Client) -> None:
     emu.faults.duplicate_events = True
     client.send_message()
     seen = client.events + client.barrier()
-    assert states(seen) == ["queued", "queued", "initiated", "initiated", "sent", "sent", "delivered", "delivered"]
+    assert states(seen) == [
+        "queued",
+        "queued",
+        "initiated",
+        "initiated",
+        "sent",
+        "sent",
+        "delivered",
+        "delivered",
+    ]
     assert len({f["id"] for f in seen}) == 8
 
 
@@ -521,7 +570,9 @@ def test_inject_inbound_validates(emu: Emulator) -> None:
 # -- sessions and resume --------------------------------------------------------------------------
 
 
-def test_resume_delivers_missed_and_unacked_events(slow_emu: Emulator, clients: list[Client]) -> None:
+def test_resume_delivers_missed_and_unacked_events(
+    slow_emu: Emulator, clients: list[Client]
+) -> None:
     emu = slow_emu
     first = open_client(emu, clients)
     first.connect(emu, contexts=["office"])
@@ -534,7 +585,9 @@ def test_resume_delivers_missed_and_unacked_events(slow_emu: Emulator, clients: 
     with pytest.raises((websocket.WebSocketConnectionClosedException, OSError)):
         first.recv()
     emu.wait_for_status(message_id, "delivered", timeout=5)  # produced while away
-    inbound_sid = emu.inject_inbound("+15551234567", "+15550001111", body="while away", context="office")
+    inbound_sid = emu.inject_inbound(
+        "+15551234567", "+15550001111", body="while away", context="office"
+    )
 
     second = open_client(emu, clients)
     result = second.connect(emu, protocol=first.protocol, authorization_state=first.auth_state)
@@ -549,7 +602,9 @@ def test_resume_delivers_missed_and_unacked_events(slow_emu: Emulator, clients: 
     assert emu.unacked_events == 0
 
 
-def test_resume_with_stale_authorization_state_is_refused(emu: Emulator, clients: list[Client]) -> None:
+def test_resume_with_stale_authorization_state_is_refused(
+    emu: Emulator, clients: list[Client]
+) -> None:
     first = open_client(emu, clients)
     first.connect(emu)
     stale = first.auth_state
@@ -562,23 +617,33 @@ def test_resume_with_stale_authorization_state_is_refused(emu: Emulator, clients
     third = open_client(emu, clients)
     auth = {"project": emu.project, "token": emu.token}
     reply = third.call(
-        "signalwire.connect", {"authentication": auth, "protocol": first.protocol, "authorization_state": stale}
+        "signalwire.connect",
+        {"authentication": auth, "protocol": first.protocol, "authorization_state": stale},
     )
     assert reply["error"]["code"] == -32003
     # The socket stays usable: the latest state resumes, a fresh connect would too.
     reply = third.call(
         "signalwire.connect",
-        {"authentication": auth, "protocol": first.protocol, "authorization_state": second.auth_state},
+        {
+            "authentication": auth,
+            "protocol": first.protocol,
+            "authorization_state": second.auth_state,
+        },
     )
     assert reply["result"]["session_restored"] is True
 
 
 def test_resume_of_unknown_protocol_is_auth_required(emu: Emulator, client: Client) -> None:
     auth = {"project": emu.project, "token": emu.token}
-    reply = client.call("signalwire.connect", {"authentication": auth, "protocol": f"signalwire_{uuid.uuid4()}"})
+    reply = client.call(
+        "signalwire.connect", {"authentication": auth, "protocol": f"signalwire_{uuid.uuid4()}"}
+    )
     assert reply["error"]["code"] == -32002
     assert reply["error"]["data"]["signalwire_error_code"] == "AUTH_REQUIRED"
-    assert client.call("signalwire.connect", {"authentication": auth})["result"]["session_restored"] is False
+    assert (
+        client.call("signalwire.connect", {"authentication": auth})["result"]["session_restored"]
+        is False
+    )
 
 
 def test_reject_resume_fault(emu: Emulator, clients: list[Client]) -> None:
@@ -589,7 +654,12 @@ def test_reject_resume_fault(emu: Emulator, clients: list[Client]) -> None:
     second = open_client(emu, clients)
     auth = {"project": emu.project, "token": emu.token}
     reply = second.call(
-        "signalwire.connect", {"authentication": auth, "protocol": first.protocol, "authorization_state": first.auth_state}
+        "signalwire.connect",
+        {
+            "authentication": auth,
+            "protocol": first.protocol,
+            "authorization_state": first.auth_state,
+        },
     )
     assert reply["error"]["code"] == -32003
 
@@ -604,12 +674,18 @@ def test_session_expires_after_ttl(clients: list[Client]) -> None:
         auth = {"project": emu.project, "token": emu.token}
         reply = second.call(
             "signalwire.connect",
-            {"authentication": auth, "protocol": first.protocol, "authorization_state": first.auth_state},
+            {
+                "authentication": auth,
+                "protocol": first.protocol,
+                "authorization_state": first.auth_state,
+            },
         )
         assert reply["error"]["code"] == -32002
 
 
-def test_resume_while_old_socket_still_open_takes_over(emu: Emulator, clients: list[Client]) -> None:
+def test_resume_while_old_socket_still_open_takes_over(
+    emu: Emulator, clients: list[Client]
+) -> None:
     first = open_client(emu, clients)
     first.connect(emu, contexts=["office"])
     second = open_client(emu, clients)
@@ -649,7 +725,9 @@ def test_silent_discards_everything(emu: Emulator, client: Client) -> None:
     client.connect(emu)
     emu.faults.silent = True
     client.send("signalwire.ping", {})
-    client.send("messaging.send", {"context": "c", "to_number": TO, "from_number": FROM, "body": "b"})
+    client.send(
+        "messaging.send", {"context": "c", "to_number": TO, "from_number": FROM, "body": "b"}
+    )
     emu.inject_inbound("+15551234567", "+15550001111", body="x", context="default")
     client.ws.settimeout(0.3)
     with pytest.raises(websocket.WebSocketTimeoutException):
@@ -686,7 +764,11 @@ def test_server_disconnect(emu: Emulator, clients: list[Client], restart: bool) 
     auth = {"project": emu.project, "token": emu.token}
     reply = second.call(
         "signalwire.connect",
-        {"authentication": auth, "protocol": first.protocol, "authorization_state": first.auth_state},
+        {
+            "authentication": auth,
+            "protocol": first.protocol,
+            "authorization_state": first.auth_state,
+        },
     )
     if restart:
         assert reply["error"]["code"] == -32002
@@ -694,7 +776,9 @@ def test_server_disconnect(emu: Emulator, clients: list[Client], restart: bool) 
         assert reply["result"]["session_restored"] is True
 
 
-def test_server_disconnect_closes_unacked_socket_after_a_second(emu: Emulator, client: Client) -> None:
+def test_server_disconnect_closes_unacked_socket_after_a_second(
+    emu: Emulator, client: Client
+) -> None:
     client.connect(emu)
     emu.server_disconnect()
     assert client.recv()["method"] == "signalwire.disconnect"
@@ -756,7 +840,12 @@ def test_tls(tmp_path: Any, clients: list[Client]) -> None:
         client.connect(emu)
         reply = client.send_message()
         assert reply["result"]["code"] == "200"
-        assert states(client.events + client.barrier()) == ["queued", "initiated", "sent", "delivered"]
+        assert states(client.events + client.barrier()) == [
+            "queued",
+            "initiated",
+            "sent",
+            "delivered",
+        ]
         import requests
 
         r = requests.get(
@@ -780,22 +869,28 @@ def test_lifecycle() -> None:
     assert emu.token.startswith("PT") and emu.signing_key.startswith("PSK_")
     uuid.UUID(emu.project)
     assert emu.token not in repr(emu) and emu.signing_key not in repr(emu)
+    thread = emu._thread
+    assert thread is not None and thread.name == "swsync-emulator" and thread.is_alive()
     emu.close()
     emu.close()
+    assert not thread.is_alive()
     with pytest.raises(RuntimeError):
         emu.start()
-    with pytest.raises(OSError):
-        socket.create_connection(("127.0.0.1", emu.port), timeout=1).close()
+    with pytest.raises(RuntimeError):
+        emu.send_raw("x")
 
 
 def test_port_in_use_raises_from_start() -> None:
-    with Emulator() as first:
-        with pytest.raises(OSError):
-            Emulator(port=first.port).start()
+    with Emulator() as first, pytest.raises(OSError):
+        Emulator(port=first.port).start()
 
 
 def test_importing_swsync_does_not_import_aiohttp() -> None:
-    code = "import sys, swsync; assert 'aiohttp' not in sys.modules, 'aiohttp imported'; print('ok')"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    code = (
+        "import sys, swsync; assert 'aiohttp' not in sys.modules, 'aiohttp imported'; print('ok')"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"

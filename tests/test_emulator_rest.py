@@ -121,11 +121,17 @@ def test_create_returns_the_message_object(emu: Emulator, api: Api) -> None:
     assert m["num_segments"] == 2 and m["num_media"] == 2
     assert m["status"] == "queued" and m["direction"] == "outbound-api"
     assert m["date_sent"] is None and m["price"] is None and m["price_unit"] == "USD"
-    assert m["error_code"] is None and m["error_message"] is None and m["messaging_service_sid"] is None
+    assert (
+        m["error_code"] is None
+        and m["error_message"] is None
+        and m["messaging_service_sid"] is None
+    )
     created = parsedate_to_datetime(m["date_created"])
     assert created.utcoffset() == timedelta(0) and m["date_created"].endswith("+0000")
     assert m["uri"] == f"/api/laml/2010-04-01/Accounts/{emu.project}/Messages/{sid}"
-    assert m["subresource_uris"] == {"media": f"/api/laml/2010-04-01/Accounts/{emu.project}/Messages/{sid}/Media"}
+    assert m["subresource_uris"] == {
+        "media": f"/api/laml/2010-04-01/Accounts/{emu.project}/Messages/{sid}/Media"
+    }
 
     record = emu.wait_for_status(sid, "delivered", timeout=5)
     assert record["history"] == ["queued", "initiated", "sent", "delivered"]
@@ -152,7 +158,12 @@ def test_both_prefixes_with_and_without_json(emu: Emulator, prefix: str, suffix:
 
 
 def test_unknown_parameters_are_ignored(api: Api) -> None:
-    m = api.create(ProvideFeedback="true", SmartEncoded="false", ValidityPeriod="600", MessagingServiceSid="abc")
+    m = api.create(
+        ProvideFeedback="true",
+        SmartEncoded="false",
+        ValidityPeriod="600",
+        MessagingServiceSid="abc",
+    )
     assert m["status"] == "queued" and m["messaging_service_sid"] == "abc"
 
 
@@ -166,12 +177,18 @@ def test_unknown_parameters_are_ignored(api: Api) -> None:
         ({"To": TO, "From": FROM}, 400, 21602),
         ({"To": TO, "From": FROM, "Body": ""}, 400, 21602),
         ({"To": TO, "From": FROM, "Body": "x" * 1601}, 400, 21617),
-        ({"To": TO, "From": FROM, "MediaUrl": [f"https://e.com/{i}.png" for i in range(11)]}, 400, 21623),
+        (
+            {"To": TO, "From": FROM, "MediaUrl": [f"https://e.com/{i}.png" for i in range(11)]},
+            400,
+            21623,
+        ),
         ({"To": TO, "From": FROM, "MediaUrl": "ftp://e.com/a.png"}, 400, 21620),
         ({"To": REJECTED_NUMBER, "From": FROM, "Body": "x"}, 422, 21211),
     ],
 )
-def test_create_validation(emu: Emulator, api: Api, data: dict[str, Any], status: int, code: int) -> None:
+def test_create_validation(
+    emu: Emulator, api: Api, data: dict[str, Any], status: int, code: int
+) -> None:
     assert_error(api.post("/Messages.json", data), status, code)
     assert len(emu.store) == 0
 
@@ -185,7 +202,9 @@ def test_body_of_exactly_1600_and_ten_media_are_accepted(api: Api) -> None:
     ("number", "final", "code"),
     [(UNDELIVERED_NUMBER, "undelivered", "30004"), (FAILED_NUMBER, "failed", "30003")],
 )
-def test_failing_numbers_set_error_code(emu: Emulator, api: Api, number: str, final: str, code: str) -> None:
+def test_failing_numbers_set_error_code(
+    emu: Emulator, api: Api, number: str, final: str, code: str
+) -> None:
     sid = api.create(To=number)["sid"]
     emu.wait_for_status(sid, final, timeout=5)
     m = api.get(f"/Messages/{sid}").json()
@@ -198,8 +217,8 @@ def test_failing_numbers_set_error_code(emu: Emulator, api: Api, number: str, fi
 
 def test_no_dlr_number_stops_at_sent(emu: Emulator, api: Api) -> None:
     sid = api.create(To=NO_DLR_NUMBER)["sid"]
-    record = emu.wait_for_status(sid, "sent", timeout=5)
-    emu.wait_until(lambda: not emu._tasks, timeout=5)  # its progression has finished
+    emu.wait_for_status(sid, "sent", timeout=5)
+    emu.wait_idle(timeout=5)  # its progression has finished
     record = emu.get_message(sid)
     assert record is not None
     assert record["history"] == ["queued", "initiated", "sent"] and record["status"] == "sent"
@@ -218,7 +237,9 @@ def test_auth_required(emu: Emulator, api: Api) -> None:
     url = api.base + "/Messages.json"
     assert_error(requests.get(url, timeout=10), 401, 20003)
     assert_error(requests.get(url, auth=(emu.project, "wrong"), timeout=10), 401, 20003)
-    assert_error(requests.post(url, data={"To": TO, "From": FROM, "Body": "x"}, timeout=10), 401, 20003)
+    assert_error(
+        requests.post(url, data={"To": TO, "From": FROM, "Body": "x"}, timeout=10), 401, 20003
+    )
     other = url.replace(emu.project, "00000000-0000-0000-0000-000000000000")
     assert_error(requests.get(other, auth=(emu.project, emu.token), timeout=10), 401, 20003)
     bad_header = {"Authorization": "Basic !!!"}
@@ -248,7 +269,10 @@ def test_request_log_and_stats(emu: Emulator, api: Api) -> None:
     api.get("/Messages.json", params={"To": TO, "PageSize": 5})
     api.create()
     assert emu.request_log == [
-        ("GET", f"/api/laml/2010-04-01/Accounts/{emu.project}/Messages.json?To=%2B15551230001&PageSize=5"),
+        (
+            "GET",
+            f"/api/laml/2010-04-01/Accounts/{emu.project}/Messages.json?To=%2B15551230001&PageSize=5",
+        ),
         ("POST", f"/api/laml/2010-04-01/Accounts/{emu.project}/Messages.json"),
     ]
     stats = emu.stats
@@ -279,7 +303,9 @@ def test_paging_2500_records_in_pages_of_1000(emu: Emulator, api: Api) -> None:
     assert [m["sid"] for p in pages for m in p["messages"]] == seeded  # newest first
     first = pages[0]
     assert first["previous_page_uri"] is None
-    assert first["uri"] == f"/api/laml/2010-04-01/Accounts/{emu.project}/Messages?Page=0&PageSize=1000"
+    assert (
+        first["uri"] == f"/api/laml/2010-04-01/Accounts/{emu.project}/Messages?Page=0&PageSize=1000"
+    )
     assert first["first_page_uri"] == first["uri"]
     query = parse_qs(urlsplit(first["next_page_uri"]).query)
     assert query["Page"] == ["1"] and query["PageToken"] == ["PA" + seeded[999]]
@@ -288,6 +314,20 @@ def test_paging_2500_records_in_pages_of_1000(emu: Emulator, api: Api) -> None:
     assert [m["sid"] for m in back["messages"]] == seeded[:1000]
     dates = [parsedate_to_datetime(m["date_created"]) for m in pages[0]["messages"]]
     assert dates == sorted(dates, reverse=True) and len(set(dates)) == 1000
+
+
+def test_add_messages_fields(emu: Emulator, api: Api) -> None:
+    sids = emu.add_messages(3, to="+15550000100", body="n{i}", status="failed", error_code="30003")
+    m = api.get(f"/Messages/{sids[2]}").json()
+    assert (m["to"], m["body"], m["status"], m["error_code"]) == (
+        "+15550000100",
+        "n2",
+        "failed",
+        "30003",
+    )
+    assert m["date_sent"] is None and m["price"] is None
+    with pytest.raises(TypeError):
+        emu.add_messages(1, colour="blue")
 
 
 def test_default_page_size_is_50(emu: Emulator, api: Api) -> None:
@@ -316,7 +356,9 @@ def test_list_parameter_errors(api: Api, params: dict[str, Any], code: int) -> N
 
 def test_list_filters(emu: Emulator, api: Api) -> None:
     emu.add_messages(30, to="+15550000100", from_="+15550000200")
-    emu.add_messages(30, to="+15550000101", from_="+15550000200", status="undelivered", error_code="30004")
+    emu.add_messages(
+        30, to="+15550000101", from_="+15550000200", status="undelivered", error_code="30004"
+    )
     emu.add_messages(30, to="+15550000101", from_="+15550000201", status="failed")
     everything = api.get("/Messages", params={"PageSize": 1000}).json()["messages"]
     assert len(everything) == 90
@@ -350,7 +392,9 @@ def test_list_filters(emu: Emulator, api: Api) -> None:
 def test_page_uris_carry_the_filters(emu: Emulator, api: Api) -> None:
     emu.add_messages(5, to="+15550000100")
     emu.add_messages(5, to="+15550000101")
-    r = api.get("/Messages.json", params={"To": "+15550000101", "DateSent>": "2000-01-01", "PageSize": 2})
+    r = api.get(
+        "/Messages.json", params={"To": "+15550000101", "DateSent>": "2000-01-01", "PageSize": 2}
+    )
     page = r.json()
     pages = [page]
     while page["next_page_uri"]:
@@ -398,7 +442,9 @@ def test_delete(emu: Emulator, api: Api) -> None:
 
 
 def test_media(emu: Emulator, api: Api) -> None:
-    m = api.create(Body="", MediaUrl=["https://e.com/pic.png", "https://e.com/clip.mp4", "https://e.com/noext"])
+    m = api.create(
+        Body="", MediaUrl=["https://e.com/pic.png", "https://e.com/clip.mp4", "https://e.com/noext"]
+    )
     sid = m["sid"]
     emu.wait_for_status(sid, "delivered", timeout=5)
     page = api.get(f"/Messages/{sid}/Media.json").json()
@@ -406,14 +452,27 @@ def test_media(emu: Emulator, api: Api) -> None:
     media = page["media_list"]
     assert [x["content_type"] for x in media] == ["image/png", "video/mp4", "image/jpeg"]
     first = media[0]
-    assert set(first) == {"sid", "account_sid", "parent_sid", "content_type", "date_created", "date_updated", "uri"}
+    assert set(first) == {
+        "sid",
+        "account_sid",
+        "parent_sid",
+        "content_type",
+        "date_created",
+        "date_updated",
+        "uri",
+    }
     assert first["parent_sid"] == sid and first["account_sid"] == emu.project
-    assert first["uri"] == f"/api/laml/2010-04-01/Accounts/{emu.project}/Messages/{sid}/Media/{first['sid']}.json"
+    assert (
+        first["uri"]
+        == f"/api/laml/2010-04-01/Accounts/{emu.project}/Messages/{sid}/Media/{first['sid']}.json"
+    )
     assert api.follow(first["uri"]).json() == first
 
     small = api.get(f"/Messages/{sid}/Media.json", params={"PageSize": 2}).json()
     assert [x["sid"] for x in small["media_list"]] == [x["sid"] for x in media[:2]]
-    assert [x["sid"] for x in api.follow(small["next_page_uri"]).json()["media_list"]] == [media[2]["sid"]]
+    assert [x["sid"] for x in api.follow(small["next_page_uri"]).json()["media_list"]] == [
+        media[2]["sid"]
+    ]
 
     r = api.delete(f"/Messages/{sid}/Media/{first['sid']}")
     assert r.status_code == 204 and r.content == b""
@@ -433,8 +492,15 @@ def test_relay_messages_and_inbound_are_visible_over_rest(emu: Emulator, api: Ap
         ws.send(json.dumps({"jsonrpc": "2.0", "id": "c", "method": "signalwire.connect",
                             "params": {"authentication": auth}}))  # fmt: skip
         assert "result" in json.loads(ws.recv())
-        params = {"context": "office", "to_number": UNDELIVERED_NUMBER, "from_number": FROM, "body": "via relay"}
-        ws.send(json.dumps({"jsonrpc": "2.0", "id": "s", "method": "messaging.send", "params": params}))
+        params = {
+            "context": "office",
+            "to_number": UNDELIVERED_NUMBER,
+            "from_number": FROM,
+            "body": "via relay",
+        }
+        ws.send(
+            json.dumps({"jsonrpc": "2.0", "id": "s", "method": "messaging.send", "params": params})
+        )
         while True:
             frame = json.loads(ws.recv())
             if frame.get("id") == "s":
@@ -447,7 +513,9 @@ def test_relay_messages_and_inbound_are_visible_over_rest(emu: Emulator, api: Ap
     assert m["direction"] == "outbound-api" and m["status"] == "undelivered"
     assert m["body"] == "via relay" and m["to"] == UNDELIVERED_NUMBER and m["error_code"] == "30004"
 
-    inbound = emu.inject_inbound(FROM, "+15550001111", body="hello back", media=["https://e.com/x.gif"])
+    inbound = emu.inject_inbound(
+        FROM, "+15550001111", body="hello back", media=["https://e.com/x.gif"]
+    )
     m = api.get(f"/Messages/{inbound}.json").json()
     assert m["direction"] == "inbound" and m["status"] == "received" and m["num_media"] == 1
     listed = api.get("/Messages.json", params={"Status": "received"}).json()["messages"]
@@ -462,7 +530,17 @@ def test_relay_messages_and_inbound_are_visible_over_rest(emu: Emulator, api: Ap
 
 def test_command_line_serves_until_sigterm() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "swsync.emulator", "--state-delay", "0", "--project", "proj-1", "--token", "tok-1"],
+        [
+            sys.executable,
+            "-m",
+            "swsync.emulator",
+            "--state-delay",
+            "0",
+            "--project",
+            "proj-1",
+            "--token",
+            "tok-1",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -511,7 +589,7 @@ class Hook:
         hook = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 raw = self.rfile.read(length).decode()
                 form = {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}
@@ -530,7 +608,10 @@ class Hook:
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, name="test-hook", daemon=True
+            target=self.server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="test-hook",
+            daemon=True,
         )
         self.thread.start()
 
@@ -588,7 +669,9 @@ def test_status_callbacks_are_signed_and_in_order(emu: Emulator, api: Api, hook:
     assert emu.stats.webhooks_sent == 4
 
 
-def test_status_callback_of_a_failed_message_has_error_fields(emu: Emulator, api: Api, hook: Hook) -> None:
+def test_status_callback_of_a_failed_message_has_error_fields(
+    emu: Emulator, api: Api, hook: Hook
+) -> None:
     api.create(To=FAILED_NUMBER, StatusCallback=f"{hook.url}/cb")
     forms = [hook.next()[2] for _ in range(2)]
     assert [f["MessageStatus"] for f in forms] == ["queued", "failed"]
@@ -604,13 +687,18 @@ def test_unreachable_status_callback_changes_nothing(emu: Emulator, api: Api, ca
         port = s.getsockname()[1]
     sid = api.create(StatusCallback=f"http://127.0.0.1:{port}/cb")["sid"]
     emu.wait_for_status(sid, "delivered", timeout=5)
-    emu.wait_until(lambda: emu.stats.webhooks_sent == 4 and not emu.hooks._tasks, timeout=10)
+    emu.wait_idle(timeout=10)
+    assert emu.stats.webhooks_sent == 4
     assert api.get(f"/Messages/{sid}").json()["status"] == "delivered"
     assert any("webhook POST" in r.getMessage() for r in caplog.records)
 
 
 def test_rest_status_callback_must_be_a_url(api: Api) -> None:
-    assert_error(api.post("/Messages.json", {"To": TO, "From": FROM, "Body": "x", "StatusCallback": "nope"}), 400, 21402)
+    assert_error(
+        api.post("/Messages.json", {"To": TO, "From": FROM, "Body": "x", "StatusCallback": "nope"}),
+        400,
+        21402,
+    )
 
 
 CXML_REPLY = """<?xml version="1.0" encoding="UTF-8"?>
@@ -625,7 +713,9 @@ def test_inbound_webhook_and_cxml_reply(hook: Hook) -> None:
     hook.reply = (200, "text/xml", CXML_REPLY)
     url = f"{hook.url}/sms"
     with Emulator(state_delay=0, inbound_webhook_url=url) as emu:
-        sid = emu.inject_inbound(FROM, "+15550001111", body="Hi there", media=["https://e.com/in.gif"])
+        sid = emu.inject_inbound(
+            FROM, "+15550001111", body="Hi there", media=["https://e.com/in.gif"]
+        )
         path, headers, form = hook.next()
         assert path == "/sms"
         assert headers["X-SignalWire-Signature"] == expected_signature(emu.signing_key, url, form)
@@ -634,7 +724,9 @@ def test_inbound_webhook_and_cxml_reply(hook: Hook) -> None:
         assert (form["From"], form["To"], form["Body"]) == ("+15550001111", FROM, "Hi there")
         assert form["AccountSid"] == emu.project and form["SmsStatus"] == "received"
         assert form["NumMedia"] == "1" and form["NumSegments"] == "1"
-        assert form["MediaUrl0"] == "https://e.com/in.gif" and form["MediaContentType0"] == "image/gif"
+        assert (
+            form["MediaUrl0"] == "https://e.com/in.gif" and form["MediaContentType0"] == "image/gif"
+        )
 
         emu.wait_until(lambda: len(emu.store) == 3, timeout=10)
         a = Api(emu)
@@ -655,12 +747,17 @@ def test_inbound_webhook_and_cxml_reply(hook: Hook) -> None:
 
 @pytest.mark.parametrize(
     "reply",
-    [(500, "text/xml", CXML_REPLY), (200, "text/plain", "not xml"), (200, "text/xml", "<Other/>"), (200, "text/xml", "")],
+    [
+        (500, "text/xml", CXML_REPLY),
+        (200, "text/plain", "not xml"),
+        (200, "text/xml", "<Other/>"),
+        (200, "text/xml", ""),
+    ],
 )
 def test_inbound_webhook_bad_reply_sends_nothing(hook: Hook, reply: tuple[int, str, str]) -> None:
     hook.reply = reply
     with Emulator(state_delay=0, inbound_webhook_url=f"{hook.url}/sms") as emu:
         emu.inject_inbound(FROM, "+15550001111", body="Hi")
         hook.next()
-        emu.wait_until(lambda: not emu.hooks._tasks, timeout=10)
+        emu.wait_idle(timeout=10)
         assert len(emu.store) == 1

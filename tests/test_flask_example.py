@@ -28,6 +28,7 @@ requests = pytest.importorskip("requests")
 
 from werkzeug.serving import make_server  # noqa: E402  (after the importorskip)
 
+from swsync import Emulator, RestClient  # noqa: E402
 from swsync.cxml import CONTENT_TYPE  # noqa: E402
 from swsync.errors import ConfigurationError  # noqa: E402
 
@@ -183,9 +184,6 @@ def http() -> Iterator[Any]:
 
 
 def test_emulator_callbacks_and_inbound_reply_through_the_app(http: Any) -> None:
-    from swsync.emulator import Emulator
-    from swsync.rest import RestClient
-
     statuses = Statuses()
     app = example.create_app(KEY, on_status=statuses)
 
@@ -238,7 +236,7 @@ def test_emulator_callbacks_and_inbound_reply_through_the_app(http: Any) -> None
                 assert seen_sms.done.wait(TIMEOUT), "the inbound webhook never reached the app"
             (hit,) = [h for h in seen_sms.snapshot() if h.path == "/sms"]
             assert hit.status == 200 and hit.content_type == CONTENT_TYPE
-            assert hit.form["MessageSid"] == inbound_sid
+            assert hit.form["MessageSid"] == inbound_sid and hit.url == server.url + "/sms"
             assert hit.signature == sign(KEY, server.url + "/sms", hit.form)
             assert _reply_bodies(hit.body) == ["Thanks, we got: Is <this> & that open?"]
 
@@ -269,9 +267,6 @@ def _reply_bodies(xml: str) -> list[str]:
 
 
 def test_emulator_callbacks_signed_with_another_key_are_refused() -> None:
-    from swsync.emulator import Emulator
-    from swsync.rest import RestClient
-
     statuses = Statuses()
     app = example.create_app(KEY, on_status=statuses)
     with LocalServer(app) as server:
@@ -292,17 +287,7 @@ def test_emulator_callbacks_signed_with_another_key_are_refused() -> None:
     assert app.extensions["status_log"].entries() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="emulator bug: swsync/emulator/callbacks.py signs the callback URL as given, "
-    "then aiohttp/yarl re-quotes it on the wire (%2F -> /, %7E -> ~), so the request "
-    "target no longer matches what was signed. Fix: post to yarl.URL(url, encoded=True); "
-    "then remove this marker.",
-)
 def test_emulator_signs_a_percent_encoded_callback_url_as_it_sends_it() -> None:
-    from swsync.emulator import Emulator
-    from swsync.rest import RestClient
-
     app = example.create_app(KEY)
     history = ["queued", "initiated", "sent", "delivered"]  # the emulator's default path
     seen = Requests(lambda hits: sum(h.path == "/status" for h in hits) >= len(history))

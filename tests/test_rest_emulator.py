@@ -13,7 +13,7 @@ import pytest
 
 from swsync.emulator import FAILED_NUMBER, REJECTED_NUMBER, Emulator
 from swsync.errors import RestError
-from swsync.rest import MessageRecord, MessageStatus, RestClient
+from swsync.rest import MessageRecord, MessageStatus, Page, RestClient
 from swsync.rest import client as client_mod
 
 TO = "+15557654321"
@@ -59,7 +59,7 @@ def test_create_fetch_redact_delete(emu: Emulator, rest: RestClient) -> None:
     assert redacted.body in ("", None)
     assert rest.messages(created.sid).fetch().body in ("", None)
 
-    assert rest.messages(created.sid).delete() is None
+    rest.messages(created.sid).delete()  # returns None on 204
     with pytest.raises(RestError) as info:
         rest.messages(created.sid).fetch()
     assert (info.value.status, info.value.code, info.value.method) == (404, 20404, "GET")
@@ -126,13 +126,14 @@ def test_limit_and_pages(emu: Emulator, rest: RestClient) -> None:
     assert [r.sid for r in rest.messages.list(limit=12, page_size=5)] == seeded[:12]
     assert len(log_since(emu, start)) == 1 + 3
 
-    page = rest.messages.page(page_size=10)
-    collected = []
+    page: Page[MessageRecord] | None = rest.messages.page(page_size=10)
+    collected: list[str] = []
+    uris: list[str | None] = []
     while page is not None:
         collected.extend(r.sid for r in page.records)
-        last = page
+        uris.append(page.next_page_uri)
         page = page.next_page()
-    assert collected == seeded and last.next_page_uri is None
+    assert collected == seeded and len(uris) == 3 and uris[-1] is None
 
 
 def test_media_list_fetch_delete(emu: Emulator, rest: RestClient) -> None:
@@ -148,7 +149,7 @@ def test_media_list_fetch_delete(emu: Emulator, rest: RestClient) -> None:
     assert one == media[0]
     assert [m.sid for m in rest.messages(created.sid).media.stream(page_size=1)] == [m.sid for m in media]
 
-    assert rest.messages(created.sid).media(media[0].sid).delete() is None
+    rest.messages(created.sid).media(media[0].sid).delete()  # returns None on 204
     assert [m.sid for m in rest.messages(created.sid).media.list()] == [media[1].sid]
     with pytest.raises(RestError) as info:
         rest.messages(created.sid).media(media[0].sid).fetch()

@@ -25,14 +25,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=0, help="TCP port (default 0: a free one)")
-    p.add_argument("--state-delay", type=float, default=0.05, help="seconds between message states (default 0.05)")
+    p.add_argument(
+        "--state-delay",
+        type=float,
+        default=0.05,
+        help="seconds between message states (default 0.05)",
+    )
     p.add_argument("--certfile", help="PEM certificate: serve TLS (wss://, https://)")
     p.add_argument("--keyfile", help="PEM private key for --certfile (if not inside it)")
     p.add_argument("--project", help="project ID to accept (default: random UUID)")
     p.add_argument("--token", help="API token to accept (default: random)")
     p.add_argument("--signing-key", help="webhook signing key (default: random)")
-    p.add_argument("--ping-interval", type=float, help="send signalwire.ping to clients every N seconds")
-    p.add_argument("--session-ttl", type=float, default=60.0, help="seconds a dropped session stays resumable")
+    p.add_argument(
+        "--ping-interval", type=float, help="send signalwire.ping to clients every N seconds"
+    )
+    p.add_argument(
+        "--session-ttl", type=float, default=60.0, help="seconds a dropped session stays resumable"
+    )
     p.add_argument("--inbound-webhook-url", help="POST injected inbound messages here")
     p.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level to stderr")
     return p

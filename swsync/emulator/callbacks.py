@@ -21,6 +21,7 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
+import yarl
 
 from .. import _validate
 from ..webhooks import SIGNATURE_HEADER, TWILIO_SIGNATURE_HEADER, RequestValidator
@@ -132,6 +133,11 @@ class Webhooks:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._signer: RequestValidator | None = None
 
+    @property
+    def busy(self) -> bool:
+        """Whether any webhook is still being sent."""
+        return bool(self._tasks)
+
     def _spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
@@ -205,13 +211,14 @@ class Webhooks:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=POST_TIMEOUT))
         try:
-            async with self._session.post(url, data=params, headers=headers) as resp:
+            # encoded=True: send the URL exactly as signed (yarl would re-quote %2F, %7E...).
+            async with self._session.post(yarl.URL(url, encoded=True), data=params, headers=headers) as resp:
                 raw = await resp.content.read(MAX_REPLY)
                 if not 200 <= resp.status < 300:
                     logger.warning("webhook %s answered HTTP %s", url, resp.status)
                     return None
                 return raw.decode(resp.charset or "utf-8", errors="replace")
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
+        except (asyncio.TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
             logger.warning("webhook POST to %s failed: %s", url, exc)
             return None
 

@@ -41,15 +41,15 @@ class Faults:
 
     __slots__ = (
         "_lock",
-        "_rest_throttle",
         "_rest_error",
-        "state_before_response",
-        "response_delay",
-        "silent",
+        "_rest_throttle",
         "drop_every",
-        "reject_resume",
         "duplicate_events",
+        "reject_resume",
+        "response_delay",
         "retry_after",
+        "silent",
+        "state_before_response",
     )
 
     def __init__(self) -> None:
@@ -117,6 +117,7 @@ class Stats:
     Attributes:
         connections: successful ``signalwire.connect`` calls (fresh and resumed).
         resumes: connects that resumed an existing session.
+        send_requests: ``messaging.send`` requests received over RELAY, valid or not.
         accepted_sends: ``messaging.send`` requests accepted over RELAY.
         events_sent: ``signalwire.event`` frames written (redeliveries included).
         acks_received: event ACKs received (responses matching an un-ACKed event).
@@ -131,6 +132,7 @@ class Stats:
 
     connections: int = 0
     resumes: int = 0
+    send_requests: int = 0
     accepted_sends: int = 0
     events_sent: int = 0
     acks_received: int = 0
@@ -155,6 +157,7 @@ class Counters:
 
     connections: int
     resumes: int
+    send_requests: int
     accepted_sends: int
     events_sent: int
     acks_received: int

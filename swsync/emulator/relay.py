@@ -83,16 +83,16 @@ class Session:
     """A RELAY session: credentials' project, contexts, resume state, un-ACKed events."""
 
     __slots__ = (
-        "protocol",
-        "project",
-        "identity",
-        "contexts",
         "auth_state",
         "conn",
-        "unacked",
+        "contexts",
         "event_acks",
         "expire_handle",
         "expired",
+        "identity",
+        "project",
+        "protocol",
+        "unacked",
     )
 
     def __init__(self, project: str, contexts: set[str]) -> None:
@@ -119,16 +119,16 @@ class Connection:
     """
 
     __slots__ = (
-        "ws",
-        "transport",
-        "loop",
-        "session",
-        "frames",
-        "pending",
         "closed",
         "closing",
-        "out",
         "flush_scheduled",
+        "frames",
+        "loop",
+        "out",
+        "pending",
+        "session",
+        "transport",
+        "ws",
     )
 
     def __init__(
@@ -176,7 +176,9 @@ class Connection:
             return
         transport.write(data)
         if transport.get_write_buffer_size() > MAX_BUFFER:
-            logger.warning("RELAY client is not reading (over %d bytes buffered): dropping it", MAX_BUFFER)
+            logger.warning(
+                "RELAY client is not reading (over %d bytes buffered): dropping it", MAX_BUFFER
+            )
             self.abort()
 
     def abort(self) -> None:
@@ -226,7 +228,9 @@ class RelayServer:
         if then_close:
             self.spawn(self._close(conn, 1008))
 
-    async def _reply_later(self, conn: Connection, text: str, delay: float, then_close: bool) -> None:
+    async def _reply_later(
+        self, conn: Connection, text: str, delay: float, then_close: bool
+    ) -> None:
         await asyncio.sleep(delay)
         self._send(conn, text)
         if then_close:
@@ -239,7 +243,7 @@ class RelayServer:
         conn.closing = True
         try:
             await conn.ws.close(code=code)
-        except Exception:  # noqa: BLE001 - a close that fails leaves nothing to do
+        except Exception:
             logger.debug("websocket close failed", exc_info=True)
         conn.abort()
 
@@ -256,7 +260,9 @@ class RelayServer:
         if conn is not None and self._send(conn, text):
             self.counters.events_sent += 1
 
-    def _event(self, session: Session, event_type: str, context: str | None, params: Any) -> tuple[str, str]:
+    def _event(
+        self, session: Session, event_type: str, context: str | None, params: Any
+    ) -> tuple[str, str]:
         eid = str(_uuid4())
         text = _dumps(
             {
@@ -432,7 +438,12 @@ class RelayServer:
         if conn.session is None:
             self._reply(
                 conn,
-                _error(mid, AUTH_FAILED, "Authentication required: call signalwire.connect first", "AUTH_REQUIRED"),
+                _error(
+                    mid,
+                    AUTH_FAILED,
+                    "Authentication required: call signalwire.connect first",
+                    "AUTH_REQUIRED",
+                ),
             )
             return
         if method == "signalwire.execute":
@@ -443,7 +454,12 @@ class RelayServer:
             if not isinstance(inner, str) or not isinstance(params, dict):
                 self._reply(
                     conn,
-                    _error(mid, INVALID_PARAMS, "signalwire.execute needs method and params", "INVALID_PARAMS"),
+                    _error(
+                        mid,
+                        INVALID_PARAMS,
+                        "signalwire.execute needs method and params",
+                        "INVALID_PARAMS",
+                    ),
                 )
                 return
             method = inner
@@ -489,7 +505,9 @@ class RelayServer:
             return
         if not self._credentials_ok(auth):
             self._reply(
-                conn, _error(mid, AUTH_FAILED, "Authentication failed", "AUTH_REQUIRED"), then_close=True
+                conn,
+                _error(mid, AUTH_FAILED, "Authentication failed", "AUTH_REQUIRED"),
+                then_close=True,
             )
             return
         contexts = params.get("contexts")
@@ -497,7 +515,8 @@ class RelayServer:
             contexts = []
         if not isinstance(contexts, list) or not all(isinstance(c, str) and c for c in contexts):
             self._reply(
-                conn, _error(mid, INVALID_PARAMS, "contexts must be a list of strings", "INVALID_PARAMS")
+                conn,
+                _error(mid, INVALID_PARAMS, "contexts must be a list of strings", "INVALID_PARAMS"),
             )
             return
         protocol = params.get("protocol")
@@ -509,7 +528,10 @@ class RelayServer:
             session = self.sessions.get(protocol) if isinstance(protocol, str) else None
             if session is None or session.expired or session.project != self.emu.project:
                 self._reply(
-                    conn, _error(mid, AUTH_FAILED, "Authentication failed: unknown session", "AUTH_REQUIRED")
+                    conn,
+                    _error(
+                        mid, AUTH_FAILED, "Authentication failed: unknown session", "AUTH_REQUIRED"
+                    ),
                 )
                 return
             state = params.get("authorization_state")
@@ -557,7 +579,12 @@ class RelayServer:
             self._connected(conn, session, result, backlog)
 
     async def _connected_later(
-        self, conn: Connection, session: Session, result: str, backlog: list[tuple[Any, str]], delay: float
+        self,
+        conn: Connection,
+        session: Session,
+        result: str,
+        backlog: list[tuple[Any, str]],
+        delay: float,
     ) -> None:
         await asyncio.sleep(delay)
         self._connected(conn, session, result, backlog)
@@ -588,6 +615,7 @@ class RelayServer:
     def _m_send(self, conn: Connection, mid: Any, params: dict[str, Any]) -> None:
         session = conn.session
         assert session is not None
+        self.counters.send_requests += 1
         context = params.get("context")
         to = params.get("to_number")
         from_ = params.get("from_number")
@@ -602,12 +630,20 @@ class RelayServer:
             if region is not None and not isinstance(region, str):
                 raise ValueError("region must be a string")
         except (ValueError, TypeError) as exc:
-            self._reply(conn, _error(mid, INVALID_PARAMS, f"Invalid params: {exc}", "INVALID_PARAMS"))
+            self._reply(
+                conn, _error(mid, INVALID_PARAMS, f"Invalid params: {exc}", "INVALID_PARAMS")
+            )
             return
         if to == REJECTED_NUMBER:
             self._reply(
                 conn,
-                _result(mid, {"code": "422", "message": f"Destination {to} rejected: not a valid, SMS-capable number"}),
+                _result(
+                    mid,
+                    {
+                        "code": "422",
+                        "message": f"Destination {to} rejected: not a valid, SMS-capable number",
+                    },
+                ),
             )
             return
         emu = self.emu
@@ -624,7 +660,9 @@ class RelayServer:
         self.counters.accepted_sends += 1
         outcome = outcome_for(to)  # type: ignore[arg-type]
         states = outcome.states
-        response = _result(mid, {"code": "200", "message": "Message accepted", "message_id": record.sid})
+        response = _result(
+            mid, {"code": "200", "message": "Message accepted", "message_id": record.sid}
+        )
         delay = emu.state_delay
         advance = emu.advance
         if self.faults.state_before_response:
@@ -645,8 +683,10 @@ class RelayServer:
 
     def _contexts(self, params: dict[str, Any]) -> list[str]:
         contexts = params.get("contexts")
-        if not isinstance(contexts, list) or not contexts or not all(
-            isinstance(c, str) and c for c in contexts
+        if (
+            not isinstance(contexts, list)
+            or not contexts
+            or not all(isinstance(c, str) and c for c in contexts)
         ):
             raise ValueError("contexts must be a non-empty list of strings")
         return contexts
@@ -735,7 +775,8 @@ class RelayServer:
         conns = list(self.conns)
         if conns:
             await asyncio.wait(
-                [asyncio.ensure_future(self._close(c, 1001)) for c in conns], timeout=CLOSE_TIMEOUT + 0.5
+                [asyncio.ensure_future(self._close(c, 1001)) for c in conns],
+                timeout=CLOSE_TIMEOUT + 0.5,
             )
         for conn in conns:
             conn.abort()

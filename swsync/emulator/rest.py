@@ -69,7 +69,12 @@ class ApiError(Exception):
 def error_response(err: ApiError) -> web.Response:
     """Render ``err`` as the cXML API's JSON error body."""
     return web.json_response(
-        {"code": err.code, "message": err.message, "more_info": f"{MORE_INFO}#{err.code}", "status": err.status},
+        {
+            "code": err.code,
+            "message": err.message,
+            "more_info": f"{MORE_INFO}#{err.code}",
+            "status": err.status,
+        },
         status=err.status,
         headers=err.headers,
     )
@@ -236,7 +241,9 @@ class RestApi:
             return web.json_response(media_json(record.account_sid, media))
         if method == "DELETE":
             if record.status in IN_PROGRESS:
-                raise ApiError(400, 20009, "Cannot delete media of a message that is still in progress")
+                raise ApiError(
+                    400, 20009, "Cannot delete media of a message that is still in progress"
+                )
             self.emu.store.delete_media(record, media)
             return web.Response(status=204)
         raise _not_allowed(method)
@@ -245,12 +252,12 @@ class RestApi:
 
     async def _create(self, request: web.Request) -> web.Response:
         form = await request.post()
-        to = form.get("To")
-        from_ = form.get("From")
-        body = form.get("Body")
+        to = _text(form, "To")
+        from_ = _text(form, "From")
+        body = _text(form, "Body")
+        callback = _text(form, "StatusCallback")
+        service = _text(form, "MessagingServiceSid")
         media = form.getall("MediaUrl", [])
-        callback = form.get("StatusCallback")
-        service = form.get("MessagingServiceSid")
         if not to:
             raise ApiError(400, 21604, "A 'To' phone number is required.")
         if not _is_e164(to):
@@ -259,25 +266,29 @@ class RestApi:
             raise ApiError(400, 21212, "A 'From' phone number is required.")
         if not _is_e164(from_):
             raise ApiError(400, 21212, f"The 'From' number {from_} is not a valid phone number.")
-        if body is not None and not isinstance(body, str):
-            raise ApiError(400, 10000, "Body must be text")
         if not body and not media:
             raise ApiError(400, 21602, "Message body is required.")
         if body and len(body) > _validate.MAX_BODY_CHARS:
             raise ApiError(
-                400, 21617, f"The concatenated message body exceeds the {_validate.MAX_BODY_CHARS} character limit."
+                400,
+                21617,
+                f"The concatenated message body exceeds the {_validate.MAX_BODY_CHARS} character limit.",
             )
         if len(media) > _validate.MAX_MEDIA:
-            raise ApiError(400, 21623, f"Too many media URLs: at most {_validate.MAX_MEDIA} are allowed.")
-        urls = []
+            raise ApiError(
+                400, 21623, f"Too many media URLs: at most {_validate.MAX_MEDIA} are allowed."
+            )
+        urls: list[str] = []
         for url in media:
             if not isinstance(url, str) or not _is_http_url(url):
                 raise ApiError(400, 21620, f"Media URL {url!r} is invalid.")
             urls.append(url)
-        if callback is not None and (not isinstance(callback, str) or not _is_http_url(callback)):
+        if callback is not None and not _is_http_url(callback):
             raise ApiError(400, 21402, "StatusCallback must be an http(s) URL.")
         if to == REJECTED_NUMBER:
-            raise ApiError(422, 21211, f"The 'To' number {to} is not a valid, SMS-capable phone number.")
+            raise ApiError(
+                422, 21211, f"The 'To' number {to} is not a valid, SMS-capable phone number."
+            )
         record = self.emu.create_outbound(
             to=to,
             from_=from_,
@@ -286,7 +297,7 @@ class RestApi:
             direction="outbound-api",
             origin="rest",
             status_callback=callback or None,
-            messaging_service_sid=service if isinstance(service, str) and service else None,
+            messaging_service_sid=service or None,
         )
         self.emu.counters.rest_creates += 1
         return web.json_response(message_json(record), status=201)
@@ -294,7 +305,9 @@ class RestApi:
     async def _redact(self, request: web.Request, record: MessageRecord) -> web.Response:
         form = await request.post()
         if form.get("Body") != "":
-            raise ApiError(400, 50509, "The only supported update is redaction: Body must be empty.")
+            raise ApiError(
+                400, 50509, "The only supported update is redaction: Body must be empty."
+            )
         if record.status in ("queued", "initiated"):
             raise ApiError(400, 10000, "Cannot redact a message that is still in progress.")
         self.emu.store.redact(record)
@@ -362,6 +375,14 @@ class RestApi:
             render=lambda m: media_json(account, m),
         )
         return web.json_response(body)
+
+
+def _text(form: Any, name: str) -> str | None:
+    """A form field as text (``None`` when absent); a file upload is a 400."""
+    value = form.get(name)
+    if value is None or isinstance(value, str):
+        return value
+    raise ApiError(400, 10000, f"{name} must be a text field")
 
 
 def _is_e164(value: Any) -> bool:
@@ -441,7 +462,9 @@ def _page(
         "uri": uri(page, token),
         "first_page_uri": uri(0, None),
         "next_page_uri": uri(page + 1, "PA" + _sid(chunk[-1])) if more and chunk else None,
-        "previous_page_uri": uri(page - 1, "PB" + _sid(chunk[0])) if page > 0 and start > 0 and chunk else None,
+        "previous_page_uri": uri(page - 1, "PB" + _sid(chunk[0]))
+        if page > 0 and start > 0 and chunk
+        else None,
         "page": page,
         "page_size": size,
         name: [render(it) for it in chunk],

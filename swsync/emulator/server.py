@@ -86,6 +86,10 @@ class Emulator:
             raise ValueError("session_ttl must be >= 0")
         if keyfile is not None and certfile is None:
             raise ValueError("keyfile needs certfile")
+        if inbound_webhook_url is not None and not inbound_webhook_url.startswith(
+            ("http://", "https://")
+        ):
+            raise ValueError("inbound_webhook_url must be an http(s) URL")
         self.host = host
         self.port = port
         self.project = project or str(uuid.uuid4())
@@ -102,6 +106,8 @@ class Emulator:
         self.space_id = str(uuid.uuid4())
 
         self.faults = Faults()
+        # The parts below are internals shared by the relay, rest and callbacks
+        # modules; they are not part of the public API.
         self.counters = Counters()
         self.store = Store()
         self.relay = RelayServer(self)
@@ -164,7 +170,10 @@ class Emulator:
             ready = threading.Event()
             failure: list[BaseException] = []
             thread = threading.Thread(
-                target=self._run, args=(sock, ssl_context, ready, failure), name="swsync-emulator", daemon=True
+                target=self._run,
+                args=(sock, ssl_context, ready, failure),
+                name="swsync-emulator",
+                daemon=True,
             )
             thread.start()
             ready.wait()
@@ -210,7 +219,7 @@ class Emulator:
         try:
             try:
                 loop.run_until_complete(self._setup(sock, ssl_context))
-            except BaseException as exc:  # reported to start()'s caller
+            except BaseException as exc:  # noqa: BLE001 - re-raised in start()
                 failure.append(exc)
                 sock.close()
                 return
@@ -236,7 +245,9 @@ class Emulator:
         await site.start()
         self._runner = runner
         if self.ping_interval:
-            self._ping_task = asyncio.get_running_loop().create_task(self.relay.ping_loop(self.ping_interval))
+            self._ping_task = asyncio.get_running_loop().create_task(
+                self.relay.ping_loop(self.ping_interval)
+            )
 
     def close(self) -> None:
         """Close every connection, stop serving and join the thread. Idempotent."""
@@ -253,7 +264,7 @@ class Emulator:
             raise RuntimeError("Emulator.close() cannot run on the emulator's own thread")
         try:
             asyncio.run_coroutine_threadsafe(self._teardown(), loop).result(_CALL_TIMEOUT)
-        except Exception:  # noqa: BLE001 - shutting down regardless
+        except Exception:
             logger.exception("emulator teardown failed")
         loop.call_soon_threadsafe(loop.stop)
         thread.join()
@@ -283,12 +294,16 @@ class Emulator:
 
     # -- calls onto the loop -----------------------------------------------------------
 
-    def _call(self, fn: Callable[..., Awaitable[T]], *args: Any, timeout: float = _CALL_TIMEOUT) -> T:
+    def _call(
+        self, fn: Callable[..., Awaitable[T]], *args: Any, timeout: float = _CALL_TIMEOUT
+    ) -> T:
         loop = self._loop
         if not self._running or loop is None:
             raise RuntimeError("the emulator is not running (call start() first)")
         if threading.current_thread() is self._thread:
-            raise RuntimeError("this Emulator method cannot be called from the emulator's own thread")
+            raise RuntimeError(
+                "this Emulator method cannot be called from the emulator's own thread"
+            )
 
         async def runner() -> T:
             return await fn(*args)
@@ -319,7 +334,9 @@ class Emulator:
 
         With ``start > 0`` the first of them also waits ``state_delay``.
         """
-        task = asyncio.get_running_loop().create_task(self._progress(record, outcome, session, start))
+        task = asyncio.get_running_loop().create_task(
+            self._progress(record, outcome, session, start)
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -478,6 +495,7 @@ class Emulator:
         """Send ``text`` as one raw text frame to every authenticated client."""
         if not isinstance(text, str):
             raise TypeError("text must be a str")
+
         async def send() -> int:
             return self.relay.send_raw(text)
 
@@ -490,6 +508,7 @@ class Emulator:
         ``restart=True`` the sessions are discarded (a resume will fail), as the
         client is told to start afresh.
         """
+
         async def disconnect() -> int:
             return self.relay.server_disconnect(bool(restart))
 
@@ -526,6 +545,17 @@ class Emulator:
     def request_log(self) -> list[tuple[str, str]]:
         """``(method, path_with_query)`` of recent REST requests, oldest first (max 10,000)."""
         return self.store.request_log()
+
+    def wait_idle(self, timeout: float = 5.0) -> None:
+        """Block until no state change and no webhook is pending any more.
+
+        Messages to ``NO_DLR_NUMBER`` and failed callbacks settle too, so after this
+        a test can assert that nothing else will happen.
+
+        Raises:
+            TimeoutError: still busy after ``timeout`` seconds.
+        """
+        self.wait_until(lambda: not self._tasks and not self.hooks.busy, timeout)
 
     def wait_until(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
         """Block until ``predicate()`` (run on the emulator's thread) is true.

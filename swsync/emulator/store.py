@@ -254,9 +254,7 @@ class Store:
             self._changed.notify_all()
         return record
 
-    def seed(
-        self, count: int, account_sid: str, fields: dict[str, Any]
-    ) -> list[str]:
+    def seed(self, count: int, account_sid: str, fields: dict[str, Any]) -> list[str]:
         """Bulk-insert ``count`` finished messages with distinct dates over many days.
 
         Record ``i`` (0-based) is created ``i + 1`` hours before now, so the

@@ -382,21 +382,24 @@ class Connection:
         conn.sock.settimeout(self.connect_timeout)
         try:
             conn.sock.sendall(_frame(text))
-            while True:
+            reply: dict[str, Any] | None = None
+            while reply is None:
                 for opcode, payload in self._read(conn, deadline):
-                    if opcode != wsframes.OP_TEXT:
-                        conn.backlog.append((opcode, payload))
-                        continue
-                    frame = _loads(payload)
-                    if isinstance(frame, dict) and frame.get("id") == call_id and "method" not in frame:
-                        err = result_error("signalwire.connect", frame)
-                        if err is not None:
-                            raise AuthenticationError(err.code, err.message)
-                        result = frame.get("result")
-                        if not isinstance(result, dict):
-                            raise ConnectionClosedError("signalwire.connect result is not an object")
-                        return result
+                    # Everything but the connect reply (also what follows it in the
+                    # same read) is kept for the I/O thread, in order.
+                    if reply is None and opcode == wsframes.OP_TEXT:
+                        frame = _loads(payload)
+                        if isinstance(frame, dict) and frame.get("id") == call_id and "method" not in frame:
+                            reply = frame
+                            continue
                     conn.backlog.append((opcode, payload))
+            err = result_error("signalwire.connect", reply)
+            if err is not None:
+                raise AuthenticationError(err.code, err.message)
+            result = reply.get("result")
+            if not isinstance(result, dict):
+                raise ConnectionClosedError("signalwire.connect result is not an object")
+            return result
         except (OSError, wsframes.ProtocolError) as exc:
             raise ConnectionClosedError(f"connection to {self.url} failed during authentication: {exc}") from exc
 

@@ -10,13 +10,16 @@ from __future__ import annotations
 import datetime as _dt
 import email.utils
 import functools
+from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
+from types import MappingProxyType
 from typing import Any
 
 _MONTHS = {
     m: f"{i:02d}" for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)
 }
 _UTC = _dt.timezone.utc
+EMPTY: Mapping[str, Any] = MappingProxyType({})
 _fromisoformat = _dt.datetime.fromisoformat
 
 

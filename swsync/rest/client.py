@@ -21,7 +21,7 @@ import os
 import random
 import time
 from base64 import b64encode
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from http.cookiejar import DefaultCookiePolicy
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlsplit
@@ -41,11 +41,10 @@ from .._config import (
 from .._version import __version__
 from ..errors import ConfigurationError, ConnectionClosedError, RestError, WaitTimeout
 from ._fields import opt_int, opt_str
+from .messages import MessageList
 
 if TYPE_CHECKING:
     from types import TracebackType
-
-    from .messages import MessageList
 
 __all__ = ["RestClient", "RestConnectionError", "RestTimeout"]
 
@@ -279,9 +278,6 @@ class RestClient:
                 )
             session.trust_env = False
         self._session = session
-
-        from .messages import MessageList
-
         self.messages: MessageList = MessageList(self)
 
     def __repr__(self) -> str:
@@ -334,13 +330,13 @@ class RestClient:
         path: str,
         *,
         params: Mapping[str, str] | None = None,
-        data: Sequence[tuple[str, str]] | Mapping[str, str] | None = None,
+        data: list[tuple[str, str]] | Mapping[str, str] | None = None,
     ) -> Any:
         """Send one API request (with retries) and return its decoded JSON body.
 
         The escape hatch for endpoints this package does not wrap. ``path`` is resolved
         by :meth:`url`; ``params`` go to the query string, ``data`` is sent form-encoded
-        (a sequence of pairs repeats a key, as ``MediaUrl`` needs).
+        (a list of pairs repeats a key, as ``MediaUrl`` needs).
 
         Returns:
             The parsed JSON, or ``None`` for an empty body (204).
@@ -357,7 +353,7 @@ class RestClient:
         path: str,
         *,
         params: Mapping[str, str] | None = None,
-        data: Sequence[tuple[str, str]] | Mapping[str, str] | None = None,
+        data: list[tuple[str, str]] | Mapping[str, str] | None = None,
     ) -> tuple[int, Any]:
         method = method.upper()
         url = self.url(path)

@@ -9,7 +9,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from ._fields import nonempty, opt_datetime, opt_str, query_date
+from ._fields import EMPTY, nonempty, opt_datetime, opt_str, query_date
 from .page import Page, iterate, paging_params
 
 if TYPE_CHECKING:
@@ -17,7 +17,6 @@ if TYPE_CHECKING:
 
 __all__ = ["MediaContext", "MediaList", "MediaRecord"]
 
-_EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -25,7 +24,7 @@ class MediaRecord:
     """A snapshot of one media item attached to a message (immutable).
 
     Attributes are the cXML JSON field names; dates are aware ``datetime`` objects (UTC)
-    or ``None``; ``raw`` is a read-only view of the whole JSON object.
+    or ``None``; ``raw`` is a read-only view (not a copy) of the whole JSON object.
 
     Thread-safety: immutable; share freely.
     """
@@ -37,7 +36,7 @@ class MediaRecord:
     date_created: _dt.datetime | None = None
     date_updated: _dt.datetime | None = None
     uri: str | None = None
-    raw: Mapping[str, Any] = field(default_factory=lambda: _EMPTY, compare=False)
+    raw: Mapping[str, Any] = field(default_factory=lambda: EMPTY, compare=False)
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any]) -> MediaRecord:

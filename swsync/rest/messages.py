@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from .._validate import content, e164
-from ._fields import nonempty, opt_datetime, opt_decimal, opt_int, opt_str, query_date
+from ._fields import EMPTY, nonempty, opt_datetime, opt_decimal, opt_int, opt_str, query_date
 from .media import MediaList
 from .page import Page, iterate, paging_params
 
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 
 __all__ = ["MessageContext", "MessageList", "MessageRecord", "MessageStatus"]
 
-_EMPTY: Mapping[str, Any] = MappingProxyType({})
 MAX_VALIDITY_PERIOD = 172800  # seconds (48 h), the documented ceiling
 
 
@@ -58,9 +57,9 @@ class MessageStatus(str, Enum):
 
 
 def _str_map(value: Any) -> Mapping[str, str]:
-    """A read-only view of a JSON object of strings (``_EMPTY`` for anything else)."""
+    """A read-only view of a JSON object of strings (``EMPTY`` for anything else)."""
     if not isinstance(value, dict) or not value:
-        return _EMPTY
+        return EMPTY
     for k, v in value.items():
         if not isinstance(k, str) or not isinstance(v, str):
             return MappingProxyType(
@@ -84,8 +83,8 @@ class MessageRecord:
     ``num_segments``, ``num_media`` and ``error_code`` are ``int`` or ``None`` (numeric
     strings are converted; a value that does not parse becomes ``None``). ``status`` is a
     :class:`MessageStatus`, or the raw string for a status this version does not know.
-    ``raw`` is a read-only view of the whole JSON object, unknown fields included.
-    Not to be confused with the RELAY ``Message``, which is live and waitable.
+    ``raw`` is a read-only view of the whole JSON object, unknown fields included (a view,
+    not a copy, of the mapping given to :meth:`from_payload`). Not to be confused with the RELAY ``Message``, which is live and waitable.
 
     Thread-safety: immutable; share freely.
     """
@@ -109,8 +108,8 @@ class MessageRecord:
     date_sent: _dt.datetime | None = None
     messaging_service_sid: str | None = None
     uri: str | None = None
-    subresource_uris: Mapping[str, str] = field(default_factory=lambda: _EMPTY, compare=False)
-    raw: Mapping[str, Any] = field(default_factory=lambda: _EMPTY, compare=False)
+    subresource_uris: Mapping[str, str] = field(default_factory=lambda: EMPTY, compare=False)
+    raw: Mapping[str, Any] = field(default_factory=lambda: EMPTY, compare=False)
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any]) -> MessageRecord:
@@ -126,7 +125,6 @@ class MessageRecord:
         if not isinstance(sid, str) or not sid:
             raise ValueError("a message has no 'sid'")
         subs = get("subresource_uris")
-        status = get("status")
         # Positional arguments, in field order: a page holds up to 1,000 records.
         return cls(
             sid,
@@ -135,7 +133,7 @@ class MessageRecord:
             opt_str(get("from")),
             opt_str(get("to")),
             opt_str(get("body")),
-            _STATUS.get(status, status) if isinstance(status, str) else None,
+            MessageStatus.parse(get("status")),
             opt_str(get("direction")),
             opt_int(get("num_segments")),
             opt_int(get("num_media")),
@@ -172,9 +170,9 @@ def _filters(
 ) -> dict[str, str]:
     params = paging_params(limit, page_size)
     # Filters are exact-match strings; short codes are valid senders, so no E.164 check.
-    for key, value, arg in (("To", to, "to"), ("From", from_, "from_"), ("Status", status, "status")):
-        if value is not None:
-            params[key] = str(nonempty(value, arg))
+    for key, text, arg in (("To", to, "to"), ("From", from_, "from_"), ("Status", status, "status")):
+        if text is not None:
+            params[key] = str(nonempty(text, arg))
     for key, value, arg in (
         ("DateSent", date_sent, "date_sent"),
         ("DateSent<", date_sent_before, "date_sent_before"),
