@@ -27,6 +27,7 @@ from .errors import (
     RestError,
     WaitTimeout,
 )
+from .relay.events import MessageStateEvent, RelayEvent
 
 if TYPE_CHECKING:
     from .relay import Message, RelayClient
@@ -91,10 +92,10 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"swsync: error: {message}\n")
 
 
-def _global_options() -> argparse.ArgumentParser:
+def _global_options() -> _Parser:
     # SUPPRESS defaults let the options appear before or after the subcommand
     # without the subcommand's (absent) value overwriting the global one.
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     group = common.add_argument_group("credentials and diagnostics")
     group.add_argument("--project", default=argparse.SUPPRESS,
                        help=f"project ID (default: ${_config.ENV_PROJECT})")
@@ -142,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", action=argparse.BooleanOptionalAction, default=True,
                    help="wait for a final state (default); --no-wait exits once the server accepted it")
     p.add_argument("--timeout", type=_positive_float, default=30.0, metavar="SECONDS",
-                   help="how long --wait waits for a final state (default: 30)")
+                   help="give up after this long: connecting, sending and waiting (default: 30)")
     p.add_argument("--json", action="store_true", help="print one JSON object per state change")
     p.set_defaults(func=_cmd_send)
 
@@ -347,7 +348,9 @@ def rest_space(space: str) -> str:
     return space
 
 
-def _relay_client(args: argparse.Namespace, contexts: Sequence[str] | None = None) -> RelayClient:
+def _relay_client(
+    args: argparse.Namespace, contexts: Sequence[str] | None = None, *, timeout: float = 10.0
+) -> RelayClient:
     from .relay import RelayClient
 
     project = _arg_or_env(args, "project", _config.ENV_PROJECT)
@@ -359,16 +362,18 @@ def _relay_client(args: argparse.Namespace, contexts: Sequence[str] | None = Non
         )
     if token is not None:
         _require(project, "--project", _config.ENV_PROJECT)
-    return RelayClient(project, token, relay_space(space), contexts=contexts)
+    timeout = min(timeout, 10.0)  # connecting and each request; --timeout may shorten it
+    return RelayClient(project, token, relay_space(space), contexts=contexts,
+                       connect_timeout=timeout, request_timeout=timeout)
 
 
-def _rest_client(args: argparse.Namespace) -> RestClient:
+def _rest_client(args: argparse.Namespace, *, timeout: float = 10.0) -> RestClient:
     from .rest import RestClient
 
     project = _require(_arg_or_env(args, "project", _config.ENV_PROJECT), "--project", _config.ENV_PROJECT)
     token = _require(_arg_or_env(args, "token", _config.ENV_TOKEN), "--token", _config.ENV_TOKEN)
     space = _require(_arg_or_env(args, "space", _config.ENV_SPACE), "--space", _config.ENV_SPACE)
-    return RestClient(project, token, rest_space(space))
+    return RestClient(project, token, rest_space(space), timeout=min(timeout, 10.0))
 
 
 # ------------------------------------------------------------------------ output
@@ -404,6 +409,11 @@ class _Progress:
     def last(self) -> str | None:
         """The last state printed."""
         return self._last
+
+    def on_event(self, event: RelayEvent) -> None:
+        """``Message.on`` handler: print a ``messaging.state`` event."""
+        if isinstance(event, MessageStateEvent):
+            self.show(event.message_id, event.message_state, event.reason)
 
     def show(self, message_id: str, state: str, reason: str | None = None, detail: str = "") -> None:
         """Print ``state`` unless it, or a later state, was printed already."""
@@ -451,7 +461,9 @@ def _cmd_send(args: argparse.Namespace) -> int:
 
 
 def _send_relay(args: argparse.Namespace, body: str | None, media: list[str]) -> int:
-    client = _relay_client(args)
+    # --timeout bounds the whole command: connecting, sending and waiting.
+    deadline = time.monotonic() + args.timeout
+    client = _relay_client(args, timeout=args.timeout)
     with client:
         start = time.monotonic()
         progress = _Progress(sys.stdout, as_json=args.json, start=start)
@@ -460,15 +472,21 @@ def _send_relay(args: argparse.Namespace, body: str | None, media: list[str]) ->
         progress.show(message.message_id, "queued", detail=f"message {message.message_id} to {args.to}")
         if not args.wait:
             return EXIT_OK
-        message.on(lambda ev: progress.show(ev.message_id, ev.message_state, ev.reason))
-        # Catch up on states applied before on() was registered (dedup'd by rank).
-        progress.show(message.message_id, message.state, message.reason)
-        return _finish_relay(message, progress, args.timeout)
+        return _track(message, progress, args.timeout, deadline)
 
 
-def _finish_relay(message: Message, progress: _Progress, timeout: float) -> int:
+def _track(message: Message, progress: _Progress, timeout: float, deadline: float | None = None) -> int:
+    """Print the message's state changes until it is done; raise unless delivered.
+
+    Waits until ``deadline`` (``time.monotonic()``), else for ``timeout`` seconds;
+    ``timeout`` is also what the timeout message reports.
+    """
+    message.on(progress.on_event)
+    # Catch up on states applied before on() was registered (dedup'd by rank).
+    progress.show(message.message_id, message.state, message.reason)
+    wait_for = timeout if deadline is None else max(0.0, deadline - time.monotonic())
     try:
-        event = message.wait(timeout)
+        event = message.wait(wait_for)
     except WaitTimeout:
         raise CommandError(
             f"timed out after {timeout:g} s waiting for message {message.message_id} "
@@ -483,7 +501,7 @@ def _finish_relay(message: Message, progress: _Progress, timeout: float) -> int:
 
 
 def _send_rest(args: argparse.Namespace, body: str | None, media: list[str]) -> int:
-    with _rest_client(args) as rest:
+    with _rest_client(args, timeout=args.timeout) as rest:
         start = time.monotonic()
         progress = _Progress(sys.stdout, as_json=args.json, start=start)
         record = rest.messages.create(to=args.to, from_=args.from_, body=body, media_url=media or None)
@@ -693,7 +711,7 @@ def _cmd_emulator(args: argparse.Namespace) -> int:
     print("swsync: emulator starting; paste these lines into another shell, Ctrl-C to stop",
           file=sys.stderr, flush=True)
     stdout = sys.stdout
-    sys.stdout = _ExportLines(stdout)  # type: ignore[assignment]
+    sys.stdout = _ExportLines(stdout)
     try:
         code: int = emulator_main(argv)
     finally:
@@ -725,9 +743,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             progress = _Progress(out, as_json=False, start=start)
             message = client.send_message(theirs, ours, "Hello from swsync!")
             progress.show(message.message_id, "queued", detail=f"message {message.message_id}")
-            message.on(lambda ev: progress.show(ev.message_id, ev.message_state, ev.reason))
-            progress.show(message.message_id, message.state, message.reason)
-            _finish_relay(message, progress, 30.0)
+            _track(message, progress, 30.0)
             say()
 
             say(f"2. {theirs} replies; the client receives it through on_message:")

@@ -7,6 +7,8 @@
      ├── RelayError                (.code, .message)
      │    └── AuthenticationError
      ├── ConnectionClosedError     (.may_have_been_sent)
+     │    └── RestConnectionError  (.method, .url)
+     │         └── RestTimeout     (also a WaitTimeout)
      ├── WaitTimeout               (also a TimeoutError)
      └── RestError                 (.status, .code, .message, .more_info, .method, .url)
 
@@ -22,7 +24,9 @@ __all__ = [
     "ConfigurationError",
     "ConnectionClosedError",
     "RelayError",
+    "RestConnectionError",
     "RestError",
+    "RestTimeout",
     "SwsyncError",
     "WaitTimeout",
 ]
@@ -62,7 +66,7 @@ class AuthenticationError(RelayError):
 
 
 class ConnectionClosedError(SwsyncError):
-    """The RELAY connection was closed, or lost and not recovered.
+    """The connection was closed, or lost and not recovered, before an answer.
 
     ``may_have_been_sent`` is ``True`` when the request's frame was already written
     to the socket: the server may have acted on it (a ``messaging.send`` may have
@@ -111,3 +115,26 @@ class RestError(SwsyncError):
         self.more_info = more_info
         self.method = method
         self.url = url
+
+
+class RestConnectionError(ConnectionClosedError):
+    """A REST request failed below HTTP: connection refused or lost, DNS, TLS, timeout.
+
+    Raised after any retries the policy allows; the ``requests`` exception is the
+    ``__cause__``. ``may_have_been_sent`` is ``False`` only when the request provably
+    never reached the server (the connection could not be opened), so a POST that
+    fails with ``True`` may have created a message. ``method`` and ``url`` name the
+    request (never with credentials).
+    """
+
+    def __init__(self, message: str, *, method: str, url: str, may_have_been_sent: bool) -> None:
+        super().__init__(message, may_have_been_sent=may_have_been_sent)
+        self.method = method
+        self.url = url
+
+
+class RestTimeout(RestConnectionError, WaitTimeout):
+    """A REST request timed out (connecting or waiting for the reply).
+
+    Also a :class:`~swsync.errors.WaitTimeout` and so a built-in ``TimeoutError``.
+    """

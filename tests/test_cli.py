@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import socket
 import subprocess
 import sys
+import threading
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -53,6 +55,37 @@ def subprocess_env(emu: Any, space: str | None = None) -> dict[str, str]:
     return environ
 
 
+def assert_progression(states: list[str]) -> None:
+    """queued first, delivered last, each state once and in order (a fast one may be skipped)."""
+    order = ["queued", "initiated", "sent", "delivered"]
+    assert states[0] == "queued" and states[-1] == "delivered"
+    assert states == [s for s in order if s in states]
+
+
+class Lines:
+    """The lines a subprocess writes to a pipe, read by a helper thread, with timeouts."""
+
+    def __init__(self, pipe: Any) -> None:
+        self._queue: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._pump, args=(pipe,), name="test-pipe", daemon=True)
+        self._thread.start()
+
+    def _pump(self, pipe: Any) -> None:
+        for line in pipe:
+            self._queue.put(line)
+        self._queue.put("")  # EOF
+
+    def next(self, timeout: float = 30) -> str:
+        """The next line ("" at end of file); fails the test after ``timeout`` seconds."""
+        try:
+            return self._queue.get(timeout=timeout)
+        except queue.Empty:
+            pytest.fail(f"no output within {timeout} s")
+
+    def close(self) -> None:
+        self._thread.join(timeout=10)
+
+
 def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -78,14 +111,14 @@ def test_send_waits_until_delivered(env: Any, capsys: pytest.CaptureFixture[str]
 def test_send_json_prints_one_object_per_state(capsys: pytest.CaptureFixture[str]) -> None:
     from swsync.emulator import Emulator
 
-    with Emulator(state_delay=0.02) as slow:  # the intermediate states are visible too
+    with Emulator(state_delay=0.05) as slow:  # the intermediate states are usually seen too
         code, out, _ = run(capsys, "--project", slow.project, "--token", slow.token,
                            "--space", slow.relay_url, "send", "--to", TO, "--from", FROM,
                            "--body", "hi", "--json", "--tag", "a", "--tag", "b")
         events = json_lines(out)
         stored = slow.get_message(events[0]["message_id"])
     assert code == 0
-    assert [e["state"] for e in events] == ["queued", "initiated", "sent", "delivered"]
+    assert_progression([e["state"] for e in events])
     assert len({e["message_id"] for e in events}) == 1
     assert [e["elapsed"] for e in events] == sorted(e["elapsed"] for e in events)
     assert stored["tags"] == ["a", "b"]
@@ -238,6 +271,29 @@ def test_unreachable_server_exits_4(capsys: pytest.CaptureFixture[str]) -> None:
     assert err.startswith("swsync: error: connection failed") and err.count("\n") == 1
 
 
+def test_timeout_also_bounds_connecting(capsys: pytest.CaptureFixture[str],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import swsync.relay
+
+    made: list[dict[str, Any]] = []
+    real = swsync.relay.RelayClient
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        made.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(swsync.relay, "RelayClient", spy)
+    with socket.socket() as silent:  # accepts TCP (backlog) but never answers the upgrade
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        space = "ws://127.0.0.1:%d" % silent.getsockname()[1]
+        code, _, err = run(capsys, "--project", "p", "--token", "t", "--space", space,
+                           "send", "--to", TO, "--from", FROM, "--body", "x", "--timeout", "0.3")
+    assert code == cli.EXIT_CONNECTION
+    assert err.startswith("swsync: error: connection failed")
+    assert made[0]["connect_timeout"] == made[0]["request_timeout"] == 0.3
+
+
 def test_debug_shows_traceback(env: Any, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "send", "--debug", "--token", "wrong", "--to", TO, "--from", FROM, "--body", "x")
     assert code == cli.EXIT_CONNECTION
@@ -334,11 +390,11 @@ def test_listen_prints_inbound_json_and_stops_on_sigterm(emu: Any) -> None:
         [sys.executable, "-m", "swsync", "listen", "--context", "office", "--context", "home"],
         env=subprocess_env(emu), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
+    out, err = Lines(proc.stdout), Lines(proc.stderr)
     try:
-        assert proc.stderr is not None and proc.stdout is not None
-        assert "listening on context(s) office, home" in proc.stderr.readline()
+        assert "listening on context(s) office, home" in err.next()
         emu.inject_inbound(to_number=FROM, from_number=TO, body="hi there", context="home")
-        line = json.loads(proc.stdout.readline())
+        line = json.loads(out.next())
         assert (line["from_number"], line["to_number"], line["body"], line["context"]) == (
             TO, FROM, "hi there", "home")
         proc.send_signal(signal.SIGTERM)
@@ -347,6 +403,8 @@ def test_listen_prints_inbound_json_and_stops_on_sigterm(emu: Any) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
+        out.close()
+        err.close()
 
 
 def test_emulator_command_prints_exports_and_serves(capsys: pytest.CaptureFixture[str],
@@ -355,13 +413,13 @@ def test_emulator_command_prints_exports_and_serves(capsys: pytest.CaptureFixtur
     proc = subprocess.Popen(
         [sys.executable, "-m", "swsync", "emulator", "--port", "0", "--state-delay", "0",
          "--project", "proj-1", "--token", "tok-1"],
-        env=dict(environ, PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=dict(environ, PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
+    lines = Lines(proc.stdout)
     try:
-        assert proc.stdout is not None
         exports: dict[str, str] = {}
         while "SIGNALWIRE_SPACE" not in exports or "SIGNALWIRE_API_TOKEN" not in exports:
-            line = proc.stdout.readline()
+            line = lines.next()
             assert line, "the emulator exited early"
             if line.startswith("export "):
                 name, _, value = line[len("export "):].strip().partition("=")
@@ -379,17 +437,21 @@ def test_emulator_command_prints_exports_and_serves(capsys: pytest.CaptureFixtur
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
+        lines.close()
 
 
 # ------------------------------------------------------------------------ demo
 
 
 def test_demo_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "demo", "--state-delay", "0.01")
+    code, out, err = run(capsys, "demo", "--state-delay", "0.05")
     assert code == 0, err
-    for needle in ("queued", "initiated", "sent", "delivered", "'Got it, thanks!'", "received",
-                   "Hello from swsync!", "DIRECTION"):
-        assert needle in out
+    step1, step2, step3 = out.split("\n\n")[1:4]
+    assert_progression([line.split()[1] for line in step1.splitlines()[1:]])
+    assert "from +15557654321 to +15550001111 on context 'demo': 'Got it, thanks!'" in step2
+    table = step3.splitlines()
+    assert table[1].split() == ["SID", "DIRECTION", "FROM", "TO", "STATUS", "BODY"]
+    assert [row.split()[4] for row in table[2:]] == ["received", "delivered"]
 
 
 def test_emulator_commands_need_aiohttp(capsys: pytest.CaptureFixture[str],

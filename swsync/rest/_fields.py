@@ -56,13 +56,21 @@ def opt_decimal(value: Any) -> Decimal | None:
     """
     if value is None or isinstance(value, bool):
         return None
-    if isinstance(value, (int, float, str, Decimal)):
-        try:
-            result = Decimal(str(value).strip())
-        except InvalidOperation:
-            return None
-        return result if result.is_finite() else None
+    if isinstance(value, Decimal):
+        return value if value.is_finite() else None
+    if isinstance(value, (int, float, str)):
+        return _decimal(value)
     return None
+
+
+@functools.lru_cache(maxsize=256, typed=True)
+def _decimal(value: float | str) -> Decimal | None:
+    # Cached: a page of 1,000 messages carries only a handful of distinct prices.
+    try:
+        result = Decimal(str(value).strip())
+    except InvalidOperation:
+        return None
+    return result if result.is_finite() else None
 
 
 @functools.lru_cache(maxsize=1024)

@@ -39,7 +39,7 @@ from .._config import (
     setting,
 )
 from .._version import __version__
-from ..errors import ConfigurationError, ConnectionClosedError, RestError, WaitTimeout
+from ..errors import ConfigurationError, RestConnectionError, RestError, RestTimeout
 from ._fields import opt_int, opt_str
 from .messages import MessageList
 
@@ -62,29 +62,6 @@ _MAX_ERROR_TEXT = 200
 # Tests replace these to run retries without waiting.
 _sleep: Callable[[float], None] = time.sleep
 _uniform: Callable[[float, float], float] = random.uniform
-
-
-class RestConnectionError(ConnectionClosedError):
-    """A REST request failed below HTTP: connection refused or lost, DNS, TLS, timeout.
-
-    Raised after any retries the policy allows; the ``requests`` exception is the
-    ``__cause__``. ``may_have_been_sent`` is ``False`` only when the request provably
-    never reached the server (the connection could not be opened), so a POST that
-    fails with ``True`` may have created a message. ``method`` and ``url`` name the
-    request (never with credentials).
-    """
-
-    def __init__(self, message: str, *, method: str, url: str, may_have_been_sent: bool) -> None:
-        super().__init__(message, may_have_been_sent=may_have_been_sent)
-        self.method = method
-        self.url = url
-
-
-class RestTimeout(RestConnectionError, WaitTimeout):
-    """A REST request timed out (connecting or waiting for the reply).
-
-    Also a :class:`~swsync.errors.WaitTimeout` and so a built-in ``TimeoutError``.
-    """
 
 
 class _BasicAuth(AuthBase):
