@@ -19,14 +19,87 @@ ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
 
 _LAUNCH = """
-import json, sys
+import dataclasses, json, sys, time
 from swsync.emulator import Emulator
 kw = json.loads(sys.argv[1])
+
+async def _inject(emu, k, context):
+    # k injections in one loop pass: the emulator's per-call thread hop would
+    # otherwise cap injection far below what a client can read.
+    for _ in range(k):
+        await emu._inject("+15551230000", "+15557654321", "benchmark inbound", context, [])
+
+def command(emu, words):
+    if words[0] == "reset":
+        emu.reset()
+        return {}
+    if words[0] == "seed":
+        emu.add_messages(int(words[1]), to="+15557654321", from_="+15551234567",
+                         body="seeded message {i} for the benchmark")
+        return {}
+    if words[0] == "inject":
+        n, context = int(words[1]), words[2]
+        batch = int(words[3]) if len(words) > 3 else 64
+        t0 = time.perf_counter()
+        done = 0
+        while done < n:
+            k = min(batch, n - done)
+            if batch == 1:
+                emu.inject_inbound("+15551230000", "+15557654321", "benchmark inbound", context=context)
+            else:
+                emu._call(_inject, emu, k, context)
+            done += k
+        return {"seconds": time.perf_counter() - t0}
+    if words[0] == "stats":
+        return {"stats": dataclasses.asdict(emu.stats),
+                "unacked": emu.unacked_events}
+    raise ValueError("unknown command %r" % words[0])
+
 with Emulator(**kw) as emu:
     print(json.dumps({"relay_url": emu.relay_url, "rest_url": emu.rest_url,
                       "project": emu.project, "token": emu.token}), flush=True)
-    sys.stdin.read()  # serve until the parent closes our stdin
+    for line in sys.stdin:  # serve until the parent closes our stdin
+        try:
+            reply = command(emu, line.split())
+        except Exception as exc:
+            reply = {"error": repr(exc)}
+        print(json.dumps(reply), flush=True)
 """
+
+
+class EmulatorHandle(dict):  # type: ignore[type-arg]
+    """The emulator process's URLs and credentials, plus its control channel.
+
+    A ``dict`` (``relay_url``, ``rest_url``, ``project``, ``token``) whose
+    :meth:`command` sends one benchmark-only control line to the emulator
+    process and returns its JSON reply. Not thread-safe.
+    """
+
+    def __init__(self, info: dict[str, str], proc: subprocess.Popen[str]) -> None:
+        super().__init__(info)
+        self._proc = proc
+
+    def command(self, line: str) -> dict[str, Any]:
+        """Run a control command in the emulator process; return its reply.
+
+        Commands: ``reset`` (forget messages and sessions), ``seed N`` (add N
+        finished messages), ``inject N CONTEXT [BATCH]`` (N ``messaging.receive``
+        events, BATCH per emulator loop pass; 1 = the public ``inject_inbound``
+        one at a time; replies ``{"seconds": ...}``), ``stats``.
+
+        Raises:
+            RuntimeError: the emulator process died or refused the command.
+        """
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        self._proc.stdin.write(line.rstrip("\n") + "\n")
+        self._proc.stdin.flush()
+        reply = self._proc.stdout.readline()
+        if not reply:
+            raise RuntimeError("the emulator process exited")
+        data: dict[str, Any] = json.loads(reply)
+        if "error" in data:
+            raise RuntimeError(f"emulator command {line!r} failed: {data['error']}")
+        return data
 
 
 def pin(core: int) -> None:
@@ -36,8 +109,12 @@ def pin(core: int) -> None:
 
 
 @contextmanager
-def emulator_process(**kwargs: Any) -> Iterator[dict[str, str]]:
-    """Run an emulator in a child process pinned to core 0; yield its URLs and credentials."""
+def emulator_process(**kwargs: Any) -> Iterator[EmulatorHandle]:
+    """Run an emulator in a child process pinned to core 0; yield its URLs and credentials.
+
+    ``kwargs`` go to ``Emulator`` (``state_delay`` defaults to 0). The yielded
+    mapping also has a ``command()`` control channel (see :class:`EmulatorHandle`).
+    """
     kwargs.setdefault("state_delay", 0.0)
     proc = subprocess.Popen(
         [sys.executable, "-c", _LAUNCH, json.dumps(kwargs)],
@@ -50,7 +127,7 @@ def emulator_process(**kwargs: Any) -> Iterator[dict[str, str]]:
         line = proc.stdout.readline()
         if not line:
             raise RuntimeError("the emulator process did not start")
-        yield json.loads(line)
+        yield EmulatorHandle(json.loads(line), proc)
     finally:
         assert proc.stdin is not None
         proc.stdin.close()
@@ -59,6 +136,22 @@ def emulator_process(**kwargs: Any) -> Iterator[dict[str, str]]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def tls_files(directory: str | Path) -> tuple[str, str]:
+    """Make a throwaway CA and a server certificate for 127.0.0.1 with ``trustme``.
+
+    Returns ``(ca_file, server_pem)``: the CA bundle to give clients, and the
+    server's key plus certificate chain to give ``Emulator(certfile=...)``.
+    """
+    import trustme  # a dev dependency; only the TLS benchmarks need it
+
+    ca = trustme.CA()
+    ca_file = Path(directory) / "bench-ca.pem"
+    server_pem = Path(directory) / "bench-server.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    ca.issue_cert("127.0.0.1", "localhost").private_key_and_cert_chain_pem.write_to_path(str(server_pem))
+    return str(ca_file), str(server_pem)
 
 
 def median(values: Sequence[float]) -> float:

@@ -1,8 +1,9 @@
 """swsync: a synchronous, thread-based Python SDK for SignalWire messaging.
 
-The front door. ``RelayClient`` (WebSocket RELAY) is imported eagerly; ``RestClient``
-and ``Emulator`` are imported on first use so that a RELAY-only cron job does not
-pay for importing ``requests`` or the emulator's server library.
+The front door. Only the exceptions are imported eagerly; ``RelayClient`` and the
+event classes (websocket-client, ssl), ``RestClient`` (requests) and ``Emulator``
+(aiohttp) are imported on first use, so a RELAY-only cron job never imports
+``requests`` and loading the pytest plugin costs nothing.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from .errors import (
     SwsyncError,
     WaitTimeout,
 )
-from .relay import Message, MessageReceiveEvent, MessageStateEvent, RelayClient, RelayEvent
 
 if TYPE_CHECKING:
     from .emulator import Emulator
+    from .relay import Message, MessageReceiveEvent, MessageStateEvent, RelayClient, RelayEvent
     from .rest import RestClient
 
 __all__ = [
@@ -50,7 +51,15 @@ __all__ = [
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
-_LAZY = {"RestClient": "swsync.rest", "Emulator": "swsync.emulator"}
+_LAZY = {
+    "Emulator": "swsync.emulator",
+    "Message": "swsync.relay",
+    "MessageReceiveEvent": "swsync.relay",
+    "MessageStateEvent": "swsync.relay",
+    "RelayClient": "swsync.relay",
+    "RelayEvent": "swsync.relay",
+    "RestClient": "swsync.rest",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -73,7 +73,11 @@ def relay_url(host: str) -> str:
     """Turn a RELAY ``host`` (bare name, or a ``ws://``/``wss://`` URL) into a URL.
 
     A bare host means ``wss://{host}``; full URLs are for the emulator and tests.
+    An ``http(s)://`` URL means the same host's websocket (``ws(s)://``): one
+    ``SIGNALWIRE_SPACE`` serves both clients, as one space serves both APIs.
     """
+    if host.startswith(("http://", "https://")):
+        host = "ws" + host[4:]
     if "://" in host:
         scheme, netloc = _split_url(host, ("ws", "wss"), "host")
         return f"{scheme}://{netloc}"
@@ -82,7 +86,12 @@ def relay_url(host: str) -> str:
 
 
 def rest_origin(space: str) -> str:
-    """Turn a REST ``space`` (bare name, or an ``http(s)://`` URL) into an origin."""
+    """Turn a REST ``space`` (bare name, or an ``http(s)://`` URL) into an origin.
+
+    A ``ws(s)://`` URL means the same host over ``http(s)://`` (see :func:`relay_url`).
+    """
+    if space.startswith(("ws://", "wss://")):
+        space = "http" + space[2:]
     if "://" in space:
         scheme, netloc = _split_url(space, ("http", "https"), "space")
         return f"{scheme}://{netloc}"

@@ -330,24 +330,6 @@ def _require(value: str | None, flag: str, env: str) -> str:
     return value
 
 
-def relay_space(space: str) -> str:
-    """Map a REST-style space (``http://``/``https://`` URL) to the RELAY URL on the same server."""
-    if space.startswith("http://"):
-        return "ws://" + space[len("http://"):]
-    if space.startswith("https://"):
-        return "wss://" + space[len("https://"):]
-    return space
-
-
-def rest_space(space: str) -> str:
-    """Map a RELAY-style space (``ws://``/``wss://`` URL) to the REST origin on the same server."""
-    if space.startswith("ws://"):
-        return "http://" + space[len("ws://"):]
-    if space.startswith("wss://"):
-        return "https://" + space[len("wss://"):]
-    return space
-
-
 def _relay_client(
     args: argparse.Namespace, contexts: Sequence[str] | None = None, *, timeout: float = 10.0
 ) -> RelayClient:
@@ -363,7 +345,7 @@ def _relay_client(
     if token is not None:
         _require(project, "--project", _config.ENV_PROJECT)
     timeout = min(timeout, 10.0)  # connecting and each request; --timeout may shorten it
-    return RelayClient(project, token, relay_space(space), contexts=contexts,
+    return RelayClient(project, token, space, contexts=contexts,
                        connect_timeout=timeout, request_timeout=timeout)
 
 
@@ -373,7 +355,7 @@ def _rest_client(args: argparse.Namespace, *, timeout: float = 10.0) -> RestClie
     project = _require(_arg_or_env(args, "project", _config.ENV_PROJECT), "--project", _config.ENV_PROJECT)
     token = _require(_arg_or_env(args, "token", _config.ENV_TOKEN), "--token", _config.ENV_TOKEN)
     space = _require(_arg_or_env(args, "space", _config.ENV_SPACE), "--space", _config.ENV_SPACE)
-    return RestClient(project, token, rest_space(space), timeout=min(timeout, 10.0))
+    return RestClient(project, token, space, timeout=min(timeout, 10.0))
 
 
 # ------------------------------------------------------------------------ output

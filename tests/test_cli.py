@@ -310,15 +310,6 @@ def test_global_options_work_before_and_after_the_command(
     assert run(capsys, *send, *creds)[0] == 0
 
 
-def test_space_mapping() -> None:
-    assert cli.rest_space("ws://127.0.0.1:9") == "http://127.0.0.1:9"
-    assert cli.rest_space("wss://h.example") == "https://h.example"
-    assert cli.rest_space("example.signalwire.com") == "example.signalwire.com"
-    assert cli.relay_space("http://127.0.0.1:9") == "ws://127.0.0.1:9"
-    assert cli.relay_space("https://h.example") == "wss://h.example"
-    assert cli.relay_space("wss://h.example") == "wss://h.example"
-
-
 # -------------------------------------------------------------------- messages
 
 

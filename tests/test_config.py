@@ -46,6 +46,8 @@ def test_environment_supplies_credentials(monkeypatch: pytest.MonkeyPatch) -> No
         ("ws://127.0.0.1:8765", "ws://127.0.0.1:8765"),
         ("wss://example.signalwire.com/", "wss://example.signalwire.com"),
         ("[::1]:9000", "wss://[::1]:9000"),
+        ("http://127.0.0.1:8765", "ws://127.0.0.1:8765"),
+        ("https://example.signalwire.com", "wss://example.signalwire.com"),
     ],
 )
 def test_relay_url(host: str, url: str) -> None:
@@ -55,7 +57,7 @@ def test_relay_url(host: str, url: str) -> None:
 @pytest.mark.parametrize(
     "host",
     ["user:pw@example.com", "example.com/path", "example.com?x=1", "exa mple.com", "example.com\r\nX: y",
-     "http://example.com", "wss://example.com/path", "wss://u@example.com", "", "example.com\t", "ex\\ample"],
+     "ftp://example.com", "wss://example.com/path", "https://example.com/x", "wss://u@example.com", "", "example.com\t", "ex\\ample"],
 )
 def test_bad_hosts_rejected(host: str) -> None:
     with pytest.raises(ConfigurationError):
@@ -65,8 +67,10 @@ def test_bad_hosts_rejected(host: str) -> None:
 def test_rest_origin() -> None:
     assert rest_origin("example.signalwire.com") == "https://example.signalwire.com"
     assert rest_origin("http://127.0.0.1:8080") == "http://127.0.0.1:8080"
+    assert rest_origin("ws://127.0.0.1:8080") == "http://127.0.0.1:8080"
+    assert rest_origin("wss://example.com") == "https://example.com"
     with pytest.raises(ConfigurationError):
-        rest_origin("ws://example.com")
+        rest_origin("ftp://example.com")
 
 
 def test_missing_ca_file_is_a_configuration_error(tmp_path) -> None:  # type: ignore[no-untyped-def]

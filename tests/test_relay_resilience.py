@@ -80,6 +80,8 @@ def test_request_made_while_down_waits_and_goes_out_after_reauth(slow_emu: Emula
 
 def test_request_on_the_wire_when_the_connection_dies_is_not_resent(slow_emu: Emulator, proxy: TcpProxy) -> None:
     with via(proxy, slow_emu, ping_interval=None) as client:
+        # A round trip first: every earlier upstream byte (event ACKs) is then counted.
+        client.execute("signalwire.ping", {})
         slow_emu.faults.silent = True
         before = proxy.upstream_bytes
         pending = in_thread(client.send_message, to_number=TO, from_number=FROM, body="maybe")
@@ -197,7 +199,7 @@ def test_contexts_added_at_runtime_survive_a_fresh_session(slow_emu: Emulator, p
         client.receive(["late"])
         slow_emu.faults.reject_resume = True  # the next session is a fresh one
         proxy.drop_all()
-        client.execute("signalwire.ping", {}, timeout=10)  # returns once reconnected
+        slow_emu.wait_until(lambda: slow_emu.stats.connections >= 2, timeout=10)
         slow_emu.inject_inbound(to_number=FROM, from_number=TO, body="still here", context="late")
         assert arrived.wait(10)
     assert got == ["still here"]

@@ -70,6 +70,7 @@ def test_full_session_at_debug_never_logs_secrets(caplog: pytest.LogCaptureFixtu
             client.send_message(to_number=TO, from_number=FROM, body="x").wait(5)
             emu.inject_inbound(to_number=FROM, from_number=TO, body="in", context="office")
             emu.drop_connections()  # a resume sends the authorization state back
+            emu.wait_until(lambda: emu.stats.resumes >= 1, timeout=10)
             client.execute("signalwire.ping", {}, timeout=10)
             conn = client._conn
             assert conn is not None

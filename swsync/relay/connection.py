@@ -33,7 +33,7 @@ import ssl
 import threading
 import time
 import itertools
-import uuid
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -66,10 +66,11 @@ def _frame(text: str) -> bytes:
 def _id_source() -> Callable[[], str]:
     """Request ids shaped like UUID4s: a random prefix per client and a counter.
 
-    Unique per client like ``uuid4()``, at a fraction of its cost (no syscall);
+    Unique per client like ``uuid4()``, at a fraction of its cost (no syscall per id);
     ``next()`` on ``itertools.count`` is atomic in CPython.
     """
-    prefix = str(uuid.uuid4())[:24]
+    h = os.urandom(10).hex()
+    prefix = f"{h[:8]}-{h[8:12]}-4{h[12:15]}-{'89ab'[int(h[15], 16) & 3]}{h[16:19]}-"
     counter = itertools.count(1)
     return lambda: f"{prefix}{next(counter):012x}"
 

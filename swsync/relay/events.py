@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
@@ -41,26 +40,69 @@ TERMINAL_STATES = frozenset({"delivered", "undelivered", "failed"})
 STATE_RANK = {"queued": 0, "initiated": 1, "sent": 2, "delivered": 3, "undelivered": 3, "failed": 3}
 
 
-@dataclass(frozen=True)
 class RelayEvent:
     """A ``signalwire.event`` as received: its type, inner params and timestamp.
 
     ``params`` is the event-specific payload (the inner ``params`` object of the
-    frame). Thread-safe: immutable.
+    frame). Immutable, hence thread-safe. (Plain slotted classes rather than
+    dataclasses: they are built on the reader's hot path and imported by every
+    one-shot ``swsync send``.)
     """
 
+    __slots__ = ("event_type", "params", "timestamp")
+    _fields: tuple[str, ...] = ("event_type", "timestamp")
+
     event_type: str
-    params: Mapping[str, Any] = field(repr=False)
-    timestamp: float | None = None
+    params: Mapping[str, Any]
+    timestamp: float | None
+
+    def __init__(self, event_type: str, params: Mapping[str, Any], timestamp: float | None = None) -> None:
+        _set = object.__setattr__
+        _set(self, "event_type", event_type)
+        _set(self, "params", params)
+        _set(self, "timestamp", timestamp)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    __delattr__ = __setattr__  # type: ignore[assignment]
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n in ("params", *self._fields))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{n}={getattr(self, n)!r}" for n in self._fields)
+        return f"{type(self).__name__}({fields})"
 
 
-@dataclass(frozen=True)
 class MessageStateEvent(RelayEvent):
     """A ``messaging.state`` event: one step of an outbound message's progress."""
 
-    message_id: str = ""
-    message_state: str = ""
-    reason: str | None = None
+    __slots__ = ("message_id", "message_state", "reason")
+    _fields = ("event_type", "message_id", "message_state", "reason", "timestamp")
+
+    message_id: str
+    message_state: str
+    reason: str | None
+
+    def __init__(
+        self,
+        event_type: str,
+        params: Mapping[str, Any],
+        timestamp: float | None = None,
+        message_id: str = "",
+        message_state: str = "",
+        reason: str | None = None,
+    ) -> None:
+        super().__init__(event_type, params, timestamp)
+        _set = object.__setattr__
+        _set(self, "message_id", message_id)
+        _set(self, "message_state", message_state)
+        _set(self, "reason", reason)
 
     @property
     def is_terminal(self) -> bool:
@@ -68,11 +110,23 @@ class MessageStateEvent(RelayEvent):
         return self.message_state in TERMINAL_STATES
 
 
-@dataclass(frozen=True)
 class MessageReceiveEvent(RelayEvent):
     """A ``messaging.receive`` event: an inbound message arrived."""
 
-    message_id: str = ""
+    __slots__ = ("message_id",)
+    _fields = ("event_type", "message_id", "timestamp")
+
+    message_id: str
+
+    def __init__(
+        self,
+        event_type: str,
+        params: Mapping[str, Any],
+        timestamp: float | None = None,
+        message_id: str = "",
+    ) -> None:
+        super().__init__(event_type, params, timestamp)
+        object.__setattr__(self, "message_id", message_id)
 
 
 def _str(value: Any) -> str | None:

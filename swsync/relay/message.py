@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-Handler = Callable[[RelayEvent], Any]
+Handler = Callable[[MessageStateEvent], Any]
 _Early = tuple[dict[str, Any], Mapping[str, Any], "float | None"]
 
 
@@ -310,7 +310,7 @@ class MessageTracker:
         self.fail_all(ConnectionClosedError(reason))
 
 
-def run_handlers(handlers: list[Handler], event: RelayEvent) -> None:
+def run_handlers(handlers: list[Handler], event: MessageStateEvent) -> None:
     """Call each handler with ``event``; log and swallow what one raises."""
     for handler in handlers:
         try:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from ._fields import EMPTY, nonempty, opt_datetime, opt_str, query_date
+from ._fields import nonempty, opt_datetime, opt_str, query_date
+from ._record import Record, cached_field
 from .page import Page, iterate, paging_params
 
 if TYPE_CHECKING:
@@ -18,49 +17,48 @@ if TYPE_CHECKING:
 __all__ = ["MediaContext", "MediaList", "MediaRecord"]
 
 
-
-@dataclass(frozen=True, slots=True, repr=False)
-class MediaRecord:
+class MediaRecord(Record):
     """A snapshot of one media item attached to a message (immutable).
 
     Attributes are the cXML JSON field names; dates are aware ``datetime`` objects (UTC)
-    or ``None``; ``raw`` is a read-only view (not a copy) of the whole JSON object.
+    or ``None``; ``raw`` is a read-only view of the whole JSON object. Fields are
+    converted on first access, leniently, as for :class:`MessageRecord`.
 
     Thread-safety: immutable; share freely.
     """
 
-    sid: str
-    account_sid: str | None = None
-    parent_sid: str | None = None
-    content_type: str | None = None
-    date_created: _dt.datetime | None = None
-    date_updated: _dt.datetime | None = None
-    uri: str | None = None
-    raw: Mapping[str, Any] = field(default_factory=lambda: EMPTY, compare=False)
+    __slots__ = ()
+    _kind = "a media item"
 
-    @classmethod
-    def from_payload(cls, payload: Mapping[str, Any]) -> MediaRecord:
-        """Build a record from a decoded Media JSON object.
+    @cached_field
+    def account_sid(self) -> str | None:
+        """The project (account) the media belongs to."""
+        return opt_str(self._payload.get("account_sid"))
 
-        Raises:
-            ValueError: ``payload`` is not an object or has no string ``sid``.
-        """
-        if not isinstance(payload, Mapping):
-            raise ValueError(f"a media item must be a JSON object, got {type(payload).__name__}")
-        get = payload.get
-        sid = get("sid")
-        if not isinstance(sid, str) or not sid:
-            raise ValueError("a media item has no 'sid'")
-        return cls(
-            sid=sid,
-            account_sid=opt_str(get("account_sid")),
-            parent_sid=opt_str(get("parent_sid")),
-            content_type=opt_str(get("content_type")),
-            date_created=opt_datetime(get("date_created")),
-            date_updated=opt_datetime(get("date_updated")),
-            uri=opt_str(get("uri")),
-            raw=MappingProxyType(payload),
-        )
+    @cached_field
+    def parent_sid(self) -> str | None:
+        """SID of the message it is attached to."""
+        return opt_str(self._payload.get("parent_sid"))
+
+    @cached_field
+    def content_type(self) -> str | None:
+        """MIME type, e.g. ``"image/png"``."""
+        return opt_str(self._payload.get("content_type"))
+
+    @cached_field
+    def date_created(self) -> _dt.datetime | None:
+        """When the media item was created (aware, UTC)."""
+        return opt_datetime(self._payload.get("date_created"))
+
+    @cached_field
+    def date_updated(self) -> _dt.datetime | None:
+        """When the media item last changed (aware, UTC)."""
+        return opt_datetime(self._payload.get("date_updated"))
+
+    @cached_field
+    def uri(self) -> str | None:
+        """The media item's root-relative URI."""
+        return opt_str(self._payload.get("uri"))
 
     def __repr__(self) -> str:
         return (
@@ -93,7 +91,7 @@ class MediaContext:
             RestError: e.g. 404 for an unknown SID.
         """
         status, payload = self._client._send("GET", self._path)
-        return self._client._record(MediaRecord.from_payload, status, payload, "GET", self._path)
+        return self._client._record(MediaRecord._wrap, status, payload, "GET", self._path)
 
     def delete(self) -> None:
         """Delete the media item (204).
@@ -174,7 +172,7 @@ class MediaList:
         """Like :meth:`list`, lazily, one page in memory (arguments validated now)."""
         params = self._filters(date_created, date_created_before, date_created_after,
                                limit, page_size)
-        return iterate(self._client, self._path, params, self._KEY, MediaRecord.from_payload,
+        return iterate(self._client, self._path, params, self._KEY, MediaRecord._wrap,
                        limit)
 
     def page(
@@ -190,4 +188,4 @@ class MediaList:
                                None, page_size)
         if page_token is not None:
             params["PageToken"] = nonempty(page_token, "page_token")
-        return Page.fetch(self._client, self._path, params, self._KEY, MediaRecord.from_payload)
+        return Page.fetch(self._client, self._path, params, self._KEY, MediaRecord._wrap)

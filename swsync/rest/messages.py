@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
 from types import MappingProxyType
@@ -13,6 +12,7 @@ from urllib.parse import quote
 
 from .._validate import content, e164
 from ._fields import EMPTY, nonempty, opt_datetime, opt_decimal, opt_int, opt_str, query_date
+from ._record import Record, cached_field
 from .media import MediaList
 from .page import Page, iterate, paging_params
 
@@ -74,81 +74,121 @@ _FINAL = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True, repr=False)
-class MessageRecord:
+class MessageRecord(Record):
     """A snapshot of one message as the REST API returned it (immutable).
 
     Attributes are the cXML JSON field names (``from_`` for ``from``). Dates are aware
     ``datetime`` objects (UTC) or ``None``; ``price`` is a ``Decimal`` or ``None``;
     ``num_segments``, ``num_media`` and ``error_code`` are ``int`` or ``None`` (numeric
-    strings are converted; a value that does not parse becomes ``None``). ``status`` is a
-    :class:`MessageStatus`, or the raw string for a status this version does not know.
-    ``raw`` is a read-only view of the whole JSON object, unknown fields included (a view,
-    not a copy, of the mapping given to :meth:`from_payload`). Not to be confused with the RELAY ``Message``, which is live and waitable.
+    strings are converted). ``status`` is a :class:`MessageStatus`, or the raw string for
+    a status this version does not know. ``raw`` is a read-only view of the whole JSON
+    object, unknown fields included.
+
+    Each attribute is converted from the JSON on first access and cached. Conversion is
+    lenient and never raises: a value of the wrong type, or one that does not parse,
+    reads as ``None`` (the original stays in ``raw``). Equal when the JSON objects are
+    equal. Not to be confused with the RELAY ``Message``, which is live and waitable.
 
     Thread-safety: immutable; share freely.
     """
 
-    sid: str
-    account_sid: str | None = None
-    api_version: str | None = None
-    from_: str | None = None
-    to: str | None = None
-    body: str | None = None
-    status: MessageStatus | str | None = None
-    direction: str | None = None
-    num_segments: int | None = None
-    num_media: int | None = None
-    price: Decimal | None = None
-    price_unit: str | None = None
-    error_code: int | None = None
-    error_message: str | None = None
-    date_created: _dt.datetime | None = None
-    date_updated: _dt.datetime | None = None
-    date_sent: _dt.datetime | None = None
-    messaging_service_sid: str | None = None
-    uri: str | None = None
-    subresource_uris: Mapping[str, str] = field(default_factory=lambda: EMPTY, compare=False)
-    raw: Mapping[str, Any] = field(default_factory=lambda: EMPTY, compare=False)
+    __slots__ = ()
+    _kind = "a message"
 
-    @classmethod
-    def from_payload(cls, payload: Mapping[str, Any]) -> MessageRecord:
-        """Build a record from a decoded Message JSON object.
+    @cached_field
+    def account_sid(self) -> str | None:
+        """The project (account) the message belongs to."""
+        return opt_str(self._payload.get("account_sid"))
 
-        Raises:
-            ValueError: ``payload`` is not an object or has no string ``sid``.
-        """
-        if not isinstance(payload, Mapping):
-            raise ValueError(f"a message must be a JSON object, got {type(payload).__name__}")
-        get = payload.get
-        sid = get("sid")
-        if not isinstance(sid, str) or not sid:
-            raise ValueError("a message has no 'sid'")
-        subs = get("subresource_uris")
-        # Positional arguments, in field order: a page holds up to 1,000 records.
-        return cls(
-            sid,
-            opt_str(get("account_sid")),
-            opt_str(get("api_version")),
-            opt_str(get("from")),
-            opt_str(get("to")),
-            opt_str(get("body")),
-            MessageStatus.parse(get("status")),
-            opt_str(get("direction")),
-            opt_int(get("num_segments")),
-            opt_int(get("num_media")),
-            opt_decimal(get("price")),
-            opt_str(get("price_unit")),
-            opt_int(get("error_code")),
-            opt_str(get("error_message")),
-            opt_datetime(get("date_created")),
-            opt_datetime(get("date_updated")),
-            opt_datetime(get("date_sent")),
-            opt_str(get("messaging_service_sid")),
-            opt_str(get("uri")),
-            _str_map(subs),
-            MappingProxyType(payload),
-        )
+    @cached_field
+    def api_version(self) -> str | None:
+        """API version the message was created with (``"2010-04-01"``)."""
+        return opt_str(self._payload.get("api_version"))
+
+    @cached_field
+    def from_(self) -> str | None:
+        """The sender (JSON ``from``)."""
+        return opt_str(self._payload.get("from"))
+
+    @cached_field
+    def to(self) -> str | None:
+        """The recipient."""
+        return opt_str(self._payload.get("to"))
+
+    @cached_field
+    def body(self) -> str | None:
+        """The text (``""`` once redacted)."""
+        return opt_str(self._payload.get("body"))
+
+    @cached_field
+    def status(self) -> MessageStatus | str | None:
+        """A :class:`MessageStatus`, or the plain string for a status this version does not know."""
+        return MessageStatus.parse(self._payload.get("status"))
+
+    @cached_field
+    def direction(self) -> str | None:
+        """``inbound``, ``outbound-api``, ``outbound-call`` or ``outbound-reply``."""
+        return opt_str(self._payload.get("direction"))
+
+    @cached_field
+    def num_segments(self) -> int | None:
+        """Number of SMS segments."""
+        return opt_int(self._payload.get("num_segments"))
+
+    @cached_field
+    def num_media(self) -> int | None:
+        """Number of media items."""
+        return opt_int(self._payload.get("num_media"))
+
+    @cached_field
+    def price(self) -> Decimal | None:
+        """Cost in ``price_unit``, or ``None`` until the message is rated."""
+        return opt_decimal(self._payload.get("price"))
+
+    @cached_field
+    def price_unit(self) -> str | None:
+        """Currency of ``price`` (``"USD"``)."""
+        return opt_str(self._payload.get("price_unit"))
+
+    @cached_field
+    def error_code(self) -> int | None:
+        """cXML error code of a failed or undelivered message."""
+        return opt_int(self._payload.get("error_code"))
+
+    @cached_field
+    def error_message(self) -> str | None:
+        """Text of ``error_code``."""
+        return opt_str(self._payload.get("error_message"))
+
+    @cached_field
+    def date_created(self) -> _dt.datetime | None:
+        """When the message was created (aware, UTC)."""
+        return opt_datetime(self._payload.get("date_created"))
+
+    @cached_field
+    def date_updated(self) -> _dt.datetime | None:
+        """When the message last changed (aware, UTC)."""
+        return opt_datetime(self._payload.get("date_updated"))
+
+    @cached_field
+    def date_sent(self) -> _dt.datetime | None:
+        """When the message was sent (aware, UTC), ``None`` before that."""
+        return opt_datetime(self._payload.get("date_sent"))
+
+    @cached_field
+    def messaging_service_sid(self) -> str | None:
+        """The Number Group it was sent through, if any."""
+        return opt_str(self._payload.get("messaging_service_sid"))
+
+    @cached_field
+    def uri(self) -> str | None:
+        """The message's root-relative URI."""
+        return opt_str(self._payload.get("uri"))
+
+    @cached_field
+    def subresource_uris(self) -> Mapping[str, str]:
+        """Read-only mapping of sub-resource names to URIs (``"media"``)."""
+        return _str_map(self._payload.get("subresource_uris"))
 
     def __repr__(self) -> str:
         status = self.status.value if isinstance(self.status, MessageStatus) else self.status
@@ -206,7 +246,7 @@ class MessageContext:
             RestError: e.g. 404 (code 20404) for an unknown SID.
         """
         status, payload = self._client._send("GET", self._path)
-        return self._client._record(MessageRecord.from_payload, status, payload, "GET", self._path)
+        return self._client._record(MessageRecord._wrap, status, payload, "GET", self._path)
 
     def update(self, body: str = "") -> MessageRecord:
         """Redact the message by setting its body to the empty string; return the result.
@@ -220,7 +260,7 @@ class MessageContext:
         if body != "":
             raise ValueError("update() only redacts: body must be the empty string")
         status, payload = self._client._send("POST", self._path, data={"Body": ""})
-        return self._client._record(MessageRecord.from_payload, status, payload, "POST", self._path)
+        return self._client._record(MessageRecord._wrap, status, payload, "POST", self._path)
 
     def delete(self) -> None:
         """Delete the message (and its media). Returns ``None`` on 204.
@@ -327,7 +367,7 @@ class MessageList:
                 )
             data.append(("ValidityPeriod", str(validity_period)))
         status, payload = self._client._send("POST", self._PATH, data=data)
-        return self._client._record(MessageRecord.from_payload, status, payload, "POST", self._PATH)
+        return self._client._record(MessageRecord._wrap, status, payload, "POST", self._PATH)
 
     def list(
         self,
@@ -379,7 +419,7 @@ class MessageList:
         params = _filters(to, from_, status, date_sent, date_sent_before, date_sent_after,
                           limit, page_size)
         return iterate(self._client, self._PATH, params, self._KEY,
-                       MessageRecord.from_payload, limit)
+                       MessageRecord._wrap, limit)
 
     def page(
         self,
@@ -404,4 +444,4 @@ class MessageList:
                           None, page_size)
         if page_token is not None:
             params["PageToken"] = nonempty(page_token, "page_token")
-        return Page.fetch(self._client, self._PATH, params, self._KEY, MessageRecord.from_payload)
+        return Page.fetch(self._client, self._PATH, params, self._KEY, MessageRecord._wrap)
