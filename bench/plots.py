@@ -32,7 +32,7 @@ def _axes(title: str, ylabel: str, concurrency: list[int]):  # type: ignore[no-u
 
 
 def _plot(summary: Summary, labels: Mapping[str, str], key: str, title: str, ylabel: str,
-          path: Path, fmt: str) -> None:
+          path: Path, fmt: str, note: str) -> None:
     concurrency = sorted(summary)
     plt, fig, ax = _axes(title, ylabel, concurrency)
     for client, style in STYLE.items():
@@ -41,23 +41,30 @@ def _plot(summary: Summary, labels: Mapping[str, str], key: str, title: str, yla
             continue
         ys = [summary[c][client][key] for c in xs]
         ax.plot(xs, ys, label=labels.get(client, client), linewidth=2, markersize=6, **style)
+        below = client == "bare"  # keep the reference line's labels off the others
         for x, y in zip(xs, ys):
-            ax.annotate(fmt.format(y), (x, y), textcoords="offset points", xytext=(0, 7),
+            ax.annotate(fmt.format(y), (x, y), textcoords="offset points", xytext=(0, -13 if below else 7),
                         ha="center", fontsize=8, color=style["color"])
-    ax.set_ylim(bottom=0, top=ax.get_ylim()[1] * 1.1)
+    ax.set_ylim(bottom=0, top=ax.get_ylim()[1] * 1.12)
     ax.legend(loc="best", fontsize=9)
-    fig.tight_layout()
+    if note:
+        fig.text(0.01, 0.01, note, fontsize=7, color="#555555", ha="left", va="bottom")
+    fig.tight_layout(rect=(0, 0.03 if note else 0, 1, 1))
     fig.savefig(path)
     plt.close(fig)
 
 
-def plot_send_wait(summary: Summary, labels: Mapping[str, str], directory: Path) -> list[Path]:
-    """Write compare-throughput.png and compare-cpu.png (send + wait until delivered)."""
+def plot_send_wait(summary: Summary, labels: Mapping[str, str], directory: Path, note: str = "") -> list[Path]:
+    """Write compare-throughput.png and compare-cpu.png (send + wait until delivered).
+
+    ``summary`` maps concurrency to client to medians (``rate``, ``cpu_us``);
+    ``note`` is a one-line footer (how and where it was measured).
+    """
     directory.mkdir(parents=True, exist_ok=True)
     throughput = directory / "compare-throughput.png"
     cpu = directory / "compare-cpu.png"
     _plot(summary, labels, "rate", "RELAY send + wait until delivered: throughput (higher is better)",
-          "messages per second (median)", throughput, "{:,.0f}")
+          "messages per second (median)", throughput, "{:,.0f}", note)
     _plot(summary, labels, "cpu_us", "RELAY send + wait until delivered: client CPU (lower is better)",
-          "client CPU µs per message (median)", cpu, "{:.0f}")
+          "client CPU µs per message (median)", cpu, "{:.0f}", note)
     return [throughput, cpu]

@@ -21,8 +21,9 @@ def e164(number: object, arg: str) -> str:
 def content(body: str | None, media: Sequence[str] | None) -> tuple[str | None, list[str]]:
     """Check a message's body and media URLs; return them normalised.
 
-    Raises ``ValueError`` for no body and no media, a body over 1600 characters,
-    more than 10 media URLs, or a media entry that is not an http(s) URL string.
+    Raises ``ValueError`` for no body and no media, a body over 1600 characters or
+    with a lone surrogate (not encodable as UTF-8), more than 10 media URLs, or a
+    media entry that is not an http(s) URL string.
     """
     if body is not None and not isinstance(body, str):
         raise ValueError(f"body must be a string, got {type(body).__name__}")
@@ -33,12 +34,22 @@ def content(body: str | None, media: Sequence[str] | None) -> tuple[str | None, 
         raise ValueError("a message needs a body or at least one media URL")
     if body is not None and len(body) > MAX_BODY_CHARS:
         raise ValueError(f"body is {len(body)} characters; the limit is {MAX_BODY_CHARS}")
+    if body is not None and not _encodable(body):
+        raise ValueError("body is not valid Unicode text (it contains a lone surrogate)")
     if len(urls) > MAX_MEDIA:
         raise ValueError(f"{len(urls)} media URLs given; the limit is {MAX_MEDIA}")
     for url in urls:
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ValueError(f"media URLs must be http(s) URL strings, got {url!r}")
     return (body or None), urls
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def str_list(values: Sequence[str] | None, arg: str) -> list[str]:

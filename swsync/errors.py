@@ -19,6 +19,8 @@ built-in ``ValueError`` or ``TypeError``). Third-party errors are wrapped with
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "AuthenticationError",
     "ConfigurationError",
@@ -56,6 +58,9 @@ class RelayError(SwsyncError):
         self.code = code
         self.message = message
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.code, self.message))
+
 
 class AuthenticationError(RelayError):
     """The RELAY server rejected the credentials (raised by ``connect()``).
@@ -77,6 +82,9 @@ class ConnectionClosedError(SwsyncError):
     def __init__(self, message: str, *, may_have_been_sent: bool = False) -> None:
         super().__init__(message)
         self.may_have_been_sent = may_have_been_sent
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
 
 
 class WaitTimeout(SwsyncError, TimeoutError):
@@ -116,6 +124,9 @@ class RestError(SwsyncError):
         self.method = method
         self.url = url
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
 
 class RestConnectionError(ConnectionClosedError):
     """A REST request failed below HTTP: connection refused or lost, DNS, TLS, timeout.
@@ -138,3 +149,11 @@ class RestTimeout(RestConnectionError, WaitTimeout):
 
     Also a :class:`~swsync.errors.WaitTimeout` and so a built-in ``TimeoutError``.
     """
+
+
+def _rebuild(cls: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]) -> BaseException:
+    """Recreate an exception whose ``__init__`` takes keyword-only context (copy, pickle)."""
+    exc = cls.__new__(cls)
+    exc.args = args
+    exc.__dict__.update(state)
+    return exc

@@ -25,6 +25,23 @@ def no_leaked_threads() -> Iterator[None]:
     assert not still, f"swsync threads still alive after the test: {still}"
 
 
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A test CA (``ca``) and a server certificate (``cert``, ``key``) for 127.0.0.1, as PEM files."""
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    d = tmp_path_factory.mktemp("tls")
+    files = {"ca": str(d / "ca.pem"), "cert": str(d / "cert.pem"), "key": str(d / "key.pem")}
+    ca.cert_pem.write_to_path(files["ca"])
+    cert.cert_chain_pems[0].write_to_path(files["cert"])
+    for extra in cert.cert_chain_pems[1:]:
+        extra.write_to_path(files["cert"], append=True)
+    cert.private_key_pem.write_to_path(files["key"])
+    return files
+
+
 @pytest.fixture
 def emu() -> Iterator[object]:
     """A running emulator with zero state delay, closed after the test."""

@@ -826,14 +826,9 @@ def test_plain_http_get_on_root_describes_the_emulator(emu: Emulator) -> None:
 # -- TLS, lifecycle, packaging ------------------------------------------------------------------------------
 
 
-def test_tls(tmp_path: Any, clients: list[Client]) -> None:
-    trustme = pytest.importorskip("trustme")
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "localhost")
-    certfile, cafile = tmp_path / "server.pem", tmp_path / "ca.pem"
-    cert.private_key_and_cert_chain_pem.write_to_path(str(certfile))
-    ca.cert_pem.write_to_path(str(cafile))
-    with Emulator(state_delay=0, certfile=str(certfile)) as emu:
+def test_tls(tls_files: dict[str, str], clients: list[Client]) -> None:
+    cafile = tls_files["ca"]
+    with Emulator(state_delay=0, certfile=tls_files["cert"], keyfile=tls_files["key"]) as emu:
         assert emu.relay_url.startswith("wss://127.0.0.1:")
         assert emu.rest_url.startswith("https://127.0.0.1:")
         client = open_client(emu, clients, sslopt={"ca_certs": str(cafile)})

@@ -151,23 +151,6 @@ def official_sdk() -> Path:
     return final
 
 
-@pytest.fixture(scope="session")
-def tls_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """A test CA and a server certificate for 127.0.0.1, as PEM files."""
-    import trustme
-
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "localhost")
-    d = tmp_path_factory.mktemp("tls")
-    files = {"ca": str(d / "ca.pem"), "cert": str(d / "cert.pem"), "key": str(d / "key.pem")}
-    ca.cert_pem.write_to_path(files["ca"])
-    cert.cert_chain_pems[0].write_to_path(files["cert"])
-    for extra in cert.cert_chain_pems[1:]:
-        extra.write_to_path(files["cert"], append=True)
-    cert.private_key_pem.write_to_path(files["key"])
-    return files
-
-
 @pytest.fixture
 def tls_emu(tls_files: dict[str, str], request: pytest.FixtureRequest) -> Iterator[Emulator]:
     delay = getattr(request, "param", STATE_DELAY)

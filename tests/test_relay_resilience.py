@@ -266,7 +266,8 @@ def test_fifty_thousand_completed_messages_leave_no_state() -> None:
         mid = f"m-{i}"
         tracker.register(mid, dict(fields), None)
         for state in ("queued", "initiated", "sent", "delivered"):
-            client._on_event("messaging.state", {"message_id": mid, "message_state": state}, {})
+            client._on_event(tracker, client._dispatcher, "messaging.state",
+                             {"message_id": mid, "message_state": state}, {})
     assert len(tracker) == 0 and tracker.early_count == 0
 
 
@@ -300,3 +301,45 @@ def test_wait_timeout_does_not_break_the_connection(emu: Emulator) -> None:
         emu.faults.response_delay = 0.0
         assert client.send_message(to_number=TO, from_number=FROM, body="x").wait(5).message_state == "delivered"
         assert emu.stats.connections == 1
+
+
+def test_server_restart_fails_waiters_of_the_old_session(slow_emu: Emulator) -> None:
+    with RelayClient(project=slow_emu.project, token=slow_emu.token, host=slow_emu.relay_url,
+                     max_reconnect_delay=0.2) as client:
+        msg = client.send_message(to_number=NO_DLR_NUMBER, from_number=FROM, body="pending")
+        slow_emu.server_disconnect(restart=True)
+        with pytest.raises(ConnectionClosedError, match="not resumed"):
+            msg.wait(10)
+        assert client.send_message(to_number=TO, from_number=FROM, body="x").wait(10).message_state == "delivered"
+
+
+def test_connect_again_after_the_client_stopped_on_its_own(slow_emu: Emulator, proxy: TcpProxy) -> None:
+    client = via(proxy, slow_emu, reconnect=False)
+    for _ in range(3):
+        client.connect()
+        running = in_thread(client.run)
+        proxy.drop_all()
+        with pytest.raises(ConnectionClosedError):
+            running.result(10)
+    with client:
+        assert client.send_message(to_number=TO, from_number=FROM, body="x").wait(10).message_state == "delivered"
+    dispatchers = [t for t in threading.enumerate() if t.name.startswith("swsync-dispatch")]
+    assert dispatchers == []
+
+
+def test_requests_queued_when_reauthentication_fails_get_connection_closed(slow_emu: Emulator,
+                                                                          proxy: TcpProxy) -> None:
+    with Emulator(state_delay=0.0) as other:
+        client = via(proxy, slow_emu)
+        client.connect()
+        proxy.refuse()
+        proxy.drop_all()
+        proxy.wait_refused(1)
+        queued = in_thread(client.execute, "signalwire.ping", {})
+        proxy.target_port = other.port  # the next connection meets other credentials
+        proxy.refuse(False)
+        with pytest.raises(ConnectionClosedError) as info:
+            queued.result(15)
+        assert info.value.may_have_been_sent is False
+        assert isinstance(info.value.__cause__, AuthenticationError)
+        client.disconnect()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import trustme
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,18 +19,6 @@ from swsync.relay.dispatcher import Dispatcher
 from swsync.relay.message import MessageTracker
 
 TO, FROM = "+15557654321", "+15551234567"
-
-
-@pytest.fixture(scope="module")
-def tls_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "localhost")
-    d = tmp_path_factory.mktemp("tls")
-    paths = {"ca": str(d / "ca.pem"), "cert": str(d / "cert.pem"), "key": str(d / "key.pem")}
-    ca.cert_pem.write_to_path(paths["ca"])
-    cert.cert_chain_pems[0].write_to_path(paths["cert"])
-    cert.private_key_pem.write_to_path(paths["key"])
-    return paths
 
 
 @pytest.fixture
@@ -90,7 +78,7 @@ def test_full_session_at_debug_never_logs_secrets(caplog: pytest.LogCaptureFixtu
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5),
-    max_leaves=20,
+    max_leaves=10,
 )
 keys = st.sampled_from(["jsonrpc", "id", "method", "params", "result", "error", "event_type", "message_id",
                         "message_state", "reason", "media", "tags", "segments", "body", "code", "message",
@@ -117,15 +105,15 @@ def frames(draw: st.DrawFn) -> dict[str, Any]:
 
 def _router() -> tuple[Connection, RelayClient]:
     client = RelayClient(project="p", token="t", host="ws://127.0.0.1:9")
+    tracker = MessageTracker(_NullDispatcher())
+    tracker.register("known", {}, lambda e: None)
     conn = Connection(
         "ws://127.0.0.1:9", auth={"project": "p", "token": "t"}, contexts=list,
-        on_event=client._on_event, on_lost=lambda r: None, on_fresh_session=lambda: None,
+        on_event=functools.partial(client._on_event, tracker, tracker.dispatcher),
+        on_lost=lambda r: None, on_fresh_session=lambda: None,
         on_tick=lambda: None, ssl_context=None, connect_timeout=1, request_timeout=1,
         queue_timeout=1, reconnect=False, max_reconnect_delay=1, ping_interval=None,
     )
-    client._tracker = MessageTracker(_NullDispatcher())
-    client._dispatcher = client._tracker.dispatcher
-    client._tracker.register("known", {}, lambda e: None)
     return conn, client
 
 
@@ -134,7 +122,7 @@ class _NullDispatcher(Dispatcher):
         fn(*args)  # run inline so handler-path bugs surface here
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(frames())
 def test_router_survives_arbitrary_frames(frame: dict[str, Any]) -> None:
     conn, _ = _router()
@@ -159,3 +147,108 @@ def test_frame_decoder_and_json_survive_arbitrary_bytes(data: bytes) -> None:
         return
     for _, payload in msgs:
         _loads(payload)
+
+
+def test_lone_surrogate_is_a_value_error_not_a_dropped_connection(emu: Emulator) -> None:
+    with RelayClient(project=emu.project, token=emu.token, host=emu.relay_url) as client:
+        with pytest.raises(ValueError, match="Unicode"):
+            client.send_message(to_number=TO, from_number=FROM, body="bad \udc80 text")
+        with pytest.raises(ValueError, match="Unicode"):
+            client.execute("signalwire.receive", {"contexts": ["\ud800"]})
+        assert client.send_message(to_number=TO, from_number=FROM, body="ok").wait(5).message_state == "delivered"
+    assert emu.stats.connections == 1
+
+
+def test_deeply_nested_frame_is_dropped(emu: Emulator) -> None:
+    with RelayClient(project=emu.project, token=emu.token, host=emu.relay_url) as client:
+        emu.send_raw("[" * 100_000 + "]" * 100_000)
+        assert client.send_message(to_number=TO, from_number=FROM, body="ok").wait(5).message_state == "delivered"
+    assert emu.stats.connections == 1
+
+
+def test_redirects_are_never_followed(emu: Emulator) -> None:
+    import http.server
+    import threading
+
+    class Redirect(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            self.send_response(302)
+            self.send_header("Location", emu.relay_url)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Redirect)
+    t = threading.Thread(target=server.serve_forever, name="test-redirect", daemon=True)
+    t.start()
+    try:
+        client = RelayClient(project=emu.project, token=emu.token,
+                             host=f"ws://127.0.0.1:{server.server_address[1]}")
+        with pytest.raises(ConnectionClosedError, match="could not connect"):
+            client.connect()
+    finally:
+        server.shutdown()
+        server.server_close()
+        t.join(5)
+    assert emu.stats.connections == 0
+
+
+def test_a_trickling_handshake_is_bounded_by_connect_timeout() -> None:
+    """A server that answers the upgrade one byte at a time cannot stall connect()."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def trickle() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            for byte in b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n" * 100:
+                if stop.wait(0.05):  # sleep-ok: the point is a slow server
+                    return
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    return
+
+    t = threading.Thread(target=trickle, name="test-trickle", daemon=True)
+    t.start()
+    try:
+        client = RelayClient(project="p", token="t", host=f"ws://127.0.0.1:{listener.getsockname()[1]}",
+                             connect_timeout=0.5)
+        with pytest.raises(ConnectionClosedError):
+            client.connect()
+    finally:
+        stop.set()
+        listener.close()
+        t.join(5)
+
+
+def test_receive_rejects_a_bare_string(emu: Emulator) -> None:
+    with RelayClient(project=emu.project, token=emu.token, host=emu.relay_url) as client:
+        with pytest.raises(ValueError):
+            client.receive("sales")  # type: ignore[arg-type]
+        assert client.contexts == []
+
+
+def test_descriptors_above_1024_work(emu: Emulator) -> None:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        if hard != resource.RLIM_INFINITY and hard < 1200:
+            pytest.skip(f"cannot raise the open-file limit (hard limit {hard})")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1200, hard))
+    hogs = [open(os.devnull) for _ in range(1100)]
+    try:
+        with RelayClient(project=emu.project, token=emu.token, host=emu.relay_url) as client:
+            assert client._conn is not None and client._conn._sock is not None
+            assert client._conn._sock.sock.fileno() > 1024
+            assert client.send_message(to_number=TO, from_number=FROM, body="x").wait(5).message_state == "delivered"
+    finally:
+        for f in hogs:
+            f.close()
+        if soft < 1200:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

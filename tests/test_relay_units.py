@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import struct
 import threading
+import time
 
 import pytest
 
@@ -199,6 +200,15 @@ class TestTracker:
         for t in threads:
             t.start()
         started.wait(5)
+        # Make sure all 20 are blocked in wait() before the state arrives (no API tells).
+        deadline = time.monotonic() + 10
+        while True:
+            with tracker.lock:
+                blocked = 0 if msg._cond is None else len(msg._cond._waiters)  # type: ignore[attr-defined]
+            if blocked == 20 or time.monotonic() > deadline:
+                break
+            time.sleep(0.001)  # sleep-ok: polling a private count that has no wait API
+        assert blocked == 20
         tracker.apply_state(*state_event("w", "undelivered", reason="carrier_blocked"))
         for t in threads:
             t.join(5)
@@ -235,9 +245,11 @@ def test_dispatcher_fifo_per_key_across_workers() -> None:
         for key in ("a", "b", "c", "d"):
             d.submit(key, job, key, i)
     assert finished.wait(10)
+    workers = d.threads
+    assert len(workers) == 4
     d.stop()
     assert all(v == list(range(100)) for v in seen.values())
-    assert not any(t.is_alive() for t in d.threads)
+    assert not any(t.is_alive() for t in workers)
 
 
 def test_dispatcher_survives_raising_job(caplog: pytest.LogCaptureFixture) -> None:

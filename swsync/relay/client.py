@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -22,6 +23,11 @@ from .message import Handler, Message, MessageTracker
 logger = logging.getLogger("swsync.relay")
 
 InboundHandler = Callable[[Message], Any]
+
+_SESSION_LOST = (
+    "the RELAY session was not resumed after a reconnect; "
+    "the outcome of messages sent before it is unknown"
+)
 
 MAX_BUFFERED_INBOUND = 1000
 
@@ -102,6 +108,8 @@ class RelayClient:
             raise ConfigurationError("ping_interval must be a positive number of seconds or None")
         if not isinstance(handler_workers, int) or handler_workers < 1:
             raise ConfigurationError("handler_workers must be a positive integer")
+        if not isinstance(max_tracked_messages, int) or max_tracked_messages < 1:
+            raise ConfigurationError("max_tracked_messages must be a positive integer")
         self._auth = auth  # secret: never logged or repr'd
         self._ssl_context: ssl.SSLContext | None = None
         if self._url.startswith("wss://"):
@@ -143,6 +151,7 @@ class RelayClient:
         with self._lifecycle:
             if self._conn is not None and self._conn.state != CLOSED:
                 return self
+            stale = (self._conn, self._dispatcher)
             dispatcher = Dispatcher(self._handler_workers)
             tracker = MessageTracker(dispatcher, max_tracked=self._max_tracked,
                                      message_ttl=self._message_ttl)
@@ -150,9 +159,11 @@ class RelayClient:
                 self._url,
                 auth=self._auth,
                 contexts=self._subscriptions,
-                on_event=self._on_event,
-                on_lost=self._on_lost,
-                on_fresh_session=self._on_fresh_session,
+                # Bound to this connection's own tracker and dispatcher: a connection
+                # that stopped earlier can never touch the state of a newer one.
+                on_event=functools.partial(self._on_event, tracker, dispatcher),
+                on_lost=lambda reason: self._on_lost(conn, tracker, reason),
+                on_fresh_session=functools.partial(tracker.closed, _SESSION_LOST),
                 on_tick=tracker.expire,
                 ssl_context=self._ssl_context,
                 **self._options,  # type: ignore[arg-type]
@@ -169,7 +180,13 @@ class RelayClient:
                 with self._lock:
                     self._conn = None
                 raise
-            return self
+        # A connection that stopped on its own (or a never-used dispatcher) is retired
+        # outside the lifecycle lock, so its callbacks may still call into the client.
+        old_conn, old_dispatcher = stale
+        if old_conn is not None:
+            old_conn.close()
+        old_dispatcher.stop()
+        return self
 
     def disconnect(self) -> None:
         """Close the connection and stop every thread this client started.
@@ -180,12 +197,13 @@ class RelayClient:
         called from a callback).
         """
         with self._lifecycle:
-            conn = self._conn
+            conn, tracker, dispatcher = self._conn, self._tracker, self._dispatcher
             if conn is not None:
                 conn.close("client disconnected")
-            self._tracker.closed("client disconnected")
-            self._dispatcher.stop()
+            tracker.closed("client disconnected")
             self._stopped.set()
+        # Outside the lock: a callback that is itself waiting for the lock can finish.
+        dispatcher.stop()
 
     def __enter__(self) -> RelayClient:
         return self.connect()
@@ -353,7 +371,7 @@ class RelayClient:
 
     def receive(self, contexts: Iterable[str]) -> None:
         """Start receiving inbound messages for more ``contexts`` (kept across reconnects)."""
-        wanted = _validate.str_list(list(contexts), "contexts")
+        wanted = _validate.str_list(contexts, "contexts")
         if not wanted:
             return
         self.execute("signalwire.receive", {"contexts": wanted})
@@ -364,7 +382,7 @@ class RelayClient:
 
     def unreceive(self, contexts: Iterable[str]) -> None:
         """Stop receiving inbound messages for ``contexts``."""
-        unwanted = _validate.str_list(list(contexts), "contexts")
+        unwanted = _validate.str_list(contexts, "contexts")
         if not unwanted:
             return
         self.execute("signalwire.unreceive", {"contexts": unwanted})
@@ -382,6 +400,7 @@ class RelayClient:
         conn = self._conn
         if conn is not None:
             conn.forget_after_fork()
+        self._tracker.reset_after_fork()
         self._lock = threading.RLock()
         self._lifecycle = threading.Lock()
         self._stopped = threading.Event()
@@ -392,7 +411,8 @@ class RelayClient:
 
     # ------------------------------------------------- reader-thread callbacks
 
-    def _on_event(self, event_type: str, params: Mapping[str, Any], envelope: Mapping[str, Any]) -> None:
+    def _on_event(self, tracker: MessageTracker, dispatcher: Dispatcher, event_type: str,
+                  params: Mapping[str, Any], envelope: Mapping[str, Any]) -> None:
         ts = envelope.get("timestamp")
         timestamp = float(ts) if isinstance(ts, (int, float)) and not isinstance(ts, bool) else None
         if event_type == "messaging.state":
@@ -402,7 +422,7 @@ class RelayClient:
             if not mid or not state:
                 logger.warning("dropped a messaging.state event without message_id/message_state")
                 return
-            self._tracker.apply_state(fields, params, timestamp)
+            tracker.apply_state(fields, params, timestamp)
         elif event_type == "messaging.receive":
             fields = parse_message_fields(params)
             mid = fields.get("message_id")
@@ -410,7 +430,7 @@ class RelayClient:
                 logger.warning("dropped a messaging.receive event without message_id")
                 return
             revent = MessageReceiveEvent(event_type, params, timestamp, mid)
-            msg = self._tracker.new_inbound(revent, fields)
+            msg = tracker.new_inbound(revent, fields)
             with self._lock:
                 handlers = list(self._inbound_handlers)
                 if not handlers:
@@ -419,23 +439,18 @@ class RelayClient:
                         logger.warning("no on_message handler; dropped inbound message %s", dropped.message_id)
                     self._inbound_buffer.append(msg)
             if handlers:
-                self._dispatcher.submit(mid, _run_inbound, handlers, msg)
+                dispatcher.submit(mid, _run_inbound, handlers, msg)
         else:
             logger.debug("ignoring %s event", event_type)
 
-    def _on_lost(self, reason: str) -> None:
+    def _on_lost(self, conn: Connection, tracker: MessageTracker, reason: str) -> None:
         # The connection stopped for good on its own (reconnect disabled or auth refused).
+        tracker.closed(f"connection lost for good: {reason}")
         with self._lock:
-            conn = self._conn
-            self._stop_error = conn._closed_error if conn is not None else None
-        self._tracker.closed(f"connection lost for good: {reason}")
+            if conn is not self._conn:
+                return  # an older connection: the client has moved on
+            self._stop_error = conn.closed_error
         self._stopped.set()
-
-    def _on_fresh_session(self) -> None:
-        self._tracker.closed(
-            "the RELAY session was not resumed after a reconnect; "
-            "the outcome of messages sent before it is unknown"
-        )
 
 
 def _run_inbound(handlers: list[InboundHandler], msg: Message) -> None:

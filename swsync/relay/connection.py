@@ -27,7 +27,7 @@ import copy
 import json
 import logging
 import random
-import select
+import selectors
 import socket
 import ssl
 import threading
@@ -50,6 +50,10 @@ AGENT = f"swsync-python/{__version__}"
 PROTOCOL_VERSION = {"major": 2, "minor": 0, "revision": 0}
 READ_SIZE = 16384  # larger SSL reads cost more CPU per message (PERFORMANCE.md, lesson 6)
 TICK = 5.0  # seconds between housekeeping runs (expiring early events, stale messages)
+DRAIN_TIMEOUT = 10.0  # after signalwire.disconnect, how long the server may take to close
+# Connect errors that mean "these credentials / this resume are refused" (reference §2.3);
+# SDK3's own test double answers -32000. Any other connect error is retried on reconnect.
+AUTH_ERROR_CODES = frozenset({-32002, -32003, -32602, -32000})
 MAX_QUEUED = 500  # requests held while disconnected, as the official SDK
 
 # Connection states.
@@ -61,6 +65,14 @@ EventHandler = Callable[[str, Mapping[str, Any], Mapping[str, Any]], None]
 def _frame(text: str) -> bytes:
     # Handshake only; the I/O thread uses its FrameWriter.
     return wsframes.FrameWriter().text(text)
+
+
+def _encode(text: str) -> bytes:
+    """UTF-8 bytes of a request, on the caller's thread: bad text fails the caller only."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"request contains text that is not valid Unicode: {exc.reason}") from None
 
 
 def _id_source() -> Callable[[], str]:
@@ -141,7 +153,7 @@ class Connection:
         self.calls = PendingCalls()
         # Guards _outbox, _wake_sent and state; never held during socket I/O.
         self._lock = threading.Lock()
-        self._outbox: list[PendingCall | str] = []
+        self._outbox: list[PendingCall | bytes] = []
         self._wake_sent = False
         self._selecting = False  # the I/O thread is (about to be) blocked in select()
         self._new_id = _id_source()
@@ -150,6 +162,12 @@ class Connection:
         self.protocol: str | None = None
         self._authorization_state: str | None = None  # secret
         self._draining = False
+        self._drain_deadline = 0.0
+        # The session the server knew us by is gone (restart, refused resume): waiters of
+        # earlier messages must be told once a new session is up.
+        self._session_lost = False
+        self._ever_connected = False
+        self._handshaking: websocket.WebSocket | None = None  # guarded by _lock
         self._stop = threading.Event()
         self._closed_error: Exception | None = None
         self._wake_r, self._wake_w = socket.socketpair()
@@ -202,8 +220,10 @@ class Connection:
             ConnectionClosedError: closed or lost before a reply;
                 ``may_have_been_sent`` tells whether the frame was written.
         """
+        if timeout is not None and not (0 < timeout < 1e9):
+            raise ValueError("timeout must be a positive number of seconds or None")
         call_id = self._new_id()
-        call = PendingCall(call_id, method, encode_request(call_id, method, params), on_result)
+        call = PendingCall(call_id, method, _encode(encode_request(call_id, method, params)), on_result)
         self.calls.add(call)
         try:
             self._enqueue(call)
@@ -222,6 +242,7 @@ class Connection:
                 self._closed_error = ConnectionClosedError(reason)
         self._stop.set()
         self._wake()
+        self._abort_handshake()
         t = self._thread
         if t is not None and t is not threading.current_thread():
             t.join(self.connect_timeout + 2.0)
@@ -235,6 +256,11 @@ class Connection:
     def connected(self) -> bool:
         """True while a socket is open and authenticated."""
         return self.state == OPEN
+
+    @property
+    def closed_error(self) -> Exception | None:
+        """Why the connection stopped for good, if it did."""
+        return self._closed_error
 
     @property
     def thread(self) -> threading.Thread | None:
@@ -255,12 +281,15 @@ class Connection:
 
     # ------------------------------------------------------------ caller side
 
-    def _enqueue(self, item: PendingCall | str) -> None:
+    def _enqueue(self, item: PendingCall | bytes) -> None:
         with self._lock:
             if self._closed_error is not None or self.state == CLOSED:
-                if self._closed_error is not None:
-                    raise copy.copy(self._closed_error).with_traceback(None)
-                raise ConnectionClosedError("client is not connected")
+                cause = self._closed_error
+                if isinstance(cause, ConnectionClosedError):
+                    raise copy.copy(cause).with_traceback(None)
+                raise ConnectionClosedError(
+                    f"client is not connected ({cause})" if cause else "client is not connected"
+                ) from cause
             if self.state != OPEN and len(self._outbox) >= MAX_QUEUED:
                 raise ConnectionClosedError(
                     f"not connected and {MAX_QUEUED} requests are already waiting for the connection"
@@ -281,41 +310,54 @@ class Connection:
             pass  # socketpair closed: the client is closed already
 
     def _await(self, call: PendingCall, timeout: float | None) -> Any:
-        written_late = self.state != OPEN
-        limit = None
-        if timeout is not None:
-            wait_for = max(self.queue_timeout, timeout) if written_late else timeout
-            limit = time.monotonic() + wait_for
-        while True:
-            if call.wait(None if limit is None else limit - time.monotonic()):
-                return call.outcome()
-            if written_late and call.written and timeout is not None:
-                # Queued while reconnecting and written since: its own clock starts now.
-                written_late = False
-                limit = time.monotonic() + timeout
-                continue
-            break
-        call.abandoned = True
-        if self.calls.pop(call.call_id) is None:
-            # Being resolved right now by whoever removed it from the table.
+        """Wait for the reply: ``timeout`` from the write, ``queue_timeout`` for the write."""
+        if timeout is None:
             call.wait(None)
             return call.outcome()
-        if call.written:
-            raise WaitTimeout(
-                f"no reply to {call.method} within {timeout} s (it may have reached the server)"
-            )
-        self._unqueue(call)
-        raise ConnectionClosedError(
-            f"{call.method} was not sent: not connected within {self.queue_timeout} s",
-            may_have_been_sent=False,
+        start = time.monotonic()
+        if self.state == OPEN and call.wait(timeout):
+            return call.outcome()  # the common case: written at once, answered in time
+        with self._lock:
+            written = call.written
+            if not written and call.progress is None:
+                call.progress = threading.Event()
+        if not written:
+            # Not written yet (reconnecting, or requeued by a drop): wait for the write.
+            assert call.progress is not None
+            call.progress.wait(max(0.0, start + self.queue_timeout - time.monotonic()))
+            if call.wait(0):
+                return call.outcome()
+            with self._lock:
+                written = call.written
+                if not written:
+                    call.abandoned = True
+                    self._unqueue_locked(call)
+            if not written:
+                if self.calls.pop(call.call_id) is None:
+                    call.wait(None)  # being failed right now by whoever removed it
+                    return call.outcome()
+                raise ConnectionClosedError(
+                    f"{call.method} was not sent: no connection within "
+                    f"{time.monotonic() - start:.1f} s (queue_timeout={self.queue_timeout})",
+                    may_have_been_sent=False,
+                )
+        if call.wait(call.written_at + timeout - time.monotonic()):
+            return call.outcome()
+        with self._lock:
+            call.abandoned = True
+        if self.calls.pop(call.call_id) is None:
+            call.wait(None)  # being resolved right now by whoever removed it from the table
+            return call.outcome()
+        raise WaitTimeout(
+            f"no reply to {call.method} within {timeout} s of sending it (it may have reached the server)"
         )
 
-    def _unqueue(self, call: PendingCall) -> None:
-        with self._lock:
-            try:
-                self._outbox.remove(call)
-            except ValueError:
-                pass
+    def _unqueue_locked(self, call: PendingCall) -> None:
+        # Caller holds self._lock.
+        try:
+            self._outbox.remove(call)
+        except ValueError:
+            pass
 
     # ------------------------------------------------------------- handshake
 
@@ -337,44 +379,79 @@ class Connection:
 
     def _establish(self) -> _Socket:
         """Open a socket and authenticate; on a rejected resume, retry once fresh."""
-        had_session = self.protocol is not None
+        resuming = self.protocol is not None
         try:
             conn, resumed = self._handshake()
         except AuthenticationError as exc:
-            if not had_session:
+            if not resuming:
                 raise
             logger.info("session resume refused (code %s); starting a fresh session", exc.code)
             self.protocol = None
             self._authorization_state = None
+            self._session_lost = True
             conn, resumed = self._handshake()
-        if had_session and not resumed:
+        if resuming and not resumed:
+            self._session_lost = True
+        if self._session_lost and self._ever_connected:
             self._on_fresh_session()
+        self._session_lost = False
+        self._ever_connected = True
         return conn
 
     def _handshake(self) -> tuple[_Socket, bool]:
         sslopt = {"context": self._ssl_context} if self._ssl_context is not None else None
         ws = websocket.WebSocket(sslopt=sslopt, skip_utf8_validation=True)
+        with self._lock:
+            if self._stop.is_set():
+                raise ConnectionClosedError("client disconnected")
+            self._handshaking = ws  # close() and the timer can now shut it down
+        # websocket-client's timeout bounds each read, not the whole upgrade: a timer
+        # shuts the socket down at the deadline so a trickling server cannot stall us.
+        timer = threading.Timer(self.connect_timeout, self._abort_handshake)
+        timer.name = "swsync-connect-timer"
+        timer.daemon = True
+        timer.start()
         try:
-            ws.connect(self.url, timeout=self.connect_timeout, header=[f"User-Agent: {AGENT}"])
-        except (OSError, websocket.WebSocketException) as exc:
             try:
-                ws.close(timeout=0)
-            except Exception:
-                pass
-            raise ConnectionClosedError(f"could not connect to {self.url}: {exc}") from exc
-        conn = _Socket(ws)
-        try:
-            result = self._authenticate(conn)
-            protocol = result.get("protocol")
-            if not isinstance(protocol, str) or not protocol:
-                raise ConnectionClosedError("signalwire.connect result has no protocol")
-        except BaseException:
-            conn.close()
-            raise
+                # redirect_limit=0: never follow a redirect (it could downgrade wss:// to
+                # ws:// or send the credentials to another host).
+                ws.connect(self.url, timeout=self.connect_timeout,
+                           header=[f"User-Agent: {AGENT}"], redirect_limit=0)
+            except (OSError, websocket.WebSocketException) as exc:
+                try:
+                    ws.close(timeout=0)
+                except Exception:
+                    pass
+                raise ConnectionClosedError(f"could not connect to {self.url}: {exc}") from exc
+            conn = _Socket(ws)
+            try:
+                result = self._authenticate(conn)
+                protocol = result.get("protocol")
+                if not isinstance(protocol, str) or not protocol:
+                    raise ConnectionClosedError("signalwire.connect result has no protocol")
+            except BaseException:
+                conn.close()
+                raise
+        finally:
+            with self._lock:
+                self._handshaking = None
+            timer.cancel()
+            timer.join()
         resumed = bool(self.protocol) and result.get("session_restored") is True
         self.protocol = protocol
         logger.info("connected to %s (session %s)", self.url, "resumed" if resumed else "new")
         return conn, resumed
+
+    def _abort_handshake(self) -> None:
+        """Wake a handshake blocked in a read (deadline passed, or close())."""
+        with self._lock:
+            ws = self._handshaking
+        sock = ws.sock if ws is not None else None
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def _authenticate(self, conn: _Socket) -> dict[str, Any]:
         call_id = self._new_id()
@@ -396,7 +473,9 @@ class Connection:
                     conn.backlog.append((opcode, payload))
             err = result_error("signalwire.connect", reply)
             if err is not None:
-                raise AuthenticationError(err.code, err.message)
+                if err.code in AUTH_ERROR_CODES:
+                    raise AuthenticationError(err.code, err.message)
+                raise ConnectionClosedError(f"the server refused the session: {err}")
             result = reply.get("result")
             if not isinstance(result, dict):
                 raise ConnectionClosedError("signalwire.connect result is not an object")
@@ -451,31 +530,41 @@ class Connection:
         self._last_rx = time.monotonic()
         self._ping_sent = False
         self._draining = False
-        rlist = [sock, self._wake_r]
+        # selectors (epoll on Linux), not select(): descriptors above 1024 must work too.
+        selector = selectors.DefaultSelector()
         try:
+            selector.register(sock, selectors.EVENT_READ)
+            selector.register(self._wake_r, selectors.EVENT_READ)
             if conn.backlog:
                 backlog, conn.backlog = conn.backlog, []
-                self._handle_messages(backlog)
+                closing = self._handle_messages(backlog)
+                self._flush(sock)
                 self._complete_answered()
+                if closing:
+                    return "server sent a close frame"
             while not self._stop.is_set():
                 self._flush(sock)
                 if conn.pending_tls and sock.pending():  # type: ignore[attr-defined]
-                    ready = [sock]
+                    readable = True
                 else:
                     with self._lock:
                         if self._outbox and not self._draining:
                             continue  # queued while we were writing: write it first
                         self._selecting = True
-                    ready, _, _ = select.select(rlist, (), (), self._tick())
+                    events = selector.select(self._tick())
                     with self._lock:
                         self._selecting = False
                         self._wake_sent = False
-                if self._wake_r in ready:
-                    try:
-                        self._wake_r.recv(4096)
-                    except BlockingIOError:
-                        pass
-                if sock in ready:
+                    readable = False
+                    for key, _ in events:
+                        if key.fileobj is sock:
+                            readable = True
+                        else:
+                            try:
+                                self._wake_r.recv(4096)
+                            except BlockingIOError:
+                                pass
+                if readable:
                     data = sock.recv(READ_SIZE)
                     if not data:
                         return "server closed the connection"
@@ -492,6 +581,8 @@ class Connection:
                 elif self._keepalive_expired():
                     return "no data from the server within two ping intervals"
                 now = time.monotonic()
+                if self._draining and now >= self._drain_deadline:
+                    return "the server announced a disconnect but did not close the connection"
                 if now >= self._next_tick:
                     self._next_tick = now + TICK
                     try:
@@ -504,6 +595,8 @@ class Connection:
             return f"protocol error: {exc}"
         except (OSError, ValueError) as exc:
             return f"{type(exc).__name__}: {exc}"
+        finally:
+            selector.close()
 
     def _tick(self) -> float:
         """Seconds until the next keepalive action."""
@@ -531,17 +624,27 @@ class Connection:
         """Write pending ACKs/replies and queued requests in one ``sendall``."""
         out = self._wbuf
         if not self._draining:
+            payloads: list[bytes] = []
             with self._lock:
-                items, self._outbox = self._outbox, []
-            text = self._writer.text
-            for item in items:
-                if isinstance(item, PendingCall):
-                    if item.abandoned:
-                        continue  # timed out while queued
-                    item.written = True
-                    out.append(text(item.frame))
-                else:
-                    out.append(text(item))
+                if self._outbox:
+                    items, self._outbox = self._outbox, []
+                    now = time.monotonic()
+                    for item in items:
+                        if isinstance(item, PendingCall):
+                            if item.abandoned:
+                                continue  # its requester gave up while it was queued
+                            # Marked under the lock: a requester giving up sees either
+                            # "still queued" (and removes it) or "written", never both.
+                            item.written = True
+                            item.written_at = now
+                            if item.progress is not None:
+                                item.progress.set()
+                            payloads.append(item.payload)
+                        else:
+                            payloads.append(item)
+            frame = self._writer.frame
+            for payload in payloads:
+                out.append(frame(payload))
         if out:
             self._wbuf = []
             sock.sendall(out[0] if len(out) == 1 else b"".join(out))
@@ -591,8 +694,10 @@ class Connection:
             if params.get("restart") is True:
                 self.protocol = None
                 self._authorization_state = None
+                self._session_lost = True
             # Hold new requests for the next session instead of writing them to a doomed socket.
             self._draining = True
+            self._drain_deadline = time.monotonic() + DRAIN_TIMEOUT
             logger.info("server asked to disconnect (restart=%s)", params.get("restart") is True)
         elif call_id is not None:
             self._wbuf.append(self._writer.text(encode_error(call_id, -32601, f"method not found: {method}")))
@@ -709,10 +814,9 @@ class Connection:
         with self._lock:
             self._outbox = []
         for call in self.calls.take(lambda c: True):
-            if isinstance(error, ConnectionClosedError):
-                exc: Exception = ConnectionClosedError(str(error), may_have_been_sent=call.written)
-            else:
-                exc = error
+            exc = ConnectionClosedError(str(error), may_have_been_sent=call.written)
+            if not isinstance(error, ConnectionClosedError):
+                exc.__cause__ = error
             call.fail(exc)
 
     def _goodbye(self, conn: _Socket) -> None:
@@ -742,6 +846,6 @@ class Connection:
 def _loads(payload: bytes) -> Any:
     try:
         return json.loads(payload.decode("utf-8"))
-    except ValueError:
+    except (ValueError, RecursionError):
         logger.warning("dropped a frame that is not valid JSON (%d bytes)", len(payload))
         return None

@@ -305,6 +305,15 @@ class MessageTracker:
         for msg in msgs:
             self._fail(msg, error)
 
+    def reset_after_fork(self) -> None:
+        """In a forked child: fresh lock (the parent's may be held forever), fail waiters."""
+        self.lock = threading.Lock()
+        for msg in self._tracked.values():
+            msg._cond = None  # bound to the old lock
+        self.fail_all(ConnectionClosedError(
+            "the client was inherited by a forked process; connect() again in this process"
+        ))
+
     def closed(self, reason: str) -> None:
         """The connection is gone for good: wake every waiter with ConnectionClosedError."""
         self.fail_all(ConnectionClosedError(reason))

@@ -71,27 +71,32 @@ class PendingCall:
     Exactly one party resolves a call: whoever removed it from the
     :class:`PendingCalls` table (the reader on a reply, the connection on a
     drop). The requester blocks on a plain lock, the cheapest wait CPython has.
+    ``written``, ``written_at``, ``abandoned`` and ``progress`` are guarded by the
+    connection's lock.
     """
 
-    __slots__ = ("call_id", "method", "frame", "on_result", "written", "abandoned",
-                 "_latch", "_value", "_error")
+    __slots__ = ("call_id", "method", "payload", "on_result", "written", "written_at", "abandoned",
+                 "progress", "_latch", "_value", "_error")
 
     def __init__(
         self,
         call_id: str,
         method: str,
-        frame: str,
+        payload: bytes,
         on_result: Callable[[dict[str, Any]], Any] | None = None,
     ) -> None:
         self.call_id = call_id
         self.method = method
-        self.frame = frame
+        self.payload = payload  # the UTF-8 JSON text of the request
         # Runs on the reader thread before the next frame is read (see client.send_message).
         self.on_result = on_result
-        # Set by the I/O thread just before the frame goes to the socket.
+        # Set by the I/O thread, under the connection's lock, as the frame goes out.
         self.written = False
-        # Set by the requester when it gives up; the I/O thread then skips the frame.
+        self.written_at = 0.0
+        # Set by the requester, under the same lock, when it gives up; the frame is then skipped.
         self.abandoned = False
+        # Created only by a requester that must wait for the write; set on write or resolution.
+        self.progress: threading.Event | None = None
         self._latch = threading.Lock()
         self._latch.acquire()
         self._value: Any = None
@@ -101,15 +106,21 @@ class PendingCall:
         """Complete the call with ``value`` (once)."""
         self._value = value
         self._latch.release()
+        if self.progress is not None:
+            self.progress.set()
 
     def fail(self, error: BaseException) -> None:
         """Complete the call with ``error`` (once)."""
         self._error = error
         self._latch.release()
+        if self.progress is not None:
+            self.progress.set()
 
     def wait(self, timeout: float | None) -> bool:
         """Block until resolved; return False on timeout."""
-        return self._latch.acquire(timeout=-1 if timeout is None else max(timeout, 0.0))
+        if timeout is None:
+            return self._latch.acquire()
+        return self._latch.acquire(timeout=max(timeout, 0.0))
 
     def outcome(self) -> Any:
         """The value, or raise the error, of a resolved call."""

@@ -90,6 +90,8 @@ class FrameReader:
             opcode = b0 & 0x0F
             fin = b0 & 0x80
             if opcode >= 0x8:
+                if opcode > OP_PONG:
+                    raise ProtocolError(f"reserved control opcode {opcode:#x}")
                 if not fin or length > 125:
                     raise ProtocolError("invalid control frame")
                 out.append((opcode, payload))
