@@ -108,8 +108,17 @@ def _global_options() -> _Parser:
     return common
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the ``swsync`` argument parser (exposed for documentation and tests)."""
+COMMANDS = ("send", "listen", "messages", "emulator", "demo")
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """Return the ``swsync`` argument parser (exposed for documentation and tests).
+
+    With ``only``, the other commands get a placeholder that accepts anything and
+    marks the result for a full re-parse: building every sub-parser costs more
+    than a one-shot ``swsync send`` spends talking to the network (argparse
+    formats and translates each option as it is added).
+    """
     common = _global_options()
     fmt = argparse.RawDescriptionHelpFormatter
     parser = _Parser(
@@ -123,6 +132,28 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
+    def wanted(name: str, helptext: str) -> bool:
+        if only is None or only == name:
+            return True
+        placeholder = sub.add_parser(name, help=helptext, add_help=False)
+        placeholder.add_argument("rest", nargs=argparse.REMAINDER)
+        placeholder.set_defaults(reparse=True)
+        return False
+
+    if wanted("send", "send an SMS/MMS and (by default) wait until it is delivered"):
+        _add_send(sub, common, fmt)
+    if wanted("listen", "print inbound messages as JSON lines until Ctrl-C or SIGTERM"):
+        _add_listen(sub, common, fmt)
+    if wanted("messages", "list, get, redact or delete messages over REST"):
+        _add_messages(sub, common)
+    if wanted("emulator", "run the local emulator (RELAY + REST) in the foreground"):
+        _add_emulator(sub, common, fmt)
+    if wanted("demo", "no account needed: send, track, receive and list messages against a local emulator"):
+        _add_demo(sub, common)
+    return parser
+
+
+def _add_send(sub: Any, common: argparse.ArgumentParser, fmt: type[argparse.HelpFormatter]) -> None:
     p = sub.add_parser(
         "send", parents=[common], formatter_class=fmt,
         help="send an SMS/MMS and (by default) wait until it is delivered",
@@ -147,6 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object per state change")
     p.set_defaults(func=_cmd_send)
 
+
+def _add_listen(sub: Any, common: argparse.ArgumentParser, fmt: type[argparse.HelpFormatter]) -> None:
     p = sub.add_parser(
         "listen", parents=[common], formatter_class=fmt,
         help="print inbound messages as JSON lines until Ctrl-C or SIGTERM",
@@ -156,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="context to receive on (repeatable; default: 'default')")
     p.set_defaults(func=_cmd_listen)
 
+
+def _add_messages(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("messages", parents=[common], help="list, get, redact or delete messages over REST",
                        description="Work with stored messages through the cXML REST API.")
     msub = p.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
@@ -178,6 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--json", action="store_true", help="print the message as JSON")
         q.set_defaults(func=func)
 
+
+def _add_emulator(sub: Any, common: argparse.ArgumentParser, fmt: type[argparse.HelpFormatter]) -> None:
     p = sub.add_parser(
         "emulator", parents=[common], formatter_class=fmt,
         help="run the local emulator (RELAY + REST) in the foreground",
@@ -192,6 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keyfile", help="the certificate's private key (PEM)")
     p.set_defaults(func=_cmd_emulator)
 
+
+def _add_demo(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "demo", parents=[common],
         help="no account needed: send, track, receive and list messages against a local emulator",
@@ -201,7 +240,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--state-delay", type=_non_negative_float, default=0.3, metavar="SECONDS",
                    help="seconds between state changes, to make them visible (default: 0.3)")
     p.set_defaults(func=_cmd_demo)
-    return parser
 
 
 def _positive_float(text: str) -> float:
@@ -247,7 +285,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit code (see ``swsync --help``); argparse usage errors exit with 2
         through ``SystemExit`` as usual.
     """
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Build only the command's own parser; anything unexpected gets the full one.
+    guess = next((a for a in argv if a in COMMANDS), None)
+    args = build_parser(guess).parse_args(argv)
+    if getattr(args, "reparse", False):
+        args = build_parser().parse_args(argv)
     debug = bool(getattr(args, "debug", False))
     if debug:
         import logging
