@@ -59,8 +59,10 @@ CONCURRENCY = (1, 8, 64, 256)
 FIRE_SENDERS = 64
 INBOUND_CONTEXT = "bench"
 CLIENTS = ("swsync", "official", "bare")
+BASELINE = "swsync-base"  # --baseline DIR: another swsync package, run as one more client
 LABELS = {
     "swsync": "swsync RelayClient",
+    BASELINE: "swsync baseline",
     "official": "official SDK 3.7.5 + shim",
     "bare": "bare websocket-client loop",
 }
@@ -538,7 +540,8 @@ def worker_main() -> int:
     if spec.get("rest"):
         result = worker_rest(spec)
     else:
-        result = {"swsync": worker_swsync, "official": worker_official, "bare": worker_bare}[spec["client"]](spec)
+        workers = {"swsync": worker_swsync, BASELINE: worker_swsync, "official": worker_official, "bare": worker_bare}
+        result = workers[spec["client"]](spec)
     print(json.dumps(result), flush=True)
     return 0
 
@@ -549,11 +552,14 @@ def worker_main() -> int:
 class Bench:
     """The parent: one emulator, TLS files, and a way to run client subprocesses."""
 
-    def __init__(self, emu: EmulatorHandle, ca: str) -> None:
+    def __init__(self, emu: EmulatorHandle, ca: str, workdir: Path, baseline: str | None = None) -> None:
         self.emu = emu
         self.ca = ca
+        self.workdir = workdir  # the clients' cwd, so that python -m does not put ROOT first on sys.path
+        self.baseline = baseline  # a directory holding another swsync package (before/after runs)
 
-    def env(self) -> dict[str, str]:
+    def env(self, client: str = "") -> dict[str, str]:
+        """The environment of a client subprocess (the baseline client imports swsync from its DIR)."""
         env = dict(os.environ)
         env["SIGNALWIRE_RELAY_CA_FILE"] = env["SIGNALWIRE_REST_CA_FILE"] = self.ca
         # requests lets REQUESTS_CA_BUNDLE override Session.verify: point it at our CA too.
@@ -561,13 +567,15 @@ class Bench:
         env.pop("CURL_CA_BUNDLE", None)
         # Let the first (discarded) run write bytecode caches, as any installed package has.
         env.pop("PYTHONDONTWRITEBYTECODE", None)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        tree = self.baseline if client == BASELINE else None
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [tree, str(ROOT), env.get("PYTHONPATH")]))
         return env
 
     def spawn(self, spec: dict[str, Any]) -> subprocess.Popen[str]:
         """Start a client subprocess (it inherits this process's core) and wait until ready."""
         spec = dict(spec, emu=dict(self.emu), ca=self.ca)
-        proc = subprocess.Popen([sys.executable, "-m", "bench.compare", "--worker"], cwd=ROOT, env=self.env(),
+        proc = subprocess.Popen([sys.executable, "-m", "bench.compare", "--worker"], cwd=self.workdir,
+                                env=self.env(spec["client"]),
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert proc.stdin is not None and proc.stdout is not None
         proc.stdin.write(json.dumps(spec) + "\n")
@@ -762,6 +770,9 @@ def cold_path(bench: Bench, runs: int, workdir: Path) -> dict[str, dict[str, flo
                      dict(base, SIGNALWIRE_SPACE=emu["relay_url"].split("://", 1)[1])),
         "bare": ([sys.executable, str(bare)], dict(base, BENCH_RELAY_URL=emu["relay_url"])),
     }
+    if bench.baseline:
+        argv, env = commands["swsync"]
+        commands[BASELINE] = (argv, dict(env, PYTHONPATH=bench.baseline))
     # A small launcher runs the programs: a child's ru_maxrss starts from its
     # parent's RSS (it survives fork and exec), so the parent must be tiny.
     proc = subprocess.run([sys.executable, "-S", "-c", _COLD_LAUNCHER, str(runs)],
@@ -883,7 +894,7 @@ def relay_table(summaries: Mapping[Any, Mapping[str, Mapping[str, float]]], key_
     headers += ["peak RSS MiB", "lost"]
     rows = []
     for key, summary in summaries.items():
-        for client in CLIENTS:
+        for client in (*CLIENTS[:1], BASELINE, *CLIENTS[1:]):
             s = summary.get(client)
             if s is None:
                 continue
@@ -901,15 +912,17 @@ def cpu_breakdown_table(summaries: Mapping[Any, Mapping[str, Mapping[str, float]
     """swsync's client CPU per message by thread, plus kernel share and context switches."""
     rows = []
     for key, summary in summaries.items():
-        s = summary.get("swsync")
-        if s is None:
-            continue
-        reader = s.get("t:swsync-reader", 0.0)
-        dispatch = sum(v for k, v in s.items() if k.startswith("t:swsync-dispatch"))
-        callers = s.get("t:callers", 0.0)
-        rows.append([key, f"{s['cpu_us']:.0f}", f"{reader:.0f}", f"{callers:.0f}", f"{dispatch:.0f}",
-                     f"{max(0.0, s['cpu_us'] - reader - callers - dispatch):.0f}", f"{s['sys_pct']:.0f}%",
-                     f"{s['csw']:.1f}", f"{summary['bare']['csw']:.1f}" if "bare" in summary else "–"])
+        for client in ("swsync", BASELINE):
+            s = summary.get(client)
+            if s is None:
+                continue
+            reader = s.get("t:swsync-reader", 0.0)
+            dispatch = sum(v for k, v in s.items() if k.startswith("t:swsync-dispatch"))
+            callers = s.get("t:callers", 0.0)
+            rows.append([key if client == "swsync" else f"{key} (baseline)", f"{s['cpu_us']:.0f}",
+                         f"{reader:.0f}", f"{callers:.0f}", f"{dispatch:.0f}",
+                         f"{max(0.0, s['cpu_us'] - reader - callers - dispatch):.0f}", f"{s['sys_pct']:.0f}%",
+                         f"{s['csw']:.1f}", f"{summary['bare']['csw']:.1f}" if "bare" in summary else "–"])
     return table(["cell", "CPU µs/msg", "reader thread", "caller threads", "dispatch thread", "other",
                   "kernel share", "context switches/msg", "bare loop csw/msg"], rows)
 
@@ -923,6 +936,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="relay,unpatched,cold,rest",
                         help="comma-separated parts: relay, unpatched, cold, rest, profile")
     parser.add_argument("--profile", action="store_true", help="also profile swsync at concurrency 64 (py-spy)")
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="also run the swsync package in DIR as a baseline client, interleaved with this "
+                             "tree's (before/after; make DIR with: git archive REV swsync | tar -x -C DIR)")
+    parser.add_argument("--baseline-label", metavar="TEXT", help="what to call the baseline (e.g. a commit)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -941,18 +958,21 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="swsync-bench-") as tmp:
         ca, server_pem = tls_files(tmp)
         with emulator_process(certfile=server_pem, state_delay=0.0) as emu:
-            bench = Bench(emu, ca)
+            bench = Bench(emu, ca, Path(tmp), args.baseline)
+            clients = (*CLIENTS[:1], BASELINE, *CLIENTS[1:]) if args.baseline else CLIENTS
+            if args.baseline:
+                LABELS[BASELINE] = f"swsync baseline ({args.baseline_label or args.baseline})"
             if "relay" in parts:
                 wait = 60.0
                 print(f"send + wait until delivered, {n:,} messages per cell, {repeat} repetitions", flush=True)
                 sw = run_cells(bench, [(f"c={c}", {"workload": "send-wait", "n": _cell_n(n, c), "concurrency": c,
-                                                   "wait_timeout": wait}) for c in CONCURRENCY], CLIENTS, repeat)
+                                                   "wait_timeout": wait}) for c in CONCURRENCY], clients, repeat)
                 print("fire-and-forget and inbound", flush=True)
                 other = run_cells(bench, [
                     ("fire-and-forget", {"workload": "fire-forget", "n": n, "concurrency": FIRE_SENDERS,
                                          "wait_timeout": wait}),
                     ("inbound", {"workload": "inbound", "n": n, "concurrency": 1, "wait_timeout": wait}),
-                ], CLIENTS, repeat)
+                ], clients, repeat)
                 sw_sum = {c: summarize(sw[f"c={c}"], "bare") for c in CONCURRENCY}
                 plots["send_wait"] = sw_sum
                 vs64 = _ratio(sw["c=64"], "swsync", "official")
@@ -963,6 +983,11 @@ def main(argv: list[str] | None = None) -> int:
                                 f"throughput (aim ≥ 1.5×) using **1/{cpu_vs64:.1f}** of its CPU per message; "
                                 f"**{cpu64:.0f} µs** client CPU per message against the bare loop's {bare64:.0f} µs "
                                 f"(≈ {cpu64 / bare64 * 120:.0f} µs on the reference machine; aim ≤ 120 µs)")
+                if args.baseline:
+                    cells_ = [f"c={c}" for c in CONCURRENCY]
+                    headline.append(f"against {LABELS[BASELINE]}: throughput " + ", ".join(
+                        f"{k} {_ratio(sw[k], 'swsync', BASELINE):.2f}×" for k in cells_) + "; CPU per message " +
+                        ", ".join(f"{k} {_ratio(sw[k], 'swsync', BASELINE, 'cpu_us'):.2f}×" for k in cells_))
                 sections.append("\n".join([
                     "### RELAY: send and wait until delivered",
                     "",
@@ -1039,6 +1064,7 @@ def main(argv: list[str] | None = None) -> int:
                                 f"{cold['swsync']['rss']:.1f} MiB (aim ≤ 0.10 s, ≤ 25 MiB); official SDK script "
                                 f"{cold['official']['wall']:.3f} s, bare websocket-client {cold['bare']['wall']:.3f} s")
                 labels = {"swsync": "`swsync send --wait` (console script)",
+                          BASELINE: f"`swsync send --wait`, {LABELS[BASELINE]}",
                           "official": "official SDK script (+ shim)",
                           "bare": "bare websocket-client script"}
                 sections.append("\n".join([
@@ -1091,7 +1117,7 @@ def main(argv: list[str] | None = None) -> int:
                 ]))
             if "profile" in parts:
                 print("profiling swsync at concurrency 64", flush=True)
-                report = profile(bench, n, 64, Path(tmp) / "swsync-c64.raw")
+                report = profile(bench, max(n, 20_000), 64, Path(tmp) / "swsync-c64.raw", rate=500)
                 print(report, flush=True)
     elapsed = time.perf_counter() - started
     if not sections:
@@ -1099,8 +1125,10 @@ def main(argv: list[str] | None = None) -> int:
     intro = "\n".join([
         "## Head-to-head",
         "",
-        "Regenerate with `python -m bench.compare` (about 10 minutes; `--quick` about 3). One "
-        "emulator process (state delays 0, TLS with a throwaway CA) pinned to core 0; each client "
+        "Regenerate with `python -m bench.compare` (5–10 minutes on 2 cores; `--quick` 1.5–3; "
+        "`--no-write` prints without touching docs/; `--profile` adds a py-spy profile of swsync at "
+        "concurrency 64; `--baseline DIR` adds another swsync tree as one more client, for "
+        "before/after). Needs the `bench` extra. One emulator process (state delays 0, TLS with a throwaway CA) pinned to core 0; each client "
         "in its own subprocess pinned to core 1, measuring its own wall time, process CPU time "
         "(all threads) and peak RSS. Each cell is repeated back to back with the clients "
         f"interleaved; figures are medians of {repeat} repetitions. Versions: "
@@ -1125,7 +1153,7 @@ def main(argv: list[str] | None = None) -> int:
             IMG.mkdir(parents=True, exist_ok=True)
             plot_send_wait(plots["send_wait"], LABELS, IMG,
                            note=f"{n:,} messages per cell, median of {repeat} runs, TLS on loopback; emulator on "
-                                f"core 0, client on core 1. {machine()}. python -m bench.compare")
+                                f"core 0, client on core 1 (python -m bench.compare)\n{machine()}")
         write_section("head-to-head", body)
     return 0
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 STYLE = {
     "swsync": {"color": "#1f77b4", "marker": "o"},
+    "swsync-base": {"color": "#9ecae1", "marker": "o", "linestyle": ":"},
     "official": {"color": "#d62728", "marker": "s"},
     "bare": {"color": "#7f7f7f", "marker": "^", "linestyle": "--"},
 }
@@ -39,17 +40,28 @@ def _plot(summary: Summary, labels: Mapping[str, str], key: str, title: str, yla
         xs = [c for c in concurrency if client in summary[c]]
         if not xs:
             continue
-        ys = [summary[c][client][key] for c in xs]
-        ax.plot(xs, ys, label=labels.get(client, client), linewidth=2, markersize=6, **style)
-        below = client == "bare"  # keep the reference line's labels off the others
-        for x, y in zip(xs, ys):
-            ax.annotate(fmt.format(y), (x, y), textcoords="offset points", xytext=(0, -13 if below else 7),
-                        ha="center", fontsize=8, color=style["color"])
+        ax.plot(xs, [summary[c][client][key] for c in xs], label=labels.get(client, client),
+                linewidth=2, markersize=6, **style)
+    # Label each point: the highest value at a concurrency above its marker, the
+    # lowest below, any in between to the right, so labels do not collide.
+    for c in concurrency:
+        ranked = sorted((summary[c][cl][key], cl) for cl in STYLE if cl in summary[c])
+        for rank, (y, client) in enumerate(ranked):
+            if rank == len(ranked) - 1:
+                offset, ha = (0, 7), "center"
+            elif rank == 0:
+                offset, ha = (0, -13), "center"
+            else:
+                offset, ha = (8, -3), "left"
+            ax.annotate(fmt.format(y), (c, y), textcoords="offset points", xytext=offset, ha=ha,
+                        fontsize=8, color=STYLE[client]["color"],
+                        bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.8})
+    ax.set_xlim(concurrency[0] / 1.5, concurrency[-1] * 1.7)
     ax.set_ylim(bottom=0, top=ax.get_ylim()[1] * 1.12)
     ax.legend(loc="best", fontsize=9)
     if note:
         fig.text(0.01, 0.01, note, fontsize=7, color="#555555", ha="left", va="bottom")
-    fig.tight_layout(rect=(0, 0.03 if note else 0, 1, 1))
+    fig.tight_layout(rect=(0, 0.06 if note else 0, 1, 1))
     fig.savefig(path)
     plt.close(fig)
 

@@ -34,8 +34,10 @@ def content(body: str | None, media: Sequence[str] | None) -> tuple[str | None, 
         raise ValueError("a message needs a body or at least one media URL")
     if body is not None and len(body) > MAX_BODY_CHARS:
         raise ValueError(f"body is {len(body)} characters; the limit is {MAX_BODY_CHARS}")
-    if body is not None and not _encodable(body):
-        raise ValueError("body is not valid Unicode text (it contains a lone surrogate)")
+    if body is not None:
+        bad = _lone_surrogate(body)
+        if bad is not None:
+            raise ValueError(f"body is not valid Unicode text: it contains U+{bad:04X}, a lone surrogate")
     if len(urls) > MAX_MEDIA:
         raise ValueError(f"{len(urls)} media URLs given; the limit is {MAX_MEDIA}")
     for url in urls:
@@ -44,12 +46,13 @@ def content(body: str | None, media: Sequence[str] | None) -> tuple[str | None, 
     return (body or None), urls
 
 
-def _encodable(text: str) -> bool:
+def _lone_surrogate(text: str) -> int | None:
+    """The first code point that UTF-8 cannot encode (a lone surrogate), if any."""
     try:
         text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+    except UnicodeEncodeError as exc:
+        return ord(text[exc.start])
+    return None
 
 
 def str_list(values: Sequence[str] | None, arg: str) -> list[str]:

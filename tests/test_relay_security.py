@@ -111,7 +111,7 @@ def _router() -> tuple[Connection, RelayClient]:
         "ws://127.0.0.1:9", auth={"project": "p", "token": "t"}, contexts=list,
         on_event=functools.partial(client._on_event, tracker, tracker.dispatcher),
         on_lost=lambda r: None, on_fresh_session=lambda: None,
-        on_tick=lambda: None, ssl_context=None, connect_timeout=1, request_timeout=1,
+        on_tick=lambda: None, on_batch_end=tracker.notify_deferred, ssl_context=None, connect_timeout=1, request_timeout=1,
         queue_timeout=1, reconnect=False, max_reconnect_delay=1, ping_interval=None,
     )
     return conn, client

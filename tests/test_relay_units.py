@@ -14,7 +14,7 @@ from swsync.relay.dispatcher import Dispatcher
 from swsync.relay.events import parse_message_fields
 from swsync.relay.message import MessageTracker
 from swsync.relay.rpc import PendingCall, PendingCalls, encode_request, result_error
-from swsync.relay.wsframes import OP_CLOSE, OP_PING, OP_TEXT, FrameReader, ProtocolError
+from swsync.relay.wsframes import OP_CLOSE, OP_PING, OP_TEXT, FrameReader, FrameWriter, ProtocolError
 
 
 def server_frame(payload: bytes, opcode: int = OP_TEXT, fin: bool = True) -> bytes:
@@ -81,6 +81,31 @@ class TestFrameReader:
         reader.feed(server_frame(b"a" * 101))
         with pytest.raises(ProtocolError):
             reader.messages()
+
+
+def unmask_client_frames(data: bytes) -> list[bytes]:
+    """Decode masked client frames with a plain byte loop (independent of the writer)."""
+    out, pos = [], 0
+    while pos < len(data):
+        b0, b1 = data[pos], data[pos + 1]
+        assert b0 == 0x81 and b1 & 0x80  # final text frame, masked
+        n, pos = b1 & 0x7F, pos + 2
+        if n == 126:
+            n, pos = struct.unpack("!H", data[pos : pos + 2])[0], pos + 2
+        elif n == 127:
+            n, pos = struct.unpack("!Q", data[pos : pos + 8])[0], pos + 8
+        key, pos = data[pos : pos + 4], pos + 4
+        out.append(bytes(c ^ key[i % 4] for i, c in enumerate(data[pos : pos + n])))
+        pos += n
+    return out
+
+
+@pytest.mark.parametrize("sizes", [[0], [5], [1, 2, 3, 4, 5], [125, 126, 127, 65535, 65536, 3], [300] * 40])
+def test_frame_writer_masks_each_frame_with_its_own_key(sizes: list[int]) -> None:
+    payloads = [bytes((i * 7 + j) % 256 for j in range(n)) for i, n in enumerate(sizes)]
+    writer = FrameWriter()
+    assert unmask_client_frames(writer.frames(payloads)) == payloads
+    assert unmask_client_frames(b"".join(writer.frame(p) for p in payloads)) == payloads
 
 
 class TestRpc:

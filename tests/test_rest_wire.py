@@ -5,10 +5,12 @@ connection, TLS with a private CA)."""
 from __future__ import annotations
 
 import base64
+import copy
 import dataclasses
 import datetime as dt
 import http.server
 import json
+import pickle
 import socket
 import ssl
 import subprocess
@@ -478,7 +480,7 @@ def test_message_record_parsing() -> None:
     with pytest.raises(TypeError):
         record.raw["sid"] = "other"  # type: ignore[index]
     with pytest.raises(dataclasses.FrozenInstanceError):
-        record.status = "failed"  # type: ignore[misc]
+        record.status = "failed"  # type: ignore[assignment]
     assert record == MessageRecord.from_payload(payload)
 
 
@@ -496,6 +498,88 @@ def test_message_record_lenient_values() -> None:
         MessageRecord.from_payload({"status": "queued"})
     with pytest.raises(ValueError):
         MessageRecord.from_payload(["sid"])  # type: ignore[arg-type]
+
+
+def test_record_fields_are_converted_once_and_cached() -> None:
+    record = MessageRecord.from_payload(message_json(price="0.0075", status="sent"))
+    assert "price" not in vars(record)  # nothing converted until read
+    price = record.price
+    assert price == Decimal("0.0075") and record.price is price and vars(record)["price"] is price
+    assert record.date_created is record.date_created
+    assert MessageRecord.price.__doc__  # each attribute documents itself (help(), IDEs)
+
+
+def test_record_is_immutable_and_a_snapshot() -> None:
+    payload = message_json(status="queued", body="before")
+    record = MessageRecord.from_payload(payload)
+    payload["status"], payload["body"] = "failed", "after"  # the caller's dict, changed later
+    assert record.status is MessageStatus.QUEUED and record.body == "before"
+    assert record.raw["status"] == "queued"
+    for name in ("sid", "price", "raw", "anything_new"):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(record, name, None)
+    with pytest.raises(AttributeError):
+        del record.status
+    assert record.status is MessageStatus.QUEUED  # the cached value survived the attempts
+
+
+def test_record_equality_hash_pickle_copy() -> None:
+    payload = message_json(price=0.005, status="delivered")
+    record = MessageRecord.from_payload(payload)
+    record.date_created  # a cached field does not take part in equality or pickling
+    twin = MessageRecord.from_payload(dict(payload))
+    assert record == twin and hash(record) == hash(twin) and len({record, twin}) == 1
+    assert record != MessageRecord.from_payload(message_json(price=0.005, status="failed"))
+    assert record != MediaRecord.from_payload(payload)  # same JSON, other resource
+    for clone in (pickle.loads(pickle.dumps(record)), copy.copy(record), copy.deepcopy(record)):
+        assert type(clone) is MessageRecord and clone == record
+        assert clone.price == Decimal("0.005") and clone.status is MessageStatus.DELIVERED
+
+
+def test_record_to_dict_has_every_typed_attribute() -> None:
+    record = MessageRecord.from_payload(message_json(price="-0.0075", brand_new_field=1))
+    data = record.to_dict()
+    assert list(data)[:3] == ["sid", "account_sid", "api_version"] and "raw" not in data
+    assert data["from_"] == "+15551234567" and data["price"] == Decimal("-0.0075")
+    assert data["date_created"] == dt.datetime(2018, 8, 13, 21, 38, 46, tzinfo=dt.timezone.utc)
+    assert "brand_new_field" not in data and len(data) == 20
+    media = MediaRecord.from_payload({"sid": MEDIA_SID, "content_type": "image/png"})
+    assert media.to_dict() == {"sid": MEDIA_SID, "account_sid": None, "parent_sid": None,
+                               "content_type": "image/png", "date_created": None,
+                               "date_updated": None, "uri": None}
+
+
+def test_record_first_reads_from_many_threads_agree() -> None:
+    record = MessageRecord.from_payload(message_json(price="0.0075"))
+    barrier = threading.Barrier(8)
+    seen: list[object] = []
+
+    def read() -> None:
+        barrier.wait(timeout=5)
+        seen.append((record.price, record.date_updated, record.status))
+
+    threads = [threading.Thread(target=read) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=5)
+    assert not any(t.is_alive() for t in threads)
+    assert len(seen) == 8 and len(set(seen)) == 1
+    assert seen[0] == (record.price, record.date_updated, record.status)
+
+
+def test_stream_reports_a_malformed_record_when_it_reaches_it(
+    rsps: responses.RequestsMock, rest: RestClient
+) -> None:
+    rsps.add(responses.GET, f"{BASE}/Messages.json",
+             json=page_json([message_json("a"), {"status": "queued"}, message_json("c")], None))
+    stream = rest.messages.stream()
+    assert next(stream).sid == "a"
+    with pytest.raises(RestError, match="malformed list response: a message has no 'sid'") as info:
+        next(stream)
+    assert info.value.status == 200 and info.value.url == f"{BASE}/Messages.json"
+    with pytest.raises(RestError, match="malformed list response"):
+        rest.messages.page()  # a Page builds every record at once
 
 
 def test_record_repr_is_short_and_has_no_body() -> None:

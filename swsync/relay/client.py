@@ -154,7 +154,7 @@ class RelayClient:
             stale = (self._conn, self._dispatcher)
             dispatcher = Dispatcher(self._handler_workers)
             tracker = MessageTracker(dispatcher, max_tracked=self._max_tracked,
-                                     message_ttl=self._message_ttl)
+                                     message_ttl=self._message_ttl, defer_notify=True)
             conn = Connection(
                 self._url,
                 auth=self._auth,
@@ -165,6 +165,7 @@ class RelayClient:
                 on_lost=lambda reason: self._on_lost(conn, tracker, reason),
                 on_fresh_session=functools.partial(tracker.closed, _SESSION_LOST),
                 on_tick=tracker.expire,
+                on_batch_end=tracker.notify_deferred,
                 ssl_context=self._ssl_context,
                 **self._options,  # type: ignore[arg-type]
             )

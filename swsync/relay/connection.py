@@ -126,6 +126,7 @@ class Connection:
         on_lost: Callable[[str], None],
         on_fresh_session: Callable[[], None],
         on_tick: Callable[[], None],
+        on_batch_end: Callable[[], None],
         ssl_context: ssl.SSLContext | None,
         connect_timeout: float,
         request_timeout: float,
@@ -141,6 +142,7 @@ class Connection:
         self._on_lost = on_lost
         self._on_fresh_session = on_fresh_session
         self._on_tick = on_tick
+        self._on_batch_end = on_batch_end
         self._next_tick = time.monotonic() + TICK
         self._ssl_context = ssl_context
         self.connect_timeout = connect_timeout
@@ -176,7 +178,8 @@ class Connection:
         self._thread: threading.Thread | None = None
         self._last_rx = time.monotonic()
         self._ping_sent = False
-        self._wbuf: list[bytes] = []
+        self._wbuf: list[bytes] = []  # framed control frames (pong, close) to write
+        self._wtext: list[bytes] = []  # UTF-8 JSON replies (ACKs, pings) to frame and write
         # Calls answered by the current read, completed after its writes (see _serve).
         self._answered: list[tuple[PendingCall, Any, BaseException | None]] = []
 
@@ -617,14 +620,13 @@ class Connection:
             self._ping_sent = True
             ping_id = self._new_id()
             # A reply needs no waiter: any frame from the server proves liveness.
-            self._wbuf.append(self._writer.text(encode_request(ping_id, "signalwire.ping", {})))
+            self._wtext.append(encode_request(ping_id, "signalwire.ping", {}).encode())
         return False
 
     def _flush(self, sock: socket.socket) -> None:
-        """Write pending ACKs/replies and queued requests in one ``sendall``."""
-        out = self._wbuf
+        """Write pending ACKs/replies, queued requests and control frames in one ``sendall``."""
+        payloads = self._wtext
         if not self._draining:
-            payloads: list[bytes] = []
             with self._lock:
                 if self._outbox:
                     items, self._outbox = self._outbox, []
@@ -642,12 +644,14 @@ class Connection:
                             payloads.append(item.payload)
                         else:
                             payloads.append(item)
-            frame = self._writer.frame
-            for payload in payloads:
-                out.append(frame(payload))
-        if out:
+        if not payloads and not self._wbuf:
+            return
+        data = self._writer.frames(payloads) if payloads else b""
+        if self._wbuf:
+            data += b"".join(self._wbuf)  # control frames last: a close must end the stream
             self._wbuf = []
-            sock.sendall(out[0] if len(out) == 1 else b"".join(out))
+        self._wtext = []
+        sock.sendall(data)
 
     def _handle_messages(self, msgs: list[tuple[int, bytes]]) -> bool:
         """Route decoded messages; return True when the server sent a close frame."""
@@ -681,16 +685,16 @@ class Connection:
             params = {}
         if method == "signalwire.event":
             if call_id is not None:
-                self._wbuf.append(self._writer.text(encode_ack(call_id)))  # ACK first, always
+                self._wtext.append(encode_ack(call_id).encode())  # ACK first, always
             self._route_event(params)
         elif method == "signalwire.ping":
             if call_id is not None:
                 ts = params.get("timestamp")
                 reply = {"timestamp": ts} if isinstance(ts, (int, float)) and not isinstance(ts, bool) else {}
-                self._wbuf.append(self._writer.text(encode_result(call_id, reply)))
+                self._wtext.append(encode_result(call_id, reply).encode())
         elif method == "signalwire.disconnect":
             if call_id is not None:
-                self._wbuf.append(self._writer.text(encode_result(call_id, {})))
+                self._wtext.append(encode_result(call_id, {}).encode())
             if params.get("restart") is True:
                 self.protocol = None
                 self._authorization_state = None
@@ -700,7 +704,7 @@ class Connection:
             self._drain_deadline = time.monotonic() + DRAIN_TIMEOUT
             logger.info("server asked to disconnect (restart=%s)", params.get("restart") is True)
         elif call_id is not None:
-            self._wbuf.append(self._writer.text(encode_error(call_id, -32601, f"method not found: {method}")))
+            self._wtext.append(encode_error(call_id, -32601, f"method not found: {method}").encode())
 
     def _route_event(self, params: Mapping[str, Any]) -> None:
         event_type = params.get("event_type")
@@ -756,6 +760,10 @@ class Connection:
                 call.resolve(value)
             else:
                 call.fail(error)
+        try:
+            self._on_batch_end()  # the same for message waiters
+        except Exception:
+            logger.exception("waking message waiters failed")
 
     # ------------------------------------------------------ drops and reconnect
 
@@ -768,6 +776,7 @@ class Connection:
         with self._lock:
             self.state = RECONNECTING if self.reconnect else CLOSED
         self._wbuf = []
+        self._wtext = []
         for call in self.calls.take(lambda c: c.written):
             call.fail(
                 ConnectionClosedError(

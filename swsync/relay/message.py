@@ -149,6 +149,7 @@ class MessageTracker:
         message_ttl: float = 24 * 3600.0,
         max_early: int = 1000,
         early_ttl: float = 60.0,
+        defer_notify: bool = False,
     ) -> None:
         # Guards the state of every Message of this client, _tracked and _early.
         self.lock = threading.Lock()
@@ -159,6 +160,9 @@ class MessageTracker:
         self.message_ttl = message_ttl
         self.max_early = max_early
         self.early_ttl = early_ttl
+        # With defer_notify, waiters are woken by notify_deferred() once the reader has
+        # handled a whole read (fewer GIL handoffs mid-batch); guarded by self.lock.
+        self._deferred: list[threading.Condition] | None = [] if defer_notify else None
 
     def __len__(self) -> int:
         return len(self._tracked)
@@ -223,7 +227,7 @@ class MessageTracker:
             terminal = new in TERMINAL_STATES
             if not handlers and not terminal:
                 if msg._cond is not None:
-                    msg._cond.notify_all()
+                    self._wake(msg._cond)
                 return
             event = MessageStateEvent("messaging.state", params, timestamp, mid, new, fields.get("reason"))
             handlers = list(handlers)
@@ -236,9 +240,24 @@ class MessageTracker:
                 msg._handlers = []
                 msg._completed = None
             if msg._cond is not None:
-                msg._cond.notify_all()
+                self._wake(msg._cond)
         if handlers:
             self.dispatcher.submit(mid, run_handlers, handlers, event)
+
+    def _wake(self, cond: threading.Condition) -> None:
+        # Caller holds self.lock.
+        if self._deferred is None:
+            cond.notify_all()
+        else:
+            self._deferred.append(cond)
+
+    def notify_deferred(self) -> None:
+        """Wake the waiters of every message updated since the last call (reader thread)."""
+        if self._deferred:
+            with self.lock:
+                conds, self._deferred = self._deferred, []
+                for cond in conds:
+                    cond.notify_all()
 
     def _buffer_early(self, mid: str, item: _Early) -> None:
         # Caller holds self.lock.

@@ -15,6 +15,8 @@ from typing import Any
 from ..errors import RelayError
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# Replies echo ids the server chose; ASCII escapes keep even a lone surrogate encodable.
+_encode_ascii = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
 
 
 def encode_request(call_id: str, method: str, params: Mapping[str, Any]) -> str:
@@ -24,17 +26,17 @@ def encode_request(call_id: str, method: str, params: Mapping[str, Any]) -> str:
 
 def encode_result(call_id: Any, result: Mapping[str, Any]) -> str:
     """Return the JSON text of a success response echoing ``call_id`` exactly."""
-    return _encode({"jsonrpc": "2.0", "id": call_id, "result": result})
+    return _encode_ascii({"jsonrpc": "2.0", "id": call_id, "result": result})
 
 
 def encode_ack(call_id: str | int) -> str:
     """Return the JSON text of an empty success result (an event ACK): the hot path."""
-    return '{"jsonrpc":"2.0","id":' + _encode(call_id) + ',"result":{}}'
+    return '{"jsonrpc":"2.0","id":' + _encode_ascii(call_id) + ',"result":{}}'
 
 
 def encode_error(call_id: Any, code: int, message: str) -> str:
     """Return the JSON text of an error response echoing ``call_id`` exactly."""
-    return _encode({"jsonrpc": "2.0", "id": call_id, "error": {"code": code, "message": message}})
+    return _encode_ascii({"jsonrpc": "2.0", "id": call_id, "error": {"code": code, "message": message}})
 
 
 def result_error(method: str, frame: Mapping[str, Any]) -> RelayError | None:

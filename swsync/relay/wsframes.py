@@ -158,3 +158,38 @@ class FrameWriter:
     def text(self, text: str) -> bytes:
         """Return a masked text frame."""
         return self.frame(text.encode("utf-8"), OP_TEXT)
+
+    def frames(self, payloads: list[bytes]) -> bytes:
+        """Return masked text frames for ``payloads``, ready for one ``sendall``.
+
+        Masks all payloads with one XOR over their concatenation (each frame still
+        has its own key): one big-integer operation instead of one per frame.
+        """
+        if len(payloads) == 1:
+            return self.frame(payloads[0])
+        heads = []
+        keys = []
+        for payload in payloads:
+            n = len(payload)
+            if n < 126:
+                header = bytes((0x80 | OP_TEXT, 0x80 | n))
+            elif n < 65536:
+                header = struct.pack("!BBH", 0x80 | OP_TEXT, 0xFE, n)
+            else:
+                header = struct.pack("!BBQ", 0x80 | OP_TEXT, 0xFF, n)
+            key = self._mask_key()
+            heads.append(header + key)
+            keys.append((key * (n // 4 + 1))[:n])
+        data = b"".join(payloads)
+        size = len(data)
+        masked = (int.from_bytes(data, "little") ^ int.from_bytes(b"".join(keys), "little")).to_bytes(
+            size, "little"
+        )
+        out = []
+        pos = 0
+        for head, payload in zip(heads, payloads):
+            end = pos + len(payload)
+            out.append(head)
+            out.append(masked[pos:end])
+            pos = end
+        return b"".join(out)

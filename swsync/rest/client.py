@@ -332,7 +332,24 @@ class RestClient:
         params: Mapping[str, str] | None = None,
         data: list[tuple[str, str]] | Mapping[str, str] | None = None,
     ) -> tuple[int, Any]:
+        """:meth:`_exchange`, then decode: (HTTP status, JSON body or ``None``)."""
         method = method.upper()
+        response, url = self._exchange(method, path, params=params, data=data)
+        return response.status_code, self._decode(response, method, url)
+
+    def _exchange(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        data: list[tuple[str, str]] | Mapping[str, str] | None = None,
+    ) -> tuple[requests.Response, str]:
+        """Send with retries; return the 2xx response (body read) and its URL.
+
+        ``method`` is upper-case. Raises ``RestError`` for a non-2xx answer and
+        ``RestConnectionError`` below HTTP.
+        """
         url = self.url(path)
         idempotent = method in _IDEMPOTENT
         attempt = 0
@@ -357,7 +374,7 @@ class RestClient:
                 raise self._transport_error(exc, method, url) from exc
             status = response.status_code
             if 200 <= status < 300:
-                return status, self._decode(response, method, url)
+                return response, url
             if attempt < self.max_retries and (status == 429 or (status >= 500 and idempotent)):
                 attempt = self._pause(
                     attempt, _retry_after(response), method, url, f"HTTP {status}"
