@@ -11,7 +11,7 @@ message), ``stream`` (visit every seeded record, ``page_size=1000``: swsync yiel
 records, the bare client the decoded dicts) and ``list`` (the same, kept in one list).
 A second table, without the network, splits swsync's cost per record: building the
 lazy record, then reading fields (each converted on first access). Results go to a
-"REST" section of docs/benchmarks_rest.md (``--doc`` to change, ``--no-write`` to skip).
+"REST" section of docs/benchmarks.md (``--doc`` to change, ``--no-write`` to skip).
 """
 
 from __future__ import annotations
@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--creates", type=int, default=1_000, help="creates per repetition")
     parser.add_argument("--fetches", type=int, default=1_000, help="fetches per repetition")
     parser.add_argument("--reps", type=int, default=7, help="interleaved repetitions")
-    parser.add_argument("--doc", type=Path, default=common.ROOT / "docs" / "benchmarks_rest.md")
+    parser.add_argument("--doc", type=Path, default=common.DOC)
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
 
@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         f"(HTTP plus JSON), and `list` also pays the cyclic GC for the records it keeps.\n"
     )
     if not args.no_write:
-        common.DOC = args.doc  # write_section's target; the lead merges it into benchmarks.md
+        common.DOC = args.doc  # write_section's target
         common.write_section("rest", body_md)
         print(f"\nwrote the REST section of {args.doc}")
     return 0
