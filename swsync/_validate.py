@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 MAX_BODY_CHARS = 1600
 MAX_MEDIA = 10
@@ -55,7 +55,7 @@ def _lone_surrogate(text: str) -> int | None:
     return None
 
 
-def str_list(values: Sequence[str] | None, arg: str) -> list[str]:
+def str_list(values: Iterable[str] | None, arg: str) -> list[str]:
     """Return ``values`` as a list of non-empty strings (``None`` gives ``[]``)."""
     if values is None:
         return []

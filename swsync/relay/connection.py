@@ -93,6 +93,7 @@ class _Socket:
     __slots__ = ("ws", "sock", "reader", "backlog", "pending_tls")
 
     def __init__(self, ws: websocket.WebSocket) -> None:
+        assert ws.sock is not None  # connected
         self.ws = ws
         self.sock: socket.socket = ws.sock
         self.reader = wsframes.FrameReader()
@@ -418,7 +419,7 @@ class Connection:
             try:
                 # redirect_limit=0: never follow a redirect (it could downgrade wss:// to
                 # ws:// or send the credentials to another host).
-                ws.connect(self.url, timeout=self.connect_timeout,
+                ws.connect(self.url, timeout=self.connect_timeout,  # type: ignore[no-untyped-call]
                            header=[f"User-Agent: {AGENT}"], redirect_limit=0)
             except (OSError, websocket.WebSocketException) as exc:
                 try:

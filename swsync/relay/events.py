@@ -152,9 +152,9 @@ def parse_message_fields(params: Mapping[str, Any]) -> dict[str, Any]:
         if v is not None:
             out[key] = v
     for key in ("media", "tags"):
-        v = _str_list(params.get(key))
-        if v is not None:
-            out[key] = list(v)
+        items = _str_list(params.get(key))
+        if items is not None:
+            out[key] = list(items)
     seg = params.get("segments")
     if isinstance(seg, int) and not isinstance(seg, bool) and seg >= 0:
         out["segments"] = seg

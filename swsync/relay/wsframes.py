@@ -125,6 +125,15 @@ class FrameReader:
         self._frag.append(payload)
 
 
+def _header(n: int, opcode: int) -> bytes:
+    """The header of a final, masked frame with an ``n``-byte payload (key not included)."""
+    if n < 126:
+        return bytes((0x80 | opcode, 0x80 | n))
+    if n < 65536:
+        return struct.pack("!BBH", 0x80 | opcode, 0xFE, n)
+    return struct.pack("!BBQ", 0x80 | opcode, 0xFF, n)
+
+
 class FrameWriter:
     """Builds masked client-to-server frames. Not thread-safe: the I/O thread owns it."""
 
@@ -145,15 +154,8 @@ class FrameWriter:
 
     def frame(self, payload: bytes, opcode: int = OP_TEXT) -> bytes:
         """Return one complete, masked, final frame carrying ``payload``."""
-        n = len(payload)
-        if n < 126:
-            header = bytes((0x80 | opcode, 0x80 | n))
-        elif n < 65536:
-            header = struct.pack("!BBH", 0x80 | opcode, 0xFE, n)
-        else:
-            header = struct.pack("!BBQ", 0x80 | opcode, 0xFF, n)
         key = self._mask_key()
-        return header + key + ABNF.mask(key, payload)
+        return _header(len(payload), opcode) + key + ABNF.mask(key, payload)
 
     def text(self, text: str) -> bytes:
         """Return a masked text frame."""
@@ -171,14 +173,8 @@ class FrameWriter:
         keys = []
         for payload in payloads:
             n = len(payload)
-            if n < 126:
-                header = bytes((0x80 | OP_TEXT, 0x80 | n))
-            elif n < 65536:
-                header = struct.pack("!BBH", 0x80 | OP_TEXT, 0xFE, n)
-            else:
-                header = struct.pack("!BBQ", 0x80 | OP_TEXT, 0xFF, n)
             key = self._mask_key()
-            heads.append(header + key)
+            heads.append(_header(n, OP_TEXT) + key)
             keys.append((key * (n // 4 + 1))[:n])
         data = b"".join(payloads)
         size = len(data)
