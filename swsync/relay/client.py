@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import signal
 import ssl
 import threading
 import weakref
@@ -173,7 +172,6 @@ class RelayClient:
                 self._dispatcher, self._tracker, self._conn = dispatcher, tracker, conn
                 self._stopped.clear()
                 self._stop_error = None
-            dispatcher.start()
             try:
                 conn.open()
             except BaseException:
@@ -220,12 +218,22 @@ class RelayClient:
         the error that stopped the client if it stopped on its own (for
         example ``AuthenticationError`` during a reconnect).
         """
-        self.connect()
+        import signal  # here, not at the top: one-shot scripts never need it
+
         main = threading.current_thread() is threading.main_thread()
+        terminated = threading.Event()
+
+        def on_sigterm(*_: Any) -> None:
+            terminated.set()
+            self._stopped.set()
+
         previous: Any = None
-        if main:
-            previous = signal.signal(signal.SIGTERM, lambda *_: self._stopped.set())
+        if main:  # before connecting: a SIGTERM must never find the default handler
+            previous = signal.signal(signal.SIGTERM, on_sigterm)
         try:
+            self.connect()
+            if terminated.is_set():
+                self._stopped.set()  # SIGTERM came during connect(), which resets the event
             self._stopped.wait()
         except KeyboardInterrupt:
             logger.info("interrupted; disconnecting")

@@ -26,7 +26,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import random
 import selectors
 import socket
 import ssl
@@ -789,6 +788,8 @@ class Connection:
 
     def _reconnect(self, reason: str) -> bool:
         """Reconnect with backoff and full jitter; return False when stopping for good."""
+        import random  # here, not at the top: only a reconnect needs it
+
         attempt = 0
         while True:
             delay = random.uniform(0, min(self.max_reconnect_delay, 0.25 * (2 ** attempt)))

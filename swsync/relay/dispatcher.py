@@ -27,14 +27,19 @@ class Dispatcher:
         self._queues: list[queue.SimpleQueue[Any]] = [queue.SimpleQueue() for _ in range(workers)]
         self._threads: list[threading.Thread] = []
         self._name = name
-        # Guards _threads and _running; never held while a callback runs.
+        # Guards _threads, _running and _stopped; never held while a callback runs.
         self._lock = threading.Lock()
         self._running = False
+        self._stopped = False
 
     def start(self) -> None:
-        """Start the worker threads (idempotent)."""
+        """Start the worker threads (idempotent; never after ``stop()``).
+
+        ``submit()`` calls it on first use, so a client whose program registers no
+        callbacks (a one-shot send and wait) never starts a dispatch thread.
+        """
         with self._lock:
-            if self._running:
+            if self._running or self._stopped:
                 return
             self._running = True
             for i, q in enumerate(self._queues):
@@ -45,6 +50,8 @@ class Dispatcher:
 
     def submit(self, key: str, fn: Callable[..., Any], *args: Any) -> None:
         """Queue ``fn(*args)`` behind earlier jobs with the same ``key``."""
+        if not self._running:
+            self.start()
         qs = self._queues
         q = qs[0] if len(qs) == 1 else qs[hash(key) % len(qs)]
         q.put((fn, args))
@@ -56,6 +63,7 @@ class Dispatcher:
         running after ``timeout`` are abandoned with a warning (daemon threads).
         """
         with self._lock:
+            self._stopped = True
             if not self._running:
                 return
             self._running = False
