@@ -5,9 +5,11 @@ Routes:
 * ``POST /sms``: inbound-message webhook; replies with cXML ("Thanks, we got: ...").
 * ``POST /status``: status callback (pass its URL as ``status_callback=``); the
   typed callback is recorded in memory and answered with 204.
-* ``GET /status-log``: the recorded callbacks as JSON, oldest first (demo only).
+* ``GET /status-log``: the recorded callbacks as JSON, oldest first. Demo and tests
+  only: it is unauthenticated and shows message bodies and numbers, so it exists
+  only with ``create_app(..., expose_status_log=True)``.
 
-Every request except ``GET /status-log`` must carry a valid signature
+Every other request must carry a valid signature
 (``X-SignalWire-Signature`` or ``X-Twilio-Signature``); a missing or bad one gets
 403. That includes URLs the app does not serve, so nothing unsigned gets further.
 
@@ -133,6 +135,7 @@ def create_app(
     public_url: str | None = None,
     on_status: StatusHook | None = None,
     max_log: int = 1000,
+    expose_status_log: bool = False,
 ) -> Flask:
     """Build the webhook app.
 
@@ -144,7 +147,9 @@ def create_app(
             received. Default: ``PUBLIC_URL``, else the request's own scheme and host.
         on_status: called with each valid status callback after it is recorded,
             in the request's thread; an exception is logged, the reply is still 204.
-        max_log: how many status callbacks ``GET /status-log`` keeps.
+        max_log: how many status callbacks the in-memory log keeps.
+        expose_status_log: serve the log, unauthenticated, at ``GET /status-log``
+            (demos and tests only: it shows bodies and phone numbers).
 
     Returns:
         The Flask app; its :class:`StatusLog` is ``app.extensions["status_log"]``.
@@ -185,7 +190,7 @@ def create_app(
 
     @app.before_request
     def require_signature() -> None:
-        if request.endpoint in UNSIGNED_ENDPOINTS:
+        if expose_status_log and request.endpoint in UNSIGNED_ENDPOINTS:
             return
         signature = signature_from_headers(request.headers)
         # JSON webhooks are signed over the raw body, form webhooks over the fields.
@@ -232,9 +237,11 @@ def create_app(
                 app.logger.exception("on_status hook failed")
         return "", 204
 
-    @app.get("/status-log")
-    def status_log() -> Response:
-        return jsonify([_as_json(cb) for cb in log.entries()])
+    if expose_status_log:
+
+        @app.get("/status-log")
+        def status_log() -> Response:
+            return jsonify([_as_json(cb) for cb in log.entries()])
 
     return app
 

@@ -55,6 +55,10 @@ def _check_hostport(netloc: str, arg: str) -> None:
             f"{arg} must be a bare host name such as 'example.signalwire.com' "
             "(no credentials, path, query, whitespace or control characters)"
         )
+    try:
+        urlsplit("//" + netloc).port
+    except ValueError:
+        raise ConfigurationError(f"{arg} has an invalid port: {netloc!r}") from None
 
 
 def _split_url(value: str, schemes: tuple[str, ...], arg: str) -> tuple[str, str]:

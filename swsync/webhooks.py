@@ -116,7 +116,10 @@ def _b64_hmac_sha1(key: bytes, data: str) -> str:
 
 
 def _same(expected: str, signature: str) -> bool:
-    # compare_digest on str only accepts ASCII; real signatures are base64 or hex.
+    # Real signatures and digests are base64 or hex; anything non-ASCII (it may come
+    # from the request, e.g. a bodySHA256 query value) simply does not match.
+    if not (expected.isascii() and signature.isascii()):
+        return False
     return hmac.compare_digest(expected.encode("ascii"), signature.encode("ascii"))
 
 

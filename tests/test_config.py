@@ -82,3 +82,11 @@ def test_missing_ca_file_is_a_configuration_error(tmp_path) -> None:  # type: ig
 def test_bad_options(opt: dict) -> None:
     with pytest.raises(ConfigurationError):
         RelayClient(project="p", token="t", host="example.com", **opt)
+
+
+@pytest.mark.parametrize("bad", ["example.com:abc", "example.com:99999", "ws://127.0.0.1:x"])
+def test_bad_ports_rejected(bad: str) -> None:
+    with pytest.raises(ConfigurationError, match="port"):
+        relay_url(bad)
+    with pytest.raises(ConfigurationError, match="port"):
+        rest_origin(bad.replace("ws://", "http://"))

@@ -185,7 +185,7 @@ def http() -> Iterator[Any]:
 
 def test_emulator_callbacks_and_inbound_reply_through_the_app(http: Any) -> None:
     statuses = Statuses()
-    app = example.create_app(KEY, on_status=statuses)
+    app = example.create_app(KEY, on_status=statuses, expose_status_log=True)
 
     def finished(hits: list[Hit]) -> bool:
         return any(h.path == "/status" and h.form.get("MessageStatus") == "delivered" for h in hits)
@@ -268,7 +268,7 @@ def _reply_bodies(xml: str) -> list[str]:
 
 def test_emulator_callbacks_signed_with_another_key_are_refused() -> None:
     statuses = Statuses()
-    app = example.create_app(KEY, on_status=statuses)
+    app = example.create_app(KEY, on_status=statuses, expose_status_log=True)
     with LocalServer(app) as server:
         with Emulator(signing_key="PSK_someOtherProjectsKey", state_delay=0.0) as emu, RestClient(
             emu.project, emu.token, space=emu.rest_url
@@ -327,7 +327,7 @@ INBOUND_FORM = {
 @pytest.fixture
 def served() -> Iterator[tuple[Any, LocalServer, Statuses]]:
     statuses = Statuses()
-    app = example.create_app(KEY, on_status=statuses)
+    app = example.create_app(KEY, on_status=statuses, expose_status_log=True)
     with LocalServer(app) as server:
         yield app, server, statuses
 
@@ -571,8 +571,13 @@ def test_reply_text_edge_cases(extra: dict[str, str], expected: str) -> None:
     assert len(text) <= 1600
 
 
+def test_status_log_is_off_by_default() -> None:
+    client = example.create_app(KEY).test_client()
+    assert client.get("/status-log").status_code == 403  # unsigned, and no such route
+
+
 def test_status_log_is_bounded() -> None:
-    app = example.create_app(KEY, max_log=2)
+    app = example.create_app(KEY, max_log=2, expose_status_log=True)
     client = app.test_client()
     for status in ("queued", "sent", "delivered"):
         form = {**STATUS_FORM, "MessageStatus": status}

@@ -248,6 +248,13 @@ def test_body_sha256_query_variant(validator: RequestValidator) -> None:
     assert not validator.validate_body(other, body, sign_form(KEY, other, []))
 
 
+@pytest.mark.parametrize("value", ["%C3%A9", "\u00e9", "\u00e9" * 64])
+def test_non_ascii_query_or_signature_is_rejected_not_raised(validator: RequestValidator, value: str) -> None:
+    url = "https://hooks.example.com/status?bodySHA256=" + value
+    assert validator.validate(url, b'{"a":"b"}', "0" * 40) is False
+    assert validator.validate_body(url, b'{"a":"b"}', "\u00e9" * 40) is False
+
+
 def test_json_object_body_accepts_form_signature(validator: RequestValidator) -> None:
     # As the signalwire 2.x validator does for string params holding a JSON object.
     body = b'{"MessageSid":"abc","MessageStatus":"sent"}'

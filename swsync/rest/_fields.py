@@ -137,3 +137,15 @@ def nonempty(value: object, arg: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{arg} must be a non-empty string, got {value!r}")
     return value
+
+
+def sid_segment(value: object, arg: str = "sid") -> str:
+    """Return ``value`` if it can be one path segment of a resource URL (a SID).
+
+    ``.`` and ``..`` would be collapsed by URL normalisation and address another
+    resource, so they are refused like an empty SID.
+    """
+    text = nonempty(value, arg)
+    if text in (".", ".."):
+        raise ValueError(f"{arg} {text!r} is not a valid SID")
+    return text

@@ -79,6 +79,9 @@ class _BasicAuth(AuthBase):
     def __repr__(self) -> str:
         return "<BasicAuth ***>"
 
+    def __reduce__(self) -> Any:
+        raise TypeError("credentials are not picklable")
+
 
 def _chain(exc: BaseException) -> list[BaseException]:
     """The exception and what it wraps (``args[0]``, urllib3's ``.reason``, causes)."""
@@ -220,7 +223,7 @@ class RestClient:
         if timeout is not None and (
             isinstance(timeout, bool)
             or not isinstance(timeout, (int, float))
-            or not timeout > 0
+            or not 0 < timeout < 1e9
         ):
             raise ConfigurationError(f"timeout must be a positive number or None, got {timeout!r}")
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
@@ -260,6 +263,10 @@ class RestClient:
     def __repr__(self) -> str:
         return f"RestClient(project={self.project!r}, origin={self.origin!r})"
 
+    def __reduce__(self) -> Any:
+        # Pickling would write the credentials (and a live session) to disk or a pipe.
+        raise TypeError("RestClient is not picklable; create one per process")
+
     def __enter__(self) -> RestClient:
         return self
 
@@ -294,8 +301,8 @@ class RestClient:
             if path.startswith("//"):
                 raise ValueError(f"refusing protocol-relative URL {path!r}")
             return self.origin + path
-        if "://" in path:
-            parts = urlsplit(path)
+        parts = urlsplit(path)
+        if parts.scheme or parts.netloc:
             if f"{parts.scheme}://{parts.netloc}".lower() != self.origin.lower():
                 raise ValueError(f"refusing URL {path!r}: not on {self.origin}")
             return path
@@ -353,6 +360,7 @@ class RestClient:
         url = self.url(path)
         idempotent = method in _IDEMPOTENT
         attempt = 0
+        reached = False  # did any attempt (not only the last) possibly reach the server?
         while True:
             try:
                 response = self._session.request(
@@ -369,9 +377,11 @@ class RestClient:
                 )
             except requests.RequestException as exc:
                 if attempt < self.max_retries and _retryable(exc, idempotent):
+                    reached = reached or not _never_sent(exc)
                     attempt = self._pause(attempt, None, method, url, type(exc).__name__)
                     continue
-                raise self._transport_error(exc, method, url) from exc
+                raise self._transport_error(exc, method, url, reached) from exc
+            reached = True
             status = response.status_code
             if 200 <= status < 300:
                 return response, url
@@ -411,7 +421,7 @@ class RestClient:
 
     @staticmethod
     def _transport_error(
-        exc: requests.RequestException, method: str, url: str
+        exc: requests.RequestException, method: str, url: str, reached: bool = False
     ) -> RestConnectionError:
         never = _never_sent(exc) or isinstance(
             exc,
@@ -424,7 +434,8 @@ class RestClient:
         )
         cls = RestTimeout if isinstance(exc, requests.exceptions.Timeout) else RestConnectionError
         what = "timed out" if cls is RestTimeout else f"failed ({type(exc).__name__})"
-        return cls(f"{method} {url} {what}: {exc}", method=method, url=url, may_have_been_sent=not never)
+        return cls(f"{method} {url} {what}: {exc}", method=method, url=url,
+                   may_have_been_sent=reached or not never)
 
     def _record(
         self, parse: Callable[[Mapping[str, Any]], T], status: int, payload: Any,

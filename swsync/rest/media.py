@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from ._fields import nonempty, opt_datetime, opt_str, query_date
+from ._fields import nonempty, opt_datetime, opt_str, query_date, sid_segment
 from ._record import Record, cached_field
 from .page import Page, iterate, paging_params
 
@@ -78,7 +78,7 @@ class MediaContext:
     def __init__(self, client: RestClient, message_sid: str, sid: str) -> None:
         self._client = client
         self.message_sid = message_sid
-        self.sid = nonempty(sid, "sid")
+        self.sid = sid_segment(sid, "sid")
         self._path = f"Messages/{quote(message_sid, safe='')}/Media/{quote(sid, safe='')}.json"
 
     def __repr__(self) -> str:
@@ -114,7 +114,7 @@ class MediaList:
 
     def __init__(self, client: RestClient, message_sid: str) -> None:
         self._client = client
-        self.message_sid = nonempty(message_sid, "message_sid")
+        self.message_sid = sid_segment(message_sid, "message_sid")
         self._path = f"Messages/{quote(message_sid, safe='')}/Media.json"
 
     def __call__(self, sid: str) -> MediaContext:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from enum import Enum
@@ -11,7 +12,16 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from .._validate import content, e164
-from ._fields import EMPTY, nonempty, opt_datetime, opt_decimal, opt_int, opt_str, query_date
+from ._fields import (
+    EMPTY,
+    nonempty,
+    opt_datetime,
+    opt_decimal,
+    opt_int,
+    opt_str,
+    query_date,
+    sid_segment,
+)
 from ._record import Record, cached_field
 from .media import MediaList
 from .page import Page, iterate, paging_params
@@ -22,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["MessageContext", "MessageList", "MessageRecord", "MessageStatus"]
 
 MAX_VALIDITY_PERIOD = 172800  # seconds (48 h), the documented ceiling
+_MAX_PRICE = re.compile(r"\d+\.?\d{0,4}")  # the MaxPrice pattern of the API spec
 
 
 class MessageStatus(str, Enum):
@@ -233,7 +244,7 @@ class MessageContext:
 
     def __init__(self, client: RestClient, sid: str) -> None:
         self._client = client
-        self.sid = nonempty(sid, "sid")
+        self.sid = sid_segment(sid, "sid")
         self._path = f"Messages/{quote(sid, safe='')}.json"
 
     def __repr__(self) -> str:
@@ -303,7 +314,7 @@ class MessageList:
     def create(
         self,
         to: str,
-        from_: str,
+        from_: str | None = None,
         body: str | None = None,
         media_url: Sequence[str] | None = None,
         status_callback: str | None = None,
@@ -337,9 +348,15 @@ class MessageList:
                 before sending again.
         """
         e164(to, "to")
-        e164(from_, "from_")
+        if from_ is None:
+            if messaging_service_sid is None:
+                raise ValueError("from_ is required unless messaging_service_sid picks the sender")
+        else:
+            e164(from_, "from_")
         body, urls = content(body, media_url)
-        data: list[tuple[str, str]] = [("To", to), ("From", from_)]
+        data: list[tuple[str, str]] = [("To", to)]
+        if from_ is not None:
+            data.append(("From", from_))
         if body is not None:
             data.append(("Body", body))
         data.extend(("MediaUrl", url) for url in urls)
@@ -352,9 +369,13 @@ class MessageList:
                 data.append((key, nonempty(value, arg)))
         if max_price is not None:
             price = opt_decimal(max_price)
-            if price is None or price < 0:
-                raise ValueError(f"max_price must be a non-negative decimal, got {max_price!r}")
-            data.append(("MaxPrice", str(price)))
+            text = format(price, "f") if price is not None and price.is_finite() else ""
+            # The API's pattern: digits, optionally a point and at most 4 decimals.
+            if not _MAX_PRICE.fullmatch(text):
+                raise ValueError(
+                    f"max_price must be a non-negative amount with at most 4 decimals, got {max_price!r}"
+                )
+            data.append(("MaxPrice", text))
         if validity_period is not None:
             if (
                 isinstance(validity_period, bool)

@@ -183,6 +183,9 @@ def iterate(
             items, next_uri = _envelope(client, payload, key)
         except ValueError as exc:
             raise _malformed(client, status, url, exc) from None
+        if next_uri is not None and (not items or next_uri == url):
+            # A next page that cannot make progress would be fetched forever.
+            raise _malformed(client, status, url, ValueError("next_page_uri does not advance"))
         if remaining is not None:
             if len(items) >= remaining:
                 items, next_uri = items[:remaining], None
