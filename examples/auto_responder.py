@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 
 from swsync import Message, RelayClient
@@ -43,9 +44,16 @@ def main(argv: list[str] | None = None) -> int:
         )
         answer.on(lambda event: log.info("reply %s: %s", answer.message_id, event.message_state))
 
-    client.connect()
-    log.info("listening on %s; Ctrl-C or SIGTERM to stop", ", ".join(contexts))
-    client.run()  # returns after SIGINT/SIGTERM, disconnected
+    def on_sigterm(*_: object) -> None:
+        raise KeyboardInterrupt  # until run() takes over signal handling
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        client.connect()
+        log.info("listening on %s; Ctrl-C or SIGTERM to stop", ", ".join(contexts))
+        client.run()  # returns after SIGINT/SIGTERM, disconnected
+    except KeyboardInterrupt:  # a signal before run() had started
+        client.disconnect()
     log.info("stopped")
     return 0
 

@@ -29,11 +29,13 @@ if TYPE_CHECKING:
     from .relay import Message, MessageReceiveEvent, MessageStateEvent, RelayClient, RelayEvent
     from .rest import RestClient
 
+# Emulator stays out of __all__: it needs the ``emulator`` extra (aiohttp), and
+# ``from swsync import *`` must work with the runtime dependencies alone.
+# ``swsync.Emulator`` itself works whenever the extra is installed.
 __all__ = [
     "AuthenticationError",
     "ConfigurationError",
     "ConnectionClosedError",
-    "Emulator",
     "Message",
     "MessageReceiveEvent",
     "MessageStateEvent",

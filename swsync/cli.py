@@ -222,7 +222,7 @@ def _add_emulator(sub: Any, common: argparse.ArgumentParser, fmt: type[argparse.
         "export lines a client needs. Needs: pip install 'swsync[emulator]'.",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8765, help="TCP port, 0 for any free one (default: 8765)")
+    p.add_argument("--port", type=_port, default=8765, help="TCP port, 0 for any free one (default: 8765)")
     p.add_argument("--state-delay", type=_non_negative_float, metavar="SECONDS",
                    help="seconds between a message's state changes")
     p.add_argument("--certfile", help="serve TLS with this certificate (PEM)")
@@ -260,6 +260,13 @@ def _non_negative_float(text: str) -> float:
     if not value >= 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
     return value
+
+
+def _port(text: str) -> int:
+    value = _non_negative_float(text)
+    if value != int(value) or value > 65535:
+        raise argparse.ArgumentTypeError(f"port must be a whole number 0-65535, got {text!r}")
+    return int(value)
 
 
 def _positive_int(text: str) -> int:
@@ -404,9 +411,21 @@ def _rest_client(args: argparse.Namespace, *, timeout: float = 10.0) -> RestClie
 # ------------------------------------------------------------------------ output
 
 
-def _write(out: TextIO, line: str) -> None:
-    out.write(line + "\n")
-    out.flush()
+def _write(out: TextIO, line: str) -> bool:
+    """Write one line; return False once the reader has gone away (a closed pipe).
+
+    The rest of the output then goes to /dev/null, as Unix tools do, while the
+    command carries on: ``send``'s exit code must still tell what happened.
+    """
+    try:
+        out.write(line + "\n")
+        out.flush()
+        return True
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, out.fileno())
+        os.close(devnull)
+        return False
 
 
 def _json(obj: Any) -> str:
@@ -486,18 +505,43 @@ def _cmd_send(args: argparse.Namespace) -> int:
 
 
 def _send_relay(args: argparse.Namespace, body: str | None, media: list[str]) -> int:
-    # --timeout bounds the whole command: connecting, sending and waiting.
+    # --timeout bounds the whole command: connecting, sending and waiting. A timer
+    # disconnects the client at the deadline, which ends whichever step is running.
     deadline = time.monotonic() + args.timeout
     client = _relay_client(args, timeout=args.timeout)
-    with client:
-        start = time.monotonic()
-        progress = _Progress(sys.stdout, as_json=args.json, start=start)
-        message = client.send_message(args.to, args.from_, body, media=media or None,
-                                      tags=args.tag, context=args.context)
-        progress.show(message.message_id, "queued", detail=f"message {message.message_id} to {args.to}")
-        if not args.wait:
-            return EXIT_OK
-        return _track(message, progress, args.timeout, deadline)
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        client.disconnect()
+
+    timer = threading.Timer(args.timeout, expire)
+    timer.name = "swsync-cli-deadline"
+    timer.daemon = True
+    timer.start()
+    connected = False
+    try:
+        with client:
+            connected = True
+            start = time.monotonic()
+            progress = _Progress(sys.stdout, as_json=args.json, start=start)
+            message = client.send_message(args.to, args.from_, body, media=media or None,
+                                          tags=args.tag, context=args.context)
+            progress.show(message.message_id, "queued", detail=f"message {message.message_id} to {args.to}")
+            if not args.wait:
+                return EXIT_OK
+            return _track(message, progress, args.timeout, deadline)
+    except (ConnectionClosedError, WaitTimeout):
+        if expired.is_set() and not connected:
+            raise CommandError(
+                f"connection failed: not connected within {args.timeout:g} s", EXIT_CONNECTION
+            ) from None
+        if expired.is_set():
+            raise CommandError(f"timed out after {args.timeout:g} s", EXIT_TIMEOUT) from None
+        raise
+    finally:
+        timer.cancel()
+        timer.join()
 
 
 def _track(message: Message, progress: _Progress, timeout: float, deadline: float | None = None) -> int:
@@ -586,13 +630,27 @@ def _cmd_listen(args: argparse.Namespace) -> int:
     def show(message: Message) -> None:
         line = _json(message_json(message))
         with lock:
-            _write(sys.stdout, line)
+            if not _write(sys.stdout, line):
+                client.disconnect()  # nobody reads any more (listen | head): stop
 
-    client.on_message(show)
-    client.connect()
-    print(f"swsync: listening on context(s) {', '.join(contexts)}; Ctrl-C to stop",
-          file=sys.stderr, flush=True)
-    client.run()  # returns on Ctrl-C or SIGTERM, after disconnecting
+    import signal
+
+    def on_sigterm(*_: Any) -> None:
+        raise KeyboardInterrupt  # until run() installs its own handler
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, on_sigterm) if main_thread else None
+    try:
+        client.on_message(show)
+        client.connect()
+        print(f"swsync: listening on context(s) {', '.join(contexts)}; Ctrl-C to stop",
+              file=sys.stderr, flush=True)
+        client.run()  # returns on Ctrl-C, SIGTERM or disconnect(), disconnected
+    except KeyboardInterrupt:
+        client.disconnect()
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
     return EXIT_OK
 
 

@@ -464,3 +464,37 @@ def test_send_ctrl_c_exits_130(env: Any, capsys: pytest.CaptureFixture[str],
     monkeypatch.setattr(Message, "wait", interrupted)
     code, _, err = run(capsys, "send", "--to", TO, "--from", FROM, "--body", "x")
     assert code == 130 and err == "swsync: interrupted\n"
+
+
+def test_send_exit_code_survives_a_closed_stdout(emu: Any) -> None:
+    from swsync.emulator import UNDELIVERED_NUMBER
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # nobody will read: the first line raises BrokenPipeError
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "swsync", "send", "--to", UNDELIVERED_NUMBER, "--from", FROM, "--body", "x"],
+            env=subprocess_env(emu), stdout=write_end, stderr=subprocess.PIPE, timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert proc.returncode == cli.EXIT_NOT_DELIVERED
+
+
+def test_listen_stops_when_its_reader_goes_away(emu: Any) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "swsync", "listen", "--context", "office"],
+        env=subprocess_env(emu), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    err = Lines(proc.stderr)
+    try:
+        assert "listening" in err.next()
+        assert proc.stdout is not None
+        proc.stdout.close()  # like `swsync listen | head -n0`
+        emu.inject_inbound(to_number=FROM, from_number=TO, body="into the void", context="office")
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        err.close()

@@ -90,3 +90,21 @@ def test_bad_ports_rejected(bad: str) -> None:
         relay_url(bad)
     with pytest.raises(ConfigurationError, match="port"):
         rest_origin(bad.replace("ws://", "http://"))
+
+
+def test_api_token_wins_over_an_exported_jwt(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIGNALWIRE_PROJECT_ID", "proj")
+    monkeypatch.setenv("SIGNALWIRE_API_TOKEN", "PTtoken")
+    monkeypatch.setenv("SIGNALWIRE_JWT_TOKEN", "stale.jwt")
+    monkeypatch.setenv("SIGNALWIRE_SPACE", "example.signalwire.com")
+    assert set(RelayClient()._auth) == {"project", "token"}
+    assert set(RelayClient(jwt_token="explicit.jwt")._auth) == {"project", "jwt_token"}
+    monkeypatch.delenv("SIGNALWIRE_API_TOKEN")
+    assert set(RelayClient()._auth) == {"project", "jwt_token"}
+
+
+def test_star_import_needs_only_the_runtime_dependencies() -> None:
+    import swsync
+
+    assert "Emulator" not in swsync.__all__
+    assert all(hasattr(swsync, name) for name in swsync.__all__ if name != "RestClient")

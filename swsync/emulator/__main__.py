@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -24,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a local SignalWire emulator (RELAY WebSocket + cXML REST on one port).",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=0, help="TCP port (default 0: a free one)")
+    p.add_argument("--port", type=_port, default=0, help="TCP port (default 0: a free one)")
     p.add_argument(
         "--state-delay",
         type=float,
@@ -47,12 +48,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0-65535, got {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the emulator until SIGINT/SIGTERM; return the exit code (0 on a clean stop)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, stream=sys.stderr)
     from .server import Emulator
 
+    for path in (args.certfile, args.keyfile):
+        if path is not None and not os.path.isfile(path):
+            print(f"swsync emulator: error: no such file: {path}", file=sys.stderr)
+            return 2
     emu = Emulator(
         host=args.host,
         port=args.port,
@@ -73,7 +88,11 @@ def main(argv: list[str] | None = None) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        emu.start()
+        try:
+            emu.start()
+        except (OSError, ValueError) as exc:  # port in use, unreadable certificate, ...
+            print(f"swsync emulator: error: cannot start: {exc}", file=sys.stderr)
+            return 2
         print(f"SIGNALWIRE_PROJECT_ID={emu.project}")
         print(f"SIGNALWIRE_API_TOKEN={emu.token}")
         print(f"SIGNALWIRE_SPACE={emu.rest_url}")

@@ -530,6 +530,8 @@ class Emulator:
     @property
     def unacked_events(self) -> int:
         """How many events sent (or queued) to RELAY sessions still await an ACK."""
+        if threading.current_thread() is self._thread:
+            return self.relay.unacked_count()  # e.g. inside a wait_until() predicate
 
         async def count() -> int:
             return self.relay.unacked_count()

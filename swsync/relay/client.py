@@ -83,8 +83,11 @@ class RelayClient:
         max_tracked_messages: int = 100_000,
         message_ttl: float = 24 * 3600.0,
     ) -> None:
+        # An explicit jwt_token wins; from the environment, a JWT is used only when no
+        # API token is given either way (a stale exported JWT must not shadow the token).
         jwt = _config.setting(jwt_token, _config.ENV_JWT, "jwt_token", required=False)
-        if jwt is not None and token is None:
+        if jwt is not None and (jwt_token is not None or
+                                (token is None and not os.environ.get(_config.ENV_TOKEN))):
             auth = {"jwt_token": jwt}
             proj = _config.setting(project, _config.ENV_PROJECT, "project", required=False)
             if proj:
