@@ -40,9 +40,9 @@ POST_TIMEOUT = 10.0
 MAX_REPLY = 64 * 1024  # bytes of a cXML reply we are willing to parse
 
 
-def status_params(record: MessageRecord, state: str) -> dict[str, str]:
-    """The form parameters of a status callback for ``record`` reaching ``state``."""
-    params = {
+def _message_params(record: MessageRecord, status: str) -> dict[str, str]:
+    """The parameters every messaging webhook carries about ``record``."""
+    return {
         "MessageSid": record.sid,
         "SmsSid": record.sid,
         "AccountSid": record.account_sid,
@@ -51,10 +51,15 @@ def status_params(record: MessageRecord, state: str) -> dict[str, str]:
         "Body": record.body or "",
         "NumMedia": str(len(record.media)),
         "NumSegments": str(record.num_segments),
-        "MessageStatus": state,
-        "SmsStatus": state,
+        "SmsStatus": status,
         "ApiVersion": API_VERSION,
     }
+
+
+def status_params(record: MessageRecord, state: str) -> dict[str, str]:
+    """The form parameters of a status callback for ``record`` reaching ``state``."""
+    params = _message_params(record, state)
+    params["MessageStatus"] = state
     if state in ("failed", "undelivered"):
         params["ErrorCode"] = record.error_code or ""
         params["ErrorMessage"] = record.error_message or ""
@@ -63,19 +68,8 @@ def status_params(record: MessageRecord, state: str) -> dict[str, str]:
 
 def inbound_params(record: MessageRecord) -> dict[str, str]:
     """The form parameters of an inbound-message webhook (reference §10.1)."""
-    params = {
-        "MessageSid": record.sid,
-        "SmsSid": record.sid,
-        "SmsMessageSid": record.sid,
-        "AccountSid": record.account_sid,
-        "From": record.from_,
-        "To": record.to,
-        "Body": record.body or "",
-        "NumMedia": str(len(record.media)),
-        "NumSegments": str(record.num_segments),
-        "SmsStatus": "received",
-        "ApiVersion": API_VERSION,
-    }
+    params = _message_params(record, "received")
+    params["SmsMessageSid"] = record.sid
     for i, media in enumerate(record.media):
         params[f"MediaUrl{i}"] = media.url
         params[f"MediaContentType{i}"] = media.content_type

@@ -692,24 +692,24 @@ class RelayServer:
         return contexts
 
     def _m_receive(self, conn: Connection, mid: Any, params: dict[str, Any]) -> None:
-        try:
-            contexts = self._contexts(params)
-        except ValueError as exc:
-            self._reply(conn, _error(mid, INVALID_PARAMS, str(exc), "INVALID_PARAMS"))
-            return
-        assert conn.session is not None
-        conn.session.contexts.update(contexts)
-        self._reply(conn, _result(mid, {"code": "200", "message": "Receiving events"}))
+        self._subscribe(conn, mid, params, True)
 
     def _m_unreceive(self, conn: Connection, mid: Any, params: dict[str, Any]) -> None:
+        self._subscribe(conn, mid, params, False)
+
+    def _subscribe(self, conn: Connection, mid: Any, params: dict[str, Any], add: bool) -> None:
         try:
             contexts = self._contexts(params)
         except ValueError as exc:
             self._reply(conn, _error(mid, INVALID_PARAMS, str(exc), "INVALID_PARAMS"))
             return
         assert conn.session is not None
-        conn.session.contexts.difference_update(contexts)
-        self._reply(conn, _result(mid, {"code": "200", "message": "Unreceiving events"}))
+        if add:
+            conn.session.contexts.update(contexts)
+        else:
+            conn.session.contexts.difference_update(contexts)
+        text = "Receiving events" if add else "Unreceiving events"
+        self._reply(conn, _result(mid, {"code": "200", "message": text}))
 
     def _m_ping(self, conn: Connection, mid: Any, params: dict[str, Any]) -> None:
         self._reply(conn, _result(mid, {"timestamp": time.time()}))
