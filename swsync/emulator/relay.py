@@ -79,6 +79,23 @@ def _result(mid: Any, result: Any) -> str:
     return _dumps({"jsonrpc": "2.0", "id": mid, "result": result})
 
 
+
+
+def _message_payload(record: MessageRecord, direction: str, state: str) -> dict[str, Any]:
+    """The inner params of a messaging.state / messaging.receive event (reference §5.2-5.3)."""
+    return {
+        "message_id": record.sid,
+        "message_state": state,
+        "context": record.context,
+        "direction": direction,
+        "from_number": record.from_,
+        "to_number": record.to,
+        "body": record.body if record.body is not None else "",
+        "media": [m.url for m in record.media],
+        "segments": record.num_segments,
+        "tags": record.tags,
+    }
+
 class Session:
     """A RELAY session: credentials' project, contexts, resume state, un-ACKed events."""
 
@@ -285,18 +302,7 @@ class RelayServer:
 
     def state_event(self, session: Session, record: MessageRecord, state: str) -> None:
         """Send a ``messaging.state`` event for ``record`` to ``session``."""
-        payload = {
-            "message_id": record.sid,
-            "message_state": state,
-            "context": record.context,
-            "direction": "outbound",
-            "from_number": record.from_,
-            "to_number": record.to,
-            "body": record.body if record.body is not None else "",
-            "media": [m.url for m in record.media],
-            "segments": record.num_segments,
-            "tags": record.tags,
-        }
+        payload = _message_payload(record, "outbound", state)
         if state == "undelivered" or state == "failed":
             payload["reason"] = record.reason
         copies = 2 if self.faults.duplicate_events else 1
@@ -310,18 +316,7 @@ class RelayServer:
         Live sessions get it at once; detached (resumable) ones queue it.
         Returns the number of sessions it went to.
         """
-        payload = {
-            "message_id": record.sid,
-            "context": record.context,
-            "direction": "inbound",
-            "from_number": record.from_,
-            "to_number": record.to,
-            "body": record.body if record.body is not None else "",
-            "media": [m.url for m in record.media],
-            "segments": record.num_segments,
-            "message_state": "received",
-            "tags": record.tags,
-        }
+        payload = _message_payload(record, "inbound", "received")
         count = 0
         for session in list(self.sessions.values()):
             if record.context in session.contexts and session.project == record.account_sid:

@@ -169,12 +169,8 @@ class Emulator:
             sock = self._bind()
             ready = threading.Event()
             failure: list[BaseException] = []
-            thread = threading.Thread(
-                target=self._run,
-                args=(sock, ssl_context, ready, failure),
-                name="swsync-emulator",
-                daemon=True,
-            )
+            thread = threading.Thread(name="swsync-emulator", target=self._run,
+                                      args=(sock, ssl_context, ready, failure), daemon=True)
             thread.start()
             ready.wait()
             if failure:
