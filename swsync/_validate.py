@@ -8,14 +8,32 @@ from collections.abc import Iterable, Sequence
 MAX_BODY_CHARS = 1600
 MAX_MEDIA = 10
 
-_E164 = re.compile(r"\+[1-9][0-9]{1,14}")
+# E.164: "+", then 2 to 15 digits, no leading zero (ITU-T E.164). Short codes: SignalWire
+# sends from "a SignalWire phone number or short code that you own", written as plain
+# digits; 3 to 8 digits covers every national short-code plan in use.
+_NUMBER = re.compile(r"\+[1-9][0-9]{1,14}|[0-9]{3,8}")
 
 
-def e164(number: object, arg: str) -> str:
-    """Return ``number`` if it is an E.164 string (``+`` and 2 to 15 digits)."""
-    if not isinstance(number, str) or not _E164.fullmatch(number):
-        raise ValueError(f"{arg} must be an E.164 number such as '+15551234567', got {number!r}")
+def phone_number(number: object, arg: str) -> str:
+    """Return ``number`` if it is an E.164 number or a short code (3 to 8 digits).
+
+    Raises ``ValueError`` naming both accepted forms otherwise.
+    """
+    if not isinstance(number, str) or not _NUMBER.fullmatch(number):
+        raise ValueError(
+            f"{arg} must be an E.164 number such as '+15551234567' or a short code "
+            f"of 3 to 8 digits such as '12345', got {number!r}"
+        )
     return number
+
+
+def is_phone_number(value: object) -> bool:
+    """True when ``value`` is an E.164 number or a short code (see ``phone_number``)."""
+    return isinstance(value, str) and _NUMBER.fullmatch(value) is not None
+
+
+
+
 
 
 def content(body: str | None, media: Sequence[str] | None) -> tuple[str | None, list[str]]:

@@ -162,9 +162,9 @@ def _add_send(sub: Any, common: argparse.ArgumentParser, fmt: type[argparse.Help
         "  swsync send --to +15551234567 --from +15559876543 --body 'backup done' "
         "|| echo 'not delivered'\n",
     )
-    p.add_argument("--to", required=True, metavar="NUMBER", help="destination, E.164 (+15551234567)")
+    p.add_argument("--to", required=True, metavar="NUMBER", help="destination: E.164 (+15551234567) or a short code")
     p.add_argument("--from", dest="from_", required=True, metavar="NUMBER",
-                   help="your sending number, E.164")
+                   help="your sending number or short code")
     p.add_argument("--body", help="message text; '-' reads it from standard input")
     p.add_argument("--media", action="append", metavar="URL", help="media URL (repeatable, up to 10)")
     p.add_argument("--tag", action="append", metavar="TAG", help="tag stored with the message (repeatable; RELAY)")
@@ -494,8 +494,8 @@ def _cmd_send(args: argparse.Namespace) -> int:
     if body == "-":
         body = sys.stdin.read().rstrip("\n")
     # Check everything before touching the network, so a typo exits 2 at once.
-    _validate.e164(args.to, "--to")
-    _validate.e164(args.from_, "--from")
+    _validate.phone_number(args.to, "--to")
+    _validate.phone_number(args.from_, "--from")
     body, media = _validate.content(body, args.media)
     if args.via == "rest" and (args.tag or args.context):
         raise ConfigurationError("--tag and --context are RELAY options; drop them or use --via relay")

@@ -7,9 +7,12 @@
      ├── RelayError                (.code, .message)
      │    └── AuthenticationError
      ├── ConnectionClosedError     (.may_have_been_sent)
+     │    ├── OutcomeUnknownError  (.message_id; accepted, outcome unknown)
      │    └── RestConnectionError  (.method, .url)
      │         └── RestTimeout     (also a WaitTimeout)
      ├── WaitTimeout               (also a TimeoutError)
+     ├── RateLimited               (.may_have_been_sent is False)
+     ├── OptedOutError             (.number; also a ValueError)
      └── RestError                 (.status, .code, .message, .more_info, .method, .url)
 
 Every exception swsync raises on purpose is one of these (bad arguments raise the
@@ -25,6 +28,9 @@ __all__ = [
     "AuthenticationError",
     "ConfigurationError",
     "ConnectionClosedError",
+    "OptedOutError",
+    "OutcomeUnknownError",
+    "RateLimited",
     "RelayError",
     "RestConnectionError",
     "RestError",
@@ -82,6 +88,57 @@ class ConnectionClosedError(SwsyncError):
     def __init__(self, message: str, *, may_have_been_sent: bool = False) -> None:
         super().__init__(message)
         self.may_have_been_sent = may_have_been_sent
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
+
+class OutcomeUnknownError(ConnectionClosedError):
+    """SignalWire accepted the message, but its outcome can no longer be learned.
+
+    Raised by ``Message.wait()`` when the message has a ``message_id`` (the server
+    accepted it) and the session that would have carried its state events is gone
+    (``disconnect()``, a fresh session replacing the old one, a lost connection that
+    is not resumed). ``may_have_been_sent`` is always ``True``: never send it again;
+    look the message up over REST by ``message_id`` (``rest.messages(id).fetch()``).
+    """
+
+    def __init__(self, message: str, *, message_id: str) -> None:
+        super().__init__(message, may_have_been_sent=True)
+        self.message_id = message_id
+
+
+class RateLimited(SwsyncError):
+    """A send waited ``max_wait`` seconds for its pacing limit and was not admitted.
+
+    Nothing was sent: ``may_have_been_sent`` is always ``False``, so the caller may
+    retry later. ``key`` names the limited sender (or the account) and
+    ``retry_after`` estimates, in seconds, when the send would have been admitted.
+    """
+
+    may_have_been_sent = False
+
+    def __init__(self, message: str, *, key: str = "", retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+        self.retry_after = retry_after
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
+
+class OptedOutError(SwsyncError, ValueError):
+    """The destination number opted out (it sent STOP), so the send was refused.
+
+    Raised before anything is sent (``may_have_been_sent`` is ``False``) by clients
+    told to honour an opt-out store. ``number`` is the opted-out destination.
+    """
+
+    may_have_been_sent = False
+
+    def __init__(self, message: str, *, number: str) -> None:
+        super().__init__(message)
+        self.number = number
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (type(self), self.args, dict(self.__dict__)))

@@ -199,7 +199,7 @@ def test_send_via_rest_timeout(env: Any, capsys: pytest.CaptureFixture[str]) -> 
 @pytest.mark.parametrize(
     ("argv", "needle"),
     [
-        (["send", "--to", "555", "--from", FROM, "--body", "x"], "E.164"),
+        (["send", "--to", "55", "--from", FROM, "--body", "x"], "E.164"),
         (["send", "--to", TO, "--from", FROM], "body or at least one media"),
         (["send", "--to", TO, "--from", FROM, "--body", "x", "--media", "ftp://x"], "http(s)"),
         (["send", "--via", "rest", "--tag", "t", "--to", TO, "--from", FROM, "--body", "x"], "RELAY options"),

@@ -562,7 +562,7 @@ def test_receive_requires_a_list_of_contexts(emu: Emulator, client: Client) -> N
 
 def test_inject_inbound_validates(emu: Emulator) -> None:
     with pytest.raises(ValueError):
-        emu.inject_inbound("12345", "+15550001111", body="x")
+        emu.inject_inbound("12", "+15550001111", body="x")
     with pytest.raises(ValueError):
         emu.inject_inbound("+15551234567", "+15550001111")
 

@@ -177,8 +177,8 @@ class Webhooks:
             to = verb["to"] or record.from_
             from_ = verb["from"] or record.to
             try:
-                _validate.e164(to, "to")
-                _validate.e164(from_, "from")
+                _validate.phone_number(to, "to")
+                _validate.phone_number(from_, "from")
                 body, media = _validate.content(verb["body"] or None, verb["media"])
             except ValueError as exc:
                 logger.warning("cXML <Message> from %s skipped: %s", url, exc)

@@ -617,8 +617,8 @@ class RelayServer:
         try:
             if not isinstance(context, str) or not context:
                 raise ValueError("context must be a non-empty string")
-            _validate.e164(to, "to_number")
-            _validate.e164(from_, "from_number")
+            _validate.phone_number(to, "to_number")
+            _validate.phone_number(from_, "from_number")
             body, media = _validate.content(params.get("body"), params.get("media"))
             tags = _validate.str_list(params.get("tags"), "tags")
             region = params.get("region")

@@ -260,11 +260,11 @@ class RestApi:
         media = form.getall("MediaUrl", [])
         if not to:
             raise ApiError(400, 21604, "A 'To' phone number is required.")
-        if not _is_e164(to):
+        if not _validate.is_phone_number(to):
             raise ApiError(400, 21211, f"The 'To' number {to} is not a valid phone number.")
         if not from_:
             raise ApiError(400, 21212, "A 'From' phone number is required.")
-        if not _is_e164(from_):
+        if not _validate.is_phone_number(from_):
             raise ApiError(400, 21212, f"The 'From' number {from_} is not a valid phone number.")
         if not body and not media:
             raise ApiError(400, 21602, "Message body is required.")
@@ -383,14 +383,6 @@ def _text(form: Any, name: str) -> str | None:
     if value is None or isinstance(value, str):
         return value
     raise ApiError(400, 10000, f"{name} must be a text field")
-
-
-def _is_e164(value: Any) -> bool:
-    try:
-        _validate.e164(value, "number")
-    except ValueError:
-        return False
-    return True
 
 
 def _not_allowed(method: str) -> ApiError:

@@ -399,10 +399,10 @@ class Emulator:
             The new message's id (its ``MessageSid``).
 
         Raises:
-            ValueError: a number is not E.164, or neither body nor media given.
+            ValueError: a number is neither E.164 nor a short code, or neither body nor media given.
         """
-        _validate.e164(to_number, "to_number")
-        _validate.e164(from_number, "from_number")
+        _validate.phone_number(to_number, "to_number")
+        _validate.phone_number(from_number, "from_number")
         body, urls = _validate.content(body, media)
         if not isinstance(context, str) or not context:
             raise ValueError("context must be a non-empty string")

@@ -309,7 +309,7 @@ class RelayClient:
         processed, so none is lost however early the server sends them.
 
         Args:
-            to_number, from_number: E.164 numbers.
+            to_number, from_number: E.164 numbers or short codes (3 to 8 digits).
             body: the text; a body and/or ``media`` is required.
             media: public URLs of media for an MMS (at most 10).
             tags: labels stored with the message.
@@ -323,8 +323,8 @@ class RelayClient:
             WaitTimeout: no reply within ``request_timeout`` (the message may have been sent).
             ConnectionClosedError: the connection closed first (see ``may_have_been_sent``).
         """
-        _validate.e164(to_number, "to_number")
-        _validate.e164(from_number, "from_number")
+        _validate.phone_number(to_number, "to_number")
+        _validate.phone_number(from_number, "from_number")
         body, urls = _validate.content(body, media)
         tag_list = _validate.str_list(tags, "tags")
         if context is not None and (not isinstance(context, str) or not context):

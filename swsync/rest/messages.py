@@ -11,7 +11,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from .._validate import content, e164
+from .._validate import content, phone_number
 from ._fields import (
     EMPTY,
     nonempty,
@@ -326,8 +326,8 @@ class MessageList:
         """Send a message (``POST /Messages``) and return the created record (HTTP 201).
 
         Args:
-            to: destination, E.164.
-            from_: your sending number, E.164.
+            to: destination, E.164 or a short code.
+            from_: your sending number, E.164 or a short code.
             body: text, at most 1600 characters; ``body`` and/or ``media_url`` is required.
             media_url: up to 10 http(s) URLs (sent as repeated ``MediaUrl`` fields).
             status_callback: URL that receives a POST on each status change.
@@ -347,12 +347,12 @@ class MessageList:
             RestConnectionError: the exchange failed; check ``may_have_been_sent``
                 before sending again.
         """
-        e164(to, "to")
+        phone_number(to, "to")
         if from_ is None:
             if messaging_service_sid is None:
                 raise ValueError("from_ is required unless messaging_service_sid picks the sender")
         else:
-            e164(from_, "from_")
+            phone_number(from_, "from_")
         body, urls = content(body, media_url)
         data: list[tuple[str, str]] = [("To", to)]
         if from_ is not None:
