@@ -14,6 +14,7 @@ from typing import Any
 
 from .. import _config, _validate
 from ..errors import ConfigurationError, ConnectionClosedError
+from ..optouts import OptOutStore, check_not_opted_out
 from .connection import CLOSED, Connection
 from .dispatcher import Dispatcher
 from .events import MessageReceiveEvent, parse_message_fields
@@ -59,6 +60,8 @@ class RelayClient:
         queue_timeout: seconds a request made while reconnecting may wait to be sent.
         max_tracked_messages: outbound messages tracked at once before the oldest is dropped.
         message_ttl: seconds a message may stay without a terminal state before it is dropped.
+        opt_outs: an opt-out store (``swsync.optouts``); sends to a number in it raise
+            ``OptedOutError`` before anything is sent.
 
     Raises:
         ConfigurationError: a credential or the host is missing or invalid.
@@ -82,6 +85,7 @@ class RelayClient:
         queue_timeout: float = 30.0,
         max_tracked_messages: int = 100_000,
         message_ttl: float = 24 * 3600.0,
+        opt_outs: OptOutStore | None = None,
     ) -> None:
         # An explicit jwt_token wins; from the environment, a JWT is used only when no
         # API token is given either way (a stale exported JWT must not shadow the token).
@@ -123,6 +127,7 @@ class RelayClient:
             ping_interval=None if ping_interval is None else float(ping_interval),
         )
         self._handler_workers = handler_workers
+        self._opt_outs = opt_outs  # swsync.optouts store honoured by send_message, or None
         self._max_tracked = max_tracked_messages
         self._message_ttl = float(message_ttl)
         # Guards _contexts, _inbound_handlers, _inbound_buffer, _conn, _dispatcher, _tracker
@@ -319,6 +324,7 @@ class RelayClient:
 
         Raises:
             ValueError: bad arguments (nothing is sent).
+            OptedOutError: ``to_number`` is in the client's opt-out store (nothing is sent).
             RelayError: the server refused the message.
             WaitTimeout: no reply within ``request_timeout`` (the message may have been sent).
             ConnectionClosedError: the connection closed first (see ``may_have_been_sent``).
@@ -326,6 +332,7 @@ class RelayClient:
         _validate.phone_number(to_number, "to_number")
         _validate.phone_number(from_number, "from_number")
         body, urls = _validate.content(body, media)
+        check_not_opted_out(self._opt_outs, to_number)
         tag_list = _validate.str_list(tags, "tags")
         if context is not None and (not isinstance(context, str) or not context):
             raise ValueError("context must be a non-empty string")

@@ -40,6 +40,7 @@ from .._config import (
 )
 from .._version import __version__
 from ..errors import ConfigurationError, RestConnectionError, RestError, RestTimeout
+from ..optouts import OptOutStore
 from ._fields import opt_int, opt_str
 from .messages import MessageList
 
@@ -194,6 +195,8 @@ class RestClient:
             system/certifi bundle. Verification is always on.
         session: a ``requests.Session`` to use (proxies, adapters); it is not closed by
             :meth:`close`. By default the client creates and owns one.
+        opt_outs: an opt-out store (``swsync.optouts``); ``messages.create`` to a number
+            in it raises ``OptedOutError`` before anything is sent.
 
     Raises:
         ConfigurationError: a credential or the space is missing or invalid, or an
@@ -215,6 +218,7 @@ class RestClient:
         max_retries: int = 3,
         ca_file: str | None = None,
         session: requests.Session | None = None,
+        opt_outs: OptOutStore | None = None,
     ) -> None:
         project = setting(project, ENV_PROJECT, "project")
         token = setting(token, ENV_TOKEN, "token")
@@ -236,6 +240,7 @@ class RestClient:
         self.base_url: str = f"{self.origin}{API_PATH}{quote(project, safe='')}/"
         self.timeout = timeout
         self.max_retries = max_retries
+        self.opt_outs = opt_outs
         self._verify: str | bool = _ca_file(ca_file, ENV_REST_CA) or True
         self._auth = _BasicAuth(project, token)
         self._headers = {

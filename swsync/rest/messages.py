@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from .._validate import content, phone_number
+from ..optouts import check_not_opted_out
 from ._fields import (
     EMPTY,
     nonempty,
@@ -342,6 +343,7 @@ class MessageList:
 
         Raises:
             ValueError: bad arguments, before anything is sent.
+            OptedOutError: ``to`` is in the client's opt-out store (nothing is sent).
             RestError: the server refused the message (e.g. 422, code 21210). A POST is
                 retried only on 429 or when the connection could not be opened.
             RestConnectionError: the exchange failed; check ``may_have_been_sent``
@@ -387,6 +389,8 @@ class MessageList:
                     f"got {validity_period!r}"
                 )
             data.append(("ValidityPeriod", str(validity_period)))
+        # The client's opt-out store (RestClient(opt_outs=...)), after every argument check.
+        check_not_opted_out(getattr(self._client, "opt_outs", None), to)
         status, payload = self._client._send("POST", self._PATH, data=data)
         return self._client._record(MessageRecord._wrap, status, payload, "POST", self._PATH)
 
