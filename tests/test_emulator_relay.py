@@ -91,6 +91,9 @@ class Client:
             self.auth_state = frame["params"]["params"]["authorization_state"]
 
     def connect(self, emu: Emulator, *, ack: bool = True, **params: Any) -> dict[str, Any]:
+        """``signalwire.connect``; a fresh session receives context "office" unless told otherwise."""
+        if "protocol" not in params:
+            params.setdefault("contexts", ["office"])
         body = {
             "version": {"major": 2, "minor": 0, "revision": 0},
             "agent": "test",
@@ -306,7 +309,11 @@ def test_binary_frame_closes_with_1003(emu: Emulator, client: Client) -> None:
 @pytest.mark.parametrize(
     "params",
     [
-        {"to_number": TO, "from_number": FROM, "body": "x"},  # no context
+        {"context": 5, "to_number": TO, "from_number": FROM, "body": "x"},
+        {"context": "office", "to_number": "12", "from_number": FROM, "body": "x"},  # too short
+        {"context": "office", "to_number": "123456789", "from_number": FROM, "body": "x"},  # too long
+        {"context": "office", "to_number": TO, "from_number": "1234a", "body": "x"},
+        {"context": "office", "to_number": TO, "from_number": " 12345", "body": "x"},
         {"context": "", "to_number": TO, "from_number": FROM, "body": "x"},
         {"context": "office", "to_number": "5551230001", "from_number": FROM, "body": "x"},
         {"context": "office", "to_number": TO, "from_number": "+0123", "body": "x"},
@@ -451,7 +458,7 @@ def test_state_before_response_with_zero_delay(emu: Emulator, client: Client) ->
     client.connect(emu)
     emu.faults.state_before_response = True
     mid = client.send(
-        "messaging.send", {"context": "c", "to_number": TO, "from_number": FROM, "body": "b"}
+        "messaging.send", {"context": "office", "to_number": TO, "from_number": FROM, "body": "b"}
     )
     frames = [client.recv() for _ in range(5)]
     assert states(frames[:4]) == ["queued", "initiated", "sent", "delivered"]
@@ -464,7 +471,7 @@ def test_state_before_response_with_delay(slow_emu: Emulator, clients: list[Clie
     client.connect(slow_emu)
     slow_emu.faults.state_before_response = True
     mid = client.send(
-        "messaging.send", {"context": "c", "to_number": TO, "from_number": FROM, "body": "b"}
+        "messaging.send", {"context": "office", "to_number": TO, "from_number": FROM, "body": "b"}
     )
     first, second = client.recv(), client.recv()
     assert states([first]) == ["queued"]
@@ -476,7 +483,7 @@ def test_response_delay_lets_events_overtake_the_response(emu: Emulator, client:
     client.connect(emu)
     emu.faults.response_delay = 0.2
     mid = client.send(
-        "messaging.send", {"context": "c", "to_number": TO, "from_number": FROM, "body": "b"}
+        "messaging.send", {"context": "office", "to_number": TO, "from_number": FROM, "body": "b"}
     )
     frames = [client.recv() for _ in range(5)]
     assert states(frames[:4]) == ["queued", "initiated", "sent", "delivered"]
@@ -535,13 +542,17 @@ def test_inbound_goes_only_to_subscribed_contexts(emu: Emulator, clients: list[C
     }
     assert sales.barrier() == []
 
+    # Both now listen on "office": each inbound message goes to exactly one of them.
     reply = sales.call("signalwire.receive", {"contexts": ["office"]})
     assert reply["result"] == {"code": "200", "message": "Receiving events"}
-    emu.inject_inbound("+15551234567", "+15550001111", body="again", context="office",
-                       media=["https://example.com/p.jpg"])  # fmt: skip
-    for c in (office, sales):
-        params = c.next_event("messaging.receive")["params"]["params"]
-        assert params["body"] == "again" and params["media"] == ["https://example.com/p.jpg"]
+    for body in ("again", "and again"):
+        emu.inject_inbound("+15551234567", "+15550001111", body=body, context="office",
+                           media=["https://example.com/p.jpg"])  # fmt: skip
+    got = [[e["params"]["params"] for e in c.barrier() if e["params"]["event_type"] == "messaging.receive"]
+           for c in (office, sales)]  # fmt: skip
+    assert sorted(len(g) for g in got) == [1, 1]
+    assert sorted(g[0]["body"] for g in got) == ["again", "and again"]
+    assert all(g[0]["media"] == ["https://example.com/p.jpg"] for g in got)
 
     reply = office.call("signalwire.unreceive", {"contexts": ["office"]})
     assert reply["result"] == {"code": "200", "message": "Unreceiving events"}
@@ -729,7 +740,7 @@ def test_silent_discards_everything(emu: Emulator, client: Client) -> None:
     emu.faults.silent = True
     client.send("signalwire.ping", {})
     client.send(
-        "messaging.send", {"context": "c", "to_number": TO, "from_number": FROM, "body": "b"}
+        "messaging.send", {"context": "office", "to_number": TO, "from_number": FROM, "body": "b"}
     )
     emu.inject_inbound("+15551234567", "+15550001111", body="x", context="default")
     client.ws.settimeout(0.3)

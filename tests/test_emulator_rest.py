@@ -128,10 +128,12 @@ def test_create_returns_the_message_object(emu: Emulator, api: Api) -> None:
     )
     created = parsedate_to_datetime(m["date_created"])
     assert created.utcoffset() == timedelta(0) and m["date_created"].endswith("+0000")
-    assert m["uri"] == f"/api/laml/2010-04-01/Accounts/{emu.project}/Messages/{sid}"
+    # Both end in .json, as in SignalWire's published examples.
+    assert m["uri"] == f"/api/laml/2010-04-01/Accounts/{emu.project}/Messages/{sid}.json"
     assert m["subresource_uris"] == {
-        "media": f"/api/laml/2010-04-01/Accounts/{emu.project}/Messages/{sid}/Media"
+        "media": f"/api/laml/2010-04-01/Accounts/{emu.project}/Messages/{sid}/Media.json"
     }
+    assert requests.get(emu.rest_url + m["uri"], auth=(emu.project, emu.token), timeout=10).json()["sid"] == sid
 
     record = emu.wait_for_status(sid, "delivered", timeout=5)
     assert record["history"] == ["queued", "initiated", "sent", "delivered"]

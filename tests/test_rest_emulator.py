@@ -259,4 +259,4 @@ def test_raw_keeps_every_field(rest: RestClient) -> None:
     raw: Any = record.raw
     assert raw["sid"] == record.sid and raw["from"] == FROM
     assert set(raw) >= {"account_sid", "api_version", "uri", "subresource_uris", "price_unit"}
-    assert record.subresource_uris["media"] == f"{record.uri}/Media"
+    assert record.subresource_uris["media"] == record.uri.removesuffix(".json") + "/Media.json"

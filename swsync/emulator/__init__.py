@@ -24,6 +24,11 @@ destination numbers, which behave the same over RELAY and REST:
                            ``{"code": "422", ...}``; REST HTTP 422, code 21211
 =========================  ==========================================================
 
+Numbers are E.164 or short codes (3 to 8 digits) everywhere. ``messaging.state``
+events go to every RELAY session receiving the message's context (a session always
+receives its own protocol, the default context); each inbound message goes to
+exactly one session receiving its context, round-robin. See docs/emulator.md.
+
 Importing this package imports aiohttp (the ``swsync[emulator]`` extra);
 ``import swsync`` alone does not.
 """
@@ -32,12 +37,19 @@ from __future__ import annotations
 
 from .faults import Faults, Stats
 from .server import Emulator
-from .store import FAILED_NUMBER, NO_DLR_NUMBER, REJECTED_NUMBER, UNDELIVERED_NUMBER
+from .store import (
+    FAILED_NUMBER,
+    NO_DLR_NUMBER,
+    REJECTED_NUMBER,
+    SERVICE_NUMBER,
+    UNDELIVERED_NUMBER,
+)
 
 __all__ = [
     "FAILED_NUMBER",
     "NO_DLR_NUMBER",
     "REJECTED_NUMBER",
+    "SERVICE_NUMBER",
     "UNDELIVERED_NUMBER",
     "Emulator",
     "Faults",

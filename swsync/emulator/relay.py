@@ -10,6 +10,14 @@ Everything here runs on the emulator's loop thread; no locks. A *session* (keyed
 by its ``protocol`` string) outlives its socket for ``session_ttl`` seconds so a
 client can resume it; events produced while it has no socket wait in its un-ACKed
 queue and are delivered, in order, after the resume.
+
+Routing by context, as SignalWire documents it: a session *receives* the contexts
+it subscribed to (``signalwire.connect`` ``contexts``, ``signalwire.receive``) and
+always its own ``protocol`` string, the default context of ``messaging.send``.
+``messaging.state`` events go to every session receiving the message's context
+(the sender included only if it receives that context). Each ``messaging.receive``
+goes to exactly one of them, in turn (round-robin per context) among the sessions
+connected at that moment, or, when none is, to one that can still resume.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ import struct
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
 from aiohttp import WSMsgType, web
@@ -127,6 +135,30 @@ class Session:
         self.expired = False
 
 
+def _send_fields(session: Session, params: dict[str, Any]) -> dict[str, Any]:
+    """Validate ``messaging.send`` params; return ``Store.new_message`` keywords.
+
+    Without a context the message's events go to the sender's own protocol, as with
+    SignalWire (the Node SDK never sends one).
+
+    Raises:
+        ValueError: a param is missing or invalid.
+    """
+    context = params.get("context")
+    if context is None:
+        context = session.protocol
+    if not isinstance(context, str) or not context:
+        raise ValueError("context must be a non-empty string")
+    to = _validate.phone_number(params.get("to_number"), "to_number")
+    from_ = _validate.phone_number(params.get("from_number"), "from_number")
+    body, media = _validate.content(params.get("body"), params.get("media"))
+    tags = _validate.str_list(params.get("tags"), "tags")
+    region = params.get("region")
+    if region is not None and not isinstance(region, str):
+        raise ValueError("region must be a string")
+    return {"to": to, "from_": from_, "body": body, "media": media, "context": context, "tags": tags}
+
+
 class Connection:
     """One accepted WebSocket, with a write buffer flushed once per loop pass.
 
@@ -214,6 +246,10 @@ class RelayServer:
         self.faults = emu.faults
         self.counters = emu.counters
         self.sessions: dict[str, Session] = {}
+        # context -> sessions that subscribed to it, in subscription order (a dict
+        # used as an ordered set). A session's own protocol is not listed here.
+        self.listeners: dict[str, dict[Session, None]] = {}
+        self.turns: dict[str, int] = {}  # context -> inbound messages handed out so far
         self.conns: set[Connection] = set()
         self.tasks: set[asyncio.Task[Any]] = set()
         self._methods: dict[str, Callable[[Connection, Any, dict[str, Any]], None]] = {
@@ -300,30 +336,69 @@ class RelayServer:
 
     # -- events from the engine ----------------------------------------------------
 
-    def state_event(self, session: Session, record: MessageRecord, state: str) -> None:
-        """Send a ``messaging.state`` event for ``record`` to ``session``."""
+    def state_event(self, record: MessageRecord, state: str) -> int:
+        """Send ``messaging.state`` for ``record`` to every session receiving its context.
+
+        Returns the number of sessions it went to.
+        """
+        receivers = self.receivers(record.account_sid, record.context)
+        if not receivers:
+            return 0
         payload = _message_payload(record, "outbound", state)
         if state == "undelivered" or state == "failed":
             payload["reason"] = record.reason
         copies = 2 if self.faults.duplicate_events else 1
-        for _ in range(copies):
-            eid, text = self._event(session, "messaging.state", record.context, payload)
-            self.deliver(session, eid, "state", text)
+        for session in receivers:
+            for _ in range(copies):
+                eid, text = self._event(session, "messaging.state", record.context, payload)
+                self.deliver(session, eid, "state", text)
+        return len(receivers)
 
     def inbound(self, record: MessageRecord) -> int:
-        """Send ``messaging.receive`` to every session subscribed to the context.
+        """Send ``messaging.receive`` to ONE session receiving the message's context.
 
-        Live sessions get it at once; detached (resumable) ones queue it.
-        Returns the number of sessions it went to.
+        Sessions take turns (round-robin per context) among those connected now;
+        when none is connected, one that can still resume queues it. Returns the
+        number of sessions it went to (0 or 1).
         """
+        candidates = self.receivers(record.account_sid, record.context)
+        pool = [s for s in candidates if s.conn is not None] or candidates
+        if not pool:
+            return 0
+        context = record.context or ""
+        turn = self.turns.get(context, 0)
+        self.turns[context] = turn + 1
+        session = pool[turn % len(pool)]
         payload = _message_payload(record, "inbound", "received")
-        count = 0
-        for session in list(self.sessions.values()):
-            if record.context in session.contexts and session.project == record.account_sid:
-                eid, text = self._event(session, "messaging.receive", record.context, payload)
-                self.deliver(session, eid, "receive", text)
-                count += 1
-        return count
+        eid, text = self._event(session, "messaging.receive", record.context, payload)
+        self.deliver(session, eid, "receive", text)
+        return 1
+
+    def receivers(self, project: str, context: str | None) -> list[Session]:
+        """The live or resumable sessions of ``project`` that receive ``context``."""
+        if context is None:
+            return []
+        found = list(self.listeners.get(context, ()))
+        own = self.sessions.get(context)
+        if own is not None and context not in own.contexts:
+            found.append(own)
+        return [s for s in found if s.project == project and not s.expired]
+
+    def listen(self, session: Session, contexts: Iterable[str]) -> None:
+        """Make ``session`` receive ``contexts`` (besides its own protocol)."""
+        for context in contexts:
+            session.contexts.add(context)
+            self.listeners.setdefault(context, {})[session] = None
+
+    def unlisten(self, session: Session, contexts: Iterable[str]) -> None:
+        """Stop ``session`` receiving ``contexts`` (its own protocol always stays)."""
+        for context in list(contexts):
+            session.contexts.discard(context)
+            listening = self.listeners.get(context)
+            if listening is not None:
+                listening.pop(session, None)
+                if not listening:
+                    del self.listeners[context]
 
     # -- the WebSocket handler -----------------------------------------------------
 
@@ -387,6 +462,7 @@ class RelayServer:
 
     def _forget(self, session: Session) -> None:
         session.expired = True
+        self.unlisten(session, session.contexts)
         session.unacked.clear()
         if session.expire_handle is not None:
             session.expire_handle.cancel()
@@ -431,15 +507,8 @@ class RelayServer:
             self._connect(conn, mid, params)
             return
         if conn.session is None:
-            self._reply(
-                conn,
-                _error(
-                    mid,
-                    AUTH_FAILED,
-                    "Authentication required: call signalwire.connect first",
-                    "AUTH_REQUIRED",
-                ),
-            )
+            text = "Authentication required: call signalwire.connect first"
+            self._reply(conn, _error(mid, AUTH_FAILED, text, "AUTH_REQUIRED"))
             return
         if method == "signalwire.execute":
             inner = params.get("method")
@@ -447,15 +516,8 @@ class RelayServer:
             if params is None:
                 params = {}
             if not isinstance(inner, str) or not isinstance(params, dict):
-                self._reply(
-                    conn,
-                    _error(
-                        mid,
-                        INVALID_PARAMS,
-                        "signalwire.execute needs method and params",
-                        "INVALID_PARAMS",
-                    ),
-                )
+                text = "signalwire.execute needs method and params"
+                self._reply(conn, _error(mid, INVALID_PARAMS, text, "INVALID_PARAMS"))
                 return
             method = inner
         handler = self._methods.get(method)
@@ -517,41 +579,16 @@ class RelayServer:
         protocol = params.get("protocol")
         backlog: list[tuple[Any, str]] = []
         if protocol is not None:
-            if self.faults.reject_resume:
-                self._reply(conn, _error(mid, REQUESTER_INVALID, "Requester validation failed"))
+            resumed = self._resume(conn, mid, protocol, params.get("authorization_state"))
+            if resumed is None:
                 return
-            session = self.sessions.get(protocol) if isinstance(protocol, str) else None
-            if session is None or session.expired or session.project != self.emu.project:
-                self._reply(
-                    conn,
-                    _error(
-                        mid, AUTH_FAILED, "Authentication failed: unknown session", "AUTH_REQUIRED"
-                    ),
-                )
-                return
-            state = params.get("authorization_state")
-            if state is not None and state != session.auth_state:
-                self._reply(conn, _error(mid, REQUESTER_INVALID, "Requester validation failed"))
-                return
-            old = session.conn
-            if old is not None:  # the client noticed the drop before we did
-                old.session = None
-                old.abort()
-                self.emu._client_count(-1)
-            if session.expire_handle is not None:
-                session.expire_handle.cancel()
-                session.expire_handle = None
-            session.contexts.update(contexts)
-            # Superseded grants are not redelivered: only the fresh one below counts.
-            backlog = [(e, t) for e, (k, t) in session.unacked.items() if k != "auth"]
-            for eid in [e for e, (k, _) in session.unacked.items() if k == "auth"]:
-                del session.unacked[eid]
+            session, backlog = resumed
             restored = True
-            self.counters.resumes += 1
         else:
-            session = Session(self.emu.project, set(contexts))
+            session = Session(self.emu.project, set())
             self.sessions[session.protocol] = session
             restored = False
+        self.listen(session, contexts)
         session.event_acks = params.get("event_acks", True) is not False
         session.conn = conn
         conn.session = session
@@ -572,6 +609,41 @@ class RelayServer:
             self.spawn(self._connected_later(conn, session, result, backlog, delay))
         else:
             self._connected(conn, session, result, backlog)
+
+    def _resume(
+        self, conn: Connection, mid: Any, protocol: Any, state: Any
+    ) -> tuple[Session, list[tuple[Any, str]]] | None:
+        """Take over session ``protocol`` for ``conn``; reply with the error and return None if refused.
+
+        Returns the session and its backlog: every un-ACKed event except superseded
+        authorization grants (only the fresh one sent after the connect result counts).
+        """
+        if self.faults.reject_resume:
+            self._reply(conn, _error(mid, REQUESTER_INVALID, "Requester validation failed"))
+            return None
+        session = self.sessions.get(protocol) if isinstance(protocol, str) else None
+        if session is None or session.expired or session.project != self.emu.project:
+            self._reply(
+                conn,
+                _error(mid, AUTH_FAILED, "Authentication failed: unknown session", "AUTH_REQUIRED"),
+            )
+            return None
+        if state is not None and state != session.auth_state:
+            self._reply(conn, _error(mid, REQUESTER_INVALID, "Requester validation failed"))
+            return None
+        old = session.conn
+        if old is not None:  # the client noticed the drop before we did
+            old.session = None
+            old.abort()
+            self.emu._client_count(-1)
+        if session.expire_handle is not None:
+            session.expire_handle.cancel()
+            session.expire_handle = None
+        backlog = [(e, t) for e, (k, t) in session.unacked.items() if k != "auth"]
+        for eid in [e for e, (k, _) in session.unacked.items() if k == "auth"]:
+            del session.unacked[eid]
+        self.counters.resumes += 1
+        return session, backlog
 
     async def _connected_later(
         self,
@@ -611,24 +683,14 @@ class RelayServer:
         session = conn.session
         assert session is not None
         self.counters.send_requests += 1
-        context = params.get("context")
-        to = params.get("to_number")
-        from_ = params.get("from_number")
         try:
-            if not isinstance(context, str) or not context:
-                raise ValueError("context must be a non-empty string")
-            _validate.phone_number(to, "to_number")
-            _validate.phone_number(from_, "from_number")
-            body, media = _validate.content(params.get("body"), params.get("media"))
-            tags = _validate.str_list(params.get("tags"), "tags")
-            region = params.get("region")
-            if region is not None and not isinstance(region, str):
-                raise ValueError("region must be a string")
+            fields = _send_fields(session, params)
         except (ValueError, TypeError) as exc:
             self._reply(
                 conn, _error(mid, INVALID_PARAMS, f"Invalid params: {exc}", "INVALID_PARAMS")
             )
             return
+        to = fields["to"]
         if to == REJECTED_NUMBER:
             self._reply(
                 conn,
@@ -641,19 +703,16 @@ class RelayServer:
                 ),
             )
             return
-        emu = self.emu
-        record = emu.store.new_message(
-            account_sid=session.project,
-            from_=from_,  # type: ignore[arg-type]
-            to=to,  # type: ignore[arg-type]
-            body=body,
-            media=media,
-            origin="relay",
-            context=context,
-            tags=tags,
+        record = self.emu.store.new_message(
+            account_sid=session.project, origin="relay", **fields
         )
         self.counters.accepted_sends += 1
-        outcome = outcome_for(to)  # type: ignore[arg-type]
+        self._accepted(conn, mid, record)
+
+    def _accepted(self, conn: Connection, mid: Any, record: MessageRecord) -> None:
+        """Answer an accepted send and run its states (some before the answer on request)."""
+        emu = self.emu
+        outcome = outcome_for(record.to)
         states = outcome.states
         response = _result(
             mid, {"code": "200", "message": "Message accepted", "message_id": record.sid}
@@ -663,18 +722,18 @@ class RelayServer:
         if self.faults.state_before_response:
             first = len(states) if not delay else 1
             for state in states[:first]:
-                advance(record, state, outcome, session)
+                advance(record, state, outcome)
             self._reply(conn, response)
             if first < len(states):
-                emu.launch(record, outcome, session, start=first)
+                emu.launch(record, outcome, start=first)
         else:
             self._reply(conn, response)
             if not delay:
                 for state in states:
-                    advance(record, state, outcome, session)
+                    advance(record, state, outcome)
             else:
-                advance(record, states[0], outcome, session)
-                emu.launch(record, outcome, session, start=1)
+                advance(record, states[0], outcome)
+                emu.launch(record, outcome, start=1)
 
     def _contexts(self, params: dict[str, Any]) -> list[str]:
         contexts = params.get("contexts")
@@ -700,9 +759,9 @@ class RelayServer:
             return
         assert conn.session is not None
         if add:
-            conn.session.contexts.update(contexts)
+            self.listen(conn.session, contexts)
         else:
-            conn.session.contexts.difference_update(contexts)
+            self.unlisten(conn.session, contexts)
         text = "Receiving events" if add else "Unreceiving events"
         self._reply(conn, _result(mid, {"code": "200", "message": text}))
 
@@ -795,3 +854,4 @@ class RelayServer:
                 session.conn = None
                 self.emu._client_count(-1)
             self._forget(session)
+        self.turns.clear()

@@ -7,7 +7,7 @@ Routes (each also without the ``/api/laml`` prefix, each with or without
     GET    /Messages                      list (filters, paging)
     GET    /Messages/{sid}                fetch
     POST   /Messages/{sid}                redact (Body="")
-    DELETE /Messages/{sid}                delete (204)
+    DELETE /Messages/{sid}                delete (204; refused while ``queued``)
     GET    /Messages/{sid}/Media          list media
     GET    /Messages/{sid}/Media/{sid}    fetch media
     DELETE /Messages/{sid}/Media/{sid}    delete media (204)
@@ -30,8 +30,9 @@ from aiohttp import BasicAuth, web
 from .. import _validate
 from .store import (
     API_VERSION,
-    IN_PROGRESS,
     REJECTED_NUMBER,
+    SERVICE_NUMBER,
+    sort_key,
     MediaRecord,
     MessageRecord,
     rfc2822,
@@ -102,8 +103,8 @@ def message_json(r: MessageRecord) -> dict[str, Any]:
         "price": r.price,
         "price_unit": "USD",
         "messaging_service_sid": r.messaging_service_sid,
-        "uri": uri,
-        "subresource_uris": {"media": f"{uri}/Media"},
+        "uri": f"{uri}.json",
+        "subresource_uris": {"media": f"{uri}/Media.json"},
     }
 
 
@@ -224,8 +225,8 @@ class RestApi:
             if method == "POST":
                 return await self._redact(request, record)
             if method == "DELETE":
-                if record.status in IN_PROGRESS:
-                    raise ApiError(400, 20009, "Cannot delete a message that is still in progress")
+                if record.status == "queued":
+                    raise ApiError(400, 20009, "Cannot delete a message that is still queued")
                 self.emu.store.delete(record.sid)
                 return web.Response(status=204)
             raise _not_allowed(method)
@@ -240,10 +241,8 @@ class RestApi:
         if method == "GET":
             return web.json_response(media_json(record.account_sid, media))
         if method == "DELETE":
-            if record.status in IN_PROGRESS:
-                raise ApiError(
-                    400, 20009, "Cannot delete media of a message that is still in progress"
-                )
+            if record.status == "queued":
+                raise ApiError(400, 20009, "Cannot delete media of a message that is still queued")
             self.emu.store.delete_media(record, media)
             return web.Response(status=204)
         raise _not_allowed(method)
@@ -262,8 +261,10 @@ class RestApi:
             raise ApiError(400, 21604, "A 'To' phone number is required.")
         if not _validate.is_phone_number(to):
             raise ApiError(400, 21211, f"The 'To' number {to} is not a valid phone number.")
+        if not from_ and service:
+            from_ = SERVICE_NUMBER  # the emulator's stand-in for the service's number pool
         if not from_:
-            raise ApiError(400, 21212, "A 'From' phone number is required.")
+            raise ApiError(400, 21212, "A 'From' phone number or a MessagingServiceSid is required.")
         if not _validate.is_phone_number(from_):
             raise ApiError(400, 21212, f"The 'From' number {from_} is not a valid phone number.")
         if not body and not media:
@@ -298,6 +299,7 @@ class RestApi:
             origin="rest",
             status_callback=callback or None,
             messaging_service_sid=service or None,
+            send_as_mms=_boolean(form, "SendAsMms"),
         )
         self.emu.counters.rest_creates += 1
         return web.json_response(message_json(record), status=201)
@@ -332,10 +334,6 @@ class RestApi:
         plain = to is None and from_ is None and status is None and dates is None
         records = self.emu.store.select(None if plain else match)
 
-        def anchor(sid: str) -> Any:
-            found = self.emu.store.get(sid)
-            return None if found is None else (found.date_created, found.seq)
-
         body = _page(
             f"{LAML}/Accounts/{self.emu.project}/Messages",
             [(n, q[n]) for n in _MESSAGE_FILTERS if n in q],
@@ -343,8 +341,8 @@ class RestApi:
             page,
             size,
             token,
-            key=lambda r: (r.date_created, r.seq),
-            anchor=anchor,
+            key=sort_key,
+            anchor=self.emu.store.position,  # survives deletion of the anchor record
             name="messages",
             render=message_json,
         )
@@ -383,6 +381,16 @@ def _text(form: Any, name: str) -> str | None:
     if value is None or isinstance(value, str):
         return value
     raise ApiError(400, 10000, f"{name} must be a text field")
+
+
+def _boolean(form: Any, name: str) -> bool:
+    """A ``true``/``false`` form field (absent: false); anything else is a 400."""
+    value = _text(form, name)
+    if value is None or value.lower() == "false":
+        return False
+    if value.lower() == "true":
+        return True
+    raise ApiError(400, 10000, f"{name} must be true or false, got {value!r}")
 
 
 def _not_allowed(method: str) -> ApiError:

@@ -25,7 +25,7 @@ from aiohttp import web
 from .. import _validate
 from .callbacks import Webhooks
 from .faults import Counters, Faults, Stats
-from .relay import RelayServer, Session
+from .relay import RelayServer
 from .rest import RestApi
 from .store import MessageRecord, Outcome, Store, outcome_for
 
@@ -313,38 +313,36 @@ class Emulator:
 
     # -- the state engine (loop thread) ---------------------------------------------
 
-    def advance(
-        self, record: MessageRecord, state: str, outcome: Outcome, session: Session | None
-    ) -> None:
-        """Move ``record`` to ``state`` and tell whoever listens (RELAY, callback)."""
+    def advance(self, record: MessageRecord, state: str, outcome: Outcome) -> None:
+        """Move ``record`` to ``state`` and tell whoever listens (RELAY, callback).
+
+        A message sent over RELAY (it has a context) has its ``messaging.state``
+        events routed by that context; REST and cXML messages have none.
+        """
         self.store.advance(record, state, outcome)
-        if session is not None:
-            self.relay.state_event(session, record, state)
+        if record.context is not None and record.origin == "relay":
+            self.relay.state_event(record, state)
         if record.status_callback:
             self.hooks.status_callback(record, state)
 
-    def launch(
-        self, record: MessageRecord, outcome: Outcome, session: Session | None, *, start: int
-    ) -> None:
+    def launch(self, record: MessageRecord, outcome: Outcome, *, start: int) -> None:
         """Run ``outcome.states[start:]`` in a task, ``state_delay`` apart.
 
         With ``start > 0`` the first of them also waits ``state_delay``.
         """
         task = asyncio.get_running_loop().create_task(
-            self._progress(record, outcome, session, start)
+            self._progress(record, outcome, start)
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _progress(
-        self, record: MessageRecord, outcome: Outcome, session: Session | None, start: int
-    ) -> None:
+    async def _progress(self, record: MessageRecord, outcome: Outcome, start: int) -> None:
         states = outcome.states
         for i in range(start, len(states)):
             delay = self.state_delay
             if delay and (i > start or start > 0):
                 await asyncio.sleep(delay)
-            self.advance(record, states[i], outcome, session)
+            self.advance(record, states[i], outcome)
 
     def _cancel_progress(self) -> None:
         for task in list(self._tasks):
@@ -361,6 +359,7 @@ class Emulator:
         origin: str,
         status_callback: str | None = None,
         messaging_service_sid: str | None = None,
+        send_as_mms: bool = False,
     ) -> MessageRecord:
         """Store a REST or cXML outbound message and start its progression (loop thread)."""
         record = self.store.new_message(
@@ -373,8 +372,9 @@ class Emulator:
             origin=origin,
             status_callback=status_callback,
             messaging_service_sid=messaging_service_sid,
+            send_as_mms=send_as_mms,
         )
-        self.launch(record, outcome_for(to), None, start=0)
+        self.launch(record, outcome_for(to), start=0)
         return record
 
     # -- public helpers for tests -----------------------------------------------------
@@ -390,8 +390,9 @@ class Emulator:
         """Simulate an inbound SMS/MMS from ``from_number`` to your ``to_number``.
 
         It is stored (direction ``inbound``, status ``received``), sent as
-        ``messaging.receive`` to every RELAY session subscribed to ``context``
-        (queued for disconnected sessions that can still resume) and, when
+        ``messaging.receive`` to ONE RELAY session subscribed to ``context``
+        (sessions take turns, round-robin; a disconnected session that can still
+        resume queues it only when no subscribed session is connected) and, when
         ``inbound_webhook_url`` is set, POSTed there signed; ``<Message>`` verbs in
         the cXML reply are sent as new outbound messages.
 

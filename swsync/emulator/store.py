@@ -18,7 +18,7 @@ import mimetypes
 import threading
 import time
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -32,6 +32,7 @@ __all__ = [
     "FAILED_NUMBER",
     "NO_DLR_NUMBER",
     "REJECTED_NUMBER",
+    "SERVICE_NUMBER",
     "UNDELIVERED_NUMBER",
     "MediaRecord",
     "MessageRecord",
@@ -51,6 +52,9 @@ NO_DLR_NUMBER = "+15550000004"
 #: Refused at send time: RELAY result ``{"code": "422", ...}``, REST HTTP 422
 #: with code 21211.
 REJECTED_NUMBER = "+15550000005"
+#: The ``From`` of a REST message created with a ``MessagingServiceSid`` and no
+#: ``From``: the emulator's stand-in for a number from the service's pool.
+SERVICE_NUMBER = "+15550000100"
 
 API_VERSION = "2010-04-01"
 TERMINAL = frozenset(("delivered", "undelivered", "failed"))
@@ -149,6 +153,7 @@ class MessageRecord:
     reason: str | None = None
     origin: str = "rest"  # "relay" | "rest" | "inbound" | "cxml" | "seed"
     status_callback: str | None = None
+    send_as_mms: bool = False
     history: list[str] = field(default_factory=list)
     seq: int = 0
 
@@ -176,13 +181,14 @@ class MessageRecord:
             "tags": list(self.tags),
             "reason": self.reason,
             "origin": self.origin,
+            "send_as_mms": self.send_as_mms,
             "history": list(self.history),
         }
 
 
 def price_for(record: MessageRecord) -> float:
     """What the emulator charges once a message is sent (USD, positive)."""
-    if record.media:
+    if record.media or record.send_as_mms:
         return 0.02
     return round(0.0079 * record.num_segments, 5)
 
@@ -193,12 +199,16 @@ class Store:
     Thread-safe: all methods may be called from any thread.
     """
 
-    def __init__(self, *, log_size: int = 10000) -> None:
-        # Guards _messages, _seq, _log and every field of every stored record;
-        # _changed (built on it) wakes threads waiting for a status.
+    def __init__(self, *, log_size: int = 10000, tombstones: int = 100_000) -> None:
+        # Guards _messages, _deleted, _seq, _log and every field of every stored
+        # record; _changed (built on it) wakes threads waiting for a status.
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._messages: dict[str, MessageRecord] = {}
+        # sid -> sort key of recently deleted messages, oldest first (bounded), so a
+        # page token anchored on a message deleted since still finds its place.
+        self._deleted: OrderedDict[str, tuple[datetime, int]] = OrderedDict()
+        self._max_deleted = tombstones
         self._seq = itertools.count(1)
         self._log: deque[tuple[str, str]] = deque(maxlen=log_size)
 
@@ -219,8 +229,12 @@ class Store:
         tags: list[str] | None = None,
         status_callback: str | None = None,
         messaging_service_sid: str | None = None,
+        send_as_mms: bool = False,
     ) -> MessageRecord:
-        """Create and store a new message; return its record."""
+        """Create and store a new message; return its record.
+
+        With ``send_as_mms`` it is an MMS even without media: one segment, MMS price.
+        """
         now = now_utc()
         sid = str(uuid.uuid4())
         record = MessageRecord(
@@ -233,9 +247,10 @@ class Store:
             status=status,
             date_created=now,
             date_updated=now,
-            num_segments=segments_of(body),
+            num_segments=1 if send_as_mms else segments_of(body),
             context=context,
             tags=tags if tags is not None else [],
+            send_as_mms=send_as_mms,
             origin=origin,
             status_callback=status_callback,
             messaging_service_sid=messaging_service_sid,
@@ -348,7 +363,12 @@ class Store:
     def delete(self, sid: str) -> MessageRecord | None:
         """Remove a message (and its media); return it, or ``None`` if unknown."""
         with self._lock:
-            return self._messages.pop(sid, None)
+            record = self._messages.pop(sid, None)
+            if record is not None:
+                self._deleted[sid] = sort_key(record)
+                if len(self._deleted) > self._max_deleted:
+                    self._deleted.popitem(last=False)
+            return record
 
     def delete_media(self, record: MessageRecord, media: MediaRecord) -> None:
         """Remove one media item from ``record``."""
@@ -360,6 +380,7 @@ class Store:
         """Forget every message and the request log."""
         with self._lock:
             self._messages.clear()
+            self._deleted.clear()
             self._log.clear()
             self._changed.notify_all()
 
@@ -368,6 +389,12 @@ class Store:
     def get(self, sid: str) -> MessageRecord | None:
         """Return the live record for ``sid`` (loop thread only), or ``None``."""
         return self._messages.get(sid)
+
+    def position(self, sid: str) -> tuple[datetime, int] | None:
+        """The sort key of message ``sid``, also for a recently deleted one; else ``None``."""
+        with self._lock:
+            record = self._messages.get(sid)
+            return sort_key(record) if record is not None else self._deleted.get(sid)
 
     def snapshot(self, sid: str) -> dict[str, Any] | None:
         """Return a dict copy of message ``sid`` (see ``MessageRecord.snapshot``)."""
@@ -382,7 +409,7 @@ class Store:
                 found = list(self._messages.values())
             else:
                 found = [r for r in self._messages.values() if match(r)]
-        found.sort(key=_sort_key, reverse=True)
+        found.sort(key=sort_key, reverse=True)
         return found
 
     def wait_for(self, sid: str, status: str, timeout: float | None) -> dict[str, Any]:
@@ -423,5 +450,6 @@ class Store:
             return list(self._log)
 
 
-def _sort_key(record: MessageRecord) -> tuple[datetime, int]:
+def sort_key(record: MessageRecord) -> tuple[datetime, int]:
+    """Messages list newest first by this key (creation date, then creation order)."""
     return (record.date_created, record.seq)
