@@ -30,6 +30,8 @@ from .errors import (
 if TYPE_CHECKING:
     from .emulator import Emulator
     from .relay import Message, MessageReceiveEvent, MessageStateEvent, RelayClient, RelayEvent
+    from .bulk import Outbound
+    from .ratelimit import RateLimit
     from .rest import RestClient
 
 # Emulator stays out of __all__: it needs the ``emulator`` extra (aiohttp), and
@@ -44,6 +46,8 @@ __all__ = [
     "MessageStateEvent",
     "OptedOutError",
     "OutcomeUnknownError",
+    "Outbound",
+    "RateLimit",
     "RateLimited",
     "RelayClient",
     "RelayError",
@@ -64,6 +68,8 @@ _LAZY = {
     "Message": "swsync.relay",
     "MessageReceiveEvent": "swsync.relay",
     "MessageStateEvent": "swsync.relay",
+    "Outbound": "swsync.bulk",
+    "RateLimit": "swsync.ratelimit",
     "RelayClient": "swsync.relay",
     "RelayEvent": "swsync.relay",
     "RestClient": "swsync.rest",

@@ -10,15 +10,20 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import _config, _validate
+from ..ratelimit import checked_rate_limit
 from ..errors import ConfigurationError, ConnectionClosedError
 from ..optouts import OptOutStore, check_not_opted_out
 from .connection import CLOSED, Connection
 from .dispatcher import Dispatcher
 from .events import MessageReceiveEvent, parse_message_fields
 from .message import Handler, Message, MessageTracker
+
+if TYPE_CHECKING:
+    from ..bulk import Batch, Outbound
+    from ..ratelimit import RateLimit
 
 logger = logging.getLogger("swsync.relay")
 
@@ -62,6 +67,7 @@ class RelayClient:
         message_ttl: seconds a message may stay without a terminal state before it is dropped.
         opt_outs: an opt-out store (``swsync.optouts``); sends to a number in it raise
             ``OptedOutError`` before anything is sent.
+        rate_limit: a :class:`~swsync.RateLimit` pacing ``send_message`` (shareable).
 
     Raises:
         ConfigurationError: a credential or the host is missing or invalid.
@@ -86,6 +92,7 @@ class RelayClient:
         max_tracked_messages: int = 100_000,
         message_ttl: float = 24 * 3600.0,
         opt_outs: OptOutStore | None = None,
+        rate_limit: RateLimit | None = None,
     ) -> None:
         # An explicit jwt_token wins; from the environment, a JWT is used only when no
         # API token is given either way (a stale exported JWT must not shadow the token).
@@ -117,6 +124,7 @@ class RelayClient:
         if not isinstance(max_tracked_messages, int) or max_tracked_messages < 1:
             raise ConfigurationError("max_tracked_messages must be a positive integer")
         self._auth = auth  # secret: never logged or repr'd
+        self.rate_limit = checked_rate_limit(rate_limit)
         self._ssl_context: ssl.SSLContext | None = None
         if self._url.startswith("wss://"):
             self._ssl_context = ssl.create_default_context(cafile=cafile)
@@ -328,6 +336,7 @@ class RelayClient:
             RelayError: the server refused the message.
             WaitTimeout: no reply within ``request_timeout`` (the message may have been sent).
             ConnectionClosedError: the connection closed first (see ``may_have_been_sent``).
+            RateLimited: ``rate_limit`` did not admit it within its ``max_wait`` (not sent).
         """
         _validate.phone_number(to_number, "to_number")
         _validate.phone_number(from_number, "from_number")
@@ -341,6 +350,9 @@ class RelayClient:
         if on_completed is not None and not callable(on_completed):
             raise TypeError("on_completed must be callable")
         conn = self._connection()
+        if self.rate_limit is not None:  # blocks until admitted, or raises RateLimited
+            self.rate_limit.acquire(from_number=from_number, body=body, media=urls,
+                                    account=self._auth.get("project", ""))
         params: dict[str, Any] = {
             "context": context or conn.protocol or "default",
             "to_number": to_number,
@@ -367,6 +379,18 @@ class RelayClient:
 
         message: Message = conn.request("messaging.send", params, on_result=register)
         return message
+
+    def send_many(self, outbounds: Iterable[Outbound], *, journal: str | None = None,
+                  window: int = 64, wait: bool = True, timeout: float | None = 60.0,
+                  retry_unknown: bool = False) -> Batch:
+        """Send many messages, at most ``window`` in flight, never twice with a journal.
+
+        See :func:`swsync.bulk.send_many` (the implementation) for the details.
+        """
+        from ..bulk import send_many
+
+        return send_many(self, outbounds, journal=journal, window=window, wait=wait,
+                         timeout=timeout, retry_unknown=retry_unknown)
 
     # --------------------------------------------------------------- inbound
 

@@ -41,6 +41,7 @@ from .._config import (
 from .._version import __version__
 from ..errors import ConfigurationError, RestConnectionError, RestError, RestTimeout
 from ..optouts import OptOutStore
+from ..ratelimit import RateLimit, checked_rate_limit
 from ._fields import opt_int, opt_str
 from .messages import MessageList
 
@@ -193,6 +194,7 @@ class RestClient:
         max_retries: retries after the first attempt when the policy allows (0 disables).
         ca_file: CA bundle to verify TLS with; default ``SIGNALWIRE_REST_CA_FILE``, else the
             system/certifi bundle. Verification is always on.
+        rate_limit: a :class:`~swsync.RateLimit` pacing ``messages.create`` (shareable).
         session: a ``requests.Session`` to use (proxies, adapters); it is not closed by
             :meth:`close`. By default the client creates and owns one.
         opt_outs: an opt-out store (``swsync.optouts``); ``messages.create`` to a number
@@ -219,6 +221,7 @@ class RestClient:
         ca_file: str | None = None,
         session: requests.Session | None = None,
         opt_outs: OptOutStore | None = None,
+        rate_limit: RateLimit | None = None,
     ) -> None:
         project = setting(project, ENV_PROJECT, "project")
         token = setting(token, ENV_TOKEN, "token")
@@ -263,6 +266,7 @@ class RestClient:
                 )
             session.trust_env = False
         self._session = session
+        self.rate_limit = checked_rate_limit(rate_limit)
         self.messages: MessageList = MessageList(self)
 
     def __repr__(self) -> str:

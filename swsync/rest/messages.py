@@ -348,6 +348,8 @@ class MessageList:
                 retried only on 429 or when the connection could not be opened.
             RestConnectionError: the exchange failed; check ``may_have_been_sent``
                 before sending again.
+            RateLimited: the client's ``rate_limit`` did not admit it within its
+                ``max_wait`` (nothing was sent).
         """
         phone_number(to, "to")
         if from_ is None:
@@ -391,6 +393,10 @@ class MessageList:
             data.append(("ValidityPeriod", str(validity_period)))
         # The client's opt-out store (RestClient(opt_outs=...)), after every argument check.
         check_not_opted_out(getattr(self._client, "opt_outs", None), to)
+        limit = self._client.rate_limit
+        if limit is not None:  # blocks until admitted, or raises RateLimited (nothing sent)
+            limit.acquire(from_number=from_ or messaging_service_sid or "", body=body,
+                          media=urls, account=self._client.project)
         status, payload = self._client._send("POST", self._PATH, data=data)
         return self._client._record(MessageRecord._wrap, status, payload, "POST", self._PATH)
 

@@ -1,0 +1,497 @@
+"""Bulk sending: ``Outbound``, ``RelayClient.send_many`` and its results.
+
+``send_many`` reads its outbounds lazily (a generator of a million rows holds only
+the window in memory), keeps at most ``window`` messages in flight, is paced by the
+client's ``rate_limit``, and yields one :class:`SendResult` per outbound as each
+completes. With a journal (an sqlite3 file, see ``swsync._journal`` and
+docs/bulk.md) a rerun after a crash never sends a key twice.
+
+Threads: ``swsync-batch-send-N`` (up to ``min(window, 64)``) take the next outbound,
+claim its key in the journal and call ``send_message``; terminal states come back
+through ``on_completed`` on the client's dispatch thread; ``swsync-batch-watch``
+times out messages with no receipt and notices messages whose connection was lost.
+Results go into an unbounded queue that only ever holds ``window`` items, because a
+window slot is given back when the caller takes the result: a slow consumer slows
+its own batch, never the socket reader or other senders.
+
+Outcomes (``SendResult.outcome``):
+
+=============  ==========================================================  ==========
+outcome        meaning                                                     on a rerun
+=============  ==========================================================  ==========
+delivered      the carrier delivered it                                    not sent
+undelivered    the carrier could not deliver it (``reason``)               not sent
+failed         SignalWire could not send it (``reason``)                   not sent
+accepted       SignalWire accepted it (``message_id``); no final state     not sent
+               was waited for or learned
+unknown        it may have left, but was never confirmed accepted          reported;
+               (timeout, lost connection, crash)                           sent again
+                                                                           only with
+                                                                           retry_unknown
+not_sent       provably never left (bad arguments, refused, rate limited)  sent again
+=============  ==========================================================  ==========
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ._journal import Journal, JournalRow
+from .errors import ConnectionClosedError, RelayError, SwsyncError, WaitTimeout
+
+if TYPE_CHECKING:
+    from .relay.client import RelayClient
+    from .relay.events import RelayEvent
+    from .relay.message import Message
+
+__all__ = ["OUTCOMES", "Batch", "Outbound", "SendResult", "Summary", "derive_key", "send_many"]
+
+logger = logging.getLogger(__name__)
+
+OUTCOMES = ("delivered", "undelivered", "failed", "accepted", "unknown", "not_sent")
+FINISHED = frozenset({"delivered", "undelivered", "failed"})
+MAX_SENDERS = 64
+_POLL = 0.2  # seconds between the watcher's checks for lost connections
+_DONE = object()  # a sender thread's end marker in the results queue
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """One message for :meth:`~swsync.RelayClient.send_many` (the same arguments as
+    ``send_message``, plus ``key``: what identifies it in the journal; derived from
+    the content when omitted). Immutable and hashable."""
+
+    to_number: str
+    from_number: str
+    body: str | None = None
+    media: Sequence[str] | None = None
+    tags: Sequence[str] | None = None
+    context: str | None = None
+    key: str | None = None
+
+
+def derive_key(outbound: Outbound) -> str:
+    """A key stable across runs, from the outbound's content (``"auto:"`` + 32 hex digits).
+
+    Two outbounds with the same destination, sender, text, media, tags and context
+    get the same key, so a batch sends such a message once: give explicit keys to
+    send the same text twice.
+    """
+    content = [outbound.to_number, outbound.from_number, outbound.body,
+               list(outbound.media or ()), list(outbound.tags or ()), outbound.context]
+    text = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
+    return "auto:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What happened to one outbound (see the module docstring for ``outcome``).
+
+    ``replayed`` is True when the result comes from the journal of an earlier run
+    and nothing was sent now. ``error`` is the exception that explains a
+    ``not_sent``/``unknown`` outcome, or a missing receipt (``WaitTimeout``).
+    """
+
+    key: str
+    outcome: str
+    message_id: str | None = None
+    state: str | None = None
+    reason: str | None = None
+    error: BaseException | None = None
+    may_have_been_sent: bool = True
+    replayed: bool = False
+    outbound: Outbound | None = field(default=None, repr=False, compare=False)
+    index: int = -1  # position of the outbound in the input, from 0
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Counts per outcome so far, elapsed seconds, and the achieved send rate."""
+
+    counts: dict[str, int]
+    elapsed: float
+    sent: int  # messages SignalWire accepted during this run (replays excluded)
+    replayed: int
+    done: bool
+
+    @property
+    def total(self) -> int:
+        """Results produced so far."""
+        return sum(self.counts.values())
+
+    @property
+    def rate(self) -> float:
+        """Messages accepted per second during this run."""
+        return self.sent / self.elapsed if self.elapsed > 0 else 0.0
+
+    def __str__(self) -> str:
+        parts = ", ".join(f"{n} {o}" for o, n in self.counts.items() if n)
+        return (f"{self.total} results ({parts or 'none'}) in {self.elapsed:.1f} s, "
+                f"{self.rate:.1f} sent/s")
+
+
+class _Entry:
+    """One outbound being sent; ``done`` is guarded by the batch's lock."""
+
+    __slots__ = ("index", "key", "outbound", "message", "deadline", "done")
+
+    def __init__(self, index: int, key: str, outbound: Outbound) -> None:
+        self.index = index
+        self.key = key
+        self.outbound = outbound
+        self.message: Message | None = None
+        self.deadline = float("inf")
+        self.done = False
+
+
+def _not_sent_error(exc: BaseException) -> bool:
+    """True when ``exc`` from ``send_message`` proves the message never left."""
+    if isinstance(exc, (ValueError, TypeError, RelayError)):
+        return True  # bad arguments, or the server answered with a refusal
+    return getattr(exc, "may_have_been_sent", True) is False
+
+
+class Batch:
+    """The results of one :func:`send_many` call: iterate it for :class:`SendResult`\\ s
+    in completion order; ``summary`` gives the counts so far.
+
+    Sending starts when iteration starts. ``stop()`` (any thread; the CLI calls it
+    on Ctrl-C) takes no further outbounds, while iteration goes on to collect the
+    answers of those in flight. Leaving a ``with`` block stops the batch and
+    collects them. Iterate from one thread.
+    """
+
+    def __init__(self, client: RelayClient, outbounds: Iterable[Outbound], *,
+                 journal: str | None, window: int, wait: bool, timeout: float | None,
+                 retry_unknown: bool) -> None:
+        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+            raise ValueError(f"window must be a positive integer, got {window!r}")
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                    or not 0 < timeout < 1e9):
+            raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
+        self._client = client
+        self._source = iter(outbounds)
+        self._wait = bool(wait)
+        self._timeout = None if timeout is None else float(timeout)
+        self._journal = Journal(str(journal)) if journal is not None else None
+        self._resend = frozenset({"not_sent", "unknown", "sending"} if retry_unknown else {"not_sent"})
+        self._run_id = uuid.uuid4().hex
+        self._senders = min(window, MAX_SENDERS)
+        self._slots = threading.Semaphore(window)  # given back when the caller takes a result
+        self._results: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        # Held while calling next() on the caller's iterable (generators are not thread-safe).
+        self._source_lock = threading.Lock()
+        # Guards _taken, _exhausted, _inflight, _counts, _sent, _exited, _failure, _Entry.done.
+        self._lock = threading.Lock()
+        self._inflight: dict[int, _Entry] = {}
+        self._taken = 0
+        self._exhausted = False
+        self._exited = 0  # sender threads that finished
+        self._failure: BaseException | None = None
+        self._counts = dict.fromkeys(OUTCOMES, 0)
+        self._sent = 0
+        self._replayed = 0
+        # Consumer-side state (the iterating thread only).
+        self._yielded = 0
+        self._markers = 0
+        self._started = False
+        self._finished = False
+        self._stop = threading.Event()
+        self._watch_wake = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._t0 = self._t1 = 0.0
+
+    # ------------------------------------------------------------ consumer side
+
+    def __iter__(self) -> Iterator[SendResult]:
+        return self
+
+    def __next__(self) -> SendResult:
+        if not self._started:
+            self._start()
+        while not (self._markers == self._senders and self._yielded == self._taken):
+            item = self._results.get()
+            if item is _DONE:
+                self._markers += 1
+                continue
+            self._yielded += 1
+            self._slots.release()
+            result: SendResult = item
+            return result
+        self._finish()
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
+        raise StopIteration
+
+    def __enter__(self) -> Batch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def stop(self) -> None:
+        """Take no further outbounds; those in flight still complete and are yielded."""
+        self._stop.set()
+
+    def close(self) -> None:
+        """Stop, collect the answers in flight (journaling them), end the threads."""
+        self.stop()
+        if self._started:
+            for _ in self:
+                pass
+        self._finish()
+
+    @property
+    def summary(self) -> Summary:
+        """Counts per outcome so far, elapsed time and achieved rate."""
+        with self._lock:
+            counts = dict(self._counts)
+            sent, replayed = self._sent, self._replayed
+        end = self._t1 if self._finished else time.monotonic()
+        return Summary(counts, max(0.0, end - self._t0) if self._started else 0.0, sent, replayed,
+                       self._finished)
+
+    def _start(self) -> None:
+        self._started = True
+        self._t0 = time.monotonic()
+        for n in range(self._senders):
+            t = threading.Thread(target=self._send_loop, name=f"swsync-batch-send-{n}", daemon=True)
+            self._threads.append(t)
+            t.start()
+        watcher = threading.Thread(target=self._watch_loop, name="swsync-batch-watch", daemon=True)
+        self._threads.append(watcher)
+        watcher.start()
+
+    def _finish(self) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        self._t1 = time.monotonic()
+        self._stop.set()
+        self._watch_wake.set()
+        for t in self._threads:
+            t.join(10.0)
+        if self._journal is not None:
+            self._journal.close()
+
+    # ------------------------------------------------------------ sender threads
+
+    def _send_loop(self) -> None:
+        try:
+            while not self._stop.is_set():
+                if not self._slots.acquire(timeout=_POLL):
+                    continue
+                got = self._next_outbound()
+                if got is None:
+                    self._slots.release()
+                    break
+                self._handle(*got)
+        finally:
+            with self._lock:
+                self._exited += 1
+            self._watch_wake.set()
+            self._results.put(_DONE)
+
+    def _next_outbound(self) -> tuple[int, Any] | None:
+        with self._source_lock:
+            if self._stop.is_set() or self._exhausted:
+                return None
+            try:
+                outbound = next(self._source)
+            except StopIteration:
+                self._exhausted = True
+                return None
+            except BaseException as exc:  # the caller's iterable failed: end the batch
+                self._exhausted = True
+                with self._lock:
+                    self._failure = exc
+                self._stop.set()
+                return None
+            with self._lock:
+                index = self._taken
+                self._taken += 1
+        return index, outbound
+
+    def _handle(self, index: int, outbound: Any) -> None:
+        try:
+            if not isinstance(outbound, Outbound):
+                raise TypeError(f"send_many takes Outbound objects, got {type(outbound).__name__}")
+            key = derive_key(outbound) if outbound.key is None else outbound.key
+            if not isinstance(key, str) or not key:
+                raise ValueError(f"key must be a non-empty string, got {key!r}")
+        except (TypeError, ValueError) as exc:
+            self._emit(SendResult(f"#{index}", "not_sent", error=exc, may_have_been_sent=False,
+                                  index=index), record=False)
+            return
+        entry = _Entry(index, key, outbound)
+        if self._journal is not None:
+            try:
+                row = self._journal.claim(key, vars(outbound), self._run_id, self._resend)
+            except Exception as exc:  # the journal failed: send nothing more
+                logger.error("send journal failed: %s; stopping the batch", exc)
+                with self._lock:
+                    self._failure = self._failure or exc
+                self._stop.set()
+                self._emit(self._result(entry, "not_sent", error=exc, may_have_been_sent=False),
+                           record=False)
+                return
+            if row is not None:
+                self._replay(entry, row)
+                return
+        self._send(entry)
+
+    def _replay(self, entry: _Entry, row: JournalRow) -> None:
+        if row.run_id == self._run_id:
+            error = ValueError(f"duplicate key {entry.key!r}: an earlier outbound of this batch "
+                               "has it, and a key is sent once")
+            self._emit(self._result(entry, "not_sent", error=error, may_have_been_sent=False),
+                       record=False)
+            return
+        if row.outcome in ("sending", "unknown"):
+            cause = ConnectionClosedError(
+                f"the outcome of {entry.key!r} from an earlier run is unknown (it may have been "
+                "sent); not sent again (retry_unknown=True sends it again)", may_have_been_sent=True)
+            if row.outcome == "sending" and self._journal is not None:
+                self._journal.finish(entry.key, "unknown", None, None, None,
+                                     "interrupted before SignalWire's answer")
+            self._emit(self._result(entry, "unknown", error=cause, replayed=True), record=False)
+            return
+        self._emit(self._result(entry, row.outcome, message_id=row.message_id, state=row.state,
+                                reason=row.reason, replayed=True), record=False)
+
+    def _send(self, entry: _Entry) -> None:
+        ob = entry.outbound
+        on_completed = None
+        if self._wait:
+            def on_completed(event: Any, entry: _Entry = entry) -> None:
+                self._completed(entry, event)
+        try:
+            message = self._client.send_message(ob.to_number, ob.from_number, ob.body, media=ob.media,
+                                                tags=ob.tags, context=ob.context,
+                                                on_completed=on_completed)
+        except Exception as exc:
+            if _not_sent_error(exc):
+                self._finish_entry(entry, self._result(entry, "not_sent", error=exc,
+                                                       may_have_been_sent=False))
+            else:
+                self._finish_entry(entry, self._result(entry, "unknown", error=exc))
+            return
+        if self._journal is not None:
+            self._journal.accepted(entry.key, message.message_id)
+        with self._lock:
+            self._sent += 1
+            if self._wait and not entry.done:
+                entry.message = message
+                if self._timeout is not None:
+                    entry.deadline = time.monotonic() + self._timeout
+                self._inflight[entry.index] = entry
+        if not self._wait:
+            self._finish_entry(entry, self._result(entry, "accepted", message_id=message.message_id,
+                                                   state=message.state))
+
+    # ------------------------------------------------------------ completions
+
+    def _completed(self, entry: _Entry, event: RelayEvent) -> None:
+        # On the client's dispatch thread: the message reached a terminal state.
+        state = getattr(event, "message_state", None)
+        outcome = state if state in FINISHED else "accepted"
+        self._finish_entry(entry, self._result(entry, outcome, message_id=getattr(event, "message_id", None),
+                                               state=state, reason=getattr(event, "reason", None)))
+
+    def _watch_loop(self) -> None:
+        # Times out messages with no receipt, and notices messages whose connection
+        # was lost for good (their on_completed never runs).
+        while True:
+            with self._lock:
+                entries = list(self._inflight.values())
+                idle = not entries and self._exited == self._senders
+            if idle:
+                return
+            now = time.monotonic()
+            connected = self._client.connected
+            for entry in entries:
+                self._check(entry, now, connected)
+            self._watch_wake.wait(_POLL)
+            self._watch_wake.clear()
+
+    def _check(self, entry: _Entry, now: float, connected: bool) -> None:
+        msg = entry.message
+        assert msg is not None
+        if not msg.is_done and connected and now < entry.deadline:
+            return
+        try:
+            event = msg.wait(0)
+        except WaitTimeout:
+            if now >= entry.deadline:
+                error = WaitTimeout(f"no final state for message {msg.message_id} within "
+                                    f"{self._timeout} s of its acceptance")
+                self._finish_entry(entry, self._result(entry, "accepted", message_id=msg.message_id,
+                                                       state=msg.state, error=error))
+            return
+        except SwsyncError as exc:  # the connection was lost for good: accepted, outcome unknown
+            self._finish_entry(entry, self._result(entry, "accepted", message_id=msg.message_id,
+                                                   state=msg.state, error=exc))
+            return
+        self._completed(entry, event)
+
+    def _finish_entry(self, entry: _Entry, result: SendResult) -> None:
+        with self._lock:
+            if entry.done:
+                return
+            entry.done = True
+            self._inflight.pop(entry.index, None)
+        self._emit(result)
+
+    def _result(self, entry: _Entry, outcome: str, **fields: Any) -> SendResult:
+        return SendResult(entry.key, outcome, index=entry.index, outbound=entry.outbound, **fields)
+
+    def _emit(self, result: SendResult, *, record: bool = True) -> None:
+        if record and self._journal is not None:
+            error = None if result.error is None else f"{type(result.error).__name__}: {result.error}"
+            try:
+                self._journal.finish(result.key, result.outcome, result.message_id, result.state,
+                                     result.reason, error)
+            except Exception:
+                logger.exception("could not record the outcome of %r in the send journal", result.key)
+        with self._lock:
+            self._counts[result.outcome] += 1
+            if result.replayed:
+                self._replayed += 1
+        self._results.put(result)
+
+
+def send_many(client: RelayClient, outbounds: Iterable[Outbound], *, journal: str | None = None,
+              window: int = 64, wait: bool = True, timeout: float | None = 60.0,
+              retry_unknown: bool = False) -> Batch:
+    """Send ``outbounds`` through ``client``; return the :class:`Batch` of results.
+
+    Args:
+        client: a connected ``RelayClient`` (its ``rate_limit`` paces the sends).
+        outbounds: any iterable of :class:`Outbound`, read lazily.
+        journal: path of an sqlite3 journal; a rerun with the same journal never sends
+            a key again that was accepted or finished, sends again the keys that
+            provably never left, and reports the keys whose outcome is unknown.
+        window: most messages in flight (sent and not yet answered) at once.
+        wait: wait for each message's final state (else stop at ``accepted``).
+        timeout: seconds after acceptance to wait for the final state (``None``: forever).
+        retry_unknown: on a rerun, send again keys whose outcome is unknown.
+
+    Returns:
+        The batch: iterate it for one :class:`SendResult` per outbound, in completion order.
+
+    Raises:
+        ValueError: a bad ``window`` or ``timeout``.
+        sqlite3.Error: the journal cannot be opened.
+    """
+    return Batch(client, outbounds, journal=journal, window=window, wait=wait, timeout=timeout,
+                 retry_unknown=retry_unknown)
