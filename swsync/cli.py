@@ -25,6 +25,7 @@ from .errors import (
     ConnectionClosedError,
     RelayError,
     RestError,
+    RestTimeout,
     WaitTimeout,
 )
 from .relay.events import MessageStateEvent, RelayEvent
@@ -173,8 +174,9 @@ def _add_send(sub: Any, common: argparse.ArgumentParser, fmt: type[argparse.Help
                    help="send over the RELAY websocket (default) or the cXML REST API")
     p.add_argument("--wait", action=argparse.BooleanOptionalAction, default=True,
                    help="wait for a final state (default); --no-wait exits once the server accepted it")
-    p.add_argument("--timeout", type=_positive_float, default=30.0, metavar="SECONDS",
-                   help="give up after this long: connecting, sending and waiting (default: 30)")
+    p.add_argument("--timeout", type=_timeout, default=30.0, metavar="SECONDS",
+                   help="give up after this long: connecting, sending and waiting (default: 30; "
+                   "'inf' waits forever)")
     p.add_argument("--json", action="store_true", help="print one JSON object per state change")
     p.set_defaults(func=_cmd_send)
 
@@ -252,6 +254,20 @@ def _positive_float(text: str) -> float:
     return value
 
 
+NO_LIMIT = 1e9  # seconds (about 31 years): a --timeout this long or longer means no limit
+
+
+def _timeout(text: str) -> float | None:
+    """A ``--timeout``: a positive number of seconds; ``inf`` or >= 1e9 s is ``None`` (no limit)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return None if value >= NO_LIMIT else value
+
+
 def _non_negative_float(text: str) -> float:
     try:
         value = float(text)
@@ -293,11 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         through ``SystemExit`` as usual.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    # Build only the command's own parser; anything unexpected gets the full one.
-    guess = next((a for a in argv if a in COMMANDS), None)
-    args = build_parser(guess).parse_args(argv)
-    if getattr(args, "reparse", False):
-        args = build_parser().parse_args(argv)
+    args = _parse(argv)
     debug = bool(getattr(args, "debug", False))
     if debug:
         import logging
@@ -329,6 +341,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
 
 
+_GLOBAL_VALUE_OPTIONS = frozenset({"--project", "--token", "--space"})
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The command word in ``argv``, skipping the values of global options.
+
+    ``--project demo send`` names the command ``send``: ``demo`` is the value of
+    ``--project``. Only a guess (argparse has the last word), used to build one
+    sub-parser instead of all of them.
+    """
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in _GLOBAL_VALUE_OPTIONS:
+            skip = True
+        elif arg == "--":
+            return None
+        elif arg in COMMANDS:
+            return arg
+    return None
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    """Parse with only the command's own parser built; anything unexpected gets the full one."""
+    args, extra = build_parser(_command_of(argv)).parse_known_args(argv)
+    if extra or getattr(args, "reparse", False):
+        args = build_parser().parse_args(argv)
+    return args
+
+
 def _flush_quietly() -> None:
     try:
         sys.stdout.flush()
@@ -339,6 +382,14 @@ def _flush_quietly() -> None:
 def _describe(exc: BaseException) -> tuple[int, str]:
     """Map an exception to (exit code, one-line message)."""
     text = " ".join(str(exc).split()) or type(exc).__name__
+    if "WRONG_VERSION_NUMBER" in text and "not TLS" not in text:
+        # A TLS client talking to a plain-HTTP server, typically a bare --space
+        # pointing at the local emulator.
+        import re
+
+        where = re.search(r"(?:wss|https)://([^\s/]+)", text)
+        text += ("; the server answered in plain text, not TLS: for a local emulator give "
+                 f"--space as a URL, e.g. --space http://{where.group(1) if where else '127.0.0.1:8765'}")
     if isinstance(exc, CommandError):
         return exc.code, text
     if isinstance(exc, AuthenticationError):
@@ -381,7 +432,7 @@ def _require(value: str | None, flag: str, env: str) -> str:
 
 
 def _relay_client(
-    args: argparse.Namespace, contexts: Sequence[str] | None = None, *, timeout: float = 10.0
+    args: argparse.Namespace, contexts: Sequence[str] | None = None, *, timeout: float | None = 10.0
 ) -> RelayClient:
     from .relay import RelayClient
 
@@ -394,18 +445,20 @@ def _relay_client(
         )
     if token is not None:
         _require(project, "--project", _config.ENV_PROJECT)
-    timeout = min(timeout, 10.0)  # connecting and each request; --timeout may shorten it
+    # Connecting and each request; --timeout may shorten it.
+    timeout = 10.0 if timeout is None else min(timeout, 10.0)
     return RelayClient(project, token, space, contexts=contexts,
                        connect_timeout=timeout, request_timeout=timeout)
 
 
-def _rest_client(args: argparse.Namespace, *, timeout: float = 10.0) -> RestClient:
+def _rest_client(args: argparse.Namespace, *, timeout: float | None = 10.0) -> RestClient:
     from .rest import RestClient
 
     project = _require(_arg_or_env(args, "project", _config.ENV_PROJECT), "--project", _config.ENV_PROJECT)
     token = _require(_arg_or_env(args, "token", _config.ENV_TOKEN), "--token", _config.ENV_TOKEN)
     space = _require(_arg_or_env(args, "space", _config.ENV_SPACE), "--space", _config.ENV_SPACE)
-    return RestClient(project, token, space, timeout=min(timeout, 10.0))
+    # Each attempt's connect and read timeouts; --timeout also bounds each whole call.
+    return RestClient(project, token, space, timeout=10.0 if timeout is None else min(timeout, 10.0))
 
 
 # ------------------------------------------------------------------------ output
@@ -490,9 +543,7 @@ def _not_delivered(message_id: str, state: str, reason: str | None) -> CommandEr
 
 
 def _cmd_send(args: argparse.Namespace) -> int:
-    body = args.body
-    if body == "-":
-        body = sys.stdin.read().rstrip("\n")
+    body = _read_stdin().rstrip("\n") if args.body == "-" else args.body
     # Check everything before touching the network, so a typo exits 2 at once.
     _validate.phone_number(args.to, "--to")
     _validate.phone_number(args.from_, "--from")
@@ -504,51 +555,70 @@ def _cmd_send(args: argparse.Namespace) -> int:
     return _send_relay(args, body, media)
 
 
+def _read_stdin() -> str:
+    """Standard input's text for ``--body -``; a closed or unreadable stdin is a usage error."""
+    if sys.stdin is None:  # started with stdin closed (<&-)
+        raise ConfigurationError("--body - reads standard input, but standard input is closed")
+    try:
+        return sys.stdin.read()
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError(f"--body -: standard input is not valid text: {exc}") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(f"--body -: cannot read standard input: {exc}") from None
+
+
+def _seconds(timeout: float | None) -> str:
+    return "forever" if timeout is None else f"{timeout:g} s"
+
+
 def _send_relay(args: argparse.Namespace, body: str | None, media: list[str]) -> int:
     # --timeout bounds the whole command: connecting, sending and waiting. A timer
     # disconnects the client at the deadline, which ends whichever step is running.
-    deadline = time.monotonic() + args.timeout
-    client = _relay_client(args, timeout=args.timeout)
+    timeout: float | None = args.timeout
+    deadline = None if timeout is None else time.monotonic() + timeout
+    client = _relay_client(args, timeout=timeout)
     expired = threading.Event()
 
     def expire() -> None:
         expired.set()
         client.disconnect()
 
-    timer = threading.Timer(args.timeout, expire)
-    timer.name = "swsync-cli-deadline"
-    timer.daemon = True
-    timer.start()
+    timer = None if timeout is None else threading.Timer(timeout, expire)
+    if timer is not None:
+        timer.name = "swsync-cli-deadline"
+        timer.daemon = True
+        timer.start()
     connected = False
     try:
         with client:
             connected = True
-            start = time.monotonic()
-            progress = _Progress(sys.stdout, as_json=args.json, start=start)
+            progress = _Progress(sys.stdout, as_json=args.json, start=time.monotonic())
             message = client.send_message(args.to, args.from_, body, media=media or None,
                                           tags=args.tag, context=args.context)
             progress.show(message.message_id, "queued", detail=f"message {message.message_id} to {args.to}")
             if not args.wait:
                 return EXIT_OK
-            return _track(message, progress, args.timeout, deadline)
+            return _track(message, progress, timeout, deadline)
     except (ConnectionClosedError, WaitTimeout):
         if expired.is_set() and not connected:
             raise CommandError(
-                f"connection failed: not connected within {args.timeout:g} s", EXIT_CONNECTION
+                f"connection failed: not connected within {_seconds(timeout)}", EXIT_CONNECTION
             ) from None
         if expired.is_set():
-            raise CommandError(f"timed out after {args.timeout:g} s", EXIT_TIMEOUT) from None
+            raise CommandError(f"timed out after {_seconds(timeout)}", EXIT_TIMEOUT) from None
         raise
     finally:
-        timer.cancel()
-        timer.join()
+        if timer is not None:
+            timer.cancel()
+            timer.join()
 
 
-def _track(message: Message, progress: _Progress, timeout: float, deadline: float | None = None) -> int:
+def _track(message: Message, progress: _Progress, timeout: float | None,
+           deadline: float | None = None) -> int:
     """Print the message's state changes until it is done; raise unless delivered.
 
-    Waits until ``deadline`` (``time.monotonic()``), else for ``timeout`` seconds;
-    ``timeout`` is also what the timeout message reports.
+    Waits until ``deadline`` (``time.monotonic()``), else for ``timeout`` seconds
+    (``None``: no limit); ``timeout`` is also what the timeout message reports.
     """
     message.on(progress.on_event)
     # Catch up on states applied before on() was registered (dedup'd by rank).
@@ -558,7 +628,7 @@ def _track(message: Message, progress: _Progress, timeout: float, deadline: floa
         event = message.wait(wait_for)
     except WaitTimeout:
         raise CommandError(
-            f"timed out after {timeout:g} s waiting for message {message.message_id} "
+            f"timed out after {_seconds(timeout)} waiting for message {message.message_id} "
             f"(last state: {message.state})", EXIT_TIMEOUT,
         ) from None
     state = getattr(event, "message_state", message.state)
@@ -569,11 +639,41 @@ def _track(message: Message, progress: _Progress, timeout: float, deadline: floa
     return EXIT_OK
 
 
+class _Deadline:
+    """The whole command's deadline (``--timeout``), applied to each REST call in turn."""
+
+    def __init__(self, timeout: float | None) -> None:
+        self.timeout = timeout
+        self.at = None if timeout is None else time.monotonic() + timeout
+
+    def remaining(self) -> float | None:
+        return None if self.at is None else self.at - time.monotonic()
+
+    def bound(self, rest: RestClient) -> None:
+        """Make the next call on ``rest`` end, retries and waits included, by the deadline."""
+        remaining = self.remaining()
+        if remaining is not None:
+            rest.total_timeout = max(remaining, 0.001)
+
+    def expired(self) -> bool:
+        # A call cut short by the deadline ends within a few ms of it.
+        remaining = self.remaining()
+        return remaining is not None and remaining < 0.05
+
+
 def _send_rest(args: argparse.Namespace, body: str | None, media: list[str]) -> int:
+    deadline = _Deadline(args.timeout)
     with _rest_client(args, timeout=args.timeout) as rest:
-        start = time.monotonic()
-        progress = _Progress(sys.stdout, as_json=args.json, start=start)
-        record = rest.messages.create(to=args.to, from_=args.from_, body=body, media_url=media or None)
+        progress = _Progress(sys.stdout, as_json=args.json, start=time.monotonic())
+        try:
+            deadline.bound(rest)
+            record = rest.messages.create(to=args.to, from_=args.from_, body=body, media_url=media or None)
+        except RestTimeout as exc:
+            if not deadline.expired():
+                raise
+            maybe = " (the message may have been sent: check 'swsync messages list')"
+            raise CommandError(f"timed out after {_seconds(args.timeout)}"
+                               + (maybe if exc.may_have_been_sent else ""), EXIT_TIMEOUT) from None
         status = str(record.status or "queued")
         progress.show(record.sid, status, record.error_message,
                       detail=f"message {record.sid} to {args.to}")
@@ -581,25 +681,40 @@ def _send_rest(args: argparse.Namespace, body: str | None, media: list[str]) -> 
             raise _not_delivered(record.sid, status, record.error_message)
         if not args.wait:
             return EXIT_OK
-        deadline = start + args.timeout
-        pause = 0.1
-        context = rest.messages(record.sid)
-        while status not in _TERMINAL:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise CommandError(
-                    f"timed out after {args.timeout:g} s waiting for message {record.sid} "
-                    f"(last status: {status})", EXIT_TIMEOUT,
-                )
-            # REST has no push: poll, backing off to one request a second.
-            time.sleep(min(pause, remaining))
-            pause = min(pause * 2, 1.0)
+        return _poll_rest(rest, record, progress, deadline)
+
+
+def _poll_rest(rest: RestClient, record: MessageRecord, progress: _Progress, deadline: _Deadline) -> int:
+    """Fetch the message until its status is final or the deadline passes."""
+    status = str(record.status or "queued")
+    pause = 0.1
+    context = rest.messages(record.sid)
+
+    def timed_out() -> CommandError:
+        return CommandError(
+            f"timed out after {_seconds(deadline.timeout)} waiting for message {record.sid} "
+            f"(last status: {status})", EXIT_TIMEOUT,
+        )
+
+    while status not in _TERMINAL:
+        remaining = deadline.remaining()
+        if remaining is not None and remaining <= 0:
+            raise timed_out()
+        # REST has no push: poll, backing off to one request a second.
+        time.sleep(pause if remaining is None else min(pause, remaining))
+        pause = min(pause * 2, 1.0)
+        try:
+            deadline.bound(rest)
             record = context.fetch()
-            status = str(record.status or status)
-            progress.show(record.sid, status, record.error_message)
-        if status != "delivered":
-            raise _not_delivered(record.sid, status, record.error_message)
-        return EXIT_OK
+        except RestTimeout:
+            if not deadline.expired():
+                raise
+            raise timed_out() from None
+        status = str(record.status or status)
+        progress.show(record.sid, status, record.error_message)
+    if status != "delivered":
+        raise _not_delivered(record.sid, status, record.error_message)
+    return EXIT_OK
 
 
 # --------------------------------------------------------------------- listen

@@ -5,17 +5,22 @@ A text is sent as GSM-7 when every character is in the GSM 03.38 default alphabe
 counts septets (an extension character such as ``€`` or ``{`` costs two); UCS-2
 counts UTF-16 code units (a character above U+FFFF, such as most emoji, costs two).
 One segment holds 160 septets or 70 units; a longer text is split into segments of
-153 septets or 67 units each (the rest of each segment is the concatenation header).
+at most 153 septets or 67 units each (the rest of each segment is the concatenation
+header).
 
-This is the standard count carriers bill by. Real encoders may also avoid cutting
-an escape pair or a surrogate pair at a segment boundary, which can add one segment
-at the edges; whether SignalWire's ``num_segments`` does so is not documented, so
-the server's figure stays authoritative.
+A split never cuts a character in two: an extension character's escape pair
+(ESC + code) and a UTF-16 surrogate pair always travel in one segment, as carriers'
+encoders do, so a two-unit character that would straddle a boundary starts the next
+segment and the segment before it carries one unit less (``"a" * 152 + "€" + "a" *
+152`` is three segments, not two). SignalWire's ``num_segments`` for a sent message
+stays authoritative.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Literal
 
 __all__ = [
@@ -103,18 +108,31 @@ def count_segments(text: str) -> Segments:
     chars = set(text)
     if chars <= _GSM7_ALL:
         encoding: Literal["GSM-7", "UCS-2"] = GSM7
-        units = len(text)
-        for c in chars & GSM7_EXTENSION:
-            units += text.count(c)
+        wide = chars & GSM7_EXTENSION
         single, multi = _GSM7_SINGLE, _GSM7_MULTI
     else:
         encoding = UCS2
-        units = len(text)
-        if max(chars) > "\uffff":
-            for c in chars:
-                if c > "\uffff":  # a surrogate pair in UTF-16
-                    units += text.count(c)
+        wide = {c for c in chars if c > "\uffff"} if max(chars) > "\uffff" else set()
         single, multi = _UCS2_SINGLE, _UCS2_MULTI
+    units = len(text) + sum(text.count(c) for c in wide)
     if units <= single:
         return Segments(encoding, 1, units, single)
-    return Segments(encoding, -(-units // multi), units, multi)
+    if not wide:
+        return Segments(encoding, -(-units // multi), units, multi)
+    return Segments(encoding, _split(text, wide, multi), units, multi)
+
+
+def _split(text: str, wide: set[str], multi: int) -> int:
+    """Segments of at most ``multi`` units each, never splitting a two-unit character.
+
+    Fills each segment greedily: ``ends[i]`` is the units used by ``text[:i + 1]``, so
+    the characters that fit a segment starting after ``used`` units are those whose
+    end is at most ``used + multi``.
+    """
+    ends = list(accumulate(2 if c in wide else 1 for c in text))
+    count, used, taken = 0, 0, 0
+    while taken < len(ends):
+        taken = bisect_right(ends, used + multi, lo=taken)
+        used = ends[taken - 1]
+        count += 1
+    return count

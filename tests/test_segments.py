@@ -39,16 +39,25 @@ REF_EXT = {chr(cp) for cp in _REF_EXT_BY_CODE.values()}
 
 
 def reference_count(text: str) -> tuple[str, int, int, int]:
-    """Straightforward per-character count: (encoding, segments, units, per_segment)."""
+    """Straightforward per-character count: (encoding, segments, units, per_segment).
+
+    A split text fills each segment character by character; a character that costs two
+    units (an escape pair, a surrogate pair) and does not fit starts the next segment.
+    """
     if all(c in REF_BASIC or c in REF_EXT for c in text):
-        units = sum(2 if c in REF_EXT else 1 for c in text)
+        costs = [2 if c in REF_EXT else 1 for c in text]
         single, multi, enc = 160, 153, "GSM-7"
     else:
-        units = len(text.encode("utf-16-le", "surrogatepass")) // 2
+        costs = [len(c.encode("utf-16-le", "surrogatepass")) // 2 for c in text]
         single, multi, enc = 70, 67, "UCS-2"
+    units = sum(costs)
     if units <= single:
         return enc, 1, units, single
-    segments = units // multi + (1 if units % multi else 0)
+    segments, room = 1, multi
+    for cost in costs:
+        if cost > room:
+            segments, room = segments + 1, multi
+        room -= cost
     return enc, segments, units, multi
 
 
@@ -111,7 +120,12 @@ def test_empty_text_is_one_gsm7_segment() -> None:
         ("a" * 158 + "€", ("GSM-7", 1, 160, 160)),
         ("a" * 159 + "€", ("GSM-7", 2, 161, 153)),
         ("a" * 159 + "\f", ("GSM-7", 2, 161, 153)),
-        ("[" * 153, ("GSM-7", 2, 306, 153)),
+        # An escape pair never straddles a segment: 76 pairs fill 152 of 153 septets.
+        ("[" * 152, ("GSM-7", 2, 304, 153)),
+        ("[" * 153, ("GSM-7", 3, 306, 153)),
+        ("a" * 152 + "€" + "a" * 152, ("GSM-7", 3, 306, 153)),
+        ("a" * 153 + "€" + "a" * 151, ("GSM-7", 2, 306, 153)),
+        ("a" * 151 + "€" + "a" * 153, ("GSM-7", 2, 306, 153)),
         ("]" * 153 + "a", ("GSM-7", 3, 307, 153)),
         # UCS-2
         ("ê" * 69, ("UCS-2", 1, 69, 70)),
@@ -123,6 +137,11 @@ def test_empty_text_is_one_gsm7_segment() -> None:
         # A character above U+FFFF is a surrogate pair: two units.
         ("a" * 68 + "😀", ("UCS-2", 1, 70, 70)),
         ("a" * 69 + "😀", ("UCS-2", 2, 71, 67)),
+        # ... and a surrogate pair never straddles a segment either.
+        ("😀" * 67, ("UCS-2", 3, 134, 67)),
+        ("a" * 66 + "😀" + "a" * 66, ("UCS-2", 3, 134, 67)),
+        ("a" * 67 + "😀" + "a" * 65, ("UCS-2", 2, 134, 67)),
+        ("a" * 65 + "😀" + "a" * 67, ("UCS-2", 2, 134, 67)),
         # One non-GSM character switches the whole text (and its capacity) to UCS-2.
         ("a" * 69 + "ç", ("UCS-2", 1, 70, 70)),
         ("a" * 70 + "ç", ("UCS-2", 2, 71, 67)),
@@ -216,6 +235,15 @@ def test_rejects_non_str(bad: object) -> None:
         count_segments(bad)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("text", "segments"),
+    [("😀" * 67, 3), ("a" * 66 + "😀" + "a" * 66, 3), ("a" * 152 + "€" + "a" * 152, 3)],
+    ids=["emoji-x67", "emoji-at-boundary", "euro-at-boundary"],
+)
+def test_a_two_unit_character_never_straddles_a_segment(text: str, segments: int) -> None:
+    assert count_segments(text).segments == segments
+
+
 def test_lone_surrogate_counts_one_unit() -> None:
     # Python strings can hold lone surrogates; each is one UTF-16 unit.
     assert as_tuple(count_segments("a\ud800")) == ("UCS-2", 1, 2, 70)
@@ -247,7 +275,8 @@ def test_gsm7_invariants(text: str) -> None:
     assert s.units <= s.segments * s.per_segment
     if s.segments > 1:
         assert s.per_segment == 153 and s.units > 160
-        assert s.units > (s.segments - 1) * 153
+        # Each full segment carries 152 or 153 septets (152 when an escape pair moved on).
+        assert s.units > (s.segments - 1) * 152
     else:
         assert s.per_segment == 160 and s.units <= 160
 

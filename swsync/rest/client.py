@@ -9,6 +9,10 @@ Retry policy (the one place it lives):
   the message may have been accepted, and sending it twice would send two SMS.
 * Delays: exponential backoff with full jitter (``uniform(0, min(cap, base * 2**n))``),
   or the server's ``Retry-After`` (seconds or an HTTP date) when it sends one, capped.
+* Deadline: a whole call, every attempt and every wait included, ends within
+  ``total_timeout``. Each attempt's connect and read timeouts are cut to what remains,
+  and a retry whose wait would end past the deadline is not made: the call raises the
+  error it has (a 429 ``RestError``, say) at once instead of sleeping in vain.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import requests
+from requests.__version__ import __version__ as _requests_version
 from requests.auth import AuthBase
 
 from .._config import (
@@ -61,9 +66,20 @@ RETRY_AFTER_CAP = 30.0  # seconds; a longer Retry-After is shortened to this
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "PUT"})
 _MAX_ERROR_TEXT = 200
 
-# Tests replace these to run retries without waiting.
+# Tests replace these to run retries without waiting (and with a clock of their own).
 _sleep: Callable[[float], None] = time.sleep
 _uniform: Callable[[float, float], float] = random.uniform
+_monotonic: Callable[[], float] = time.monotonic
+
+_NO_SPACE = (
+    "missing space: the REST client needs your space's host name (example.signalwire.com); "
+    f"pass space=... or set the {ENV_SPACE} environment variable. Unlike RelayClient, which "
+    "defaults to relay.signalwire.com, the REST API has no default host"
+)
+_NOT_TLS_HINT = (
+    "; the server answered in plain text, not TLS: for a local emulator give the space as an "
+    "http:// URL ({url})"
+)
 
 
 class _BasicAuth(AuthBase):
@@ -181,6 +197,13 @@ def _error_from_response(response: requests.Response, method: str, url: str) -> 
     )
 
 
+def _check_timeout(value: float | None, arg: str) -> None:
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e9
+    ):
+        raise ConfigurationError(f"{arg} must be a positive number or None, got {value!r}")
+
+
 class RestClient:
     """Client for the cXML (LaML) compatibility REST API: messages and their media.
 
@@ -190,8 +213,11 @@ class RestClient:
         space: space host (``example.signalwire.com`` -> ``https://example.signalwire.com``)
             or a full ``http(s)://host[:port]`` origin for the emulator and tests;
             default ``SIGNALWIRE_SPACE``.
-        timeout: seconds for connecting and for each read of a request (``None``: no limit).
+        timeout: seconds for connecting and for each read of one attempt (``None``: no limit).
         max_retries: retries after the first attempt when the policy allows (0 disables).
+        total_timeout: seconds a whole call may take, every retry and ``Retry-After`` wait
+            included (default 60; ``None``: bounded only by ``max_retries`` and the caps on
+            waits). Attempts are cut short and retries skipped to end by then.
         ca_file: CA bundle to verify TLS with; default ``SIGNALWIRE_REST_CA_FILE``, else the
             system/certifi bundle. Verification is always on.
         rate_limit: a :class:`~swsync.RateLimit` pacing ``messages.create`` (shareable).
@@ -222,17 +248,16 @@ class RestClient:
         session: requests.Session | None = None,
         opt_outs: OptOutStore | None = None,
         rate_limit: RateLimit | None = None,
+        total_timeout: float | None = 60.0,
     ) -> None:
         project = setting(project, ENV_PROJECT, "project")
         token = setting(token, ENV_TOKEN, "token")
-        space = setting(space, ENV_SPACE, "space")
-        assert project is not None and token is not None and space is not None
-        if timeout is not None and (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, (int, float))
-            or not 0 < timeout < 1e9
-        ):
-            raise ConfigurationError(f"timeout must be a positive number or None, got {timeout!r}")
+        space = setting(space, ENV_SPACE, "space", required=False)
+        if space is None:
+            raise ConfigurationError(_NO_SPACE)
+        assert project is not None and token is not None
+        _check_timeout(timeout, "timeout")
+        _check_timeout(total_timeout, "total_timeout")
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ConfigurationError(f"max_retries must be an int >= 0, got {max_retries!r}")
         if session is not None and not isinstance(session, requests.Session):
@@ -242,12 +267,13 @@ class RestClient:
         self.origin: str = rest_origin(space)
         self.base_url: str = f"{self.origin}{API_PATH}{quote(project, safe='')}/"
         self.timeout = timeout
+        self.total_timeout = total_timeout
         self.max_retries = max_retries
         self.opt_outs = opt_outs
         self._verify: str | bool = _ca_file(ca_file, ENV_REST_CA) or True
         self._auth = _BasicAuth(project, token)
         self._headers = {
-            "User-Agent": f"swsync/{__version__} python-requests/{requests.__version__}",
+            "User-Agent": f"swsync/{__version__} python-requests/{_requests_version}",
             "Accept": "application/json",
         }
         self._owns_session = session is None
@@ -368,6 +394,7 @@ class RestClient:
         """
         url = self.url(path)
         idempotent = method in _IDEMPOTENT
+        deadline = None if self.total_timeout is None else _monotonic() + self.total_timeout
         attempt = 0
         reached = False  # did any attempt (not only the last) possibly reach the server?
         while True:
@@ -380,37 +407,54 @@ class RestClient:
                     headers=self._headers,
                     proxies=self._proxies,
                     auth=self._auth,
-                    timeout=self.timeout,
+                    timeout=self._attempt_timeout(deadline),
                     verify=self._verify,
                     allow_redirects=False,  # never replay a POST as GET or follow to another host
                 )
             except requests.RequestException as exc:
-                if attempt < self.max_retries and _retryable(exc, idempotent):
+                if _retryable(exc, idempotent) and self._pause(
+                    attempt, None, deadline, method, url, type(exc).__name__
+                ):
                     reached = reached or not _never_sent(exc)
-                    attempt = self._pause(attempt, None, method, url, type(exc).__name__)
+                    attempt += 1
                     continue
                 raise self._transport_error(exc, method, url, reached) from exc
             reached = True
             status = response.status_code
             if 200 <= status < 300:
                 return response, url
-            if attempt < self.max_retries and (status == 429 or (status >= 500 and idempotent)):
-                attempt = self._pause(
-                    attempt, _retry_after(response), method, url, f"HTTP {status}"
-                )
+            if (status == 429 or (status >= 500 and idempotent)) and self._pause(
+                attempt, _retry_after(response), deadline, method, url, f"HTTP {status}"
+            ):
+                attempt += 1
                 continue
             raise _error_from_response(response, method, url)
 
+    def _attempt_timeout(self, deadline: float | None) -> float | None:
+        """One attempt's connect/read timeout: ``timeout``, cut to what the deadline leaves."""
+        if deadline is None:
+            return self.timeout
+        remaining = max(deadline - _monotonic(), 0.001)
+        return remaining if self.timeout is None else min(self.timeout, remaining)
+
     def _pause(
-        self, attempt: int, retry_after: float | None, method: str, url: str, why: str
-    ) -> int:
+        self, attempt: int, retry_after: float | None, deadline: float | None,
+        method: str, url: str, why: str,
+    ) -> bool:
+        """Wait before retry ``attempt + 1``; False (no wait) when no retry may be made."""
+        if attempt >= self.max_retries:
+            return False
         delay = _backoff(attempt) if retry_after is None else retry_after
+        if deadline is not None and _monotonic() + delay >= deadline:
+            logger.debug("%s %s: %s; not retried: a %.2f s wait would pass the call's deadline",
+                         method, url, why, delay)
+            return False
         logger.debug(
             "%s %s: %s; retry %d of %d in %.2f s",
             method, url, why, attempt + 1, self.max_retries, delay,
         )
         _sleep(delay)
-        return attempt + 1
+        return True
 
     @staticmethod
     def _decode(response: requests.Response, method: str, url: str) -> Any:
@@ -443,7 +487,11 @@ class RestClient:
         )
         cls = RestTimeout if isinstance(exc, requests.exceptions.Timeout) else RestConnectionError
         what = "timed out" if cls is RestTimeout else f"failed ({type(exc).__name__})"
-        return cls(f"{method} {url} {what}: {exc}", method=method, url=url,
+        hint = ""
+        if "WRONG_VERSION_NUMBER" in str(exc):
+            parts = urlsplit(url)
+            hint = _NOT_TLS_HINT.format(url=f"http://{parts.netloc}")
+        return cls(f"{method} {url} {what}: {exc}{hint}", method=method, url=url,
                    may_have_been_sent=reached or not never)
 
     def _record(

@@ -221,10 +221,13 @@ def _filters(
     page_size: int | None,
 ) -> dict[str, str]:
     params = paging_params(limit, page_size)
-    # Filters are exact-match strings; short codes are valid senders, so no E.164 check.
-    for key, text, arg in (("To", to, "to"), ("From", from_, "from_"), ("Status", status, "status")):
-        if text is not None:
-            params[key] = str(nonempty(text, arg))
+    # Numbers are checked like create()'s (E.164 or a short code), so a typo fails here
+    # instead of silently matching nothing.
+    for key, number, arg in (("To", to, "to"), ("From", from_, "from_")):
+        if number is not None:
+            params[key] = phone_number(number, arg)
+    if status is not None:
+        params["Status"] = str(nonempty(status, "status"))
     for key, value, arg in (
         ("DateSent", date_sent, "date_sent"),
         ("DateSent<", date_sent_before, "date_sent_before"),
@@ -233,6 +236,34 @@ def _filters(
         if value is not None:
             params[key] = query_date(value, arg)
     return params
+
+
+def _limits(
+    max_price: Decimal | str | float | None, validity_period: int | None
+) -> list[tuple[str, str]]:
+    """The ``MaxPrice`` and ``ValidityPeriod`` form fields of a create, checked."""
+    data: list[tuple[str, str]] = []
+    if max_price is not None:
+        price = opt_decimal(max_price)
+        text = format(price, "f") if price is not None and price.is_finite() else ""
+        # The API's pattern: digits, optionally a point and at most 4 decimals.
+        if not _MAX_PRICE.fullmatch(text):
+            raise ValueError(
+                f"max_price must be a non-negative amount with at most 4 decimals, got {max_price!r}"
+            )
+        data.append(("MaxPrice", text))
+    if validity_period is not None:
+        if (
+            isinstance(validity_period, bool)
+            or not isinstance(validity_period, int)
+            or not 1 <= validity_period <= MAX_VALIDITY_PERIOD
+        ):
+            raise ValueError(
+                f"validity_period must be an int from 1 to {MAX_VALIDITY_PERIOD} seconds, "
+                f"got {validity_period!r}"
+            )
+        data.append(("ValidityPeriod", str(validity_period)))
+    return data
 
 
 class MessageContext:
@@ -323,6 +354,7 @@ class MessageList:
         max_price: Decimal | str | float | None = None,
         validity_period: int | None = None,
         messaging_service_sid: str | None = None,
+        send_as_mms: bool = False,
     ) -> MessageRecord:
         """Send a message (``POST /Messages``) and return the created record (HTTP 201).
 
@@ -336,6 +368,8 @@ class MessageList:
             max_price: USD cap; the message fails (30010) instead of costing more.
             validity_period: seconds it may stay queued (1..172800).
             messaging_service_sid: Number Group to send from.
+            send_as_mms: send as MMS even when the message has no media (``SendAsMms=true``),
+                e.g. a long text that should arrive whole rather than in SMS segments.
 
         Returns:
             The new message, typically ``queued``. A message the server accepted but could
@@ -358,6 +392,8 @@ class MessageList:
         else:
             phone_number(from_, "from_")
         body, urls = content(body, media_url)
+        if not isinstance(send_as_mms, bool):
+            raise ValueError(f"send_as_mms must be True or False, got {send_as_mms!r}")
         data: list[tuple[str, str]] = [("To", to)]
         if from_ is not None:
             data.append(("From", from_))
@@ -371,26 +407,9 @@ class MessageList:
         ):
             if value is not None:
                 data.append((key, nonempty(value, arg)))
-        if max_price is not None:
-            price = opt_decimal(max_price)
-            text = format(price, "f") if price is not None and price.is_finite() else ""
-            # The API's pattern: digits, optionally a point and at most 4 decimals.
-            if not _MAX_PRICE.fullmatch(text):
-                raise ValueError(
-                    f"max_price must be a non-negative amount with at most 4 decimals, got {max_price!r}"
-                )
-            data.append(("MaxPrice", text))
-        if validity_period is not None:
-            if (
-                isinstance(validity_period, bool)
-                or not isinstance(validity_period, int)
-                or not 1 <= validity_period <= MAX_VALIDITY_PERIOD
-            ):
-                raise ValueError(
-                    f"validity_period must be an int from 1 to {MAX_VALIDITY_PERIOD} seconds, "
-                    f"got {validity_period!r}"
-                )
-            data.append(("ValidityPeriod", str(validity_period)))
+        data.extend(_limits(max_price, validity_period))
+        if send_as_mms:
+            data.append(("SendAsMms", "true"))
         # The client's opt-out store (RestClient(opt_outs=...)), after every argument check.
         check_not_opted_out(getattr(self._client, "opt_outs", None), to)
         limit = self._client.rate_limit
@@ -414,7 +433,7 @@ class MessageList:
         """Return matching messages, newest first, across pages, at most ``limit``.
 
         Args:
-            to, from_: exact-match numbers.
+            to, from_: exact-match numbers, E.164 or a short code (``ValueError`` otherwise).
             status: a :class:`MessageStatus` or its string.
             date_sent, date_sent_before, date_sent_after: ``date``, ``datetime`` or ISO
                 string, sent as ``YYYY-MM-DD`` (UTC) in ``DateSent``, ``DateSent<``

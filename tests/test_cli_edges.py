@@ -1,0 +1,255 @@
+"""The ``swsync`` command line at its edges: odd option values, closed or unwritable
+standard streams, a rate-limiting REST server, short codes, a TLS/plain-HTTP mix-up.
+
+Stream tests run the real console entry point in a subprocess (``python -m swsync``)
+so the interpreter's own handling of closed and full file descriptors is exercised.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from swsync import cli
+
+TO, FROM = "+15551234567", "+15559876543"
+ENV_VARS = ("SIGNALWIRE_PROJECT_ID", "SIGNALWIRE_API_TOKEN", "SIGNALWIRE_SPACE", "SIGNALWIRE_JWT_TOKEN",
+            "SIGNALWIRE_RELAY_CA_FILE", "SIGNALWIRE_REST_CA_FILE")
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def env(emu: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("SIGNALWIRE_PROJECT_ID", emu.project)
+    monkeypatch.setenv("SIGNALWIRE_API_TOKEN", emu.token)
+    monkeypatch.setenv("SIGNALWIRE_SPACE", emu.relay_url)
+    return emu
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def subprocess_env(project: str, token: str, space: str) -> dict[str, str]:
+    environ = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    environ.update(SIGNALWIRE_PROJECT_ID=project, SIGNALWIRE_API_TOKEN=token,
+                   SIGNALWIRE_SPACE=space, PYTHONUNBUFFERED="1")
+    return environ
+
+
+def swsync(emu: Any, *argv: str, space: str | None = None, **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
+    """Run ``python -m swsync ARGV`` against the emulator; ``kwargs`` go to subprocess.run."""
+    kwargs.setdefault("stdout", subprocess.PIPE)
+    kwargs.setdefault("stderr", subprocess.PIPE)
+    return subprocess.run([sys.executable, "-m", "swsync", *argv],
+                          env=subprocess_env(emu.project, emu.token, space or emu.relay_url),
+                          timeout=60, **kwargs)
+
+
+# ------------------------------------------------- a global option's value that is a command
+
+
+@pytest.mark.parametrize("project", ["demo", "send", "messages", "listen", "emulator"])
+def test_a_global_option_value_may_equal_a_command_name(
+    capsys: pytest.CaptureFixture[str], project: str
+) -> None:
+    from swsync.emulator import Emulator
+
+    with Emulator(state_delay=0.0, project=project) as emu:
+        code, out, err = run(capsys, "--project", project, "--token", emu.token, "--space", emu.relay_url,
+                             "send", "--to", TO, "--from", FROM, "--body", "x")
+        assert code == 0, err
+        assert "delivered" in out
+        code, out, err = run(capsys, f"--project={project}", "--token", emu.token,
+                             "--space", emu.rest_url, "messages", "list", "--json")
+        assert code == 0, err
+        assert len(out.splitlines()) == 1
+
+
+def test_an_unknown_option_after_the_guessed_command_is_still_a_usage_error(
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--project", "demo", "send", "--to", TO, "--from", FROM, "--body", "x", "--bogus"])
+    assert info.value.code == cli.EXIT_USAGE
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------ odd --timeout values
+
+
+@pytest.mark.parametrize("value", ["nan", "-1", "0", "-inf", "soon"])
+def test_nan_negative_and_zero_timeouts_are_usage_errors(
+    capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(["send", "--to", TO, "--from", FROM, "--body", "x", f"--timeout={value}"])
+    assert info.value.code == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "--timeout" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("value", ["1e10", "inf", "1e308", "1e400"])
+@pytest.mark.parametrize("via", ["relay", "rest"])
+def test_huge_and_infinite_timeouts_mean_no_limit(
+    env: Any, capsys: pytest.CaptureFixture[str], value: str, via: str
+) -> None:
+    code, out, err = run(capsys, "send", "--to", TO, "--from", FROM, "--body", "x",
+                         "--via", via, "--timeout", value)
+    assert code == cli.EXIT_OK, err
+    assert "delivered" in out.splitlines()[-1]
+    assert err == ""
+
+
+def test_huge_timeout_in_a_subprocess_exits_0_without_a_traceback(emu: Any) -> None:
+    proc = swsync(emu, "send", "--to", TO, "--from", FROM, "--body", "x", "--timeout", "1e10")
+    assert proc.returncode == 0, proc.stderr
+    assert b"Traceback" not in proc.stderr
+
+
+# ------------------------------------------------------------------- --body - and stdin
+
+
+def test_body_from_a_closed_stdin_is_a_usage_error(emu: Any) -> None:
+    proc = swsync(emu, "send", "--to", TO, "--from", FROM, "--body", "-",
+                  stdin=subprocess.DEVNULL, preexec_fn=lambda: os.close(0))
+    assert proc.returncode == cli.EXIT_USAGE
+    err = proc.stderr.decode()
+    assert err.count("\n") == 1 and "standard input is closed" in err
+    assert emu.request_log == [] or all("Messages" not in line for _, line in emu.request_log)
+
+
+def test_body_from_an_empty_stdin_is_a_usage_error(emu: Any) -> None:
+    proc = swsync(emu, "send", "--to", TO, "--from", FROM, "--body", "-", stdin=subprocess.DEVNULL)
+    assert proc.returncode == cli.EXIT_USAGE
+    assert b"body or at least one media URL" in proc.stderr
+
+
+# --------------------------------------------------- --timeout bounds a rate-limited REST send
+
+
+class _TooManyRequests(http.server.BaseHTTPRequestHandler):
+    """Answers every request with 429 and ``Retry-After: <server.retry_after>``."""
+
+    def _refuse(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        body = json.dumps({"code": 20429, "message": "Too Many Requests", "status": 429}).encode()
+        self.send_response(429)
+        self.send_header("Retry-After", self.server.retry_after)  # type: ignore[attr-defined]
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.server.hits.append(time.monotonic())  # type: ignore[attr-defined]
+
+    do_GET = do_POST = _refuse
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def too_many_requests() -> Iterator[Any]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TooManyRequests)
+    server.retry_after = "20"  # type: ignore[attr-defined]
+    server.hits = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, name="test-429-server", daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.mark.timeout(30)
+def test_send_via_rest_timeout_bounds_retry_after_waits(
+    too_many_requests: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    space = f"http://127.0.0.1:{too_many_requests.server_address[1]}"
+    start = time.monotonic()
+    code, out, err = run(capsys, "--project", "p", "--token", "t", "--space", space,
+                         "send", "--via", "rest", "--to", TO, "--from", FROM, "--body", "x", "--timeout", "3")
+    elapsed = time.monotonic() - start
+    assert elapsed < 3.5, f"took {elapsed:.1f} s with --timeout 3"
+    assert code == cli.EXIT_NOT_DELIVERED  # refused (429): provably not sent
+    assert "Too Many Requests" in err and err.count("\n") == 1
+    assert len(too_many_requests.hits) == 1  # a 20 s wait does not fit in 3 s: no retry
+
+
+@pytest.mark.timeout(30)
+def test_send_via_rest_retries_only_while_the_deadline_allows(
+    too_many_requests: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    too_many_requests.retry_after = "1"
+    space = f"http://127.0.0.1:{too_many_requests.server_address[1]}"
+    start = time.monotonic()
+    code, _, err = run(capsys, "--project", "p", "--token", "t", "--space", space,
+                       "send", "--via", "rest", "--to", TO, "--from", FROM, "--body", "x", "--timeout", "2.5")
+    elapsed = time.monotonic() - start
+    assert code == cli.EXIT_NOT_DELIVERED, err
+    assert elapsed < 3.0
+    assert 2 <= len(too_many_requests.hits) <= 3
+
+
+# ------------------------------------------------------------------------------ short codes
+
+
+def test_short_codes_in_send_and_messages_list(env: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "send", "--to", TO, "--from", "12345", "--body", "from a short code")
+    assert code == 0, err
+    code, _, err = run(capsys, "send", "--via", "rest", "--to", "7654", "--from", FROM, "--body", "to one")
+    assert code == 0, err
+    code, out, err = run(capsys, "messages", "list", "--from", "12345", "--json")
+    assert code == 0, err
+    assert [(m["from"], m["body"]) for m in map(json.loads, out.splitlines())] == [("12345", "from a short code")]
+    code, out, err = run(capsys, "messages", "list", "--to", "7654", "--json")
+    assert code == 0 and [json.loads(line)["to"] for line in out.splitlines()] == ["7654"]
+
+
+@pytest.mark.parametrize("flag", ["--to", "--from"])
+def test_messages_list_refuses_a_malformed_number_before_any_request(
+    env: Any, capsys: pytest.CaptureFixture[str], flag: str
+) -> None:
+    before = len(env.request_log)
+    code, _, err = run(capsys, "messages", "list", flag, "555-1234")
+    assert code == cli.EXIT_USAGE
+    assert "short code" in err and err.count("\n") == 1
+    assert len(env.request_log) == before
+
+
+# ------------------------------------------------------------- a bare --space on a plain server
+
+
+@pytest.mark.parametrize("command", [["send", "--to", TO, "--from", FROM, "--body", "x"],
+                                     ["send", "--via", "rest", "--to", TO, "--from", FROM, "--body", "x"],
+                                     ["messages", "list"]])
+def test_bare_space_on_the_plain_http_emulator_hints_at_http(
+    emu: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    from swsync.rest import client as client_mod
+
+    monkeypatch.setattr(client_mod, "_sleep", lambda seconds: None)
+    hostport = urlsplit(emu.rest_url).netloc
+    code, _, err = run(capsys, "--project", emu.project, "--token", emu.token, "--space", hostport, *command)
+    assert code == cli.EXIT_CONNECTION
+    assert f"http://{hostport}" in err and err.count("\n") == 1
