@@ -12,6 +12,7 @@
      │         └── RestTimeout     (also a WaitTimeout)
      ├── WaitTimeout               (also a TimeoutError)
      ├── RateLimited               (.may_have_been_sent is False)
+     │    └── RedisUnavailable     (.url; shared limit or send records unreachable)
      ├── OptedOutError             (.number; also a ValueError)
      └── RestError                 (.status, .code, .message, .more_info, .method, .url)
 
@@ -31,6 +32,7 @@ __all__ = [
     "OptedOutError",
     "OutcomeUnknownError",
     "RateLimited",
+    "RedisUnavailable",
     "RelayError",
     "RestConnectionError",
     "RestError",
@@ -125,6 +127,21 @@ class RateLimited(SwsyncError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
+
+class RedisUnavailable(RateLimited):
+    """The Redis server behind a shared rate limit or Celery send records is unreachable.
+
+    swsync fails closed: without Redis it cannot prove a send is within the shared
+    limit, or that its key was not sent already, so it sends nothing.
+    ``may_have_been_sent`` is ``False`` (a ``RateLimited``), so retrying later is
+    safe. ``url`` names the server (its password removed); the redis-py error is
+    the ``__cause__``.
+    """
+
+    def __init__(self, message: str, *, url: str = "", key: str = "") -> None:
+        super().__init__(message, key=key)
+        self.url = url
 
 
 class OptedOutError(SwsyncError, ValueError):

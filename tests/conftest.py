@@ -49,3 +49,19 @@ def emu() -> Iterator[object]:
 
     with Emulator(state_delay=0.0) as emulator:
         yield emulator
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[object]:
+    """A real ``redis-server`` for the whole session (``.url``, ``.port``, ``.db_url(n)``).
+
+    Started on a free port in a temporary directory and stopped by PID at the end.
+    Tests share it: use your own key prefix or logical database, or flush what you use.
+    """
+    from .redisd import RedisServer
+
+    server = RedisServer().start()
+    try:
+        yield server
+    finally:
+        server.close()

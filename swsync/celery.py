@@ -1,0 +1,381 @@
+"""Celery integration: send through swsync from many worker processes, never twice per key.
+
+Needs the ``celery`` extra (``pip install "swsync[celery]"``: Celery and redis-py);
+nothing else in swsync imports either.
+
+``configure(app, ...)`` gives each worker process its own connected
+:class:`~swsync.RelayClient` and registers the task ``swsync.send_message``.
+Each send is guarded by a *send record* in Redis keyed by the task's ``key``: the
+task claims the key (``SET NX``) before sending and stores the outcome after, so a
+redelivered or retried task never sends a key twice. Error policy:
+
+* provably not sent (``RateLimited``, ``RedisUnavailable``, not connected): the
+  claim is released and Celery retries the task with exponential backoff;
+* refused (bad arguments, opted out, refused by SignalWire): the task fails;
+* outcome unknown (the connection was lost after the request was written, or a
+  worker died between claiming and recording): never retried; the result's
+  ``outcome`` is ``"unknown"``.
+
+The inbound side (:class:`InboundForwarder`, :func:`listen`) hands each inbound
+message to a Celery task and acknowledges the RELAY event only after the task is
+enqueued, deduplicating by message id. See docs/scaling.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import socket
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ._redis_limiter import redact_url
+from .errors import (
+    ConfigurationError,
+    ConnectionClosedError,
+    OptedOutError,
+    RateLimited,
+    RedisUnavailable,
+    RelayError,
+    WaitTimeout,
+)
+
+if TYPE_CHECKING:
+    from .relay import Message, RelayClient
+
+__all__ = ["InboundForwarder", "SEND_TASK", "client", "configure", "listen"]
+
+logger = logging.getLogger("swsync.celery")
+
+SEND_TASK = "swsync.send_message"
+RECORD_PREFIX = "swsync:send:"
+INBOUND_PREFIX = "swsync:inbound:"
+DEFAULT_RECORD_TTL = 7 * 24 * 3600.0
+_MAX_KEY = 256
+
+# Returns the current record (the caller does not own the key) or false after
+# storing ARGV[1] as the claim. One script: no race between two claimers.
+_CLAIM = """
+local cur = redis.call('GET', KEYS[1])
+if cur then return cur end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return false
+"""
+# Deletes the key only if it still holds exactly this claim.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class _Records:
+    """Send records and inbound claims in Redis; every failure is a ``RedisUnavailable``."""
+
+    def __init__(self, url: str, ttl: float) -> None:
+        import redis
+
+        self.url = url
+        self.ttl_ms = int(ttl * 1000)
+        self._redis = redis.Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=5.0,
+                                           health_check_interval=30)
+        self._claim = self._redis.register_script(_CLAIM)
+        self._release = self._redis.register_script(_RELEASE)
+
+    def _call(self, what: str, fn: Callable[[], Any]) -> Any:
+        import redis
+
+        try:
+            return fn()
+        except redis.exceptions.RedisError as exc:
+            where = redact_url(self.url)
+            raise RedisUnavailable(
+                f"send records unavailable: Redis at {where} failed to {what} ({exc}); nothing was sent",
+                url=where) from exc
+
+    def claim(self, key: str, value: str, ttl_ms: int | None = None) -> str | None:
+        """Store ``value`` under ``key`` unless present; return the present value, or None if claimed."""
+        current = self._call("claim a key", lambda: self._claim(
+            keys=[key], args=[value, ttl_ms or self.ttl_ms]))
+        if current is None:
+            return None
+        return current.decode() if isinstance(current, bytes) else str(current)
+
+    def save(self, key: str, value: str) -> None:
+        """Overwrite ``key`` with ``value`` (the record's TTL starts again)."""
+        self._call("store an outcome", lambda: self._redis.set(key, value, px=self.ttl_ms))
+
+    def release(self, key: str, value: str) -> None:
+        """Delete ``key`` if it still holds ``value`` (our claim)."""
+        self._call("release a claim", lambda: self._release(keys=[key], args=[value]))
+
+    def close(self) -> None:
+        self._redis.close()
+
+
+class _Runtime:
+    """The configuration and per-process objects; one per process (module global)."""
+
+    def __init__(self, app: Any, redis_url: str | None, relay_options: dict[str, Any],
+                 policy: dict[str, float]) -> None:
+        self.app = app
+        self.redis_url = redis_url
+        self.relay_options = relay_options
+        self.policy = policy
+        # Guards client/records creation and replacement; never held while connecting.
+        self.lock = threading.Lock()
+        self.client: RelayClient | None = None
+        self.records: _Records | None = None
+        self.pid = os.getpid()
+
+    def records_url(self) -> str:
+        if self.redis_url:
+            return self.redis_url
+        broker = str(self.app.conf.broker_url or "")
+        if broker.startswith(("redis://", "rediss://", "unix://")):
+            return broker
+        raise ConfigurationError(
+            "swsync.celery needs Redis for its send records: pass configure(app, redis_url=...) "
+            "(the broker is not Redis)")
+
+    def get_records(self) -> _Records:
+        with self.lock:
+            if self.records is None:
+                self.records = _Records(self.records_url(), self.policy["record_ttl"])
+            return self.records
+
+
+_runtime: _Runtime | None = None
+
+
+def _current() -> _Runtime:
+    runtime = _runtime
+    if runtime is None:
+        raise ConfigurationError("swsync.celery.configure(app) was not called in this process")
+    return runtime
+
+
+def configure(
+    app: Any,
+    *,
+    redis_url: str | None = None,
+    max_retries: int = 5,
+    retry_backoff: float = 1.0,
+    retry_backoff_max: float = 60.0,
+    record_ttl: float = DEFAULT_RECORD_TTL,
+    **relay_options: Any,
+) -> Any:
+    """Set up ``app`` to send through swsync; return the registered ``swsync.send_message`` task.
+
+    Each worker process gets its own :class:`~swsync.RelayClient` built from
+    ``relay_options`` (credentials default to the ``SIGNALWIRE_*`` variables),
+    connected when the process starts (``worker_process_init``: prefork children
+    connect after the fork; the solo pool likewise) or on first use (threads,
+    gevent, eventlet pools), and disconnected at shutdown. Nothing connects at
+    import or in processes that only enqueue tasks.
+
+    Args:
+        app: the Celery application.
+        redis_url: where send records live (default: the app's broker URL when it is Redis).
+        max_retries: retries of a send that provably did not leave, before the task fails.
+        retry_backoff: first retry delay in seconds; doubled per retry, jittered.
+        retry_backoff_max: upper bound of a retry delay in seconds.
+        record_ttl: seconds a key's send record is kept (a key is never sent twice within it).
+        **relay_options: keyword arguments for ``RelayClient`` (``contexts``, ``rate_limit``, ...).
+
+    Returns:
+        The ``swsync.send_message`` task.
+    """
+    global _runtime
+    from celery import signals  # type: ignore[import-untyped]
+
+    if redis_url is not None and not str(redis_url).startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigurationError("redis_url must be a redis://, rediss:// or unix:// URL")
+    if not isinstance(max_retries, int) or max_retries < 0:
+        raise ValueError("max_retries must be an int >= 0")
+    for name, value in (("retry_backoff", retry_backoff), ("retry_backoff_max", retry_backoff_max),
+                        ("record_ttl", record_ttl)):
+        if not isinstance(value, (int, float)) or value <= 0:
+            raise ValueError(f"{name} must be a positive number of seconds")
+    policy = {"max_retries": max_retries, "retry_backoff": float(retry_backoff),
+              "retry_backoff_max": float(retry_backoff_max), "record_ttl": float(record_ttl)}
+    _runtime = _Runtime(app, redis_url, dict(relay_options), policy)
+    signals.worker_process_init.connect(_on_process_init, weak=False, dispatch_uid="swsync-init")
+    signals.worker_process_shutdown.connect(_on_shutdown, weak=False, dispatch_uid="swsync-pshutdown")
+    signals.worker_shutdown.connect(_on_shutdown, weak=False, dispatch_uid="swsync-shutdown")
+    return app.task(name=SEND_TASK, bind=True, acks_late=True, reject_on_worker_lost=True,
+                    max_retries=max_retries)(_send_message_task)
+
+
+def client() -> RelayClient:
+    """This process's connected :class:`~swsync.RelayClient` (connecting it if needed).
+
+    For your own tasks in a worker configured with :func:`configure`. While the
+    client is reconnecting by itself it is returned as is (sends wait for the
+    reconnect, up to its ``queue_timeout``).
+
+    Raises:
+        ConfigurationError: ``configure(app)`` was not called in this process.
+        ConnectionClosedError: the RELAY server cannot be reached (nothing was sent).
+    """
+    runtime = _current()
+    with runtime.lock:
+        if runtime.pid != os.getpid():  # a fork the signals did not announce
+            runtime.client, runtime.records, runtime.pid = None, None, os.getpid()
+        relay = runtime.client
+        if relay is None:
+            from .relay import RelayClient
+
+            relay = runtime.client = RelayClient(**runtime.relay_options)
+    if not relay.connected:
+        relay.connect()  # a no-op while it reconnects by itself
+    return relay
+
+
+def _on_process_init(**_: Any) -> None:
+    try:
+        client()
+    except Exception:  # the first task will try again; a worker must still start
+        logger.exception("swsync.celery: could not connect the RELAY client at process start")
+
+
+def _on_shutdown(**_: Any) -> None:
+    runtime = _runtime
+    if runtime is None:
+        return
+    with runtime.lock:
+        relay, runtime.client = runtime.client, None
+        records, runtime.records = runtime.records, None
+    if relay is not None:
+        relay.disconnect()
+    if records is not None:
+        records.close()
+
+
+# ------------------------------------------------------------------- the send task
+
+
+def _result(key: str, outcome: str, message: Message | None = None, *,
+            state: str | None = None, reason: str | None = None,
+            message_id: str | None = None) -> dict[str, Any]:
+    if message is not None:
+        message_id, state = message.message_id, message.state
+        reason = reason if reason is not None else message.reason
+    return {"key": key, "message_id": message_id, "state": state, "reason": reason, "outcome": outcome}
+
+
+def _recorded(key: str, raw: str) -> dict[str, Any]:
+    """What a task whose key is already taken returns: the record, or an 'unknown' result."""
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        record = {}
+    if isinstance(record, dict) and record.get("outcome") not in (None, "claimed"):
+        return {name: record.get(name) for name in ("key", "message_id", "state", "reason", "outcome")}
+    holder = record.get("task_id") if isinstance(record, dict) else None
+    return _result(key, "unknown", reason=(
+        f"an earlier attempt (task {holder}) claimed this key and recorded no outcome; "
+        "it may have been sent, so it is not sent again"))
+
+
+def _send_message_task(
+    task: Any,
+    to_number: str,
+    from_number: str,
+    body: str | None = None,
+    *,
+    media: Sequence[str] | None = None,
+    tags: Sequence[str] | None = None,
+    context: str | None = None,
+    region: str | None = None,
+    wait: bool = False,
+    timeout: float | None = 30.0,
+    key: str | None = None,
+) -> dict[str, Any]:
+    """Send one message through this worker's RelayClient, at most once per ``key``.
+
+    Takes ``RelayClient.send_message``'s arguments plus ``wait`` (wait for the
+    final state), ``timeout`` (seconds for that wait) and ``key`` (default: the
+    task id). Returns ``{"key", "message_id", "state", "reason", "outcome"}``.
+    """
+    key = key if key is not None else task.request.id
+    if not isinstance(key, str) or not key or len(key) > _MAX_KEY:
+        raise ValueError(f"key must be a non-empty string of at most {_MAX_KEY} characters")
+    runtime = _current()
+    record_key = RECORD_PREFIX + key
+    claim = json.dumps({"outcome": "claimed", "task_id": task.request.id, "claim": uuid.uuid4().hex,
+                        "at": time.time()})
+    try:
+        records = runtime.get_records()
+        existing = records.claim(record_key, claim)
+    except RedisUnavailable as exc:
+        raise _retry(task, runtime, exc) from exc
+    if existing is not None:
+        logger.info("key %r was already claimed; not sending it again", key)
+        return _recorded(key, existing)
+    try:
+        message = client().send_message(to_number, from_number, body, media=media, tags=tags,
+                                        context=context, region=region)
+    except Exception as exc:
+        return _after_send_error(task, runtime, records, record_key, key, claim, exc)
+    result = _result(key, "accepted", message)
+    _save(records, record_key, result)
+    if wait:
+        result = _wait(message, key, timeout)
+        _save(records, record_key, result)
+    return result
+
+
+def _after_send_error(task: Any, runtime: _Runtime, records: _Records, record_key: str,
+                      key: str, claim: str, exc: Exception) -> dict[str, Any]:
+    sent = getattr(exc, "may_have_been_sent", True)
+    if isinstance(exc, WaitTimeout) or (isinstance(exc, ConnectionClosedError) and sent) or \
+            not isinstance(exc, (ValueError, TypeError, RelayError, RateLimited, ConnectionClosedError)):
+        # Written to the socket (or failed in a way we cannot classify): it may have
+        # been sent. Record that, never retry it.
+        result = _result(key, "unknown", reason=f"{type(exc).__name__}: {exc}")
+        _save(records, record_key, result)
+        logger.warning("key %r: outcome unknown (%s); not retried", key, exc)
+        return result
+    try:
+        records.release(record_key, claim)
+    except RedisUnavailable:
+        logger.warning("key %r: could not release its claim; a retry will report it unknown", key)
+    if isinstance(exc, OptedOutError) or isinstance(exc, (ValueError, TypeError)):
+        raise exc
+    if isinstance(exc, RelayError) and not (exc.code == 429 or exc.code >= 500):
+        raise exc
+    raise _retry(task, runtime, exc) from exc
+
+
+def _retry(task: Any, runtime: _Runtime, exc: Exception) -> Exception:
+    policy = runtime.policy
+    delay = min(policy["retry_backoff_max"], policy["retry_backoff"] * 2 ** task.request.retries)
+    countdown = delay * random.uniform(0.5, 1.0)
+    if isinstance(exc, RateLimited) and exc.retry_after:
+        countdown = max(countdown, exc.retry_after)
+    logger.info("not sent (%s); retry %d in %.1f s", exc, task.request.retries + 1, countdown)
+    retried: Exception = task.retry(exc=exc, countdown=countdown, max_retries=int(policy["max_retries"]))
+    return retried
+
+
+def _wait(message: Message, key: str, timeout: float | None) -> dict[str, Any]:
+    try:
+        message.wait(timeout)
+    except WaitTimeout:
+        return _result(key, "accepted", message, reason=f"no final state within {timeout} s")
+    except ConnectionClosedError as exc:  # OutcomeUnknownError: accepted, outcome lost
+        return _result(key, "unknown", message, reason=str(exc))
+    return _result(key, message.state, message)
+
+
+def _save(records: _Records, record_key: str, result: Mapping[str, Any]) -> None:
+    try:
+        records.save(record_key, json.dumps(result))
+    except RedisUnavailable:
+        # The claim stays: a redelivery reports "unknown", never sends again.
+        logger.warning("could not record the outcome of %s: %s", record_key, result)

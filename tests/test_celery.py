@@ -1,0 +1,195 @@
+"""swsync.celery with real Celery workers (prefork, 2 processes), a real Redis and the emulator."""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+from celery import Celery
+from celery.result import AsyncResult
+
+from swsync.emulator import Emulator
+
+from .celeryd import WorkerPool, worker_env
+from .redisd import RedisServer
+
+pytestmark = pytest.mark.timeout(120)
+
+FROM = "+15557770000"
+_dbs = itertools.cycle(range(1, 16))
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``predicate`` (state in other processes has no event to wait on) until true."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)
+
+
+class Setup:
+    """A Redis database for the broker/results/records, an emulator, worker pools."""
+
+    def __init__(self, redis_server: Any, emu: Emulator) -> None:
+        self.emu = emu
+        self.broker = redis_server.db_url(next(_dbs))
+        redis.Redis.from_url(self.broker).flushdb()
+        self.app = Celery("producer", broker=self.broker, backend=self.broker)
+        self.app.conf.update(broker_transport_options={"visibility_timeout": 2})
+        self.pools: list[WorkerPool] = []
+
+    def pool(self, name: str, **extra: str) -> WorkerPool:
+        pool = WorkerPool(name, worker_env(broker=self.broker, emu=self.emu, **extra))
+        self.pools.append(pool)
+        return pool
+
+    def send(self, key: str | None = None, to: str = "+15551230000", **kw: Any) -> AsyncResult:
+        kwargs = dict(kw, key=key) if key is not None else kw
+        return self.app.send_task("swsync.send_message", args=[to, FROM, f"body {key}"], kwargs=kwargs)
+
+    def results(self, results: list[AsyncResult], timeout: float) -> list[Any]:
+        deadline = time.monotonic() + timeout
+        out = []
+        for r in results:
+            try:
+                out.append(r.get(timeout=max(0.1, deadline - time.monotonic()), propagate=False))
+            except Exception as exc:  # a timeout: show what the workers said
+                logs = "\n".join(p.output() for p in self.pools)
+                raise AssertionError(f"no result for {r.id}: {exc!r}\n{logs}") from exc
+        return out
+
+    def sent_bodies(self) -> collections.Counter[str]:
+        return collections.Counter(r.body or "" for r in self.emu.store.select(
+            lambda r: r.direction != "inbound"))
+
+    def close(self) -> None:
+        for p in self.pools:
+            p.stop()
+        self.app.close()
+
+
+@pytest.fixture
+def setup(redis_server: Any) -> Iterator[Setup]:
+    with Emulator(state_delay=0.0) as emu:
+        s = Setup(redis_server, emu)
+        try:
+            yield s
+        finally:
+            s.close()
+
+
+def test_n_tasks_send_exactly_n_messages(setup: Setup) -> None:
+    setup.pool("a")
+    results = [setup.send(f"k{i}") for i in range(40)]
+    out = setup.results(results, 60)
+    assert [r["outcome"] for r in out] == ["accepted"] * 40, out
+    assert [r["key"] for r in out] == [f"k{i}" for i in range(40)]
+    assert all(r["state"] in ("queued", "initiated", "sent", "delivered") and r["message_id"] for r in out)
+    assert len({r["message_id"] for r in out}) == 40
+    bodies = setup.sent_bodies()
+    assert bodies == collections.Counter(f"body k{i}" for i in range(40))
+    for r in out:
+        assert setup.emu.get_message(r["message_id"])["body"] == f"body {r['key']}"  # type: ignore[index]
+
+
+def test_wait_reports_the_final_state_and_key_defaults_to_task_id(setup: Setup) -> None:
+    setup.pool("a")
+    delivered = setup.send(wait=True, timeout=20)
+    failed = setup.send("f", to="+15550000003", wait=True, timeout=20)
+    d, f = setup.results([delivered, failed], 60)
+    assert d["outcome"] == "delivered" and d["state"] == "delivered" and d["key"] == delivered.id
+    assert f["outcome"] == "failed" and f["state"] == "failed" and f["reason"] == "unreachable"
+
+
+def test_a_key_is_never_sent_twice(setup: Setup) -> None:
+    setup.pool("a")
+    first = setup.results([setup.send("same")], 60)[0]
+    again = setup.results([setup.send("same"), setup.send("same", wait=True)], 60)
+    assert first["outcome"] == "accepted"
+    assert again == [first, first]  # the recorded result, nothing sent
+    assert setup.sent_bodies() == {"body same": 1}
+
+
+def test_a_refused_send_fails_the_task_and_frees_its_key(setup: Setup) -> None:
+    setup.pool("a")
+    refused = setup.send("r", to="+15550000005")
+    setup.results([refused], 60)
+    assert refused.state == "FAILURE"
+    assert "swsync.errors.RelayError" in (refused.traceback or "")
+    # Nothing was sent, so the key was released: a corrected send under it goes out.
+    ok = setup.results([setup.send("r")], 60)[0]
+    assert ok["outcome"] == "accepted"
+    assert setup.sent_bodies() == {"body r": 1}
+
+
+def test_not_sent_is_retried_until_it_goes_out(setup: Setup) -> None:
+    # Send records on a Redis that is down at first: each attempt provably sends
+    # nothing (RedisUnavailable) and is retried; once Redis is back it goes out once.
+    records = RedisServer()
+    try:
+        setup.pool("a", SWSYNC_TEST_RECORDS=records.url, SWSYNC_TEST_RETRIES="200")
+        result = setup.send("late")
+        wait_for(lambda: result.state == "RETRY", 60, "a retry")
+        assert setup.sent_bodies() == {}
+        records.start()
+        out = setup.results([result], 60)[0]
+        assert out["outcome"] == "accepted"
+        assert setup.sent_bodies() == {"body late": 1}
+    finally:
+        records.close()
+
+
+def test_redis_stopped_mid_run_fails_closed_and_sends_nothing_twice(setup: Setup) -> None:
+    setup.emu.state_delay = 0.02  # each task takes a moment, so Redis stops mid-batch
+    records = RedisServer().start()
+    try:
+        setup.pool("a", SWSYNC_TEST_RECORDS=records.url, SWSYNC_TEST_RETRIES="2")
+        keys = [f"k{i}" for i in range(40)]
+        results = [setup.send(k, wait=True, timeout=20) for k in keys]
+        wait_for(lambda: sum(setup.sent_bodies().values()) >= 6, 60, "the first sends")
+        records.stop()
+        out = setup.results(results, 90)
+    finally:
+        records.close()
+    bodies = setup.sent_bodies()
+    assert max(bodies.values()) == 1, bodies
+    failed = [k for k, r in zip(keys, results) if r.state == "FAILURE"]
+    assert failed, "every task finished before Redis stopped"
+    for key, r, value in zip(keys, results, out):
+        if r.state == "FAILURE":
+            assert "swsync.errors.RedisUnavailable" in (r.traceback or ""), r.traceback
+            assert f"body {key}" not in bodies  # failed closed: never sent
+        else:
+            assert f"body {key}" in bodies and value["outcome"] == "delivered", value
+    print(f"\nRedis stopped mid-run: {len(bodies)} sent once each, {len(failed)} failed "
+          "with RedisUnavailable, 0 sent twice")
+
+
+def test_sigkill_mid_batch_loses_no_key_and_sends_none_twice(setup: Setup) -> None:
+    setup.emu.state_delay = 0.02
+    victim = setup.pool("a")
+    setup.pool("b")
+    keys = [f"k{i}" for i in range(100)]
+    results = [setup.send(k, wait=True, timeout=20) for k in keys]
+    wait_for(lambda: sum(setup.sent_bodies().values()) >= 20, 60, "the first sends")
+    victim.kill()  # SIGKILL: the pool's main process and both children
+    out = setup.results(results, 90)  # A's unacknowledged tasks come back to B
+    bodies = setup.sent_bodies()
+    assert max(bodies.values()) == 1, [b for b, n in bodies.items() if n > 1]
+    outcomes = collections.Counter()
+    for key, r, value in zip(keys, results, out):
+        assert r.state == "SUCCESS", (key, r.state, value)
+        outcomes[value["outcome"]] += 1
+        if f"body {key}" in bodies:
+            assert value["outcome"] in ("delivered", "accepted", "unknown"), value
+        else:  # never reached the emulator: it must not claim to have been sent
+            assert value["outcome"] == "unknown", value
+    lost = [k for k, v in zip(keys, out) if f"body {k}" not in bodies and v["outcome"] != "unknown"]
+    assert not lost
+    print(f"\nSIGKILL mid-batch: {len(bodies)} of 100 sent, 0 twice, 0 lost; outcomes {dict(outcomes)}")
