@@ -28,6 +28,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import redis  # the "celery" extra; this module is imported only when redis_url is given
+
 from .errors import RateLimited, RedisUnavailable
 
 logger = logging.getLogger("swsync.ratelimit")
@@ -126,8 +128,6 @@ class RedisBackend:
     def _client(self) -> Any:
         with self._lock:
             if self._script is None:
-                import redis  # the "celery" extra; imported only when a shared limit is used
-
                 self._redis = redis.Redis.from_url(
                     self.url, socket_timeout=self._socket_timeout,
                     socket_connect_timeout=self._socket_timeout, health_check_interval=30)
@@ -146,8 +146,6 @@ class RedisBackend:
         script = self._client()
         max_wait_us = -1 if max_wait is None else max(0.0, max_wait) * 1e6
         args = [repr(self._interval_us), repr(self.burst), repr(float(cost)), repr(max_wait_us)]
-        import redis
-
         try:
             admitted, wait_us = script(keys=[f"{self.namespace}:{key}"], args=args)
         except redis.exceptions.RedisError as exc:

@@ -180,3 +180,28 @@ def test_redact_url() -> None:
     assert redact_url("redis://u:pw@h:1/0") == "redis://u:***@h:1/0"
     assert redact_url("redis://:pw@h/0") == "redis://:***@h/0"
     assert redact_url("redis://h:6379/2") == "redis://h:6379/2"
+
+
+def test_rate_limits_with_one_redis_url_share_one_limit(redis_server: Any) -> None:
+    from swsync import RateLimit
+
+    sender = f"+1555{uuid.uuid4().int % 10**7:07d}"
+    a = RateLimit(per_second=1, burst=1, redis_url=redis_server.url, max_wait=0.2)
+    b = RateLimit(per_second=1, burst=1, redis_url=redis_server.url, max_wait=0.2)
+    a.acquire(from_number=sender, body="hi")
+    with pytest.raises(RateLimited) as info:  # b sees a's reservation: one limit, not two
+        b.acquire(from_number=sender, body="hi")
+    assert not isinstance(info.value, RedisUnavailable)
+    # Segment-weighted: a 2-segment body needs 2 units, more than the burst of 1 allows now.
+    other = sender[:-1] + str((int(sender[-1]) + 1) % 10)
+    b.acquire(from_number=other, body="x" * 200)
+    with pytest.raises(RateLimited):
+        a.acquire(from_number=other, body="hi")
+
+
+def test_rate_limit_fails_closed_without_redis() -> None:
+    from swsync import RateLimit
+
+    limit = RateLimit(per_second=100, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    with pytest.raises(RedisUnavailable):
+        limit.acquire(from_number="+15550001111", body="hi")
