@@ -217,19 +217,30 @@ def _add_messages(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _add_emulator(sub: Any, common: argparse.ArgumentParser, fmt: type[argparse.HelpFormatter]) -> None:
+    from . import _emulator_cli
+
     p = sub.add_parser(
         "emulator", parents=[common], formatter_class=fmt,
-        help="run the local emulator (RELAY + REST) in the foreground",
+        help="run the local emulator (RELAY + REST) in the foreground; 'emulator inject' sends it inbound",
         description="Run a local SignalWire emulator until Ctrl-C. It prints the "
-        "export lines a client needs. Needs: pip install 'swsync[emulator]'.",
+        "export lines a client needs. Needs: pip install 'swsync[emulator]'.\n\n"
+        "Credentials: --project, --token, --signing-key, else SIGNALWIRE_PROJECT_ID, "
+        "SIGNALWIRE_API_TOKEN and SIGNALWIRE_SIGNING_KEY while SIGNALWIRE_SPACE is unset or "
+        "local (so exported lines keep working after a restart), else random.\n\n"
+        "'swsync emulator inject --to ... --from ... --body ...' hands a running emulator an "
+        "inbound message (credentials and space from the exported variables).",
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    p.add_argument("--port", type=_port, default=8765, help="TCP port, 0 for any free one (default: 8765)")
-    p.add_argument("--state-delay", type=_non_negative_float, metavar="SECONDS",
-                   help="seconds between a message's state changes")
-    p.add_argument("--certfile", help="serve TLS with this certificate (PEM)")
-    p.add_argument("--keyfile", help="the certificate's private key (PEM)")
+    _emulator_cli.add_server_arguments(p, default_port=8765, credentials=False)
     p.set_defaults(func=_cmd_emulator)
+    actions = p.add_subparsers(dest="emulator_command", metavar="ACTION", parser_class=_Parser)
+    q = actions.add_parser(
+        "inject", parents=[common],
+        help="send a running emulator an inbound message (as if a phone texted you)",
+        description="POST an inbound message to a running emulator's control API "
+        "(/_emulator/api/inbound), authenticated with its project and token. Prints its SID.",
+    )
+    _emulator_cli.add_inject_arguments(q)
+    q.set_defaults(func=_cmd_emulator_inject)
 
 
 def _add_demo(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -276,13 +287,6 @@ def _non_negative_float(text: str) -> float:
     if not value >= 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
     return value
-
-
-def _port(text: str) -> int:
-    value = _non_negative_float(text)
-    if value != int(value) or value > 65535:
-        raise argparse.ArgumentTypeError(f"port must be a whole number 0-65535, got {text!r}")
-    return int(value)
 
 
 def _positive_int(text: str) -> int:
@@ -873,48 +877,19 @@ def _import_emulator() -> Any:
     return emulator
 
 
-class _ExportLines:
-    """Stdout wrapper that turns the emulator's ``SIGNALWIRE_X=v`` lines into ``export`` lines."""
-
-    def __init__(self, out: TextIO) -> None:
-        self._out = out
-        self._at_line_start = True
-
-    def write(self, text: str) -> int:
-        if self._at_line_start and text.startswith("SIGNALWIRE_"):
-            self._out.write("export ")
-        if text:
-            self._at_line_start = text.endswith("\n")
-        return self._out.write(text)
-
-    def flush(self) -> None:
-        self._out.flush()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._out, name)
-
-
 def _cmd_emulator(args: argparse.Namespace) -> int:
     _import_emulator()
-    from .emulator.__main__ import main as emulator_main
+    from . import _emulator_cli
 
-    argv = ["--host", args.host, "--port", str(args.port)]
-    for flag, value in (("--state-delay", args.state_delay), ("--certfile", args.certfile),
-                        ("--keyfile", args.keyfile), ("--project", getattr(args, "project", None)),
-                        ("--token", getattr(args, "token", None))):
-        if value is not None:
-            argv += [flag, str(value)]
-    if getattr(args, "debug", False):
-        argv.append("--verbose")
     print("swsync: emulator starting; paste these lines into another shell, Ctrl-C to stop",
           file=sys.stderr, flush=True)
-    stdout = sys.stdout
-    sys.stdout = _ExportLines(stdout)
-    try:
-        code: int = emulator_main(argv)
-    finally:
-        sys.stdout = stdout
-    return code
+    return _emulator_cli.serve(args, prefix="export ")
+
+
+def _cmd_emulator_inject(args: argparse.Namespace) -> int:
+    from . import _emulator_cli
+
+    return _emulator_cli.inject(args)
 
 
 # ----------------------------------------------------------------------- demo

@@ -583,11 +583,10 @@ class RelayServer:
             if resumed is None:
                 return
             session, backlog = resumed
-            restored = True
         else:
             session = Session(self.emu.project, set())
             self.sessions[session.protocol] = session
-            restored = False
+        restored = protocol is not None
         self.listen(session, contexts)
         session.event_acks = params.get("event_acks", True) is not False
         session.conn = conn

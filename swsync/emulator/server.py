@@ -24,6 +24,7 @@ from aiohttp import web
 
 from .. import _validate
 from .callbacks import Webhooks
+from .control import ControlApi
 from .faults import Counters, Faults, Stats
 from .relay import RelayServer
 from .rest import RestApi
@@ -113,6 +114,7 @@ class Emulator:
         self.relay = RelayServer(self)
         self.rest = RestApi(self)
         self.hooks = Webhooks(self)
+        self.control = ControlApi(self)
 
         # Guards _live_clients (authenticated RELAY sockets); wait_for_clients
         # sleeps on it. Only ever held for a counter update or a wait.
@@ -234,6 +236,7 @@ class Emulator:
     async def _setup(self, sock: socket.socket, ssl_context: ssl.SSLContext | None) -> None:
         app = web.Application(client_max_size=4 * 1024 * 1024)
         app.router.add_get("/", self.relay.handle)
+        self.control.add_routes(app)
         app.router.add_route("*", "/{tail:.*}", self.rest.handle)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()
@@ -412,6 +415,15 @@ class Emulator:
     async def _inject(
         self, to: str, from_: str, body: str | None, context: str, media: list[str]
     ) -> str:
+        return self.receive_inbound(to, from_, body, context, media)[0].sid
+
+    def receive_inbound(
+        self, to: str, from_: str, body: str | None, context: str, media: list[str]
+    ) -> tuple[MessageRecord, int]:
+        """Store an inbound message and hand it out (loop thread; arguments valid).
+
+        Returns the record and how many RELAY sessions it went to (0 or 1).
+        """
         record = self.store.new_message(
             account_sid=self.project,
             from_=from_,
@@ -423,10 +435,10 @@ class Emulator:
             origin="inbound",
             context=context,
         )
-        self.relay.inbound(record)
+        sessions = self.relay.inbound(record)
         if self.inbound_webhook_url:
             self.hooks.inbound(record, self.inbound_webhook_url)
-        return record.sid
+        return record, sessions
 
     def wait_for_clients(self, n: int, timeout: float | None = 5.0) -> None:
         """Block until at least ``n`` authenticated RELAY connections are open.

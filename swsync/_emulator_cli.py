@@ -1,0 +1,293 @@
+"""The local emulator's command line, shared by ``swsync emulator`` and ``python -m swsync.emulator``.
+
+One option table (:func:`add_server_arguments`) serves both entry points, so they
+accept the same options with the same meaning; only the default port differs
+(``swsync emulator``: 8765, a fixed address to export; ``python -m
+swsync.emulator``: 0, a free port, for scripts that parse what it prints).
+:func:`serve` runs the emulator in the foreground and prints the ``SIGNALWIRE_*``
+variables the clients read. :func:`inject` (``swsync emulator inject``) POSTs an
+inbound message to a running emulator's control API.
+
+Credentials can stay the same across restarts: ``--project``, ``--token`` and
+``--signing-key``, else ``SIGNALWIRE_PROJECT_ID``, ``SIGNALWIRE_API_TOKEN`` and
+``SIGNALWIRE_SIGNING_KEY`` from the environment, so the variables exported from
+an earlier run keep working. Those variables are reused only while
+``SIGNALWIRE_SPACE`` is unset or names a local address: a real space's
+credentials are never taken over (nor printed).
+
+This module never imports aiohttp at import time: building the parser must work,
+and ``--help`` must print, without the ``swsync[emulator]`` extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Mapping
+from types import FrameType
+from typing import Any
+from urllib.parse import urlsplit
+
+from . import _config, _validate
+from .errors import ConfigurationError, ConnectionClosedError, RestError
+
+__all__ = [
+    "CONTROL_PREFIX",
+    "ENV_SIGNING_KEY",
+    "add_inject_arguments",
+    "add_server_arguments",
+    "emulator_kwargs",
+    "inject",
+    "serve",
+]
+
+ENV_SIGNING_KEY = "SIGNALWIRE_SIGNING_KEY"
+#: Path prefix of the emulator's control API (see ``swsync.emulator.control``).
+CONTROL_PREFIX = "/_emulator/api"
+
+_LOCAL_HOSTS = ("localhost", "::1", "0.0.0.0")  # plus 127.0.0.0/8
+
+
+def _number(text: str, *, positive: bool) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    ok = value > 0 if positive else value >= 0
+    if not ok or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number {'>' if positive else '>='} 0, got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    return _number(text, positive=False)
+
+
+def _positive_seconds(text: str) -> float:
+    return _number(text, positive=True)
+
+
+def _port(text: str) -> int:
+    value = _number(text, positive=False)
+    if value != int(value) or value > 65535:
+        raise argparse.ArgumentTypeError(f"port must be a whole number 0-65535, got {text!r}")
+    return int(value)
+
+
+def add_server_arguments(
+    parser: argparse.ArgumentParser, *, default_port: int, credentials: bool
+) -> None:
+    """Add the emulator server's options to ``parser``.
+
+    Args:
+        parser: the parser of ``swsync emulator`` or ``python -m swsync.emulator``.
+        default_port: the ``--port`` default of this entry point.
+        credentials: also add ``--project`` and ``--token`` (``swsync`` has them as
+            global options already).
+    """
+    add = parser.add_argument
+    add("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    add("--port", type=_port, default=default_port,
+        help=f"TCP port, 0 for any free one (default: {default_port})")
+    add("--state-delay", type=_seconds, default=0.05, metavar="SECONDS",
+        help="seconds between a message's state changes (default: 0.05)")
+    add("--certfile", help="serve TLS (wss://, https://) with this PEM certificate")
+    add("--keyfile", help="the certificate's PEM private key (if not inside --certfile)")
+    if credentials:
+        add("--project", help=f"project ID to accept (default: ${_config.ENV_PROJECT}, else random)")
+        add("--token", help=f"API token to accept (default: ${_config.ENV_TOKEN}, else random)")
+    add("--signing-key", help=f"key webhooks are signed with (default: ${ENV_SIGNING_KEY}, else random)")
+    add("--inbound-webhook-url", metavar="URL",
+        help="POST inbound messages here, cXML style; <Message> verbs in the reply are sent")
+    add("--ping-interval", type=_positive_seconds, metavar="SECONDS",
+        help="send signalwire.ping to every RELAY client this often")
+    add("--session-ttl", type=_seconds, default=60.0, metavar="SECONDS",
+        help="how long a dropped RELAY session stays resumable (default: 60)")
+
+
+def _is_local(space: str | None) -> bool:
+    """Whether ``space`` is unset or names this machine (a local emulator)."""
+    if not space:
+        return True
+    try:
+        host = urlsplit(space if "://" in space else "//" + space).hostname or ""
+    except ValueError:
+        return False
+    return host in _LOCAL_HOSTS or host.startswith("127.")
+
+
+def emulator_kwargs(
+    args: argparse.Namespace, environ: Mapping[str, str] | None = None
+) -> tuple[dict[str, Any], str | None]:
+    """Build ``Emulator(...)`` keywords from parsed options and the environment.
+
+    Returns:
+        The keywords, and a note for stderr when credentials in the environment
+        were deliberately not reused (``None`` otherwise).
+    """
+    env = os.environ if environ is None else environ
+    creds = {
+        "project": (getattr(args, "project", None), _config.ENV_PROJECT),
+        "token": (getattr(args, "token", None), _config.ENV_TOKEN),
+        "signing_key": (getattr(args, "signing_key", None), ENV_SIGNING_KEY),
+    }
+    from_env = {k: env.get(var) or None for k, (given, var) in creds.items() if given is None}
+    note = None
+    if any(from_env.values()) and not _is_local(env.get(_config.ENV_SPACE)):
+        names = ", ".join(creds[k][1] for k, v in from_env.items() if v)
+        note = (f"not reusing {names}: {_config.ENV_SPACE} names a real space, not this machine; "
+                "the emulator makes up its own credentials (fix them with --project, --token, --signing-key)")
+        from_env = {}
+    kwargs: dict[str, Any] = {k: given or from_env.get(k) for k, (given, _) in creds.items()}
+    kwargs.update(
+        host=args.host, port=args.port, state_delay=args.state_delay, certfile=args.certfile,
+        keyfile=args.keyfile, inbound_webhook_url=args.inbound_webhook_url,
+        ping_interval=args.ping_interval, session_ttl=args.session_ttl,
+    )
+    return kwargs, note
+
+
+def exports(emu: Any) -> list[tuple[str, str]]:
+    """The ``SIGNALWIRE_*`` variables clients read, as (name, value) pairs."""
+    return [
+        (_config.ENV_PROJECT, emu.project),
+        (_config.ENV_TOKEN, emu.token),
+        (_config.ENV_SPACE, emu.rest_url),  # RELAY and REST clients both accept this URL
+        (ENV_SIGNING_KEY, emu.signing_key),  # what webhook validators read
+    ]
+
+
+def serve(args: argparse.Namespace, *, prefix: str = "", name: str = "swsync emulator") -> int:
+    """Run the emulator until SIGINT/SIGTERM; return the exit code (0, or 2 if it cannot start).
+
+    Prints one ``{prefix}NAME=value`` line per variable of :func:`exports`.
+    """
+    from .emulator import Emulator
+
+    for path in (args.certfile, args.keyfile):
+        if path is not None and not os.path.isfile(path):
+            print(f"{name}: error: no such file: {path}", file=sys.stderr)
+            return 2
+    kwargs, note = emulator_kwargs(args)
+    if note:
+        print(f"{name}: note: {note}", file=sys.stderr)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    emu = None
+    try:
+        try:
+            emu = Emulator(**kwargs).start()
+        except (OSError, ValueError) as exc:  # port in use, unreadable certificate, bad URL...
+            print(f"{name}: error: cannot start: {exc}", file=sys.stderr)
+            return 2
+        for var, value in exports(emu):
+            print(f"{prefix}{var}={value}")
+        sys.stdout.flush()
+        while not stop.wait(0.5):  # a timed wait keeps the main thread responsive to signals
+            pass
+    finally:
+        if emu is not None:
+            emu.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+def verbose_logging(enabled: bool) -> None:
+    """Log at DEBUG (``enabled``) or WARNING to stderr (the standalone server's ``-v``)."""
+    logging.basicConfig(level=logging.DEBUG if enabled else logging.WARNING, stream=sys.stderr)
+
+
+# ---------------------------------------------------------------------------- inject
+
+
+def add_inject_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``swsync emulator inject`` to ``parser``."""
+    add = parser.add_argument
+    add("--to", required=True, metavar="NUMBER", help="your number that receives it (E.164 or short code)")
+    add("--from", dest="from_", required=True, metavar="NUMBER",
+        help="the remote sender (E.164 or short code)")
+    add("--body", help="the text")
+    add("--media", action="append", default=[], metavar="URL", help="a media URL (repeatable)")
+    add("--context", default="default", help="the RELAY context it arrives on (default: default)")
+    add("--json", action="store_true", help="print the emulator's answer as JSON")
+
+
+def control_url(space: str) -> str:
+    """The control API's base URL for a space given as the emulator's URL.
+
+    Raises:
+        ConfigurationError: ``space`` is a bare host name, not a URL.
+    """
+    scheme = {"ws": "http", "wss": "https", "http": "http", "https": "https"}.get(
+        space.partition("://")[0].lower() if "://" in space else ""
+    )
+    if scheme is None:
+        raise ConfigurationError(
+            f"inject talks to a running local emulator: the space must be its URL, such as "
+            f"http://127.0.0.1:8765 (swsync emulator prints it as {_config.ENV_SPACE}), got {space!r}"
+        )
+    netloc = urlsplit(space).netloc
+    return f"{scheme}://{netloc}{CONTROL_PREFIX}"
+
+
+def _required(args: argparse.Namespace, name: str, env: str) -> str:
+    value = getattr(args, name, None) or os.environ.get(env) or None
+    if value is None:
+        raise ConfigurationError(f"missing {name}: pass --{name} or set {env} (swsync emulator prints it)")
+    return str(value)
+
+
+def inject(args: argparse.Namespace) -> int:
+    """``swsync emulator inject``: POST one inbound message to a running emulator; 0 on success.
+
+    Raises:
+        ConfigurationError, ValueError: bad arguments (exit 2).
+        RestError: the emulator refused it (401: exit 4; else exit 1).
+        ConnectionClosedError: the emulator could not be reached (exit 4).
+    """
+    url = control_url(_required(args, "space", _config.ENV_SPACE)) + "/inbound"
+    auth = (_required(args, "project", _config.ENV_PROJECT), _required(args, "token", _config.ENV_TOKEN))
+    payload: dict[str, Any] = {
+        "to": _validate.phone_number(args.to, "--to"),
+        "from": _validate.phone_number(args.from_, "--from"),
+        "context": args.context,
+    }
+    body, media = _validate.content(args.body, args.media)
+    payload.update(body=body, media=media)
+    import requests
+
+    try:
+        reply = requests.post(url, json=payload, auth=auth, timeout=10)
+    except requests.RequestException as exc:
+        raise ConnectionClosedError(
+            f"cannot reach the emulator at {url}: {exc}", may_have_been_sent=isinstance(exc, requests.Timeout)
+        ) from exc
+    try:
+        answer = reply.json()
+    except ValueError:
+        answer = {}
+    if reply.status_code != 201 or not isinstance(answer, dict):
+        message = answer.get("message") if isinstance(answer, dict) else None
+        if reply.status_code == 404:
+            message = "no emulator control API here: is the space a swsync emulator?"
+        raise RestError(reply.status_code, str(message or reply.reason), method="POST", url=url)
+    return _report(args, answer)
+
+
+def _report(args: argparse.Namespace, answer: dict[str, Any]) -> int:
+    import json
+
+    print(json.dumps(answer, ensure_ascii=False) if args.json else answer.get("sid"), flush=True)
+    if answer.get("sessions") == 0:
+        print(f"swsync: note: no RELAY client receives context {args.context!r}; the message is "
+              "stored (and POSTed to the inbound webhook, if the emulator has one)", file=sys.stderr)
+    return 0

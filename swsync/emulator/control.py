@@ -1,0 +1,114 @@
+"""The emulator's control API: HTTP endpoints under ``/_emulator/api/`` that drive it.
+
+They let a shell, a script in another language or another process do what the
+Python helpers do in-process, against a running emulator. Authentication is HTTP
+Basic with the emulator's project and token (as for REST); bodies are JSON.
+
+``POST /_emulator/api/inbound``
+    ``{"to", "from", "body", "media", "context"}`` (``body`` and/or ``media``;
+    ``context`` defaults to ``"default"``): an inbound message, exactly as
+    :meth:`Emulator.inject_inbound` makes one. Answers 201 with ``{"sid", "to",
+    "from", "body", "media", "context", "sessions"}``, ``sessions`` being how many
+    RELAY sessions it went to (0 or 1). Bad input: 400; bad credentials: 401.
+    Errors are ``{"status", "message"}``.
+
+Runs on the emulator's loop thread.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import BasicAuth, web
+
+from .. import _validate
+
+if TYPE_CHECKING:
+    from .server import Emulator
+
+__all__ = ["PREFIX", "ControlApi"]
+
+#: Every control endpoint lives under this path (never a cXML REST path).
+PREFIX = "/_emulator/api"
+
+_INBOUND_FIELDS = frozenset(("to", "from", "body", "media", "context"))
+
+
+def _fail(status: int, message: str) -> web.HTTPException:
+    exc = web.HTTPException(
+        text=json.dumps({"status": status, "message": message}),
+        content_type="application/json",
+    )
+    exc.set_status(status)
+    if status == 401:
+        exc.headers["WWW-Authenticate"] = 'Basic realm="swsync emulator"'
+    return exc
+
+
+class ControlApi:
+    """The control endpoints. Loop thread only."""
+
+    def __init__(self, emu: Emulator) -> None:
+        self.emu = emu
+
+    def add_routes(self, app: web.Application) -> None:
+        """Register the endpoints on ``app`` (before the REST catch-all route)."""
+        app.router.add_post(f"{PREFIX}/inbound", self.inbound)
+
+    def authorize(self, request: web.Request) -> None:
+        """Raise a 401 unless ``request`` carries the emulator's project and token."""
+        header = request.headers.get("Authorization", "")
+        try:
+            auth = BasicAuth.decode(header) if header else None
+        except ValueError:
+            auth = None
+        emu = self.emu
+        if not (
+            auth is not None
+            and hmac.compare_digest(auth.login.encode(), emu.project.encode())
+            and hmac.compare_digest(auth.password.encode(), emu.token.encode())
+        ):
+            raise _fail(401, "authentication failed: use the emulator's project and token")
+
+    async def json_object(self, request: web.Request) -> dict[str, Any]:
+        """The request body as a JSON object, or a 400."""
+        try:
+            data = await request.json()
+        except ValueError:
+            raise _fail(400, "the body must be a JSON object") from None
+        if not isinstance(data, dict):
+            raise _fail(400, "the body must be a JSON object")
+        return data
+
+    async def inbound(self, request: web.Request) -> web.Response:
+        """``POST /_emulator/api/inbound``: inject one inbound message."""
+        self.authorize(request)
+        data = await self.json_object(request)
+        unknown = sorted(set(data) - _INBOUND_FIELDS)
+        if unknown:
+            raise _fail(400, f"unknown fields {unknown}; expected {sorted(_INBOUND_FIELDS)}")
+        context = data.get("context", "default")
+        media = data.get("media")
+        try:
+            if media is not None and not isinstance(media, list):
+                raise ValueError("media must be a list of URLs")
+            to = _validate.phone_number(data.get("to"), "to")
+            from_ = _validate.phone_number(data.get("from"), "from")
+            body, urls = _validate.content(data.get("body"), media)
+            if not isinstance(context, str) or not context:
+                raise ValueError("context must be a non-empty string")
+        except (ValueError, TypeError) as exc:
+            raise _fail(400, str(exc)) from None
+        record, sessions = self.emu.receive_inbound(to, from_, body, context, urls)
+        reply = {
+            "sid": record.sid,
+            "to": record.to,
+            "from": record.from_,
+            "body": record.body,
+            "media": [m.url for m in record.media],
+            "context": record.context,
+            "sessions": sessions,
+        }
+        return web.json_response(reply, status=201)
