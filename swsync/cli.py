@@ -527,7 +527,7 @@ class _Progress:
                 self._rank = rank
             self._last = state
             if self._json:
-                line = _json({"message_id": message_id, "state": state, "reason": reason,
+                line = _json({"message_id": message_id, "state": state, "reason": reason or None,
                               "elapsed": round(elapsed, 3)})
             else:
                 line = f"{elapsed:7.3f}s  {state:<11}"
@@ -580,7 +580,9 @@ def _send_relay(args: argparse.Namespace, body: str | None, media: list[str]) ->
     # disconnects the client at the deadline, which ends whichever step is running.
     timeout: float | None = args.timeout
     deadline = None if timeout is None else time.monotonic() + timeout
-    client = _relay_client(args, timeout=timeout)
+    # The message's state events reach only clients receiving its context.
+    contexts = [args.context] if args.context else None
+    client = _relay_client(args, contexts, timeout=timeout)
     expired = threading.Event()
 
     def expire() -> None:

@@ -92,7 +92,7 @@ class TestSend:
         assert isinstance(msg, Message) and msg.direction == "outbound"
         event = msg.wait(timeout=5)
         assert isinstance(event, MessageStateEvent) and event.message_state == "delivered"
-        assert msg.state == "delivered" and msg.is_done and msg.result is event and msg.reason is None
+        assert msg.state == "delivered" and msg.is_done and msg.result is event and msg.reason == ""
         assert msg.segments == 1 and msg.tags == ["otp"] and msg.context == "office"
         stored = emu.get_message(msg.message_id)
         assert stored is not None and stored["body"] == "Your code is 123456"

@@ -17,7 +17,7 @@ from ..ratelimit import checked_rate_limit
 from ..errors import ConfigurationError, ConnectionClosedError
 from ..optouts import OptOutStore, check_not_opted_out
 from .connection import CLOSED, Connection
-from .dispatcher import Dispatcher
+from .dispatcher import Dispatcher, report_callback_error
 from .events import MessageReceiveEvent, parse_message_fields
 from .message import Handler, Message, MessageTracker
 
@@ -35,6 +35,9 @@ _SESSION_LOST = (
 )
 
 MAX_BUFFERED_INBOUND = 1000
+
+# Seconds run() gives queued callbacks to finish, connection still up, before it disconnects.
+DRAIN_TIMEOUT = 10.0
 
 _clients: weakref.WeakSet[RelayClient] = weakref.WeakSet()
 
@@ -112,13 +115,16 @@ class RelayClient:
         assert host_value is not None
         self._url = _config.relay_url(host_value)
         cafile = _config.ca_file(ca_file, _config.ENV_RELAY_CA)
-        for name, value in (("request_timeout", request_timeout), ("connect_timeout", connect_timeout),
-                            ("max_reconnect_delay", max_reconnect_delay), ("queue_timeout", queue_timeout),
-                            ("message_ttl", message_ttl)):
-            if not isinstance(value, (int, float)) or value <= 0:
-                raise ConfigurationError(f"{name} must be a positive number of seconds")
-        if ping_interval is not None and (not isinstance(ping_interval, (int, float)) or ping_interval <= 0):
-            raise ConfigurationError("ping_interval must be a positive number of seconds or None")
+        try:  # NaN, negative: refused; infinity and huge values: clamped (never OverflowError)
+            request_timeout, connect_timeout, max_reconnect_delay, queue_timeout, message_ttl = (
+                _validate.duration(value, name) for name, value in (
+                    ("request_timeout", request_timeout), ("connect_timeout", connect_timeout),
+                    ("max_reconnect_delay", max_reconnect_delay), ("queue_timeout", queue_timeout),
+                    ("message_ttl", message_ttl)))
+            if ping_interval is not None:
+                ping_interval = _validate.duration(ping_interval, "ping_interval")
+        except ValueError as exc:
+            raise ConfigurationError(f"{exc} (a positive number of seconds)") from None
         if not isinstance(handler_workers, int) or handler_workers < 1:
             raise ConfigurationError("handler_workers must be a positive integer")
         if not isinstance(max_tracked_messages, int) or max_tracked_messages < 1:
@@ -232,7 +238,9 @@ class RelayClient:
         Meant for inbound-only programs (an auto-responder). Returns cleanly on
         Ctrl-C or SIGTERM (handled when called from the main thread); re-raises
         the error that stopped the client if it stopped on its own (for
-        example ``AuthenticationError`` during a reconnect).
+        example ``AuthenticationError`` during a reconnect). On Ctrl-C or SIGTERM,
+        callbacks already queued run first (at most ``DRAIN_TIMEOUT`` = 10 s) while
+        the connection is still up, so their replies can be sent; then it disconnects.
         """
         import signal  # here, not at the top: one-shot scripts never need it
 
@@ -257,9 +265,19 @@ class RelayClient:
             if main:
                 signal.signal(signal.SIGTERM, previous)
             error = self._stop_error
-            self.disconnect()
+            try:
+                if error is None and self.connected:
+                    self._drain_callbacks()
+            finally:
+                self.disconnect()
         if error is not None:
             raise error
+
+    def _drain_callbacks(self) -> None:
+        # Queued callbacks were for events already ACKed: run them while their replies
+        # can still be sent. Bounded: a stuck callback must not block shutdown.
+        if not self._dispatcher.drain(DRAIN_TIMEOUT):
+            logger.warning("callbacks still running after %s s; disconnecting anyway", DRAIN_TIMEOUT)
 
     @property
     def connected(self) -> bool:
@@ -295,12 +313,17 @@ class RelayClient:
         """Send a raw JSON-RPC request and return its ``result`` object.
 
         Raises:
+            ValueError: ``timeout`` is NaN, negative or not a number (infinity means
+                as long as it takes).
             RelayError: the server refused it (JSON-RPC error or non-2xx ``code``).
             WaitTimeout: no reply within ``timeout`` (default ``request_timeout``).
             ConnectionClosedError: the connection closed before the reply.
         """
         if not isinstance(method, str) or not method:
             raise ValueError("method must be a non-empty string")
+        if timeout is not None:  # NaN/negative: ValueError; infinity: as long as threads allow
+            limit = _validate.timeout(timeout)
+            timeout = _validate.MAX_TIMEOUT if limit is None else limit
         result: dict[str, Any] = self._connection().request(method, dict(params or {}), timeout=timeout)
         return result
 
@@ -315,6 +338,7 @@ class RelayClient:
         context: str | None = None,
         region: str | None = None,
         on_completed: Handler | None = None,
+        check_context: bool = True,
     ) -> Message:
         """Send an SMS/MMS and return its live ``Message`` (state ``queued``).
 
@@ -326,12 +350,18 @@ class RelayClient:
             body: the text; a body and/or ``media`` is required.
             media: public URLs of media for an MMS (at most 10).
             tags: labels stored with the message.
-            context: the context the message's events belong to (default: the session's protocol).
+            context: the context the message's events belong to (default: the session's
+                protocol). SignalWire sends a message's state events only to clients
+                that receive its context, so it must be one this client receives.
             region: origination region.
             on_completed: ``callback(event)`` run once, on a dispatch thread, at the terminal state.
+            check_context: with ``False``, send on a context this client does not
+                receive (another process tracks it, e.g. with ``on_message_state``);
+                this ``Message`` then gets no state events and ``wait()`` runs out.
 
         Raises:
-            ValueError: bad arguments (nothing is sent).
+            ValueError: bad arguments, or a ``context`` this client does not receive
+                (nothing is sent).
             OptedOutError: ``to_number`` is in the client's opt-out store (nothing is sent).
             RelayError: the server refused the message.
             WaitTimeout: no reply within ``request_timeout`` (the message may have been sent).
@@ -350,6 +380,8 @@ class RelayClient:
         if on_completed is not None and not callable(on_completed):
             raise TypeError("on_completed must be callable")
         conn = self._connection()
+        if context is not None and check_context:
+            self._check_context(context, conn)
         if self.rate_limit is not None:  # blocks until admitted, or raises RateLimited
             self.rate_limit.acquire(from_number=from_number, body=body, media=urls,
                                     account=self._auth.get("project", ""))
@@ -391,6 +423,19 @@ class RelayClient:
 
         return send_many(self, outbounds, journal=journal, window=window, wait=wait,
                          timeout=timeout, retry_unknown=retry_unknown)
+
+    def _check_context(self, context: str, conn: Connection) -> None:
+        # In production a message's state events go only to sessions that receive its
+        # context (the session's own protocol always is one): without this check such
+        # a send "works" and its wait() hangs until the timeout.
+        if context == conn.protocol or context in self._subscriptions():
+            return
+        raise ValueError(
+            f"context {context!r} is not one this client receives, so the message's state "
+            f"events would never reach it and wait() would hang: create the client with "
+            f"contexts=[{context!r}] or call client.receive([{context!r}]) first, or pass "
+            f"check_context=False if another client tracks this context"
+        )
 
     # --------------------------------------------------------------- inbound
 
@@ -500,8 +545,8 @@ def _run_inbound(handlers: list[InboundHandler], msg: Message) -> None:
     for handler in handlers:
         try:
             handler(msg)
-        except Exception:
-            logger.exception("swsync on_message handler %r raised", handler)
+        except BaseException:  # SystemExit too: the next handler still runs
+            report_callback_error("on_message handler", handler)
 
 
 def _after_fork_in_child() -> None:

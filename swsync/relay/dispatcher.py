@@ -2,18 +2,63 @@
 
 Jobs with the same key (a message id) always go to the same worker's FIFO queue,
 so callbacks for one message run in event order even with several workers. A
-callback that raises is logged and the worker carries on.
+callback that raises anything, ``SystemExit`` and ``KeyboardInterrupt`` included,
+is reported (see :func:`report_callback_error`) and the worker carries on: in a
+worker thread neither means "stop the program" (Python itself only ever delivers
+them to the main thread), and a dead worker would silently lose every later
+callback while the reader keeps acknowledging events.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+import sys
 import threading
+import time
+import traceback
 from collections.abc import Callable
 from typing import Any
 
 logger = logging.getLogger(__name__)
+
+
+def _reaches_a_handler(log: logging.Logger) -> bool:
+    """True when records of ``log`` reach a handler other than a ``NullHandler``.
+
+    The same walk ``logging`` does before falling back to ``logging.lastResort``;
+    swsync's own ``NullHandler`` does not count as the program configuring logging.
+    """
+    node: logging.Logger | None = log
+    while node is not None:
+        if any(not isinstance(h, logging.NullHandler) for h in node.handlers):
+            return True
+        node = node.parent if node.propagate else None
+    return False
+
+
+def report_callback_error(what: str, fn: object) -> None:
+    """Report the exception being handled, raised by the user callback ``fn``.
+
+    When the program configured logging (a handler is reachable from swsync's
+    logger), the error is logged at ERROR level with its traceback. Otherwise it is
+    printed to ``sys.stderr`` the way ``threading.excepthook`` prints an uncaught
+    exception in a thread, so a failing callback is never invisible; swsync never
+    configures logging itself. Call it only from an ``except`` block.
+    """
+    if _reaches_a_handler(logger):
+        logger.error("swsync %s %r raised", what, fn, exc_info=True)
+        return
+    stderr = sys.stderr
+    if stderr is None:  # pythonw, or a daemon that closed it: nowhere to write
+        return
+    try:
+        stderr.write(f"Exception in swsync {what} {fn!r} "
+                     f"(thread {threading.current_thread().name}):\n")
+        traceback.print_exc(file=stderr)
+        stderr.flush()
+    except (OSError, ValueError):  # a closed or full stderr must not kill the worker
+        pass
 
 _STOP = object()
 
@@ -56,6 +101,30 @@ class Dispatcher:
         q = qs[0] if len(qs) == 1 else qs[hash(key) % len(qs)]
         q.put((fn, args))
 
+    def drain(self, timeout: float) -> bool:
+        """Wait until every queued callback has run, new ones included; at most ``timeout`` s.
+
+        Returns ``True`` when the queues are empty and no callback is running,
+        ``False`` when time ran out (or when called from a worker, which cannot
+        wait for itself). The workers keep running; see ``stop()``.
+        """
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            if not self._running:
+                return True
+            if threading.current_thread() in self._threads:
+                return False
+        while True:
+            # A marker job per queue: once each has run, everything queued before it has.
+            markers = [threading.Event() for _ in self._queues]
+            for q, marker in zip(self._queues, markers):
+                q.put((marker.set, ()))
+            for marker in markers:
+                if not marker.wait(max(0.0, deadline - time.monotonic())):
+                    return False
+            if all(q.empty() for q in self._queues):
+                return True
+
     def stop(self, timeout: float | None = 10.0) -> None:
         """Let queued callbacks finish, then stop and join the workers.
 
@@ -91,5 +160,5 @@ class Dispatcher:
             fn, args = item
             try:
                 fn(*args)
-            except Exception:
-                logger.exception("swsync callback %r raised", fn)
+            except BaseException:  # SystemExit too: see the module docstring
+                report_callback_error("callback", fn)

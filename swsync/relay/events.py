@@ -44,7 +44,8 @@ class RelayEvent:
     """A ``signalwire.event`` as received: its type, inner params and timestamp.
 
     ``params`` is the event-specific payload (the inner ``params`` object of the
-    frame). Immutable, hence thread-safe. (Plain slotted classes rather than
+    frame). Immutable, hence thread-safe; survives ``pickle``, ``copy`` and
+    ``deepcopy`` (a ``multiprocessing`` worker may return one). (Plain slotted classes rather than
     dataclasses: they are built on the reader's hot path and imported by every
     one-shot ``swsync send``.)
     """
@@ -67,6 +68,12 @@ class RelayEvent:
 
     __delattr__ = __setattr__  # type: ignore[assignment]
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The default protocol restores slots with setattr, which this immutable class
+        # refuses: rebuild through object.__setattr__ instead (pickle, copy, deepcopy).
+        state = {name: getattr(self, name) for name in _slot_names(type(self))}
+        return (_rebuild_event, (type(self), state))
+
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
@@ -79,15 +86,30 @@ class RelayEvent:
         return f"{type(self).__name__}({fields})"
 
 
+def _slot_names(cls: type) -> list[str]:
+    return [name for klass in cls.__mro__ for name in getattr(klass, "__slots__", ())]
+
+
+def _rebuild_event(cls: type[RelayEvent], state: Mapping[str, Any]) -> RelayEvent:
+    """Recreate an event from its slot values (the other half of ``__reduce__``)."""
+    event = cls.__new__(cls)
+    for name, value in state.items():
+        object.__setattr__(event, name, value)
+    return event
+
+
 class MessageStateEvent(RelayEvent):
-    """A ``messaging.state`` event: one step of an outbound message's progress."""
+    """A ``messaging.state`` event: one step of an outbound message's progress.
+
+    ``reason`` is the failure reason, ``""`` when there is none.
+    """
 
     __slots__ = ("message_id", "message_state", "reason")
     _fields = ("event_type", "message_id", "message_state", "reason", "timestamp")
 
     message_id: str
     message_state: str
-    reason: str | None
+    reason: str
 
     def __init__(
         self,
@@ -96,13 +118,13 @@ class MessageStateEvent(RelayEvent):
         timestamp: float | None = None,
         message_id: str = "",
         message_state: str = "",
-        reason: str | None = None,
+        reason: str | None = "",
     ) -> None:
         super().__init__(event_type, params, timestamp)
         _set = object.__setattr__
         _set(self, "message_id", message_id)
         _set(self, "message_state", message_state)
-        _set(self, "reason", reason)
+        _set(self, "reason", reason or "")
 
     @property
     def is_terminal(self) -> bool:

@@ -15,18 +15,21 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..errors import ConnectionClosedError, SwsyncError, WaitTimeout
+from .. import _validate
+from ..errors import ConnectionClosedError, OutcomeUnknownError, SwsyncError, WaitTimeout
+from .dispatcher import Dispatcher, report_callback_error
 from .events import STATE_RANK, TERMINAL_STATES, MessageReceiveEvent, MessageStateEvent, RelayEvent
-
-if TYPE_CHECKING:
-    from .dispatcher import Dispatcher
 
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[MessageStateEvent], Any]
 _Early = tuple[dict[str, Any], Mapping[str, Any], "float | None"]
+
+# The public fields a Message snapshot (copy, pickle) carries.
+_SNAPSHOT_FIELDS = ("message_id", "context", "direction", "from_number", "to_number", "body",
+                    "media", "segments", "reason", "tags", "region")
 
 
 class Message:
@@ -36,6 +39,11 @@ class Message:
     and ``sent`` to a terminal state (``delivered``, ``undelivered``, ``failed``);
     inbound messages arrive complete in state ``received``. Properties read the
     latest known values. Thread-safe: any thread may read, ``on()`` or ``wait()``.
+
+    ``copy.copy``, ``copy.deepcopy`` and ``pickle`` give a detached snapshot (for
+    example a ``multiprocessing`` worker's return value): the same fields, state
+    and result, but it receives no more events. ``wait()`` on a snapshot taken
+    before the message was done raises ``OutcomeUnknownError`` at once.
     """
 
     __slots__ = (
@@ -44,7 +52,8 @@ class Message:
         "to_number", "body", "media", "segments", "reason", "tags", "region",
     )
 
-    def __init__(self, tracker: MessageTracker, message_id: str, fields: dict[str, Any]) -> None:
+    def __init__(self, tracker: MessageTracker | _Detached, message_id: str,
+                 fields: dict[str, Any]) -> None:
         self._tracker = tracker
         self._cond: threading.Condition | None = None
         self._handlers: list[Handler] = []
@@ -63,7 +72,7 @@ class Message:
         self.body: str | None = fields.get("body")
         self.media: list[str] = fields.get("media", [])
         self.segments: int = fields.get("segments", 0)
-        self.reason: str | None = fields.get("reason")
+        self.reason: str = fields.get("reason") or ""  # "" until a failure reason arrives
         self.tags: list[str] = fields.get("tags", [])
         self.region: str | None = fields.get("region")
 
@@ -102,18 +111,21 @@ class Message:
         may wait on one message.
 
         Args:
-            timeout: seconds to wait; ``None`` waits until done or the connection is lost.
+            timeout: seconds to wait; ``None``, infinity or more than about three
+                years wait until done or the connection is lost.
 
         Raises:
+            ValueError: ``timeout`` is NaN, negative or not a number.
             WaitTimeout: not done within ``timeout`` (a ``TimeoutError``).
             ConnectionClosedError: the client disconnected, or the connection was
                 lost for good, before the message was done.
         """
+        limit = _validate.timeout(timeout)
         with self._tracker.lock:
             if not self._done and self._error is None:
                 if self._cond is None:
                     self._cond = threading.Condition(self._tracker.lock)
-                self._cond.wait_for(lambda: self._done or self._error is not None, timeout)
+                self._cond.wait_for(lambda: self._done or self._error is not None, limit)
             if self._done:
                 assert self._result is not None
                 return self._result
@@ -125,11 +137,43 @@ class Message:
             f"message {self.message_id} still {self._state!r} after {timeout} s"
         )
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A detached snapshot: the tracker (locks, handlers) stays with the original.
+        with self._tracker.lock:
+            fields = {name: copy.copy(getattr(self, name)) for name in _SNAPSHOT_FIELDS}
+            state = (self._state, self._done, self._result, self._error)
+        return (_restore_message, (fields, *state))
+
     def __repr__(self) -> str:
         return (
             f"<Message {self.message_id} {self.direction} state={self._state!r} "
             f"to={self.to_number!r} from={self.from_number!r}>"
         )
+
+
+class _Detached:
+    """The stand-in tracker of a Message snapshot: a lock, and no events ever."""
+
+    __slots__ = ("lock",)
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+
+
+def _restore_message(fields: dict[str, Any], state: str, done: bool,
+                     result: RelayEvent | None, error: SwsyncError | None) -> Message:
+    """Rebuild a detached ``Message`` snapshot (the other half of ``Message.__reduce__``)."""
+    msg = Message(_Detached(), fields["message_id"], fields)
+    msg._state, msg._done, msg._result = state, done, result
+    if error is None and not done:
+        error = OutcomeUnknownError(
+            f"message {msg.message_id} is a copy (pickled or copied) taken in state {state!r}; "
+            "a copy receives no events, so its outcome is unknown here: wait on the original "
+            "Message, or look it up over REST by message_id",
+            message_id=msg.message_id,
+        )
+    msg._error = error
+    return msg
 
 
 class MessageTracker:
@@ -229,7 +273,7 @@ class MessageTracker:
                 if msg._cond is not None:
                     self._wake(msg._cond)
                 return
-            event = MessageStateEvent("messaging.state", params, timestamp, mid, new, fields.get("reason"))
+            event = MessageStateEvent("messaging.state", params, timestamp, mid, new, fields.get("reason", ""))
             handlers = list(handlers)
             if terminal:
                 msg._done = True
@@ -339,9 +383,9 @@ class MessageTracker:
 
 
 def run_handlers(handlers: list[Handler], event: MessageStateEvent) -> None:
-    """Call each handler with ``event``; log and swallow what one raises."""
+    """Call each handler with ``event``; report and swallow whatever one raises."""
     for handler in handlers:
         try:
             handler(event)
-        except Exception:
-            logger.exception("swsync callback %r raised", handler)
+        except BaseException:  # SystemExit too: the next handler still runs
+            report_callback_error("callback", handler)

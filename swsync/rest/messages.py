@@ -391,7 +391,7 @@ class MessageList:
                 raise ValueError("from_ is required unless messaging_service_sid picks the sender")
         else:
             phone_number(from_, "from_")
-        body, urls = content(body, media_url)
+        body, urls = content(body, media_url, "media_url")
         if not isinstance(send_as_mms, bool):
             raise ValueError(f"send_as_mms must be True or False, got {send_as_mms!r}")
         data: list[tuple[str, str]] = [("To", to)]
