@@ -313,6 +313,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         through ``SystemExit`` as usual.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    _reserve_std_fds()
+    _OUTPUT.reset()
     args = _parse(argv)
     debug = bool(getattr(args, "debug", False))
     if debug:
@@ -327,12 +329,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except KeyboardInterrupt:
         _flush_quietly()
-        print("swsync: interrupted", file=sys.stderr)
+        _err("swsync: interrupted")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader (head, grep -m) went away: stop quietly, as Unix tools do.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        _discard(sys.stdout)
         return EXIT_OK
     except Exception as exc:  # noqa: BLE001 - the CLI's one error boundary
         code, text = _describe(exc)
@@ -341,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             traceback.print_exc(file=sys.stderr)
         _flush_quietly()
-        print(f"swsync: error: {text}", file=sys.stderr)
+        _err(f"swsync: error: {text}")
         return code
 
 
@@ -379,8 +380,30 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 def _flush_quietly() -> None:
     try:
         sys.stdout.flush()
-    except (OSError, ValueError):
-        pass
+    except (OSError, ValueError, AttributeError):
+        if sys.stdout is not None:
+            _discard(sys.stdout)
+
+
+def _reserve_std_fds() -> None:
+    """Open /dev/null on any of file descriptors 0-2 the shell left closed (``>&-``).
+
+    Otherwise the next socket the client opens could get descriptor 1 or 2, and a
+    stray write meant for standard output or error would land in the websocket.
+    Python has already set ``sys.stdout`` (or ``stdin``, ``stderr``) to ``None`` for
+    a closed one, which is how the commands learn about it.
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            try:
+                devnull = os.open(os.devnull, os.O_RDWR)
+            except OSError:
+                return
+            if devnull != fd:
+                os.dup2(devnull, fd)
+                os.close(devnull)
 
 
 def _describe(exc: BaseException) -> tuple[int, str]:
@@ -468,21 +491,90 @@ def _rest_client(args: argparse.Namespace, *, timeout: float | None = 10.0) -> R
 # ------------------------------------------------------------------------ output
 
 
-def _write(out: TextIO, line: str) -> bool:
-    """Write one line; return False once the reader has gone away (a closed pipe).
+_READER_GONE = "the reader went away"  # EPIPE: `swsync ... | head` finished reading
 
-    The rest of the output then goes to /dev/null, as Unix tools do, while the
-    command carries on: ``send``'s exit code must still tell what happened.
+
+class _OutputState:
+    """Whether standard output still works, for this run of :func:`main`.
+
+    The first failed write is reported as one line on stderr; every later write is
+    skipped. Commands decide what a failure means for their exit code: ``send``'s
+    still tells the message's outcome, ``messages list`` and ``get`` fail with 1.
     """
+
+    def __init__(self) -> None:
+        # Guards problem; held while one line is written, so lines never interleave.
+        self.lock = threading.Lock()
+        self.problem: str | None = None
+
+    def reset(self) -> None:
+        with self.lock:
+            self.problem = None
+
+    def exit_code(self, code: int = EXIT_OK) -> int:
+        """``code``, or 1 when output was lost to anything but a reader that went away."""
+        problem = self.problem
+        return code if problem in (None, _READER_GONE) else EXIT_NOT_DELIVERED
+
+
+_OUTPUT = _OutputState()
+
+
+def _err(line: str) -> None:
+    """Write one line to stderr, ignoring a closed or broken stderr (nowhere left to report)."""
+    try:
+        if sys.stderr is not None:
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def _discard(out: TextIO) -> None:
+    """Point ``out``'s descriptor at /dev/null, so its buffer can flush at exit without error."""
+    try:
+        fd = out.fileno()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except (OSError, ValueError, AttributeError):
+        return  # not a real file (a test's capture), or nothing to open: nothing to do
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def _try_write(out: TextIO | None, line: str) -> str | None:
+    """Write and flush one line; return why that failed, or ``None``."""
+    if out is None:
+        return "it is closed"
     try:
         out.write(line + "\n")
         out.flush()
-        return True
+        return None
     except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, out.fileno())
-        os.close(devnull)
-        return False
+        _discard(out)
+        return _READER_GONE
+    except (OSError, ValueError) as exc:
+        _discard(out)
+        return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _write(out: TextIO | None, line: str) -> bool:
+    """Write one line to standard output; return False once it no longer works.
+
+    A reader that went away (a closed pipe: ``swsync ... | head``) ends the output
+    quietly, as Unix tools do; any other failure (stdout closed with ``>&-``, a full
+    disk, ``>/dev/full``) is reported once on stderr. Either way the command carries
+    on: ``send``'s exit code must still tell what happened to the message.
+    """
+    with _OUTPUT.lock:
+        if _OUTPUT.problem is not None:
+            return False
+        problem = _try_write(out, line)
+        if problem is None:
+            return True
+        _OUTPUT.problem = problem
+    if problem != _READER_GONE:
+        _err(f"swsync: error: cannot write to standard output: {problem}")
+    return False
 
 
 def _json(obj: Any) -> str:
@@ -744,15 +836,28 @@ def message_json(message: Message) -> dict[str, Any]:
 
 def _cmd_listen(args: argparse.Namespace) -> int:
     contexts = args.context or ["default"]
+    if sys.stdout is None:
+        # Nothing may be received (and acknowledged) that cannot be printed.
+        raise ConfigurationError("standard output is closed: listen has nowhere to print messages")
     client = _relay_client(args, contexts=contexts)
-    # Guards writes to stdout from the dispatch thread(s); held for one line.
-    lock = threading.Lock()
+    # Guards stopper: the thread that disconnects once printing failed.
+    stop_lock = threading.Lock()
+    stopper: list[threading.Thread] = []
 
     def show(message: Message) -> None:
         line = _json(message_json(message))
-        with lock:
-            if not _write(sys.stdout, line):
-                client.disconnect()  # nobody reads any more (listen | head): stop
+        if _write(sys.stdout, line):
+            return
+        # Each message that cannot be printed goes to stderr whole, so none is lost
+        # without a word; then stop receiving. Messages already acknowledged and
+        # queued still come here. The disconnect runs on its own thread: from this
+        # dispatch thread it could not wait for the queue to drain.
+        _err(f"swsync: not printed ({_OUTPUT.problem}): {line}")
+        with stop_lock:
+            if not stopper:
+                stopper.append(threading.Thread(target=client.disconnect, name="swsync-cli-stop",
+                                                daemon=False))
+                stopper[0].start()
 
     import signal
 
@@ -764,15 +869,18 @@ def _cmd_listen(args: argparse.Namespace) -> int:
     try:
         client.on_message(show)
         client.connect()
-        print(f"swsync: listening on context(s) {', '.join(contexts)}; Ctrl-C to stop",
-              file=sys.stderr, flush=True)
+        _err(f"swsync: listening on context(s) {', '.join(contexts)}; Ctrl-C to stop")
         client.run()  # returns on Ctrl-C, SIGTERM or disconnect(), disconnected
     except KeyboardInterrupt:
         client.disconnect()
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
-    return EXIT_OK
+        with stop_lock:
+            threads = list(stopper)
+        for thread in threads:
+            thread.join(timeout=30)  # disconnect() is bounded; this is a backstop
+    return _OUTPUT.exit_code()
 
 
 # ------------------------------------------------------------------- messages
@@ -809,9 +917,9 @@ def _cmd_messages_list(args: argparse.Namespace) -> int:
     if args.json:
         for record in records:
             _write(sys.stdout, _record_json(record))
-        return EXIT_OK
+        return _OUTPUT.exit_code()
     if not records:
-        print("swsync: no messages found", file=sys.stderr)
+        _err("swsync: no messages found")
         return EXIT_OK
     header = ("SID", "DATE (UTC)", "DIRECTION", "FROM", "TO", "STATUS", "BODY")
     rows = [
@@ -821,7 +929,7 @@ def _cmd_messages_list(args: argparse.Namespace) -> int:
     ]
     for line in format_table(rows, header):
         _write(sys.stdout, line)
-    return EXIT_OK
+    return _OUTPUT.exit_code()
 
 
 _DETAIL_FIELDS = ("sid", "status", "direction", "from_", "to", "body", "num_segments", "num_media",
@@ -844,7 +952,7 @@ def _show_record(record: MessageRecord, as_json: bool) -> None:
 def _cmd_messages_get(args: argparse.Namespace) -> int:
     with _rest_client(args) as rest:
         _show_record(rest.messages(args.sid).fetch(), args.json)
-    return EXIT_OK
+    return _OUTPUT.exit_code()
 
 
 def _cmd_messages_redact(args: argparse.Namespace) -> int:
@@ -947,7 +1055,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         say()
     say("Done. Next: 'swsync emulator' runs the emulator in the foreground; point the")
     say("SIGNALWIRE_* variables it prints at it and try 'swsync send' or examples/.")
-    return EXIT_OK
+    return _OUTPUT.exit_code()
 
 
 if __name__ == "__main__":  # pragma: no cover

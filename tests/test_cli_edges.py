@@ -253,3 +253,139 @@ def test_bare_space_on_the_plain_http_emulator_hints_at_http(
     code, _, err = run(capsys, "--project", emu.project, "--token", emu.token, "--space", hostport, *command)
     assert code == cli.EXIT_CONNECTION
     assert f"http://{hostport}" in err and err.count("\n") == 1
+
+
+# ------------------------------------------------- standard output closed (>&-) or full (>/dev/full)
+
+
+def closed_stdout() -> dict[str, Any]:
+    """subprocess.run arguments that start the child with file descriptor 1 closed (``>&-``)."""
+    return {"stdout": subprocess.DEVNULL, "preexec_fn": lambda: os.close(1)}
+
+
+def full_stdout() -> dict[str, Any]:
+    """subprocess.run arguments that point the child's stdout at /dev/full (every write: ENOSPC)."""
+    return {"stdout": open("/dev/full", "wb")}  # noqa: SIM115 - closed by the child's exit
+
+
+STDOUTS = {"closed": closed_stdout, "full": full_stdout}
+
+
+def statuses(emu: Any) -> list[str]:
+    from swsync.rest import RestClient
+
+    with RestClient(emu.project, emu.token, emu.rest_url) as rest:
+        return [str(m.status) for m in rest.messages.list()]
+
+
+def assert_one_output_error(stderr: bytes, why: str) -> None:
+    text = stderr.decode()
+    assert "Traceback" not in text and "Exception ignored" not in text, text
+    lines = [line for line in text.splitlines() if "standard output" in line]
+    assert len(lines) == 1, text
+    assert why in lines[0]
+
+
+@pytest.mark.parametrize("stdout", ["closed", "full"])
+@pytest.mark.parametrize("extra", [[], ["--json"], ["--via", "rest"]])
+def test_send_exit_code_is_the_outcome_when_stdout_is_unusable(
+    emu: Any, stdout: str, extra: list[str]
+) -> None:
+    from swsync.emulator import UNDELIVERED_NUMBER
+
+    why = "closed" if stdout == "closed" else "No space left on device"
+    delivered = swsync(emu, "send", "--to", TO, "--from", FROM, "--body", "x", *extra, **STDOUTS[stdout]())
+    assert delivered.returncode == cli.EXIT_OK, delivered.stderr
+    assert_one_output_error(delivered.stderr, why)
+    assert statuses(emu) == ["delivered"]
+    refused = swsync(emu, "send", "--to", UNDELIVERED_NUMBER, "--from", FROM, "--body", "x", *extra,
+                     **STDOUTS[stdout]())
+    assert refused.returncode == cli.EXIT_NOT_DELIVERED
+    assert_one_output_error(refused.stderr, why)
+    assert "undelivered" in refused.stderr.decode().splitlines()[-1]
+
+
+@pytest.mark.parametrize("stdout", ["closed", "full"])
+@pytest.mark.parametrize("command", [["messages", "list"], ["messages", "list", "--json"], ["messages", "get"]])
+def test_messages_commands_report_unusable_stdout_in_one_line(
+    emu: Any, stdout: str, command: list[str]
+) -> None:
+    (sid,) = emu.add_messages(1)
+    argv = [*command, sid] if command[-1] == "get" else command
+    proc = swsync(emu, *argv, space=emu.rest_url, **STDOUTS[stdout]())
+    assert proc.returncode == cli.EXIT_NOT_DELIVERED  # what was asked for was not shown
+    assert_one_output_error(proc.stderr, "closed" if stdout == "closed" else "No space left on device")
+
+
+@pytest.mark.parametrize("stdout", ["closed", "full"])
+def test_messages_delete_exit_code_is_the_outcome_when_stdout_is_unusable(emu: Any, stdout: str) -> None:
+    (sid,) = emu.add_messages(1)
+    proc = swsync(emu, "messages", "delete", sid, space=emu.rest_url, **STDOUTS[stdout]())
+    assert proc.returncode == cli.EXIT_OK
+    assert_one_output_error(proc.stderr, "closed" if stdout == "closed" else "No space left on device")
+    assert emu.get_message(sid) is None
+
+
+@pytest.mark.parametrize("stdout", ["closed", "full"])
+def test_demo_reports_unusable_stdout_in_one_line(stdout: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "swsync", "demo", "--state-delay", "0"],
+                          env={k: v for k, v in os.environ.items() if k not in ENV_VARS},
+                          stderr=subprocess.PIPE, timeout=60, **STDOUTS[stdout]())
+    assert proc.returncode == cli.EXIT_NOT_DELIVERED
+    assert_one_output_error(proc.stderr, "closed" if stdout == "closed" else "No space left on device")
+
+
+def test_in_process_stdout_failure_is_one_line(
+    env: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Full:
+        def write(self, text: str) -> int:
+            raise OSError(28, "No space left on device")
+
+        def flush(self) -> None:
+            pass
+
+    monkeypatch.setattr(sys, "stdout", Full())
+    assert cli.main(["send", "--to", TO, "--from", FROM, "--body", "x"]) == cli.EXIT_OK
+    err = capsys.readouterr().err
+    assert err == "swsync: error: cannot write to standard output: [Errno 28] No space left on device\n"
+
+
+# ------------------------------------------------------------------- listen with nowhere to print
+
+
+def test_listen_with_stdout_closed_stops_before_receiving_anything(emu: Any) -> None:
+    proc = swsync(emu, "listen", "--context", "office", **closed_stdout())
+    assert proc.returncode == cli.EXIT_USAGE
+    err = proc.stderr.decode()
+    assert "standard output is closed" in err and "listening" not in err and err.count("\n") == 1
+
+
+@pytest.mark.timeout(90)
+def test_listen_with_stdout_full_stops_and_reports_every_unprinted_message(emu: Any) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "swsync", "listen", "--context", "office"],
+        env=subprocess_env(emu.project, emu.token, emu.relay_url),
+        stdout=open("/dev/full", "wb"), stderr=subprocess.PIPE,  # noqa: SIM115
+    )
+    try:
+        assert proc.stderr is not None
+        assert b"listening" in proc.stderr.readline()
+        bodies = [f"inbound {i}" for i in range(3)]
+        for body in bodies:
+            emu.inject_inbound(to_number=FROM, from_number=TO, body=body, context="office")
+        assert proc.wait(timeout=30) == cli.EXIT_NOT_DELIVERED
+        err = proc.stderr.read().decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        if proc.stderr is not None:
+            proc.stderr.close()
+    assert "Traceback" not in err
+    assert err.count("cannot write to standard output: [Errno 28] No space left on device") == 1
+    reported = [json.loads(line.split("): ", 1)[1]) for line in err.splitlines()
+                if line.startswith("swsync: not printed")]
+    # The first message is reported whole; every other one the client received likewise.
+    assert reported and reported[0]["body"] == "inbound 0"
+    assert [m["body"] for m in reported] == bodies[: len(reported)]
