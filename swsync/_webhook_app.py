@@ -239,7 +239,7 @@ class Decision:
 
 
 def _refuse(log: logging.Logger, req: Incoming, status: int, reason: str) -> Decision:
-    level = logging.ERROR if status == 403 and "signing key" in reason else logging.WARNING
+    level = logging.ERROR if reason.startswith("no signing key") else logging.WARNING
     log.log(level, "swsync: refused webhook %s %s (%d): %s", req.method, req.path, status, reason)
     return Decision(status, reason)
 

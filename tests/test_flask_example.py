@@ -216,7 +216,7 @@ def test_emulator_callbacks_and_inbound_reply_through_the_app(http: Any) -> None
             posts = [h for h in seen.snapshot() if h.path == "/status"]
             assert [h.form["MessageStatus"] for h in posts] == history
             for h in posts:
-                assert h.method == "POST" and h.status == 204
+                assert h.method == "POST" and h.status == 200
                 assert h.url == callback_url
                 expected = sign(KEY, callback_url, h.form)
                 assert h.signature == h.twilio_signature == expected
@@ -298,7 +298,7 @@ def test_emulator_signs_a_percent_encoded_callback_url_as_it_sends_it() -> None:
             callback_url = server.url + "/status?next=%2Fhome&q=caf%C3%A9"
             rest.messages.create(to=THEIRS, from_=OURS, body="hi", status_callback=callback_url)
             assert seen.done.wait(TIMEOUT), "the emulator's callbacks never reached the app"
-    assert [(h.url, h.status) for h in seen.snapshot()] == [(callback_url, 204)] * len(history)
+    assert [(h.url, h.status) for h in seen.snapshot()] == [(callback_url, 200)] * len(history)
 
 
 # ---------------------------------------------------------------------------
@@ -364,7 +364,7 @@ def test_twilio_signature_header_is_accepted(served: Any, http: Any) -> None:
         headers={"X-Twilio-Signature": sign(KEY, url, STATUS_FORM)},
         timeout=TIMEOUT,
     )
-    assert reply.status_code == 204
+    assert reply.status_code == 200
     (cb,) = statuses.snapshot()
     assert (cb.message_status, cb.error_code) == ("undelivered", 30003)
     log = http.get(server.url + "/status-log", timeout=TIMEOUT).json()
@@ -412,7 +412,7 @@ def test_every_webhook_needs_a_valid_signature(
     headers = {} if signature is None else {"X-SignalWire-Signature": signature}
     reply = http.post(url, data=form, headers=headers, timeout=TIMEOUT)
     if case == "signed":  # the control: the same request with the right signature
-        assert reply.status_code == (204 if path == "/status" else 200)
+        assert reply.status_code == 200
     else:
         assert reply.status_code == 403
         assert "Thanks" not in reply.text
@@ -420,12 +420,39 @@ def test_every_webhook_needs_a_valid_signature(
         assert app.extensions["status_log"].entries() == []
 
 
-def test_unknown_urls_and_methods_need_a_signature_too(served: Any, http: Any) -> None:
-    _, server, _ = served
-    assert http.get(server.url + "/admin", timeout=TIMEOUT).status_code == 403
-    assert http.post(server.url + "/status-log", timeout=TIMEOUT).status_code == 403
+def test_only_the_webhook_routes_exist(served: Any, http: Any) -> None:
+    _, server, statuses = served
+    assert http.get(server.url + "/admin", timeout=TIMEOUT).status_code == 404
+    assert http.get(server.url + "/sms", timeout=TIMEOUT).status_code == 405
+    assert http.post(server.url + "/status-log", timeout=TIMEOUT).status_code == 405
     signed = {"X-SignalWire-Signature": sign(KEY, server.url + "/admin", {})}
     assert http.get(server.url + "/admin", headers=signed, timeout=TIMEOUT).status_code == 404
+    assert statuses.snapshot() == []
+
+
+def test_stop_gets_no_reply_and_is_recorded(tmp_path: Any) -> None:
+    from swsync.optouts import SQLiteOptOutStore
+
+    db = str(tmp_path / "optouts.db")
+    client = example.create_app(KEY, opt_outs=db).test_client()
+    stop = {**INBOUND_FORM, "Body": "STOP"}
+    reply = _post(client, KEY, "http://localhost/sms", stop)
+    assert reply.status_code == 200 and _reply_bodies(reply.get_data(as_text=True)) == []
+    store = SQLiteOptOutStore(db)
+    assert store.is_opted_out(THEIRS)
+    start = {**INBOUND_FORM, "MessageSid": "start-1", "Body": "start"}
+    assert _reply_bodies(_post(client, KEY, "http://localhost/sms", start).get_data(as_text=True))
+    assert not store.is_opted_out(THEIRS)
+    store.close()
+
+
+def test_a_retried_webhook_is_answered_once(served: Any, http: Any) -> None:
+    app, server, statuses = served
+    url = server.url + "/status"
+    headers = {"X-SignalWire-Signature": sign(KEY, url, STATUS_FORM)}
+    for _ in range(2):
+        assert http.post(url, data=STATUS_FORM, headers=headers, timeout=TIMEOUT).status_code == 200
+    assert len(statuses.snapshot()) == 1 and len(app.extensions["status_log"].entries()) == 1
 
 
 # ---------------------------------------------------------------------------
@@ -443,7 +470,7 @@ def test_key_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("SIGNALWIRE_SIGNING_KEY", KEY)
     monkeypatch.delenv("PUBLIC_URL", raising=False)
     client = example.create_app().test_client()
-    assert _post(client, KEY, "http://localhost/status", STATUS_FORM).status_code == 204
+    assert _post(client, KEY, "http://localhost/status", STATUS_FORM).status_code == 200
     assert _post(client, "PSK_other", "http://localhost/status", STATUS_FORM).status_code == 403
 
 
@@ -465,12 +492,12 @@ def test_public_url_is_the_url_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     assert _post(client, KEY, local, STATUS_FORM).status_code == 403
     headers = {"X-SignalWire-Signature": sign(KEY, url, STATUS_FORM)}
     reply = client.post("/status?tenant=acme&next=%2Fhome", data=STATUS_FORM, headers=headers)
-    assert reply.status_code == 204
+    assert reply.status_code == 200
 
     monkeypatch.setenv("PUBLIC_URL", public)  # the same, from the environment
     client = example.create_app(KEY).test_client()
     reply = client.post("/status?tenant=acme&next=%2Fhome", data=STATUS_FORM, headers=headers)
-    assert reply.status_code == 204
+    assert reply.status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -486,7 +513,7 @@ def test_url_is_rebuilt_when_the_server_gives_no_raw_target() -> None:
     client = example.create_app(KEY).test_client()
     url = "http://localhost/status?next=%2Fhome&q=caf%C3%A9"
     no_raw = {"RAW_URI": "", "REQUEST_URI": ""}
-    assert _post(client, KEY, url, STATUS_FORM, environ_overrides=no_raw).status_code == 204
+    assert _post(client, KEY, url, STATUS_FORM, environ_overrides=no_raw).status_code == 200
 
 
 def test_json_status_callback_signed_over_the_raw_body() -> None:
@@ -495,7 +522,7 @@ def test_json_status_callback_signed_over_the_raw_body() -> None:
     body = json.dumps({"MessageSid": "abc", "MessageStatus": "delivered"}).encode()
     url = "http://localhost/status"
     good = hmac.new(KEY.encode(), url.encode() + body, hashlib.sha1).hexdigest()
-    for signature, expected in [(good, 204), (good[::-1], 403)]:
+    for signature, expected in [(good, 200), (good[::-1], 403)]:
         reply = client.post(
             "/status",
             data=body,
@@ -539,7 +566,7 @@ def test_a_failing_hook_is_logged_and_the_callback_still_acknowledged(
     app = example.create_app(KEY, on_status=broken)
     with caplog.at_level(logging.ERROR):
         reply = _post(app.test_client(), KEY, "http://localhost/status", STATUS_FORM)
-    assert reply.status_code == 204
+    assert reply.status_code == 200
     assert len(app.extensions["status_log"].entries()) == 1
     assert "on_status hook failed" in caplog.text and "hook bug" in caplog.text
     assert KEY not in caplog.text
@@ -573,7 +600,7 @@ def test_reply_text_edge_cases(extra: dict[str, str], expected: str) -> None:
 
 def test_status_log_is_off_by_default() -> None:
     client = example.create_app(KEY).test_client()
-    assert client.get("/status-log").status_code == 403  # unsigned, and no such route
+    assert client.get("/status-log").status_code == 404  # no such route
 
 
 def test_status_log_is_bounded() -> None:
@@ -581,7 +608,7 @@ def test_status_log_is_bounded() -> None:
     client = app.test_client()
     for status in ("queued", "sent", "delivered"):
         form = {**STATUS_FORM, "MessageStatus": status}
-        assert _post(client, KEY, "http://localhost/status", form).status_code == 204
+        assert _post(client, KEY, "http://localhost/status", form).status_code == 200
     log = client.get("/status-log").get_json()
     assert [e["message_status"] for e in log] == ["sent", "delivered"]
 
@@ -596,5 +623,5 @@ def test_refusals_are_logged_without_the_key_or_the_signature(
             "/status", data=STATUS_FORM, headers={"X-SignalWire-Signature": bad}
         )
     assert reply.status_code == 403
-    assert "refused POST /status" in caplog.text
+    assert "refused webhook POST /status (403)" in caplog.text
     assert KEY not in caplog.text and bad not in caplog.text

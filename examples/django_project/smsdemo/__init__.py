@@ -1,0 +1,1 @@
+"""A Django project answering SignalWire messaging webhooks with swsync.django."""
