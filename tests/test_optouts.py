@@ -95,3 +95,24 @@ def test_sqlite_store_is_thread_safe(tmp_path: Path) -> None:
         t.join(timeout=30)
     assert not errors and all(store.is_opted_out(n) for n in numbers)
     store.close()
+
+
+def test_send_many_reports_opted_out_numbers_as_not_sent(emu: object) -> None:
+    from swsync import Outbound, RelayClient
+
+    store = MemoryOptOutStore()
+    store.opt_out("+15557650002")
+    client = RelayClient(emu.project, emu.token, host=emu.relay_url, opt_outs=store)  # type: ignore[attr-defined]
+    with client:
+        batch = client.send_many(
+            [Outbound(to_number=to, from_number="+15551230001", body="hi", key=to)
+             for to in ("+15557650001", "+15557650002")],
+            wait=True, timeout=10,
+        )
+        results = {r.key: r for r in batch}
+    assert results["+15557650001"].outcome == "delivered"
+    refused = results["+15557650002"]
+    assert refused.outcome == "not_sent" and not refused.may_have_been_sent
+    assert isinstance(refused.error, OptedOutError) and refused.error.number == "+15557650002"
+    sent_to = {m.to for m in emu.store.select(None)}  # type: ignore[attr-defined]
+    assert sent_to == {"+15557650001"}
