@@ -40,6 +40,7 @@ __all__ = [
     "ENV_SIGNING_KEY",
     "add_inject_arguments",
     "add_server_arguments",
+    "announce_inbox",
     "emulator_kwargs",
     "inject",
     "serve",
@@ -107,6 +108,7 @@ def add_server_arguments(
         help="send signalwire.ping to every RELAY client this often")
     add("--session-ttl", type=_seconds, default=60.0, metavar="SECONDS",
         help="how long a dropped RELAY session stays resumable (default: 60)")
+    add("--open", action="store_true", help="open the inbox page (the URL printed on stderr) in a web browser")
 
 
 def _is_local(space: str | None) -> bool:
@@ -191,6 +193,7 @@ def serve(args: argparse.Namespace, *, prefix: str = "", name: str = "swsync emu
         for var, value in exports(emu):
             print(f"{prefix}{var}={value}")
         sys.stdout.flush()
+        announce_inbox(emu, getattr(args, "open", False), name)
         while not stop.wait(0.5):  # a timed wait keeps the main thread responsive to signals
             pass
     finally:
@@ -199,6 +202,28 @@ def serve(args: argparse.Namespace, *, prefix: str = "", name: str = "swsync emu
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0
+
+
+def announce_inbox(emu: Any, open_browser: bool, name: str = "swsync emulator") -> None:
+    """Say where the inbox is (on stderr: stdout keeps the variables) and maybe open it."""
+    from .emulator.inbox import is_loopback
+
+    print(f"{name}: inbox at {emu.ui_url}", file=sys.stderr)
+    if not is_loopback(emu.host):
+        print(f"{name}: listening on {emu.host}, not only this machine: the inbox and its API "
+              "ask for the project ID and API token (HTTP Basic), as the REST API does", file=sys.stderr)
+    sys.stderr.flush()
+    if not open_browser:
+        return
+    import webbrowser
+
+    try:
+        opened = webbrowser.open(emu.ui_url)
+    except Exception as exc:  # a broken $BROWSER must not stop the emulator
+        print(f"{name}: could not open a browser: {exc}", file=sys.stderr)
+        opened = False
+    if not opened:
+        print(f"{name}: no browser opened; visit {emu.ui_url}", file=sys.stderr)
 
 
 def verbose_logging(enabled: bool) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -200,6 +201,7 @@ class Webhooks:
     async def _post(self, url: str, params: dict[str, str]) -> str | None:
         """POST ``params`` signed to ``url``; return the reply text on 2xx, else ``None``."""
         self._emu.counters.webhooks_sent += 1
+        started = time.time()
         signature = self._sign(url, params)
         headers = {SIGNATURE_HEADER: signature, TWILIO_SIGNATURE_HEADER: signature}
         if self._session is None:
@@ -208,13 +210,33 @@ class Webhooks:
             # encoded=True: send the URL exactly as signed (yarl would re-quote %2F, %7E...).
             async with self._session.post(yarl.URL(url, encoded=True), data=params, headers=headers) as resp:
                 raw = await resp.content.read(MAX_REPLY)
+                self._posted(url, params, started, resp.status, None)
                 if not 200 <= resp.status < 300:
                     logger.warning("webhook %s answered HTTP %s", url, resp.status)
                     return None
                 return raw.decode(resp.charset or "utf-8", errors="replace")
         except (asyncio.TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
             logger.warning("webhook POST to %s failed: %s", url, exc)
+            self._posted(url, params, started, None, str(exc) or type(exc).__name__)
             return None
+
+    def _posted(
+        self, url: str, params: dict[str, str], started: float, status: int | None, error: str | None
+    ) -> None:
+        """Tell the store's listeners (the inbox) that a webhook was posted."""
+        store = self._emu.store
+        record = store.get(params["MessageSid"])
+        info = {
+            "sid": params["MessageSid"],
+            "kind": "status_callback" if "MessageStatus" in params else "inbound",
+            "url": url,
+            "state": params.get("MessageStatus", params["SmsStatus"]),
+            "at": started,
+            "duration_ms": round((time.time() - started) * 1000, 1),
+            "status": status,
+            "error": error,
+        }
+        store.notify("webhook", record, info)
 
     def cancel(self) -> None:
         """Cancel every pending webhook (reset)."""

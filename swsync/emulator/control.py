@@ -1,8 +1,10 @@
 """The emulator's control API: HTTP endpoints under ``/_emulator/api/`` that drive it.
 
 They let a shell, a script in another language or another process do what the
-Python helpers do in-process, against a running emulator. Authentication is HTTP
-Basic with the emulator's project and token (as for REST); bodies are JSON.
+Python helpers do in-process, against a running emulator. They share the inbox's
+access rule (``swsync.emulator.inbox``): on a loopback address, open to this
+machine; bound to any other address, HTTP Basic with the emulator's project and
+token (as for REST). Bodies are JSON.
 
 ``POST /_emulator/api/inbound``
     ``{"to", "from", "body", "media", "context"}`` (``body`` and/or ``media``;
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import hmac
 import json
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import BasicAuth, web
@@ -32,6 +35,8 @@ __all__ = ["PREFIX", "ControlApi"]
 
 #: Every control endpoint lives under this path (never a cXML REST path).
 PREFIX = "/_emulator/api"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _INBOUND_FIELDS = frozenset(("to", "from", "body", "media", "context"))
 
@@ -53,9 +58,9 @@ class ControlApi:
     def __init__(self, emu: Emulator) -> None:
         self.emu = emu
 
-    def add_routes(self, app: web.Application) -> None:
-        """Register the endpoints on ``app`` (before the REST catch-all route)."""
-        app.router.add_post(f"{PREFIX}/inbound", self.inbound)
+    def add_routes(self, app: web.Application, guard: Callable[[Handler], Handler]) -> None:
+        """Register the endpoints on ``app`` (before the REST catch-all route) behind ``guard``."""
+        app.router.add_post(f"{PREFIX}/inbound", guard(self.inbound))
 
     def authorize(self, request: web.Request) -> None:
         """Raise a 401 unless ``request`` carries the emulator's project and token."""
@@ -84,7 +89,6 @@ class ControlApi:
 
     async def inbound(self, request: web.Request) -> web.Response:
         """``POST /_emulator/api/inbound``: inject one inbound message."""
-        self.authorize(request)
         data = await self.json_object(request)
         unknown = sorted(set(data) - _INBOUND_FIELDS)
         if unknown:

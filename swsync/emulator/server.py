@@ -26,6 +26,7 @@ from .. import _validate
 from .callbacks import Webhooks
 from .control import ControlApi
 from .faults import Counters, Faults, Stats
+from .inbox import Inbox
 from .relay import RelayServer
 from .rest import RestApi
 from .store import MessageRecord, Outcome, Store, outcome_for
@@ -115,6 +116,7 @@ class Emulator:
         self.rest = RestApi(self)
         self.hooks = Webhooks(self)
         self.control = ControlApi(self)
+        self.inbox = Inbox(self)  # the web inbox and its JSON API, under /_emulator/
 
         # Guards _live_clients (authenticated RELAY sockets); wait_for_clients
         # sleeps on it. Only ever held for a counter update or a wait.
@@ -146,6 +148,11 @@ class Emulator:
     def rest_url(self) -> str:
         """The REST origin, ``http://host:port`` (``https://`` with TLS)."""
         return f"{'https' if self.tls else 'http'}://{self._netloc()}"
+
+    @property
+    def ui_url(self) -> str:
+        """The web inbox, ``http://host:port/_emulator/`` (see docs/emulator.md)."""
+        return f"{self.rest_url}/_emulator/"
 
     def _netloc(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -236,7 +243,8 @@ class Emulator:
     async def _setup(self, sock: socket.socket, ssl_context: ssl.SSLContext | None) -> None:
         app = web.Application(client_max_size=4 * 1024 * 1024)
         app.router.add_get("/", self.relay.handle)
-        self.control.add_routes(app)
+        self.inbox.mount(app)
+        self.control.add_routes(app, guard=self.inbox.guard)
         app.router.add_route("*", "/{tail:.*}", self.rest.handle)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()
@@ -276,6 +284,7 @@ class Emulator:
             self._ping_task.cancel()
         self._cancel_progress()
         self.relay.cancel_tasks()
+        self.inbox.close()
         await self.hooks.close()
         await self.relay.close_all()
         if self._runner is not None:
@@ -526,15 +535,16 @@ class Emulator:
     def reset(self) -> None:
         """Clear messages, faults, sessions (dropping their sockets), stats and the log."""
 
-        async def reset() -> None:
-            self._cancel_progress()
-            self.hooks.cancel()
-            self.relay.reset()
-            self.store.clear()
-            self.counters.reset()
-
         self.faults.reset()
-        self._call(reset)
+        self._call(self.reset_on_loop)
+
+    async def reset_on_loop(self) -> None:
+        """``reset()`` minus the faults, on the loop thread (the inbox's reset calls it)."""
+        self._cancel_progress()
+        self.hooks.cancel()
+        self.relay.reset()
+        self.store.clear()
+        self.counters.reset()
 
     @property
     def unacked_events(self) -> int:

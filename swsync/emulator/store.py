@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import logging
 import mimetypes
 import threading
 import time
@@ -30,6 +31,7 @@ from ..segments import count_segments
 
 __all__ = [
     "FAILED_NUMBER",
+    "Listener",
     "NO_DLR_NUMBER",
     "REJECTED_NUMBER",
     "SERVICE_NUMBER",
@@ -55,6 +57,15 @@ REJECTED_NUMBER = "+15550000005"
 #: The ``From`` of a REST message created with a ``MessagingServiceSid`` and no
 #: ``From``: the emulator's stand-in for a number from the service's pool.
 SERVICE_NUMBER = "+15550000100"
+
+logger = logging.getLogger(__name__)
+
+#: A store listener: ``listener(event, record, info)``. ``event`` is one of
+#: ``"created"``, ``"state"`` (``record.status`` is the new state), ``"updated"``,
+#: ``"deleted"``, ``"webhook"`` (``info`` describes the POST) or ``"reset"``
+#: (``record`` is ``None``). Called right after the change, outside the store's
+#: lock, on the thread that made it (the loop thread, except for ``seed``).
+Listener = Callable[[str, "MessageRecord | None", "dict[str, Any] | None"], None]
 
 API_VERSION = "2010-04-01"
 TERMINAL = frozenset(("delivered", "undelivered", "failed"))
@@ -211,6 +222,30 @@ class Store:
         self._max_deleted = tombstones
         self._seq = itertools.count(1)
         self._log: deque[tuple[str, str]] = deque(maxlen=log_size)
+        # Copy-on-write tuple: notify() iterates it without the lock.
+        self._listeners: tuple[Listener, ...] = ()
+
+    # -- listeners ----------------------------------------------------------------
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener(event, record, info)`` after every change (see :data:`Listener`)."""
+        with self._lock:
+            self._listeners = (*self._listeners, listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        """Stop calling ``listener``; unknown listeners are ignored."""
+        with self._lock:
+            self._listeners = tuple(x for x in self._listeners if x is not listener)
+
+    def notify(
+        self, event: str, record: MessageRecord | None = None, info: dict[str, Any] | None = None
+    ) -> None:
+        """Tell every listener about ``event``; a failing listener is logged, never raised."""
+        for listener in self._listeners:
+            try:
+                listener(event, record, info)
+            except Exception:
+                logger.exception("emulator store listener failed on %r", event)
 
     # -- creation -------------------------------------------------------------
 
@@ -267,6 +302,7 @@ class Store:
             record.seq = next(self._seq)
             self._messages[sid] = record
             self._changed.notify_all()
+        self.notify("created", record)
         return record
 
     def seed(self, count: int, account_sid: str, fields: dict[str, Any]) -> list[str]:
@@ -332,6 +368,8 @@ class Store:
                 record.seq = next(self._seq)
                 self._messages[record.sid] = record
             self._changed.notify_all()
+        for record in records:
+            self.notify("created", record)
         return [r.sid for r in records]
 
     # -- changes (loop thread) --------------------------------------------------
@@ -350,15 +388,19 @@ class Store:
                     record.reason = outcome.reason
                     record.error_code = outcome.error_code
                     record.error_message = outcome.error_message
-            if record.history[-1] != state:
+            moved = record.history[-1] != state
+            if moved:
                 record.history.append(state)
             self._changed.notify_all()
+        if moved:
+            self.notify("state", record)
 
     def redact(self, record: MessageRecord) -> None:
         """Blank the body of ``record`` (REST update with ``Body=""``)."""
         with self._lock:
             record.body = ""
             record.date_updated = now_utc()
+        self.notify("updated", record)
 
     def delete(self, sid: str) -> MessageRecord | None:
         """Remove a message (and its media); return it, or ``None`` if unknown."""
@@ -368,13 +410,16 @@ class Store:
                 self._deleted[sid] = sort_key(record)
                 if len(self._deleted) > self._max_deleted:
                     self._deleted.popitem(last=False)
-            return record
+        if record is not None:
+            self.notify("deleted", record)
+        return record
 
     def delete_media(self, record: MessageRecord, media: MediaRecord) -> None:
         """Remove one media item from ``record``."""
         with self._lock:
             record.media = [m for m in record.media if m is not media]
             record.date_updated = now_utc()
+        self.notify("updated", record)
 
     def clear(self) -> None:
         """Forget every message and the request log."""
@@ -383,6 +428,7 @@ class Store:
             self._deleted.clear()
             self._log.clear()
             self._changed.notify_all()
+        self.notify("reset")
 
     # -- queries ----------------------------------------------------------------
 

@@ -1,0 +1,352 @@
+"""The inbox's HTTP side: the page, its static files, the JSON API and the event stream.
+
+Everything is under ``/_emulator/`` on the emulator's own port (documented in
+docs/emulator.md); the control API's endpoints (``swsync.emulator.control``) sit
+behind the same :meth:`InboxApi.guard`. On a loopback address the page and the
+API are open to this machine only: requests must name a loopback host (a guard
+against DNS rebinding), and writes from another web origin or as an HTML form
+are refused (so another web site cannot drive it). Bound to any other address,
+every request needs HTTP Basic credentials: the emulator's project ID and API
+token, as its REST API does. Credentials, when sent, must be right. Runs on the
+emulator's loop thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import time
+from collections.abc import Awaitable, Callable
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from .journal import Journal, Watcher, sse
+from .views import detail, parse_filter, summary
+
+if TYPE_CHECKING:
+    from ..server import Emulator
+
+__all__ = ["PREFIX", "InboxApi", "is_loopback"]
+
+PREFIX = "/_emulator"
+MAX_WAIT = 60.0  # seconds a long poll may be asked to wait
+HEARTBEAT = 15.0  # seconds between keep-alive comments on an idle event stream
+_STATIC = {"index.html": "text/html", "inbox.css": "text/css", "inbox.js": "text/javascript"}
+# What an HTML form on another site can post without a CORS preflight.
+_FORM_TYPES = frozenset(("application/x-www-form-urlencoded", "multipart/form-data", "text/plain"))
+_LOCAL_NAMES = frozenset(("localhost", "127.0.0.1", "::1", "[::1]"))
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+#: Fault knobs the API reads and sets: name -> converter from JSON.
+FAULTS: dict[str, Callable[[Any], Any]] = {
+    "silent": bool,
+    "state_before_response": bool,
+    "reject_resume": bool,
+    "duplicate_events": bool,
+    "response_delay": float,
+    "drop_every": lambda v: None if v in (None, "", 0) else int(v),
+    "rest_throttle": int,
+    "rest_error": int,
+    "retry_after": str,
+}
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address) is this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class HttpError(Exception):
+    """An error answer: HTTP ``status`` and a message (sent as ``{"status", "message"}``)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, ensure_ascii=False))
+
+
+class InboxApi:
+    """The ``/_emulator/`` routes. Loop thread only."""
+
+    def __init__(self, emu: Emulator, journal: Journal) -> None:
+        self.emu = emu
+        self.journal = journal
+        self.closing = False
+
+    def mount(self, app: web.Application) -> None:
+        """Add the inbox routes to ``app`` (before the REST catch-all route)."""
+        api = PREFIX + "/api"
+        routes: list[tuple[str, str, Handler]] = [
+            ("GET", PREFIX, self.redirect),
+            ("GET", PREFIX + "/", self.page),
+            ("GET", PREFIX + "/static/{name}", self.static),
+            ("GET", api + "/info", self.info),
+            ("GET", api + "/events", self.events),
+            ("GET", api + "/messages", self.list_messages),
+            ("DELETE", api + "/messages", self.delete_all),
+            ("GET", api + "/messages/{sid}", self.get_message),
+            ("DELETE", api + "/messages/{sid}", self.delete_one),
+            ("GET", api + "/wait", self.wait),
+            ("POST", api + "/reset", self.reset),
+            ("GET", api + "/faults", self.get_faults),
+            ("POST", api + "/faults", self.set_faults),
+            ("POST", api + "/drop-connections", self.drop_connections),
+            ("POST", api + "/server-disconnect", self.server_disconnect),
+        ]
+        for method, path, handler in routes:
+            app.router.add_route(method, path, self.guard(handler))
+
+    # -- guards ----------------------------------------------------------------------------
+
+    def guard(self, handler: Handler) -> Handler:
+        """Wrap ``handler`` in the access rule of every ``/_emulator/`` route.
+
+        Loopback-bound: only loopback host names, no cross-origin writes.
+        Otherwise: the emulator's credentials (HTTP Basic). Errors are JSON
+        ``{"status", "message"}``, as in the control API.
+        """
+
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            try:
+                self._check(request)
+                return await handler(request)
+            except HttpError as err:
+                return web.json_response({"status": err.status, "message": str(err)}, status=err.status)
+
+        return guarded
+
+    def _check(self, request: web.Request) -> None:
+        if not is_loopback(self.emu.host) or "Authorization" in request.headers:
+            self.emu.control.authorize(request)  # credentials, when given, must be right
+        if is_loopback(self.emu.host) and (request.url.host or "") not in _LOCAL_NAMES | {self.emu.host}:
+            raise HttpError(403, "the inbox only answers requests for a loopback host name")
+        if request.method in ("POST", "PUT", "DELETE"):
+            origin = request.headers.get("Origin")
+            if origin is not None and origin != f"{request.scheme}://{request.host}":
+                raise HttpError(403, f"cross-origin request from {origin} refused")
+            if request.can_read_body and request.content_type in _FORM_TYPES:
+                raise HttpError(415, "send JSON (Content-Type: application/json)")
+
+    async def _body(self, request: web.Request) -> dict[str, Any]:
+        if not request.can_read_body:
+            return {}
+        try:
+            data = await request.json()
+        except ValueError:
+            raise HttpError(400, "the body is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise HttpError(400, "the body must be a JSON object")
+        return data
+
+    # -- page --------------------------------------------------------------------------------
+
+    async def redirect(self, request: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound(PREFIX + "/")
+
+    async def page(self, request: web.Request) -> web.StreamResponse:
+        return self._file("index.html")
+
+    async def static(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        if name not in _STATIC:
+            raise HttpError(404, f"no such file: {name}")
+        return self._file(name)
+
+    def _file(self, name: str) -> web.Response:
+        data = resources.files(__package__).joinpath("static", name).read_bytes()
+        return web.Response(
+            body=data,
+            content_type=_STATIC[name],
+            charset="utf-8",
+            headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
+        )
+
+    async def info(self, request: web.Request) -> web.StreamResponse:
+        emu = self.emu
+        return _json(
+            {
+                "project": emu.project,
+                "relay_url": emu.relay_url,
+                "rest_url": emu.rest_url,
+                "state_delay": emu.state_delay,
+                "inbound_webhook_url": emu.inbound_webhook_url,
+                "clients": emu.clients,
+                "messages": len(emu.store),
+                "faults": self._faults(),
+            }
+        )
+
+    # -- messages ----------------------------------------------------------------------------
+
+    def _select(self, request: web.Request) -> list[Any]:
+        try:
+            match = parse_filter(request.query)
+        except ValueError as exc:
+            raise HttpError(400, str(exc)) from None
+        return self.emu.store.select(match)
+
+    async def list_messages(self, request: web.Request) -> web.StreamResponse:
+        found = self._select(request)
+        limit = _int_param(request, "limit", len(found))
+        return _json({"total": len(found), "messages": [summary(r) for r in found[:limit]]})
+
+    async def get_message(self, request: web.Request) -> web.StreamResponse:
+        found = self._detail(request.match_info["sid"])
+        if found is None:
+            raise HttpError(404, "no such message")
+        return _json(found)
+
+    def _detail(self, sid: str) -> dict[str, Any] | None:
+        record = self.emu.store.get(sid)
+        snap = self.emu.store.snapshot(sid)
+        if record is None or snap is None:
+            return None
+        times = self.journal.times.get(sid) or [(s, record.date_created.timestamp()) for s in record.history]
+        return detail(snap, list(times), list(self.journal.webhooks.get(sid, ())),
+                      [m.content_type for m in record.media])
+
+    async def delete_one(self, request: web.Request) -> web.StreamResponse:
+        if self.emu.store.delete(request.match_info["sid"]) is None:
+            raise HttpError(404, "no such message")
+        return web.Response(status=204)
+
+    async def delete_all(self, request: web.Request) -> web.StreamResponse:
+        self.emu.store.clear()
+        return web.Response(status=204)
+
+    async def wait(self, request: web.Request) -> web.StreamResponse:
+        """Long poll: answer once ``count`` messages match, or 408 after ``timeout``."""
+        count = _int_param(request, "count", 1)
+        timeout = min(_float_param(request, "timeout", 10.0), MAX_WAIT)
+        deadline = time.monotonic() + timeout
+        watcher = Watcher()
+        self.journal.watchers.add(watcher)
+        try:
+            while True:
+                found = self._select(request)
+                if len(found) >= count:
+                    return _json({"total": len(found), "messages": [summary(r) for r in found]})
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self.closing:
+                    raise HttpError(408, f"{len(found)} matching message(s) after {timeout} s, wanted {count}")
+                try:
+                    await asyncio.wait_for(watcher.ready.wait(), remaining)
+                except asyncio.TimeoutError:
+                    pass
+                watcher.take()
+        finally:
+            self.journal.watchers.discard(watcher)
+
+    async def reset(self, request: web.Request) -> web.StreamResponse:
+        """What ``Emulator.reset()`` does: messages, faults, sessions, stats, log."""
+        self.emu.faults.reset()
+        await self.emu.reset_on_loop()
+        return web.Response(status=204)
+
+    # -- faults ------------------------------------------------------------------------------
+
+    def _faults(self) -> dict[str, Any]:
+        values = {name: getattr(self.emu.faults, name) for name in FAULTS}
+        if hasattr(self.emu, "mps"):
+            values["mps"] = self.emu.mps
+        return values
+
+    async def get_faults(self, request: web.Request) -> web.StreamResponse:
+        return _json(self._faults())
+
+    async def set_faults(self, request: web.Request) -> web.StreamResponse:
+        data = await self._body(request)
+        unknown = set(data) - set(FAULTS) - ({"mps"} if hasattr(self.emu, "mps") else set())
+        if unknown:
+            raise HttpError(400, f"unknown fault knob(s): {sorted(unknown)}; known: {sorted(self._faults())}")
+        try:
+            converted = {k: FAULTS[k](v) if k in FAULTS else _mps(v) for k, v in data.items()}
+        except (TypeError, ValueError) as exc:
+            raise HttpError(400, f"bad value: {exc}") from None
+        for name, value in converted.items():
+            setattr(self.emu if name == "mps" else self.emu.faults, name, value)
+        return _json(self._faults())
+
+    async def drop_connections(self, request: web.Request) -> web.StreamResponse:
+        return _json({"dropped": self.emu.relay.drop_all()})
+
+    async def server_disconnect(self, request: web.Request) -> web.StreamResponse:
+        restart = bool((await self._body(request)).get("restart", False))
+        return _json({"disconnected": self.emu.relay.server_disconnect(restart)})
+
+    # -- the event stream --------------------------------------------------------------------
+
+    async def events(self, request: web.Request) -> web.StreamResponse:
+        """Server-sent events: a ``snapshot`` of every message, then ``update`` batches."""
+        resp = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+                     "X-Accel-Buffering": "no"}
+        )
+        await resp.prepare(request)
+        watcher = Watcher()
+        journal = self.journal
+        journal.watchers.add(watcher)
+        journal.streams += 1
+        try:
+            messages = [summary(r) for r in self.emu.store.select(None)]
+            await resp.write(sse("snapshot", {"messages": messages, "faults": self._faults()}))
+            while not (watcher.overflow or self.closing):
+                try:
+                    await asyncio.wait_for(watcher.ready.wait(), HEARTBEAT)
+                except asyncio.TimeoutError:
+                    await resp.write(b": keep-alive\n\n")
+                    continue
+                await resp.write(watcher.take())
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            journal.streams -= 1
+            journal.watchers.discard(watcher)
+        return resp
+
+
+def _int_param(request: web.Request, name: str, default: int) -> int:
+    text = request.query.get(name)
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise HttpError(400, f"{name} must be an integer") from None
+    if value < 0:
+        raise HttpError(400, f"{name} must be >= 0")
+    return value
+
+
+def _float_param(request: web.Request, name: str, default: float) -> float:
+    text = request.query.get(name)
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise HttpError(400, f"{name} must be a number") from None
+    if not value >= 0:
+        raise HttpError(400, f"{name} must be >= 0")
+    return value
+
+
+def _mps(value: Any) -> float | None:
+    if value in (None, "", 0):
+        return None
+    mps = float(value)
+    if mps <= 0:
+        raise ValueError("mps must be > 0")
+    return mps

@@ -1,0 +1,152 @@
+"""The inbox's view of the store: state times, webhooks posted, and batched live updates.
+
+:class:`Journal` is a store listener (``Store.add_listener``). For every message it
+keeps when each state was reached and every webhook posted for it. While somebody
+watches (an open page's event stream, or a long-polling ``wait``), it also
+collects which messages changed and, at most every :data:`BATCH_INTERVAL`
+seconds, hands one batch to every watcher: the page never gets one update per
+state change, so a burst of traffic costs the emulator one small JSON document
+per interval, not one per event.
+
+Threading: the listener runs on the thread that changed the store (the loop
+thread, or a test thread seeding messages); it only appends to dicts and lists
+and, once per batch, schedules the flush on the loop with
+``call_soon_threadsafe``. Everything else runs on the loop thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from ..store import MessageRecord
+from .views import summary
+
+__all__ = ["BATCH_INTERVAL", "Journal", "Watcher"]
+
+#: Seconds between two live-update batches (at most ten a second).
+BATCH_INTERVAL = 0.1
+#: Batches a slow page may fall behind before its stream is closed (it reconnects
+#: and gets a fresh snapshot).
+MAX_BEHIND = 100
+
+
+def sse(event: str, data: Any) -> bytes:
+    """One server-sent event (``text/event-stream``) carrying ``data`` as JSON."""
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return f"event: {event}\ndata: {text}\n\n".encode()
+
+
+class Watcher:
+    """One open event stream or long poll: batches queue here until it takes them."""
+
+    def __init__(self) -> None:
+        self.ready = asyncio.Event()
+        self.chunks: deque[bytes] = deque()
+        self.overflow = False
+
+    def push(self, chunk: bytes | None) -> None:
+        """Queue ``chunk`` (``None``: just wake up) for this watcher."""
+        if chunk is not None:
+            if len(self.chunks) >= MAX_BEHIND:
+                self.overflow = True
+            else:
+                self.chunks.append(chunk)
+        self.ready.set()
+
+    def take(self) -> bytes:
+        """Everything queued so far, as one write."""
+        self.ready.clear()
+        data = b"".join(self.chunks)
+        self.chunks.clear()
+        return data
+
+
+class Journal:
+    """State times, webhooks and live batches for the inbox. See the module docstring."""
+
+    def __init__(self) -> None:
+        # sid -> [(state, epoch seconds)], sid -> [webhook info]: appended by the
+        # listener (atomic list/dict operations), read on the loop thread.
+        self.times: dict[str, list[tuple[str, float]]] = {}
+        self.webhooks: dict[str, list[dict[str, Any]]] = {}
+        self.watchers: set[Watcher] = set()
+        self.streams = 0  # open event streams (they want the batches' JSON)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # Guards _dirty, _reset and _scheduled, shared by the listener's thread and
+        # the loop; held only to swap or flag, never while encoding or writing.
+        self._lock = threading.Lock()
+        self._dirty: dict[str, MessageRecord | None] = {}  # None: deleted
+        self._reset = False
+        self._scheduled = False
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Flush batches on ``loop`` (the emulator's) from now on."""
+        self._loop = loop
+
+    # -- the store listener (any thread) ---------------------------------------------
+
+    def __call__(self, event: str, record: MessageRecord | None, info: dict[str, Any] | None) -> None:
+        """The store listener: record times and webhooks, mark the message changed."""
+        if event == "state" and record is not None:
+            self.times.setdefault(record.sid, []).append((record.status, time.time()))
+        elif event == "created" and record is not None:
+            at = time.time() if record.origin != "seed" else record.date_created.timestamp()
+            self.times[record.sid] = [(record.status, at)]
+        elif event == "webhook" and info is not None:
+            self.webhooks.setdefault(info["sid"], []).append(info)
+        elif event == "deleted" and record is not None:
+            self.times.pop(record.sid, None)
+            self.webhooks.pop(record.sid, None)
+        elif event == "reset":
+            self.times.clear()
+            self.webhooks.clear()
+        if self.watchers:
+            self._mark(event, record)
+
+    def _mark(self, event: str, record: MessageRecord | None) -> None:
+        with self._lock:
+            if event == "reset":
+                self._dirty.clear()
+                self._reset = True
+            elif record is not None:
+                self._dirty[record.sid] = None if event == "deleted" else record
+            if self._scheduled or self._loop is None:
+                return
+            self._scheduled = True
+        try:
+            self._loop.call_soon_threadsafe(self._arm)
+        except RuntimeError:  # the loop is closed: nobody is watching any more
+            pass
+
+    # -- batches (loop thread) ----------------------------------------------------------
+
+    def _arm(self) -> None:
+        assert self._loop is not None
+        self._loop.call_later(BATCH_INTERVAL, self.flush)
+
+    def flush(self) -> None:
+        """Send the changes collected so far to every watcher, as one batch."""
+        with self._lock:
+            dirty, self._dirty = self._dirty, {}
+            reset, self._reset = self._reset, False
+            self._scheduled = False
+        if not (dirty or reset):
+            return
+        chunk = None
+        if self.streams:
+            changed = [summary(r) for r in dirty.values() if r is not None]
+            deleted = [sid for sid, r in dirty.items() if r is None]
+            chunk = sse("update", {"reset": reset, "messages": changed, "deleted": deleted})
+        for watcher in list(self.watchers):
+            watcher.push(chunk)
+
+    def close(self) -> None:
+        """Wake every watcher so it ends (the emulator is closing)."""
+        for watcher in list(self.watchers):
+            watcher.overflow = True
+            watcher.push(None)
