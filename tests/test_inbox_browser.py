@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -55,7 +56,9 @@ def browser() -> Iterator[WebDriver]:
 
 
 def wait(driver: WebDriver, condition: Any, timeout: float = WAIT) -> Any:
-    return WebDriverWait(driver, timeout, poll_frequency=0.05).until(condition)
+    # A live update may redraw a row between finding and using it: try again.
+    return WebDriverWait(driver, timeout, poll_frequency=0.05,
+                         ignored_exceptions=(StaleElementReferenceException,)).until(condition)
 
 
 def open_inbox(driver: WebDriver, emu: Emulator) -> None:
@@ -81,8 +84,11 @@ def row_texts(driver: WebDriver, list_id: str) -> list[str]:
 
 
 def click_row(driver: WebDriver, list_id: str, key: str) -> None:
-    row = wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, f'#{list_id} .vrow[data-key="{key}"]'))
-    row.click()
+    def click(d: WebDriver) -> bool:
+        d.find_element(By.CSS_SELECTOR, f'#{list_id} .vrow[data-key="{key}"]').click()
+        return True
+
+    wait(driver, click)
 
 
 def timeline_states(driver: WebDriver) -> list[str]:
@@ -171,8 +177,8 @@ def test_a_failing_number_shows_its_reason(browser: WebDriver) -> None:
             open_inbox(browser, emu)
             wait(browser, lambda d: any("failed: unreachable" in t for t in row_texts(d, "messages")))
             click_row(browser, "messages", message.message_id)
-            reason = wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, "ol.timeline .reason"))
-            assert reason.text == "reason: unreachable (error 30003)"
+            reason = wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, "ol.timeline .reason").text)
+            assert reason == "reason: unreachable (error 30003)"
             assert timeline_states(browser) == ["queued", "failed"]
         finally:
             client.disconnect()
