@@ -503,3 +503,123 @@ def test_cli_send_on_a_named_context_subscribes_to_it(emu: Emulator, capsys: pyt
     assert code == 0, err
     last = [line for line in out.splitlines() if line.strip()][-1]
     assert '"state": "delivered"' in last and '"reason": null' in last
+
+
+# ------------------------------------------------------------------ on_message_state (#15 point 3)
+
+
+def _state(mid: str, state: str, **extra: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    fields = {"message_id": mid, "message_state": state, **extra}
+    return fields, dict(fields)
+
+
+class _Collect:
+    def __init__(self) -> None:
+        self.events: queue.SimpleQueue[MessageStateEvent] = queue.SimpleQueue()
+
+    def __call__(self, event: MessageStateEvent) -> None:
+        self.events.put(event)
+
+    def take(self, n: int) -> list[tuple[str, str]]:
+        return [(e.message_id, e.message_state) for e in (self.events.get(timeout=5) for _ in range(n))]
+
+    def until_done(self) -> list[tuple[str, str]]:
+        got = self.take(1)
+        while got[-1][1] not in ("delivered", "undelivered", "failed"):
+            got += self.take(1)
+        return got
+
+
+@pytest.fixture
+def foreign_tracker() -> Iterator[tuple[MessageTracker, _Collect]]:
+    seen = _Collect()
+    dispatcher = Dispatcher()
+    yield MessageTracker(dispatcher, foreign=lambda: (seen,)), seen
+    dispatcher.stop()
+
+
+class TestOnMessageState:
+    def test_two_clients_on_one_context(self, emu: Emulator) -> None:
+        with make_client(emu, contexts=["office"]) as sender, make_client(emu, contexts=["office"]) as watcher:
+            mine, theirs = _Collect(), _Collect()
+            sender.on_message_state(mine)
+
+            @watcher.on_message_state
+            def watch(event: MessageStateEvent) -> None:
+                theirs(event)
+
+            assert watch is not None  # usable as a decorator: the function is returned
+            msg = sender.send_message(to_number=FAILED_NUMBER, from_number=FROM, body="x", context="office")
+            msg.wait(5)
+            got = theirs.until_done()
+            assert {mid for mid, _ in got} == {msg.message_id}
+            assert [s for _, s in got][0] == "queued" and got[-1][1] == "failed"
+            # The watcher's own message: its events reach the sender's handler, not its own.
+            other = watcher.send_message(to_number=TO, from_number=FROM, body="y", context="office")
+            other.wait(5)
+            assert mine.until_done()[-1] == (other.message_id, "delivered")
+            assert theirs.events.empty() and mine.events.empty()  # nobody saw its own message
+
+    def test_default_context_events_stay_private(self, emu: Emulator) -> None:
+        with make_client(emu, contexts=["office"]) as sender, make_client(emu, contexts=["office"]) as watcher:
+            theirs = _Collect()
+            watcher.on_message_state(theirs)
+            sender.send_message(to_number=TO, from_number=FROM, body="x").wait(5)  # sender's protocol
+            shared = sender.send_message(to_number=TO, from_number=FROM, body="x", context="office")
+            shared.wait(5)
+            assert {mid for mid, _ in theirs.until_done()} == {shared.message_id}
+
+    def test_handler_must_be_callable(self, client: RelayClient) -> None:
+        with pytest.raises(TypeError):
+            client.on_message_state("nope")  # type: ignore[arg-type]
+
+    def test_unknown_id_with_no_send_in_flight_is_foreign_at_once(
+        self, foreign_tracker: tuple[MessageTracker, _Collect]
+    ) -> None:
+        tracker, seen = foreign_tracker
+        tracker.apply_state(*_state("x1", "queued"))
+        tracker.apply_state(*_state("x1", "failed", reason="unreachable"))
+        events = [seen.events.get(timeout=5) for _ in range(2)]
+        assert [(e.message_state, e.reason) for e in events] == [("queued", ""), ("failed", "unreachable")]
+
+    def test_early_event_of_an_own_send_is_not_foreign(self, foreign_tracker: tuple[MessageTracker, _Collect]) -> None:
+        tracker, seen = foreign_tracker
+        seq = tracker.send_started()
+        tracker.apply_state(*_state("own", "queued"))  # before the send's reply: held
+        tracker.apply_state(*_state("theirs", "queued"))  # also held: the send could own it
+        assert seen.events.empty()
+        msg = tracker.register("own", {"message_state": "queued"}, None, seq)
+        assert msg._seen_rank == 0  # the early event was replayed to the own message
+        assert seen.take(1) == [("theirs", "queued")]  # released once the send was answered
+        assert seen.events.empty()
+
+    def test_held_events_wait_for_every_send_in_flight(self, foreign_tracker: tuple[MessageTracker, _Collect]) -> None:
+        tracker, seen = foreign_tracker
+        first, second = tracker.send_started(), tracker.send_started()
+        tracker.apply_state(*_state("m", "sent"))
+        tracker.send_finished(first)  # a failed send: "m" could still be the second one's
+        tracker.register("other", {"message_state": "queued"}, None, None)
+        assert seen.events.empty()
+        third = tracker.send_started()  # started after "m" arrived: cannot own it
+        tracker.send_finished(second)
+        assert seen.take(1) == [("m", "sent")]
+        tracker.send_finished(third)
+
+    def test_late_or_repeated_events_are_not_foreign(self, foreign_tracker: tuple[MessageTracker, _Collect]) -> None:
+        tracker, seen = foreign_tracker
+        tracker.register("own", {"message_state": "queued"}, None, tracker.send_started())
+        tracker.apply_state(*_state("own", "delivered"))
+        tracker.apply_state(*_state("own", "delivered"))  # repeated after done
+        tracker.apply_state(*_state("f", "sent"))
+        tracker.apply_state(*_state("f", "sent"))  # repeated foreign state
+        tracker.apply_state(*_state("f", "queued"))  # backwards
+        tracker.apply_state(*_state("f", "delivered"))
+        assert seen.take(2) == [("f", "sent"), ("f", "delivered")]
+        assert seen.events.empty()
+
+    def test_without_handlers_unknown_ids_stay_early_events(self) -> None:
+        tracker = MessageTracker(Dispatcher())
+        tracker.apply_state(*_state("later", "delivered"))
+        assert tracker.early_count == 1
+        msg = tracker.register("later", {"message_state": "queued"}, None)
+        assert msg.state == "delivered"

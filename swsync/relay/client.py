@@ -152,8 +152,9 @@ class RelayClient:
         self._inbound_buffer: deque[Message] = deque()
         self._conn: Connection | None = None
         self._dispatcher = Dispatcher(handler_workers)
+        self._state_handlers: tuple[Handler, ...] = ()  # replaced whole, never mutated
         self._tracker = MessageTracker(self._dispatcher, max_tracked=max_tracked_messages,
-                                       message_ttl=self._message_ttl)
+                                       message_ttl=self._message_ttl, foreign=self._foreign_handlers)
         self._stopped = threading.Event()
         self._stop_error: BaseException | None = None
         # Serializes connect() and disconnect(); never held while calling user code.
@@ -175,7 +176,8 @@ class RelayClient:
             stale = (self._conn, self._dispatcher)
             dispatcher = Dispatcher(self._handler_workers)
             tracker = MessageTracker(dispatcher, max_tracked=self._max_tracked,
-                                     message_ttl=self._message_ttl, defer_notify=True)
+                                     message_ttl=self._message_ttl, defer_notify=True,
+                                     foreign=self._foreign_handlers)
             conn = Connection(
                 self._url,
                 auth=self._auth,
@@ -407,9 +409,14 @@ class RelayClient:
             message_id = result.get("message_id")
             if not isinstance(message_id, str) or not message_id:
                 raise ValueError("messaging.send result has no message_id")
-            return tracker.register(message_id, fields, on_completed)
+            return tracker.register(message_id, fields, on_completed, seq)
 
-        message: Message = conn.request("messaging.send", params, on_result=register)
+        seq = tracker.send_started()  # events of unknown ids are held until this is answered
+        try:
+            message: Message = conn.request("messaging.send", params, on_result=register)
+        except BaseException:
+            tracker.send_finished(seq)
+            raise
         return message
 
     def send_many(self, outbounds: Iterable[Outbound], *, journal: str | None = None,
@@ -457,6 +464,27 @@ class RelayClient:
             self._dispatcher.submit(msg.message_id, _run_inbound, handlers, msg)
         return handler
 
+    def on_message_state(self, handler: Handler) -> Handler:
+        """Register ``handler(event)`` for state events of messages this client did not send.
+
+        SignalWire sends a message's ``messaging.state`` events to every client that
+        receives the message's context, so one process can follow the delivery of
+        messages that other processes send on its contexts (as the Node SDK's
+        ``onMessageUpdated`` does). ``event`` is a ``MessageStateEvent``; states only
+        move forward and each is handed out once. Events of this client's own
+        messages never reach these handlers (use ``Message.on`` or ``on_completed``).
+        Handlers run on a dispatch thread, in event order per message. Usable as a
+        decorator; returns ``handler``.
+        """
+        if not callable(handler):
+            raise TypeError("handler must be callable")
+        with self._lock:
+            self._state_handlers = (*self._state_handlers, handler)
+        return handler
+
+    def _foreign_handlers(self) -> tuple[Handler, ...]:
+        return self._state_handlers  # read without the lock: the tuple is replaced whole
+
     def receive(self, contexts: Iterable[str]) -> None:
         """Start receiving inbound messages for more ``contexts`` (kept across reconnects)."""
         wanted = _validate.str_list(contexts, "contexts")
@@ -495,7 +523,7 @@ class RelayClient:
         self._conn = None
         self._dispatcher = Dispatcher(self._handler_workers)
         self._tracker = MessageTracker(self._dispatcher, max_tracked=self._max_tracked,
-                                       message_ttl=self._message_ttl)
+                                       message_ttl=self._message_ttl, foreign=self._foreign_handlers)
 
     # ------------------------------------------------- reader-thread callbacks
 

@@ -20,6 +20,7 @@ from typing import Any
 from .. import _validate
 from ..errors import ConnectionClosedError, OutcomeUnknownError, SwsyncError, WaitTimeout
 from .dispatcher import Dispatcher, report_callback_error
+from .foreign import ForeignHandlers, ForeignStates
 from .events import STATE_RANK, TERMINAL_STATES, MessageReceiveEvent, MessageStateEvent, RelayEvent
 
 logger = logging.getLogger(__name__)
@@ -194,9 +195,13 @@ class MessageTracker:
         max_early: int = 1000,
         early_ttl: float = 60.0,
         defer_notify: bool = False,
+        foreign: ForeignHandlers | None = None,
     ) -> None:
-        # Guards the state of every Message of this client, _tracked and _early.
+        # Guards the state of every Message of this client, _tracked, _early and foreign.
         self.lock = threading.Lock()
+        # Sends in flight and foreign messages' states (``foreign()`` gives the handlers
+        # of state events for messages this client did not send).
+        self.foreign = ForeignStates(foreign)
         self._tracked: dict[str, Message] = {}
         self._early: OrderedDict[str, tuple[float, list[_Early]]] = OrderedDict()
         self.dispatcher = dispatcher
@@ -217,12 +222,14 @@ class MessageTracker:
         return len(self._early)
 
     def register(
-        self, message_id: str, fields: dict[str, Any], on_completed: Handler | None
+        self, message_id: str, fields: dict[str, Any], on_completed: Handler | None,
+        seq: int | None = None,
     ) -> Message:
         """Create and track an outbound message; replay events that came early.
 
         Called on the reader thread while it handles the ``messaging.send`` reply,
-        before it reads the next frame.
+        before it reads the next frame. ``seq`` is the number ``send_started()``
+        gave this send: held events no other send can claim are then foreign.
         """
         msg = Message(self, message_id, fields)
         msg._completed = on_completed
@@ -233,11 +240,17 @@ class MessageTracker:
             self._tracked[message_id] = msg
             while len(self._tracked) > self.max_tracked:
                 evicted.append(self._tracked.pop(next(iter(self._tracked))))
+                self.foreign.own_done(evicted[-1].message_id)
+            released = []
+            if seq is not None:
+                self.foreign.send_finished(seq)
+                released = self._released_locked()
         for old in evicted:
             self._give_up(old, "the client tracks at most %d messages" % self.max_tracked)
         if early:
             for item in early[1]:
                 self.apply_state(*item)
+        self._submit_foreign(released)
         return msg
 
     def apply_state(
@@ -255,38 +268,94 @@ class MessageTracker:
         with self.lock:
             msg = self._tracked.get(mid)
             if msg is None:
-                self._buffer_early(mid, (fields, params, timestamp))
-                return
-            if rank is None or rank <= msg._seen_rank:
-                # Unknown, backwards or repeated: never move a message backwards.
-                logger.debug("ignoring %s event for message %s in state %s", new, mid, msg._state)
-                return
-            for key, value in fields.items():
-                # Partial payloads are normal: only non-empty fields update the message.
-                if key not in ("message_id", "message_state") and value not in (None, "", []):
-                    setattr(msg, key, value)
-            msg._state = new
-            msg._seen_rank = rank
-            handlers: list[Handler] = msg._handlers
-            terminal = new in TERMINAL_STATES
-            if not handlers and not terminal:
+                job = self._untracked_locked(fields, params, timestamp)
+                if job is None:
+                    return
+                handlers, event = job
+            else:
+                if rank is None or rank <= msg._seen_rank:
+                    # Unknown, backwards or repeated: never move a message backwards.
+                    logger.debug("ignoring %s event for message %s in state %s", new, mid, msg._state)
+                    return
+                for key, value in fields.items():
+                    # Partial payloads are normal: only non-empty fields update the message.
+                    if key not in ("message_id", "message_state") and value not in (None, "", []):
+                        setattr(msg, key, value)
+                msg._state = new
+                msg._seen_rank = rank
+                handlers = msg._handlers
+                terminal = new in TERMINAL_STATES
+                if not handlers and not terminal:
+                    if msg._cond is not None:
+                        self._wake(msg._cond)
+                    return
+                event = MessageStateEvent("messaging.state", params, timestamp, mid, new, fields.get("reason", ""))
+                handlers = list(handlers)
+                if terminal:
+                    msg._done = True
+                    msg._result = event
+                    del self._tracked[mid]
+                    self.foreign.own_done(mid)
+                    if msg._completed is not None:
+                        handlers.append(msg._completed)
+                    msg._handlers = []
+                    msg._completed = None
                 if msg._cond is not None:
                     self._wake(msg._cond)
-                return
-            event = MessageStateEvent("messaging.state", params, timestamp, mid, new, fields.get("reason", ""))
-            handlers = list(handlers)
-            if terminal:
-                msg._done = True
-                msg._result = event
-                del self._tracked[mid]
-                if msg._completed is not None:
-                    handlers.append(msg._completed)
-                msg._handlers = []
-                msg._completed = None
-            if msg._cond is not None:
-                self._wake(msg._cond)
         if handlers:
             self.dispatcher.submit(mid, run_handlers, handlers, event)
+
+    def _untracked_locked(self, fields: dict[str, Any], params: Mapping[str, Any],
+                          timestamp: float | None) -> tuple[list[Handler], MessageStateEvent] | None:
+        # Caller holds self.lock. An event for an id this client is not tracking: an
+        # early event of its own send, a late one of its own message, or a foreign one.
+        mid = fields["message_id"]
+        verdict = self.foreign.classify(mid)
+        if verdict == "hold":
+            self._buffer_early(mid, (fields, params, timestamp))
+            self.foreign.hold(mid)
+            return None
+        if verdict == "own":
+            logger.debug("ignoring a late %s event for message %s", fields["message_state"], mid)
+            return None
+        return self._foreign_job_locked(fields, params, timestamp)
+
+    def _foreign_job_locked(self, fields: dict[str, Any], params: Mapping[str, Any],
+                            timestamp: float | None) -> tuple[list[Handler], MessageStateEvent] | None:
+        # Caller holds self.lock.
+        mid, state = fields["message_id"], fields["message_state"]
+        handlers = list(self.foreign.handlers())
+        if not handlers or not self.foreign.is_new(mid, state):
+            return None
+        return handlers, MessageStateEvent("messaging.state", params, timestamp, mid, state,
+                                           fields.get("reason", ""))
+
+    def send_started(self) -> int:
+        """Note a ``messaging.send`` about to be written; return its number for ``register``."""
+        with self.lock:
+            return self.foreign.send_started()
+
+    def send_finished(self, seq: int) -> None:
+        """Note that send ``seq`` failed (no ``register``); release events it could have claimed."""
+        with self.lock:
+            self.foreign.send_finished(seq)
+            jobs = self._released_locked()
+        self._submit_foreign(jobs)
+
+    def _released_locked(self) -> list[tuple[list[Handler], MessageStateEvent]]:
+        # Caller holds self.lock. Held events no send in flight can claim any more are foreign.
+        jobs = []
+        for mid in self.foreign.released():
+            entry = self._early.pop(mid, None)
+            for item in entry[1] if entry is not None else ():
+                job = self._foreign_job_locked(*item)
+                if job is not None:
+                    jobs.append(job)
+        return jobs
+
+    def _submit_foreign(self, jobs: list[tuple[list[Handler], MessageStateEvent]]) -> None:
+        for handlers, event in jobs:
+            self.dispatcher.submit(event.message_id, run_handlers, handlers, event)
 
     def _wake(self, cond: threading.Condition) -> None:
         # Caller holds self.lock.
@@ -342,6 +411,7 @@ class MessageTracker:
                 stale.append(msg)
             for msg in stale:
                 del self._tracked[msg.message_id]
+                self.foreign.own_done(msg.message_id)
         for msg in stale:
             self._give_up(msg, "no terminal state within message_ttl=%s s" % self.message_ttl)
 
@@ -363,6 +433,8 @@ class MessageTracker:
         """Wake every waiter of every tracked message with ``error`` and forget them."""
         with self.lock:
             msgs = list(self._tracked.values())
+            for msg in msgs:
+                self.foreign.own_done(msg.message_id)
             self._tracked.clear()
             self._early.clear()
         for msg in msgs:
