@@ -483,7 +483,12 @@ def _rest_client(args: argparse.Namespace, *, timeout: float | None = 10.0) -> R
 
     project = _require(_arg_or_env(args, "project", _config.ENV_PROJECT), "--project", _config.ENV_PROJECT)
     token = _require(_arg_or_env(args, "token", _config.ENV_TOKEN), "--token", _config.ENV_TOKEN)
-    space = _require(_arg_or_env(args, "space", _config.ENV_SPACE), "--space", _config.ENV_SPACE)
+    space = _arg_or_env(args, "space", _config.ENV_SPACE)
+    if space is None:
+        raise ConfigurationError(
+            "missing space: the REST API has no default host and needs your space "
+            f"(--space example.signalwire.com, or set {_config.ENV_SPACE})"
+        )
     # Each attempt's connect and read timeouts; --timeout also bounds each whole call.
     return RestClient(project, token, space, timeout=10.0 if timeout is None else min(timeout, 10.0))
 

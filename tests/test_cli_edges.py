@@ -389,3 +389,17 @@ def test_listen_with_stdout_full_stops_and_reports_every_unprinted_message(emu: 
     # The first message is reported whole; every other one the client received likewise.
     assert reported and reported[0]["body"] == "inbound 0"
     assert [m["body"] for m in reported] == bodies[: len(reported)]
+
+
+# ------------------------------------------------------------------------- a missing space
+
+
+@pytest.mark.parametrize("command", [["messages", "list"],
+                                     ["send", "--via", "rest", "--to", TO, "--from", FROM, "--body", "x"]])
+def test_rest_commands_without_a_space_say_the_rest_api_needs_one(
+    capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    code, _, err = run(capsys, "--project", "p", "--token", "t", *command)
+    assert code == cli.EXIT_USAGE
+    assert "REST API has no default host and needs your space" in err and "SIGNALWIRE_SPACE" in err
+    assert err.count("\n") == 1
