@@ -109,7 +109,7 @@ def _global_options() -> _Parser:
     return common
 
 
-COMMANDS = ("send", "listen", "messages", "emulator", "demo")
+COMMANDS = ("send", "send-batch", "listen", "messages", "emulator", "demo")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -143,6 +143,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
     if wanted("send", "send an SMS/MMS and (by default) wait until it is delivered"):
         _add_send(sub, common, fmt)
+    if wanted("send-batch", "send one message per CSV row, paced and resumable (never twice)"):
+        from ._cli_batch import add_parser as add_send_batch
+
+        add_send_batch(sub, common, fmt)
     if wanted("listen", "print inbound messages as JSON lines until Ctrl-C or SIGTERM"):
         _add_listen(sub, common, fmt)
     if wanted("messages", "list, get, redact or delete messages over REST"):
