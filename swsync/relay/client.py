@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .. import _config, _validate
 from ..ratelimit import checked_rate_limit
 from ..errors import ConfigurationError, ConnectionClosedError
-from ..optouts import OptOutStore, check_not_opted_out
+from ..optouts import OptOutStore, as_store, check_not_opted_out
 from .connection import CLOSED, Connection
 from .dispatcher import Dispatcher, report_callback_error
 from .events import MessageReceiveEvent, parse_message_fields
@@ -68,8 +68,8 @@ class RelayClient:
         queue_timeout: seconds a request made while reconnecting may wait to be sent.
         max_tracked_messages: outbound messages tracked at once before the oldest is dropped.
         message_ttl: seconds a message may stay without a terminal state before it is dropped.
-        opt_outs: an opt-out store (``swsync.optouts``); sends to a number in it raise
-            ``OptedOutError`` before anything is sent.
+        opt_outs: an opt-out store (``swsync.optouts``) or an SQLite path; sends to a
+            number in it raise ``OptedOutError`` before anything is sent.
         rate_limit: a :class:`~swsync.RateLimit` pacing ``send_message`` (shareable).
 
     Raises:
@@ -94,7 +94,7 @@ class RelayClient:
         queue_timeout: float = 30.0,
         max_tracked_messages: int = 100_000,
         message_ttl: float = 24 * 3600.0,
-        opt_outs: OptOutStore | None = None,
+        opt_outs: OptOutStore | str | None = None,
         rate_limit: RateLimit | None = None,
     ) -> None:
         # An explicit jwt_token wins; from the environment, a JWT is used only when no
@@ -141,7 +141,7 @@ class RelayClient:
             ping_interval=None if ping_interval is None else float(ping_interval),
         )
         self._handler_workers = handler_workers
-        self._opt_outs = opt_outs  # swsync.optouts store honoured by send_message, or None
+        self._opt_outs = as_store(opt_outs)  # swsync.optouts store honoured by send_message, or None
         self._max_tracked = max_tracked_messages
         self._message_ttl = float(message_ttl)
         # Guards _contexts, _inbound_handlers, _inbound_buffer, _conn, _dispatcher, _tracker
