@@ -149,6 +149,8 @@ class RelayClient:
         self._lock = threading.RLock()
         self._contexts: list[str] = _validate.str_list(contexts, "contexts")
         self._inbound_handlers: list[InboundHandler] = []
+        # The on_message(..., ack_after=True) handlers: each inbound event's ACK waits for them.
+        self._ack_after: list[InboundHandler] = []
         self._inbound_buffer: deque[Message] = deque()
         self._conn: Connection | None = None
         self._dispatcher = Dispatcher(handler_workers)
@@ -190,6 +192,7 @@ class RelayClient:
                 on_tick=tracker.expire,
                 on_batch_end=tracker.notify_deferred,
                 ssl_context=self._ssl_context,
+                hold_ack=self._holds_ack,
                 **self._options,  # type: ignore[arg-type]
             )
             with self._lock:
@@ -446,17 +449,29 @@ class RelayClient:
 
     # --------------------------------------------------------------- inbound
 
-    def on_message(self, handler: InboundHandler) -> InboundHandler:
+    def on_message(self, handler: InboundHandler | None = None, *, ack_after: bool = False) -> Any:
         """Register ``handler(message)`` for every inbound message; usable as a decorator.
 
         Inbound messages that arrived before any handler was registered (up to
         1000) are delivered to the first handler. Handlers run on a dispatch
         thread, never on the socket reader.
+
+        With ``ack_after=True`` the RELAY event carrying each inbound message is
+        acknowledged only after the handlers ran and this one returned without
+        raising: a handler that hands the message on (to a queue, a database)
+        makes the hand-off at-least-once. If it raises, the event stays
+        un-acknowledged and the server may deliver it again (to a resumed
+        session), so such a handler must tolerate duplicates. Also usable as
+        ``@client.on_message(ack_after=True)``.
         """
+        if handler is None:  # @client.on_message(ack_after=True)
+            return functools.partial(self.on_message, ack_after=ack_after)
         if not callable(handler):
             raise TypeError("handler must be callable")
         with self._lock:
             self._inbound_handlers.append(handler)
+            if ack_after:
+                self._ack_after.append(handler)
             buffered = list(self._inbound_buffer)
             self._inbound_buffer.clear()
             handlers = list(self._inbound_handlers)
@@ -527,8 +542,13 @@ class RelayClient:
 
     # ------------------------------------------------- reader-thread callbacks
 
+    def _holds_ack(self, envelope: Mapping[str, Any]) -> bool:
+        # Reader thread: hold the ACK of inbound messages while an ack_after handler exists.
+        return bool(self._ack_after) and envelope.get("event_type") == "messaging.receive"
+
     def _on_event(self, tracker: MessageTracker, dispatcher: Dispatcher, event_type: str,
-                  params: Mapping[str, Any], envelope: Mapping[str, Any]) -> None:
+                  params: Mapping[str, Any], envelope: Mapping[str, Any],
+                  ack: Callable[[], None] | None = None) -> None:
         ts = envelope.get("timestamp")
         timestamp = float(ts) if isinstance(ts, (int, float)) and not isinstance(ts, bool) else None
         if event_type == "messaging.state":
@@ -540,24 +560,34 @@ class RelayClient:
                 return
             tracker.apply_state(fields, params, timestamp)
         elif event_type == "messaging.receive":
-            fields = parse_message_fields(params)
-            mid = fields.get("message_id")
-            if not mid:
-                logger.warning("dropped a messaging.receive event without message_id")
-                return
-            revent = MessageReceiveEvent(event_type, params, timestamp, mid)
-            msg = tracker.new_inbound(revent, fields)
-            with self._lock:
-                handlers = list(self._inbound_handlers)
-                if not handlers:
-                    if len(self._inbound_buffer) >= MAX_BUFFERED_INBOUND:
-                        dropped = self._inbound_buffer.popleft()
-                        logger.warning("no on_message handler; dropped inbound message %s", dropped.message_id)
-                    self._inbound_buffer.append(msg)
-            if handlers:
-                dispatcher.submit(mid, _run_inbound, handlers, msg)
+            self._on_receive(tracker, dispatcher, params, timestamp, ack)
+            return
         else:
             logger.debug("ignoring %s event", event_type)
+
+    def _on_receive(self, tracker: MessageTracker, dispatcher: Dispatcher, params: Mapping[str, Any],
+                    timestamp: float | None, ack: Callable[[], None] | None) -> None:
+        fields = parse_message_fields(params)
+        mid = fields.get("message_id")
+        if not mid:
+            logger.warning("dropped a messaging.receive event without message_id")
+            if ack is not None:
+                ack()
+            return
+        revent = MessageReceiveEvent("messaging.receive", params, timestamp, mid)
+        msg = tracker.new_inbound(revent, fields)
+        with self._lock:
+            handlers = list(self._inbound_handlers)
+            must_succeed = list(self._ack_after)
+            if not handlers:
+                if len(self._inbound_buffer) >= MAX_BUFFERED_INBOUND:
+                    dropped = self._inbound_buffer.popleft()
+                    logger.warning("no on_message handler; dropped inbound message %s", dropped.message_id)
+                self._inbound_buffer.append(msg)
+        if handlers:
+            dispatcher.submit(mid, _run_inbound, handlers, msg, ack, must_succeed)
+        elif ack is not None:
+            ack()
 
     def _on_lost(self, conn: Connection, tracker: MessageTracker, reason: str) -> None:
         # The connection stopped for good on its own (reconnect disabled or auth refused).
@@ -569,12 +599,20 @@ class RelayClient:
         self._stopped.set()
 
 
-def _run_inbound(handlers: list[InboundHandler], msg: Message) -> None:
+def _run_inbound(handlers: list[InboundHandler], msg: Message, ack: Callable[[], None] | None = None,
+                 must_succeed: Sequence[InboundHandler] = ()) -> None:
+    failed = False
     for handler in handlers:
         try:
             handler(msg)
         except BaseException:  # SystemExit too: the next handler still runs
+            failed = failed or handler in must_succeed
             report_callback_error("on_message handler", handler)
+    if ack is not None:
+        if failed:
+            logger.warning("inbound message %s not acknowledged: an ack_after handler raised", msg.message_id)
+        else:
+            ack()
 
 
 def _after_fork_in_child() -> None:
