@@ -72,6 +72,13 @@ def _positive_seconds(text: str) -> float:
     return _number(text, positive=True)
 
 
+def _backlog(text: str) -> int:
+    value = _number(text, positive=False)
+    if value != int(value):
+        raise argparse.ArgumentTypeError(f"backlog must be a whole number, got {text!r}")
+    return int(value)
+
+
 def _port(text: str) -> int:
     value = _number(text, positive=False)
     if value != int(value) or value > 65535:
@@ -108,6 +115,11 @@ def add_server_arguments(
         help="send signalwire.ping to every RELAY client this often")
     add("--session-ttl", type=_seconds, default=60.0, metavar="SECONDS",
         help="how long a dropped RELAY session stays resumable (default: 60)")
+    add("--mps", type=_positive_seconds, metavar="N",
+        help="pace each sender to N segments per second like SignalWire's carrier queue "
+             "(default: off)")
+    add("--backlog", type=_backlog, default=10_000, metavar="N",
+        help="with --mps: refuse sends past N queued messages (default: 10000)")
     add("--open", action="store_true", help="open the inbox page (the URL printed on stderr) in a web browser")
 
 
@@ -149,6 +161,7 @@ def emulator_kwargs(
         host=args.host, port=args.port, state_delay=args.state_delay, certfile=args.certfile,
         keyfile=args.keyfile, inbound_webhook_url=args.inbound_webhook_url,
         ping_interval=args.ping_interval, session_ttl=args.session_ttl,
+        mps=getattr(args, "mps", None), backlog=getattr(args, "backlog", 10_000),
     )
     return kwargs, note
 

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, cast
 from aiohttp import WSMsgType, web
 
 from .. import _validate
+from .pacing import backlog_message
 from .store import REJECTED_NUMBER, MessageRecord, outcome_for
 
 if TYPE_CHECKING:
@@ -702,9 +703,15 @@ class RelayServer:
                 ),
             )
             return
+        pacing = self.emu.pacing  # Emulator(mps=...): carrier turns and backlog
+        admitted, departure = pacing.book(to, fields["from_"], fields["body"], fields["media"])
+        if not admitted:
+            self._reply(conn, _result(mid, {"code": "400", "message": backlog_message(pacing.backlog)}))
+            return
         record = self.emu.store.new_message(
             account_sid=session.project, origin="relay", **fields
         )
+        pacing.assign(record.sid, departure)
         self.counters.accepted_sends += 1
         self._accepted(conn, mid, record)
 
@@ -727,7 +734,7 @@ class RelayServer:
                 emu.launch(record, outcome, start=first)
         else:
             self._reply(conn, response)
-            if not delay:
+            if not delay and not emu.pacing.has_turn(record.sid):
                 for state in states:
                     advance(record, state, outcome)
             else:

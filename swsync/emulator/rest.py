@@ -28,6 +28,7 @@ from urllib.parse import urlencode
 from aiohttp import BasicAuth, web
 
 from .. import _validate
+from .pacing import BACKLOG_CODE, REST_RATE_CODE, backlog_message
 from .store import (
     API_VERSION,
     REJECTED_NUMBER,
@@ -179,6 +180,10 @@ class RestApi:
                 )
             if fault == "error":
                 raise ApiError(500, 20504, "Internal Server Error (injected by the emulator)")
+            retry = emu.pacing.rest_request(request.method)  # Emulator(mps=...) only
+            if retry is not None:
+                raise ApiError(429, REST_RATE_CODE, "Too Many Requests: over the API request rate",
+                               headers={"Retry-After": str(retry)})
             m = _ROUTE.fullmatch(request.path)
             if m is None:
                 raise ApiError(404, 20404, f"The requested resource {request.path} was not found")
@@ -290,6 +295,10 @@ class RestApi:
             raise ApiError(
                 422, 21211, f"The 'To' number {to} is not a valid, SMS-capable phone number."
             )
+        pacing = self.emu.pacing  # Emulator(mps=...): carrier turns and backlog
+        admitted, departure = pacing.book(to, from_, body, urls)
+        if not admitted:
+            raise ApiError(400, BACKLOG_CODE, backlog_message(pacing.backlog))
         record = self.emu.create_outbound(
             to=to,
             from_=from_,
@@ -301,6 +310,7 @@ class RestApi:
             messaging_service_sid=service or None,
             send_as_mms=_boolean(form, "SendAsMms"),
         )
+        pacing.assign(record.sid, departure)
         self.emu.counters.rest_creates += 1
         return web.json_response(message_json(record), status=201)
 

@@ -27,6 +27,7 @@ from .callbacks import Webhooks
 from .control import ControlApi
 from .faults import Counters, Faults, Stats
 from .inbox import Inbox
+from .pacing import DEFAULT_BACKLOG, Pacer
 from .relay import RelayServer
 from .rest import RestApi
 from .store import MessageRecord, Outcome, Store, outcome_for
@@ -58,6 +59,11 @@ class Emulator:
         ping_interval: send ``signalwire.ping`` to every client this often (s).
         session_ttl: how long a RELAY session stays resumable after its socket
             went away (s).
+        mps: pace each sender like SignalWire's carrier queue: its messages reach
+            ``sent`` in order, at most this many segments per second; a send past
+            ``backlog`` queued messages is refused; REST POSTs are rate limited
+            (see ``swsync.emulator.pacing``). ``None`` (default): no pacing.
+        backlog: most messages queued for their turn at once (with ``mps``).
 
     Use it as a context manager (``start()`` on enter, ``close()`` on exit).
     Thread-safe: every public method may be called from any thread except the
@@ -79,6 +85,8 @@ class Emulator:
         inbound_webhook_url: str | None = None,
         ping_interval: float | None = None,
         session_ttl: float = 60.0,
+        mps: float | None = None,
+        backlog: int = DEFAULT_BACKLOG,
     ) -> None:
         if state_delay < 0:
             raise ValueError("state_delay must be >= 0")
@@ -108,6 +116,7 @@ class Emulator:
         self.space_id = str(uuid.uuid4())
 
         self.faults = Faults()
+        self.pacing = Pacer(mps, backlog)  # carrier pacing (off unless mps is given)
         # The parts below are internals shared by the relay, rest and callbacks
         # modules; they are not part of the public API.
         self.counters = Counters()
@@ -354,6 +363,8 @@ class Emulator:
             delay = self.state_delay
             if delay and (i > start or start > 0):
                 await asyncio.sleep(delay)
+            if states[i] == "sent":
+                await self.pacing.wait_turn(record.sid)  # Emulator(mps=...): its carrier turn
             self.advance(record, states[i], outcome)
 
     def _cancel_progress(self) -> None:
