@@ -231,6 +231,7 @@ class Decision:
     reason: str = ""
     webhook: Webhook | None = None
     claim: str | None = None  # release it if the view fails
+    replay: str | None = None  # for a retry: the first answer's cXML, when saved
 
     @property
     def call_view(self) -> bool:
@@ -346,14 +347,30 @@ def decide(config: Config, req: Incoming, accept: Accept, log: logging.Logger) -
     if config.run_once is not None and not config.run_once.claim(key):
         log.info("swsync: %s webhook %s already handled (%s); answered without calling %s",
                  _kind(webhook), webhook.message_sid, key, req.path)
-        return Decision(200, "duplicate")
+        saved = getattr(config.run_once, "reply", None)
+        return Decision(200, "duplicate", replay=saved(key) if callable(saved) else None)
     return Decision(0, webhook=webhook, claim=key if config.run_once is not None else None)
+
+
+def save_reply(config: Config, decision: Decision, reply: str | None) -> None:
+    """Keep the cXML answered to a webhook, so its retries get the same answer."""
+    save = getattr(config.run_once, "save_reply", None)
+    if reply is None or reply == cxml_text(None):
+        return  # nothing worth keeping: a retry gets the empty <Response/> anyway
+    if decision.claim is not None and callable(save):
+        save(decision.claim, reply)
 
 
 def release(config: Config, decision: Decision) -> None:
     """Forget the run-once claim of a request whose view failed."""
     if config.run_once is not None and decision.claim is not None:
         config.run_once.release(decision.claim)
+
+
+def is_xml(content_type: str | None) -> bool:
+    """Whether a response's content type is XML (a cXML answer worth replaying)."""
+    mime = (content_type or "").partition(";")[0].strip().lower()
+    return mime in ("text/xml", "application/xml")
 
 
 def cxml_text(result: object) -> str | None:

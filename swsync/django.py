@@ -84,7 +84,7 @@ def _incoming(request: HttpRequest) -> core.Incoming:
 
 def _answer(decision: core.Decision) -> HttpResponse:
     if decision.status == 200:
-        return HttpResponse(core.cxml_text(None), content_type=CONTENT_TYPE)
+        return HttpResponse(decision.replay or core.cxml_text(None), content_type=CONTENT_TYPE)
     text = f"Bad Request: {decision.reason}\n" if decision.status == 400 else "Forbidden\n"
     return HttpResponse(text, status=decision.status, content_type="text/plain; charset=utf-8")
 
@@ -104,6 +104,9 @@ def _run(options: core.Options, accept: core.Accept, view: Callable[..., Any],
     response = HttpResponse(text, content_type=CONTENT_TYPE) if text is not None else result
     if not isinstance(response, HttpResponseBase) or response.status_code >= 500:
         core.release(config, decision)
+    elif (isinstance(response, HttpResponse) and response.status_code == 200
+          and core.is_xml(response.get("Content-Type"))):
+        core.save_reply(config, decision, response.content.decode(response.charset or "utf-8"))
     return response
 
 

@@ -78,7 +78,8 @@ def _incoming() -> core.Incoming:
 
 def _answer(decision: core.Decision) -> flask.Response:
     if decision.status == 200:
-        return flask.Response(core.cxml_text(None), status=200, content_type=CONTENT_TYPE)
+        text = decision.replay or core.cxml_text(None)
+        return flask.Response(text, status=200, content_type=CONTENT_TYPE)
     if decision.status == 400:
         return flask.Response(f"Bad Request: {decision.reason}\n", status=400,
                               content_type="text/plain; charset=utf-8")
@@ -107,6 +108,9 @@ def _run(options: core.Options, accept: core.Accept, view: Callable[..., Any],
         raise
     if response.status_code >= 500:
         core.release(config, decision)
+    elif response.status_code == 200 and core.is_xml(response.content_type) \
+            and not response.is_streamed:
+        core.save_reply(config, decision, response.get_data(as_text=True))
     return response
 
 

@@ -7,6 +7,11 @@ status callback) before calling the view: the first claim wins, later ones are
 answered without calling the view. If the view raises, the claim is released so
 the provider's retry can run it.
 
+A provider retries because it did not get the first answer, so the retry is
+answered with the first answer's cXML when the store kept it (``save_reply`` /
+``reply``, which every store here has; a store without them answers an empty
+``<Response/>``): a reply the view produced is sent once, not lost.
+
 Stores are bounded: :class:`MemoryRunOnceStore` keeps the most recent keys (LRU);
 :class:`CacheRunOnceStore` and :class:`RedisRunOnceStore` let keys expire after
 ``ttl`` seconds and are shared by every process that uses the same cache/Redis.
@@ -49,7 +54,7 @@ class MemoryRunOnceStore:
         self.maxsize = maxsize
         # Guards _keys.
         self._lock = threading.Lock()
-        self._keys: OrderedDict[str, None] = OrderedDict()
+        self._keys: OrderedDict[str, str | None] = OrderedDict()  # key -> saved reply
 
     def __len__(self) -> int:
         with self._lock:
@@ -70,6 +75,17 @@ class MemoryRunOnceStore:
         """Forget ``key``."""
         with self._lock:
             self._keys.pop(key, None)
+
+    def save_reply(self, key: str, reply: str) -> None:
+        """Keep the answer given for claimed ``key``, for its retries."""
+        with self._lock:
+            if key in self._keys:
+                self._keys[key] = reply
+
+    def reply(self, key: str) -> str | None:
+        """The answer saved for ``key``, if any."""
+        with self._lock:
+            return self._keys.get(key)
 
 
 class CacheRunOnceStore:
@@ -96,6 +112,15 @@ class CacheRunOnceStore:
     def release(self, key: str) -> None:
         """Delete ``key`` from the cache."""
         self._cache.delete(self._prefix + key)
+
+    def save_reply(self, key: str, reply: str) -> None:
+        """Keep the answer given for ``key``, for its retries."""
+        self._cache.set(self._prefix + key, reply, self._ttl)
+
+    def reply(self, key: str) -> str | None:
+        """The answer saved for ``key``, if any."""
+        value = self._cache.get(self._prefix + key)
+        return value if isinstance(value, str) else None
 
 
 class RedisRunOnceStore:
@@ -130,8 +155,17 @@ class RedisRunOnceStore:
 
     def claim(self, key: str) -> bool:
         """Set ``key`` if absent; ``True`` if this call set it."""
-        return bool(self._redis.set(self._prefix + key, 1, nx=True, ex=self._ttl))
+        return bool(self._redis.set(self._prefix + key, b"", nx=True, ex=self._ttl))
 
     def release(self, key: str) -> None:
         """Delete ``key``."""
         self._redis.delete(self._prefix + key)
+
+    def save_reply(self, key: str, reply: str) -> None:
+        """Keep the answer given for claimed ``key`` (its expiry unchanged), for its retries."""
+        self._redis.set(self._prefix + key, reply.encode("utf-8"), xx=True, keepttl=True)
+
+    def reply(self, key: str) -> str | None:
+        """The answer saved for ``key``, if any."""
+        value = self._redis.get(self._prefix + key)
+        return value.decode("utf-8") if value else None

@@ -175,6 +175,11 @@ def test_forged_and_retried_and_json(served: LocalServer, caplog: pytest.LogCapt
                                      content_type="application/json")
     assert (status_code, ctype) == (200, CONTENT_TYPE) and b"echo: hello" in reply
     assert SEEN.snapshot()[-1].message_sid == "SM-json"
+    with override_settings(SWSYNC_RUN_ONCE=CacheRunOnceStore(cache, ttl=60)):
+        headers = {"X-SignalWire-Signature": sign_form(KEY, url, INBOUND)}
+        first, retry = (post(url, INBOUND, headers) for _ in range(2))
+    assert b"echo: hello" in first[2] and retry == first  # the retry is answered from the cache
+    assert len(SEEN.snapshot()) == 3
 
 
 @pytest.mark.parametrize(

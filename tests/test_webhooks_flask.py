@@ -225,8 +225,33 @@ def test_retried_webhook_reaches_the_view_once(seen: Seen, served: LocalServer) 
     headers = {"X-SignalWire-Signature": sign_form(KEY, url, INBOUND)}
     first = post(url, INBOUND, headers)
     again = post(url, INBOUND, headers)
-    assert _bodies(first[2]) == ["echo: hello"] and again[2].decode() == EMPTY
+    # The retry gets the first answer again (the provider retried because it lost
+    # it), without running the view a second time.
+    assert _bodies(first[2]) == ["echo: hello"] and again == first
     assert len(seen.snapshot()) == 3
+
+
+def test_emulator_webhooks_retried_by_the_network_run_once_and_reply_once(seen: Seen) -> None:
+    # Every webhook the emulator sends is delivered twice (a provider retry after a
+    # lost answer); the emulator gets the retry's answer.
+    with LocalServer(make_app(seen, trusted_proxies=1)) as app, \
+            LocalServer(ReverseProxy(app.url, repeat=2), name="proxy") as proxy, \
+            Emulator(signing_key=KEY, state_delay=0.0, inbound_webhook_url=proxy.url + "/sms") as emu, \
+            RestClient(emu.project, emu.token, space=emu.rest_url) as rest:
+        sent = rest.messages.create(to=THEIRS, from_=OURS, body="hi", status_callback=proxy.url + "/status")
+        emu.wait_until(lambda: emu.get_message(sent.sid)["history"][-1] == "delivered", timeout=TIMEOUT)
+        history = emu.get_message(sent.sid)["history"]
+        emu.inject_inbound(to_number=OURS, from_number=THEIRS, body="once")
+        emu.wait_until(lambda: any(r.direction == "outbound-reply" and r.status == "delivered"
+                                   for r in emu.store.select(None)), timeout=TIMEOUT)
+        finished = app.recorder.wait_for(lambda f: len(f) >= 2 * (len(history) + 1))
+        emu.wait_until(lambda: emu.stats.webhooks_sent >= len(history) + 1, timeout=TIMEOUT)
+        replies = [r.body for r in emu.store.select(None) if r.direction == "outbound-reply"]
+    assert len(finished) == 2 * (len(history) + 1)  # every webhook reached the app twice
+    got = seen.snapshot()
+    assert [cb.message_status for cb in got if isinstance(cb, StatusCallback)] == history
+    assert [m.body for m in got if isinstance(m, InboundMessage)] == ["once"]
+    assert replies == ["echo: once"]  # the retry's answer carried the reply, sent once
 
 
 def test_a_failing_view_is_run_again_on_retry(seen: Seen, served: LocalServer) -> None:
@@ -413,6 +438,14 @@ def test_redis_run_once_is_shared_by_two_apps(redis_server: Any) -> None:
                        for s in (a, b, a)]
         assert [status for status, _, _ in answers] == [200, 200, 200]
         assert len(seen.snapshot()) == 1
+        inbound_sig = sign_form(KEY, "https://hooks.example.com/sms", INBOUND)
+        with LocalServer(make_app(seen, run_once=RedisRunOnceStore(redis_url, ttl=60),
+                                  public_url="https://hooks.example.com")) as c:
+            first = post(c.url + "/sms", INBOUND, {"X-SignalWire-Signature": inbound_sig})
+        with LocalServer(make_app(seen, run_once=store_b, public_url="https://hooks.example.com")) as d:
+            retry = post(d.url + "/sms", INBOUND, {"X-SignalWire-Signature": inbound_sig})
+        assert _bodies(first[2]) == ["echo: hello"] and retry == first  # replayed from Redis
+        assert len(seen.snapshot()) == 2
         assert 0 < client.ttl("swsync:webhook:status:SM-out-1:delivered") <= 60
     finally:
         client.close()

@@ -127,10 +127,13 @@ class ReverseProxy:
     Host header and port). ``proto``/``host``/``port`` make it claim something else,
     as a TLS terminator or a load balancer in front of it would; ``strip_prefix``
     removes a path prefix before forwarding and reports it in X-Forwarded-Prefix.
+    ``repeat=2`` forwards every request twice and answers with the second reply, as
+    when a provider's first attempt lost its answer and it retried.
     """
 
     def __init__(self, upstream: str, *, proto: str | None = None, host: str | None = None,
-                 port: str | None = None, strip_prefix: str = "") -> None:
+                 port: str | None = None, strip_prefix: str = "", repeat: int = 1) -> None:
+        self._repeat = repeat
         parts = urlsplit(upstream)
         self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self._claims = (proto, host, port)
@@ -158,16 +161,18 @@ class ReverseProxy:
             target = target[len(self._strip):] or "/"
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""
-        conn = http.client.HTTPConnection(*self._upstream, timeout=TIMEOUT)
-        try:
-            conn.request(environ["REQUEST_METHOD"], target, body=body, headers=self._headers(environ))
-            reply = conn.getresponse()
-            data = reply.read()
-            headers = [(k, v) for k, v in reply.getheaders()
-                       if k.lower() not in ("connection", "transfer-encoding", "content-length")]
-            start_response(f"{reply.status} {reply.reason}", headers)
-        finally:
-            conn.close()
+        for _ in range(self._repeat):
+            conn = http.client.HTTPConnection(*self._upstream, timeout=TIMEOUT)
+            try:
+                conn.request(environ["REQUEST_METHOD"], target, body=body,
+                             headers=self._headers(environ))
+                reply = conn.getresponse()
+                data = reply.read()
+            finally:
+                conn.close()
+        headers = [(k, v) for k, v in reply.getheaders()
+                   if k.lower() not in ("connection", "transfer-encoding", "content-length")]
+        start_response(f"{reply.status} {reply.reason}", headers)
         return [data]
 
 
