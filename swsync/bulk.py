@@ -404,6 +404,16 @@ class Batch:
     def _completed(self, entry: _Entry, event: RelayEvent) -> None:
         # On the client's dispatch thread: the message reached a terminal state.
         state = getattr(event, "message_state", None)
+        msg = entry.message
+        if state not in FINISHED and msg is not None:
+            # on_completed also runs when the outcome became unknowable (message_state
+            # "unknown"): report the error wait() gives (OutcomeUnknownError, WaitTimeout).
+            try:
+                msg.wait(0)
+            except SwsyncError as exc:
+                self._finish_entry(entry, self._result(entry, "accepted", message_id=msg.message_id,
+                                                       state=msg.state, error=exc))
+                return
         outcome = state if state in FINISHED else "accepted"
         self._finish_entry(entry, self._result(entry, outcome, message_id=getattr(event, "message_id", None),
                                                state=state, reason=getattr(event, "reason", None)))

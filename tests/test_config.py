@@ -20,7 +20,6 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     [
         ({"token": "t", "host": "h.example.com"}, ("project", "SIGNALWIRE_PROJECT_ID")),
         ({"project": "p", "host": "h.example.com"}, ("token", "SIGNALWIRE_API_TOKEN")),
-        ({"project": "p", "token": "t"}, ("host", "SIGNALWIRE_SPACE")),
     ],
 )
 def test_missing_credential_names_argument_and_variable(kwargs: dict, names: tuple[str, str]) -> None:
@@ -28,6 +27,13 @@ def test_missing_credential_names_argument_and_variable(kwargs: dict, names: tup
         RelayClient(**kwargs)
     assert all(n in str(info.value) for n in names)
     assert isinstance(info.value, ValueError)
+
+
+def test_no_host_and_no_space_means_signalwire_public_relay_host() -> None:
+    # As the official SDKs: relay.signalwire.com serves every project (issue 10, point 8).
+    client = RelayClient(project="p", token="t")
+    assert repr(client).startswith("<RelayClient wss://relay.signalwire.com ")
+    assert not client.connected  # resolved without any network activity
 
 
 def test_environment_supplies_credentials(monkeypatch: pytest.MonkeyPatch) -> None:

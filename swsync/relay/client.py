@@ -8,15 +8,15 @@ import os
 import ssl
 import threading
 import weakref
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import _config, _validate
 from ..ratelimit import checked_rate_limit
 from ..errors import ConfigurationError, ConnectionClosedError
-from ..optouts import OptOutStore, as_store, check_not_opted_out
-from .connection import CLOSED, Connection
+from ..optouts import OptOutStore, check_not_opted_out
+from .connection import CLOSED, ConnectAborted, Connection
 from .dispatcher import Dispatcher, report_callback_error
 from .events import MessageReceiveEvent, parse_message_fields
 from .message import Handler, Message, MessageTracker
@@ -35,6 +35,15 @@ _SESSION_LOST = (
 )
 
 MAX_BUFFERED_INBOUND = 1000
+# Inbound message ids remembered to drop redeliveries (a resumed session resends events
+# whose ACK was lost): bounded, oldest forgotten first.
+MAX_SEEN_INBOUND = 10_000
+# SignalWire's public RELAY host: the default when neither host nor SIGNALWIRE_SPACE is
+# given, as in the official SDKs (signalwire-js packages/core/src/utils/constants.ts,
+# DEFAULT_HOST = 'wss://relay.signalwire.com').
+DEFAULT_RELAY_HOST = "relay.signalwire.com"
+# How long disconnect() waits for a concurrent connect() to give way once it was aborted.
+DISCONNECT_GRACE = 0.5
 
 # Seconds run() gives queued callbacks to finish, connection still up, before it disconnects.
 DRAIN_TIMEOUT = 10.0
@@ -54,7 +63,8 @@ class RelayClient:
     Args:
         project: project id (default ``SIGNALWIRE_PROJECT_ID``).
         token: API token (default ``SIGNALWIRE_API_TOKEN``); or give ``jwt_token``.
-        host: space host name, or a ``ws://``/``wss://`` URL (default ``SIGNALWIRE_SPACE``).
+        host: space host name, or a ``ws://``/``wss://`` URL (default ``SIGNALWIRE_SPACE``,
+            else SignalWire's public RELAY host ``relay.signalwire.com``).
         contexts: contexts whose inbound messages this client receives.
         jwt_token: a JWT instead of project and token (default ``SIGNALWIRE_JWT_TOKEN``).
         ca_file: CA bundle for TLS (default ``SIGNALWIRE_RELAY_CA_FILE``; else the system store).
@@ -68,9 +78,13 @@ class RelayClient:
         queue_timeout: seconds a request made while reconnecting may wait to be sent.
         max_tracked_messages: outbound messages tracked at once before the oldest is dropped.
         message_ttl: seconds a message may stay without a terminal state before it is dropped.
-        opt_outs: an opt-out store (``swsync.optouts``) or an SQLite path; sends to a
-            number in it raise ``OptedOutError`` before anything is sent.
+        opt_outs: an opt-out store (``swsync.optouts``); sends to a number in it raise
+            ``OptedOutError`` before anything is sent.
         rate_limit: a :class:`~swsync.RateLimit` pacing ``send_message`` (shareable).
+        auto_connect: connect on first use (``send_message``, ``execute``, ``receive``)
+            in each process, so a client created at import time works in every worker
+            of a pre-fork server and never connects in the master. ``disconnect()``
+            turns it off until the next ``connect()``.
 
     Raises:
         ConfigurationError: a credential or the host is missing or invalid.
@@ -94,8 +108,9 @@ class RelayClient:
         queue_timeout: float = 30.0,
         max_tracked_messages: int = 100_000,
         message_ttl: float = 24 * 3600.0,
-        opt_outs: OptOutStore | str | None = None,
+        opt_outs: OptOutStore | None = None,
         rate_limit: RateLimit | None = None,
+        auto_connect: bool = False,
     ) -> None:
         # An explicit jwt_token wins; from the environment, a JWT is used only when no
         # API token is given either way (a stale exported JWT must not shadow the token).
@@ -111,8 +126,7 @@ class RelayClient:
             tok = _config.setting(token, _config.ENV_TOKEN, "token")
             assert proj is not None and tok is not None
             auth = {"project": proj, "token": tok}
-        host_value = _config.setting(host, _config.ENV_SPACE, "host")
-        assert host_value is not None
+        host_value = _config.setting(host, _config.ENV_SPACE, "host", required=False) or DEFAULT_RELAY_HOST
         self._url = _config.relay_url(host_value)
         cafile = _config.ca_file(ca_file, _config.ENV_RELAY_CA)
         try:  # NaN, negative: refused; infinity and huge values: clamped (never OverflowError)
@@ -141,7 +155,7 @@ class RelayClient:
             ping_interval=None if ping_interval is None else float(ping_interval),
         )
         self._handler_workers = handler_workers
-        self._opt_outs = as_store(opt_outs)  # swsync.optouts store honoured by send_message, or None
+        self._opt_outs = opt_outs  # swsync.optouts store honoured by send_message, or None
         self._max_tracked = max_tracked_messages
         self._message_ttl = float(message_ttl)
         # Guards _contexts, _inbound_handlers, _inbound_buffer, _conn, _dispatcher, _tracker
@@ -149,8 +163,6 @@ class RelayClient:
         self._lock = threading.RLock()
         self._contexts: list[str] = _validate.str_list(contexts, "contexts")
         self._inbound_handlers: list[InboundHandler] = []
-        # The on_message(..., ack_after=True) handlers: each inbound event's ACK waits for them.
-        self._ack_after: list[InboundHandler] = []
         self._inbound_buffer: deque[Message] = deque()
         self._conn: Connection | None = None
         self._dispatcher = Dispatcher(handler_workers)
@@ -161,6 +173,10 @@ class RelayClient:
         self._stop_error: BaseException | None = None
         # Serializes connect() and disconnect(); never held while calling user code.
         self._lifecycle = threading.Lock()
+        self._auto_connect = bool(auto_connect)
+        self._disconnected = False  # disconnect() was called and connect() not since
+        self._forked_from: int | None = None  # pid that had this client connected, in a fork child
+        self._seen_inbound = _RecentIds(MAX_SEEN_INBOUND)
         _clients.add(self)
 
     # ------------------------------------------------------------- lifecycle
@@ -192,13 +208,13 @@ class RelayClient:
                 on_tick=tracker.expire,
                 on_batch_end=tracker.notify_deferred,
                 ssl_context=self._ssl_context,
-                hold_ack=self._holds_ack,
                 **self._options,  # type: ignore[arg-type]
             )
             with self._lock:
                 self._dispatcher, self._tracker, self._conn = dispatcher, tracker, conn
                 self._stopped.clear()
                 self._stop_error = None
+                self._disconnected = False
             try:
                 conn.open()
             except BaseException:
@@ -212,6 +228,8 @@ class RelayClient:
         if old_conn is not None:
             old_conn.close()
         old_dispatcher.stop()
+        self._forked_from = None
+        self._hand_over_buffered()  # inbound a stopped dispatcher refused, if any
         return self
 
     def disconnect(self) -> None:
@@ -222,14 +240,32 @@ class RelayClient:
         callback; bounded in time. Queued callbacks run before it returns (unless
         called from a callback).
         """
-        with self._lifecycle:
-            conn, tracker, dispatcher = self._conn, self._tracker, self._dispatcher
+        with self._lock:
+            self._disconnected = True
+            connecting = self._conn
+        if connecting is not None:
+            # Aborts a connect() in progress on another thread (which holds _lifecycle):
+            # its handshake socket is shut down, so it fails at once.
+            connecting.close("client disconnected")
+        locked = self._lifecycle.acquire(timeout=DISCONNECT_GRACE)
+        try:
+            with self._lock:
+                conn, tracker, dispatcher = self._conn, self._tracker, self._dispatcher
+                self._disconnected = True
             if conn is not None:
                 conn.close("client disconnected")
             tracker.closed("client disconnected")
             self._stopped.set()
+        finally:
+            if locked:
+                self._lifecycle.release()
         # Outside the lock: a callback that is itself waiting for the lock can finish.
         dispatcher.stop()
+        with self._lock:
+            waiting = len(self._inbound_buffer)
+        if waiting:
+            logger.warning("%d inbound message(s) not yet handed to an on_message handler; "
+                           "they are kept for the next connect()", waiting)
 
     def __enter__(self) -> RelayClient:
         return self.connect()
@@ -260,7 +296,10 @@ class RelayClient:
         if main:  # before connecting: a SIGTERM must never find the default handler
             previous = signal.signal(signal.SIGTERM, on_sigterm)
         try:
-            self.connect()
+            try:
+                self.connect()
+            except ConnectAborted:
+                pass  # disconnect() during connect() ends run() cleanly, as after it
             if terminated.is_set():
                 self._stopped.set()  # SIGTERM came during connect(), which resets the event
             self._stopped.wait()
@@ -309,9 +348,28 @@ class RelayClient:
 
     def _connection(self) -> Connection:
         conn = self._conn
-        if conn is None or conn.state == CLOSED:
-            raise ConnectionClosedError("client is not connected; call connect() or use 'with client:'")
-        return conn
+        if conn is not None and conn.state != CLOSED:
+            return conn
+        if self._auto_connect and not self._disconnected:
+            self.connect()  # first use in this process (or after the client stopped)
+            conn = self._conn
+            if conn is not None and conn.state != CLOSED:
+                return conn
+        raise ConnectionClosedError(self._not_connected_reason())
+
+    def _not_connected_reason(self) -> str:
+        parent = self._forked_from
+        if parent is not None:
+            return (
+                f"client is not connected: this process (pid {os.getpid()}) was forked from "
+                f"pid {parent}, where the client was connected, and a RELAY connection cannot "
+                "be shared across processes. Connect in each process instead: create the client "
+                "with auto_connect=True (it connects on first use) or call connect() after the "
+                "fork (e.g. in gunicorn's post_fork hook); see the README, 'Pre-fork servers'"
+            )
+        if self._disconnected:
+            return "client is not connected: disconnect() was called; call connect() to use it again"
+        return "client is not connected; call connect() or use 'with client:'"
 
     def execute(self, method: str, params: Mapping[str, Any] | None = None,
                 *, timeout: float | None = None) -> dict[str, Any]:
@@ -449,34 +507,18 @@ class RelayClient:
 
     # --------------------------------------------------------------- inbound
 
-    def on_message(self, handler: InboundHandler | None = None, *, ack_after: bool = False) -> Any:
+    def on_message(self, handler: InboundHandler) -> InboundHandler:
         """Register ``handler(message)`` for every inbound message; usable as a decorator.
 
         Inbound messages that arrived before any handler was registered (up to
         1000) are delivered to the first handler. Handlers run on a dispatch
         thread, never on the socket reader.
-
-        With ``ack_after=True`` the RELAY event carrying each inbound message is
-        acknowledged only after the handlers ran and this one returned without
-        raising: a handler that hands the message on (to a queue, a database)
-        makes the hand-off at-least-once. If it raises, the event stays
-        un-acknowledged and the server may deliver it again (to a resumed
-        session), so such a handler must tolerate duplicates. Also usable as
-        ``@client.on_message(ack_after=True)``.
         """
-        if handler is None:  # @client.on_message(ack_after=True)
-            return functools.partial(self.on_message, ack_after=ack_after)
         if not callable(handler):
             raise TypeError("handler must be callable")
         with self._lock:
             self._inbound_handlers.append(handler)
-            if ack_after:
-                self._ack_after.append(handler)
-            buffered = list(self._inbound_buffer)
-            self._inbound_buffer.clear()
-            handlers = list(self._inbound_handlers)
-        for msg in buffered:
-            self._dispatcher.submit(msg.message_id, _run_inbound, handlers, msg)
+        self._hand_over_buffered()
         return handler
 
     def on_message_state(self, handler: Handler) -> Handler:
@@ -499,6 +541,20 @@ class RelayClient:
 
     def _foreign_handlers(self) -> tuple[Handler, ...]:
         return self._state_handlers  # read without the lock: the tuple is replaced whole
+
+    def _hand_over_buffered(self) -> None:
+        """Give buffered inbound messages to the handlers through the current dispatcher."""
+        with self._lock:
+            # Under the lock: connect() cannot swap (and stop) the dispatcher meanwhile.
+            if not self._inbound_handlers or not self._inbound_buffer:
+                return
+            handlers = list(self._inbound_handlers)
+            dispatcher = self._dispatcher
+            while self._inbound_buffer:
+                msg = self._inbound_buffer[0]
+                if not dispatcher.submit(msg.message_id, _run_inbound, handlers, msg):
+                    break  # stopped: kept for the next connect()
+                self._inbound_buffer.popleft()
 
     def receive(self, contexts: Iterable[str]) -> None:
         """Start receiving inbound messages for more ``contexts`` (kept across reconnects)."""
@@ -530,8 +586,12 @@ class RelayClient:
         # inherited descriptors so the parent's connection is untouched.
         conn = self._conn
         if conn is not None:
+            if conn.state != CLOSED:
+                self._forked_from = os.getppid()
             conn.forget_after_fork()
         self._tracker.reset_after_fork()
+        self._inbound_buffer = deque()  # the parent hands these to its own handlers
+        self._seen_inbound = _RecentIds(MAX_SEEN_INBOUND)
         self._lock = threading.RLock()
         self._lifecycle = threading.Lock()
         self._stopped = threading.Event()
@@ -542,13 +602,8 @@ class RelayClient:
 
     # ------------------------------------------------- reader-thread callbacks
 
-    def _holds_ack(self, envelope: Mapping[str, Any]) -> bool:
-        # Reader thread: hold the ACK of inbound messages while an ack_after handler exists.
-        return bool(self._ack_after) and envelope.get("event_type") == "messaging.receive"
-
     def _on_event(self, tracker: MessageTracker, dispatcher: Dispatcher, event_type: str,
-                  params: Mapping[str, Any], envelope: Mapping[str, Any],
-                  ack: Callable[[], None] | None = None) -> None:
+                  params: Mapping[str, Any], envelope: Mapping[str, Any]) -> None:
         ts = envelope.get("timestamp")
         timestamp = float(ts) if isinstance(ts, (int, float)) and not isinstance(ts, bool) else None
         if event_type == "messaging.state":
@@ -560,34 +615,29 @@ class RelayClient:
                 return
             tracker.apply_state(fields, params, timestamp)
         elif event_type == "messaging.receive":
-            self._on_receive(tracker, dispatcher, params, timestamp, ack)
-            return
-        else:
-            logger.debug("ignoring %s event", event_type)
-
-    def _on_receive(self, tracker: MessageTracker, dispatcher: Dispatcher, params: Mapping[str, Any],
-                    timestamp: float | None, ack: Callable[[], None] | None) -> None:
-        fields = parse_message_fields(params)
-        mid = fields.get("message_id")
-        if not mid:
-            logger.warning("dropped a messaging.receive event without message_id")
-            if ack is not None:
-                ack()
-            return
-        revent = MessageReceiveEvent("messaging.receive", params, timestamp, mid)
-        msg = tracker.new_inbound(revent, fields)
-        with self._lock:
-            handlers = list(self._inbound_handlers)
-            must_succeed = list(self._ack_after)
-            if not handlers:
+            fields = parse_message_fields(params)
+            mid = fields.get("message_id")
+            if not mid:
+                logger.warning("dropped a messaging.receive event without message_id")
+                return
+            if not self._seen_inbound.add(mid):
+                # A resumed session redelivers events whose ACK was lost: run handlers once.
+                logger.debug("ignoring a repeated messaging.receive for message %s", mid)
+                return
+            revent = MessageReceiveEvent(event_type, params, timestamp, mid)
+            msg = tracker.new_inbound(revent, fields)
+            with self._lock:
+                handlers = list(self._inbound_handlers)
+                if handlers and dispatcher.submit(mid, _run_inbound, handlers, msg):
+                    return
+                # No handler yet, or this connection's dispatcher was stopped: keep it.
                 if len(self._inbound_buffer) >= MAX_BUFFERED_INBOUND:
                     dropped = self._inbound_buffer.popleft()
-                    logger.warning("no on_message handler; dropped inbound message %s", dropped.message_id)
+                    logger.warning("%d inbound messages waiting for a handler; dropped message %s",
+                                   MAX_BUFFERED_INBOUND, dropped.message_id)
                 self._inbound_buffer.append(msg)
-        if handlers:
-            dispatcher.submit(mid, _run_inbound, handlers, msg, ack, must_succeed)
-        elif ack is not None:
-            ack()
+        else:
+            logger.debug("ignoring %s event", event_type)
 
     def _on_lost(self, conn: Connection, tracker: MessageTracker, reason: str) -> None:
         # The connection stopped for good on its own (reconnect disabled or auth refused).
@@ -599,20 +649,35 @@ class RelayClient:
         self._stopped.set()
 
 
-def _run_inbound(handlers: list[InboundHandler], msg: Message, ack: Callable[[], None] | None = None,
-                 must_succeed: Sequence[InboundHandler] = ()) -> None:
-    failed = False
+class _RecentIds:
+    """The last ``limit`` ids seen, oldest forgotten first. Thread-safe."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        # Guards _ids; never held while calling out.
+        self._lock = threading.Lock()
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def add(self, item: str) -> bool:
+        """Remember ``item``; return False when it was already remembered."""
+        with self._lock:
+            if item in self._ids:
+                return False
+            self._ids[item] = None
+            if len(self._ids) > self._limit:
+                self._ids.popitem(last=False)
+            return True
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+
+def _run_inbound(handlers: list[InboundHandler], msg: Message) -> None:
     for handler in handlers:
         try:
             handler(msg)
         except BaseException:  # SystemExit too: the next handler still runs
-            failed = failed or handler in must_succeed
             report_callback_error("on_message handler", handler)
-    if ack is not None:
-        if failed:
-            logger.warning("inbound message %s not acknowledged: an ack_after handler raised", msg.message_id)
-        else:
-            ack()
 
 
 def _after_fork_in_child() -> None:

@@ -24,7 +24,6 @@ pending (requests, ACKs, pong replies) in one ``sendall``.
 from __future__ import annotations
 
 import copy
-import functools
 import json
 import logging
 import selectors
@@ -51,9 +50,23 @@ PROTOCOL_VERSION = {"major": 2, "minor": 0, "revision": 0}
 READ_SIZE = 16384  # larger SSL reads cost more CPU per message (PERFORMANCE.md, lesson 6)
 TICK = 5.0  # seconds between housekeeping runs (expiring early events, stale messages)
 DRAIN_TIMEOUT = 10.0  # after signalwire.disconnect, how long the server may take to close
-# Connect errors that mean "these credentials / this resume are refused" (reference §2.3);
-# SDK3's own test double answers -32000. Any other connect error is retried on reconnect.
-AUTH_ERROR_CODES = frozenset({-32002, -32003, -32602, -32000})
+# JSON-RPC errors answering signalwire.connect that mean "these credentials are refused":
+# -32002 authentication failed (the service adds data.signalwire_error_code "AUTH_REQUIRED")
+# and -32003 requester validation failed (a stale or corrupt authorization_state). These are
+# the two codes SignalWire's JavaScript SDK (github.com/signalwire/signalwire-js) handles as
+# authentication errors; see docs/design.md, "Refused connects". Only these stop a client
+# that was connected before. Any other refusal of a reconnect (-32000, -32602, -32603, ...)
+# can come from a passing fault of the service (its authentication backend, an overloaded
+# node): the resume state is dropped and the reconnect retried with backoff.
+AUTH_FAILED_CODES = frozenset({-32002, -32003})
+# A first connect() has nothing to resume and its caller is right there: it also reports
+# -32000 (the official Python SDK's test double answers bad credentials with it) and -32602
+# (invalid params, e.g. an empty token) as AuthenticationError instead of retrying them.
+FIRST_CONNECT_AUTH_CODES = AUTH_FAILED_CODES | {-32000, -32602}
+AUTH_ERROR_CODES = AUTH_FAILED_CODES  # the name before 0.2
+# A reply that says the session is no longer authenticated: the request was not executed.
+SESSION_GONE_CODE = -32002
+SESSION_GONE_DRAIN = 2.0  # seconds the socket may linger after such a reply
 MAX_QUEUED = 500  # requests held while disconnected, as the official SDK
 
 # Connection states.
@@ -111,6 +124,22 @@ class _Socket:
             pass
 
 
+# OpenSSL's reasons when a TLS client meets a server that answers in plain text.
+_NOT_TLS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG")
+
+
+class ConnectAborted(ConnectionClosedError):
+    """``open()`` was aborted by ``close()`` from another thread (``disconnect()``)."""
+
+
+class _Refused(ConnectionClosedError):
+    """signalwire.connect was refused for a reason other than the credentials."""
+
+    def __init__(self, error: RelayError) -> None:
+        super().__init__(f"the server refused the session: {error}")
+        self.error = error
+
+
 class Connection:
     """A RELAY session that survives drops: one socket at a time, one I/O thread.
 
@@ -135,7 +164,6 @@ class Connection:
         reconnect: bool,
         max_reconnect_delay: float,
         ping_interval: float | None,
-        hold_ack: Callable[[Mapping[str, Any]], bool] | None = None,
     ) -> None:
         self.url = url
         self._auth = auth  # secret: never logged or repr'd
@@ -145,8 +173,6 @@ class Connection:
         self._on_fresh_session = on_fresh_session
         self._on_tick = on_tick
         self._on_batch_end = on_batch_end
-        # hold_ack(envelope) -> True: the event's ACK waits for ack(); on_event gets it as a 4th argument.
-        self._hold_ack = hold_ack
         self._next_tick = time.monotonic() + TICK
         self._ssl_context = ssl_context
         self.connect_timeout = connect_timeout
@@ -197,14 +223,26 @@ class Connection:
             ConnectionClosedError: the server could not be reached or spoke garbage.
         """
         try:
-            self._sock = self._establish()
-        except BaseException:
+            conn = self._establish()
+        except BaseException as exc:
             self._close_wake()
             self.state = CLOSED
+            if self._stop.is_set() and isinstance(exc, ConnectionClosedError):
+                raise ConnectAborted("client disconnected while connecting") from exc
             raise
-        self.state = OPEN
-        self._thread = threading.Thread(target=self._run, name="swsync-reader", daemon=True)
-        self._thread.start()
+        with self._lock:
+            # close() sets _stop before it looks for the thread under this lock: either
+            # it sees the thread and joins it, or the thread is never started.
+            if not self._stop.is_set():
+                self._sock = conn
+                self.state = OPEN
+                self._thread = threading.Thread(target=self._run, name="swsync-reader", daemon=True)
+                self._thread.start()
+                return
+        conn.close()
+        self._close_wake()
+        self.state = CLOSED
+        raise ConnectAborted("client disconnected while connecting")
 
     def request(
         self,
@@ -249,8 +287,9 @@ class Connection:
                 self._closed_error = ConnectionClosedError(reason)
         self._stop.set()
         self._wake()
-        self._abort_handshake()
-        t = self._thread
+        self._abort_handshake()  # a connect() in progress on another thread fails at once
+        with self._lock:
+            t = self._thread
         if t is not None and t is not threading.current_thread():
             t.join(self.connect_timeout + 2.0)
             if t.is_alive() and self._sock is not None:
@@ -285,17 +324,6 @@ class Connection:
             except OSError:
                 pass
         self._close_wake()
-
-    def ack(self, call_id: str | int) -> None:
-        """Acknowledge an event whose ACK was held (see ``hold_ack``); any thread may call it.
-
-        The ACK joins the outbox like a request. When the connection is closed the
-        ACK is dropped: the server keeps the event un-ACKed and may deliver it again.
-        """
-        try:
-            self._enqueue(encode_ack(call_id).encode())
-        except ConnectionClosedError as exc:
-            logger.debug("could not ACK event %s: %s", call_id, exc)
 
     # ------------------------------------------------------------ caller side
 
@@ -363,9 +391,16 @@ class Connection:
             return call.outcome()
         with self._lock:
             call.abandoned = True
+            written = call.written  # False: held again for the next session, never executed
+            if not written:
+                self._unqueue_locked(call)
         if self.calls.pop(call.call_id) is None:
             call.wait(None)  # being resolved right now by whoever removed it from the table
             return call.outcome()
+        if not written:
+            raise ConnectionClosedError(
+                f"{call.method} was not sent: the server discarded the session and no new "
+                f"one was ready within {timeout} s", may_have_been_sent=False)
         raise WaitTimeout(
             f"no reply to {call.method} within {timeout} s of sending it (it may have reached the server)"
         )
@@ -404,10 +439,15 @@ class Connection:
             if not resuming:
                 raise
             logger.info("session resume refused (code %s); starting a fresh session", exc.code)
-            self.protocol = None
-            self._authorization_state = None
-            self._session_lost = True
+            self._forget_session()
             conn, resumed = self._handshake()
+        except _Refused as exc:
+            if resuming:
+                # Not a verdict on the credentials: start afresh next time, after the backoff.
+                logger.info("session refused (code %s); the next attempt starts a fresh session",
+                            exc.error.code)
+                self._forget_session()
+            raise
         if resuming and not resumed:
             self._session_lost = True
         if self._session_lost and self._ever_connected:
@@ -415,6 +455,11 @@ class Connection:
         self._session_lost = False
         self._ever_connected = True
         return conn
+
+    def _forget_session(self) -> None:
+        self.protocol = None
+        self._authorization_state = None
+        self._session_lost = True
 
     def _handshake(self) -> tuple[_Socket, bool]:
         sslopt = {"context": self._ssl_context} if self._ssl_context is not None else None
@@ -425,28 +470,29 @@ class Connection:
             self._handshaking = ws  # close() and the timer can now shut it down
         # websocket-client's timeout bounds each read, not the whole upgrade: a timer
         # shuts the socket down at the deadline so a trickling server cannot stall us.
-        timer = threading.Timer(self.connect_timeout, self._abort_handshake)
+        expired = threading.Event()
+
+        def expire() -> None:
+            expired.set()
+            self._abort_handshake()
+
+        timer = threading.Timer(self.connect_timeout, expire)
         timer.name = "swsync-connect-timer"
         timer.daemon = True
         timer.start()
         try:
-            try:
-                # redirect_limit=0: never follow a redirect (it could downgrade wss:// to
-                # ws:// or send the credentials to another host).
-                ws.connect(self.url, timeout=self.connect_timeout,  # type: ignore[no-untyped-call]
-                           header=[f"User-Agent: {AGENT}"], redirect_limit=0)
-            except (OSError, websocket.WebSocketException) as exc:
-                try:
-                    ws.close(timeout=0)
-                except Exception:
-                    pass
-                raise ConnectionClosedError(f"could not connect to {self.url}: {exc}") from exc
+            self._open_websocket(ws, expired)
             conn = _Socket(ws)
             try:
                 result = self._authenticate(conn)
                 protocol = result.get("protocol")
                 if not isinstance(protocol, str) or not protocol:
                     raise ConnectionClosedError("signalwire.connect result has no protocol")
+            except ConnectionClosedError as exc:
+                conn.close()
+                if expired.is_set():  # the timer cut the socket: say so, not "connection lost"
+                    raise ConnectionClosedError(self._timeout_text("authenticating")) from exc
+                raise
             except BaseException:
                 conn.close()
                 raise
@@ -455,10 +501,38 @@ class Connection:
                 self._handshaking = None
             timer.cancel()
             timer.join()
-        resumed = bool(self.protocol) and result.get("session_restored") is True
+        # The official SDK never reads session_restored and a server may omit it: the same
+        # protocol back means the session was resumed, unless the flag says otherwise.
+        resumed = (self.protocol is not None and protocol == self.protocol
+                   and result.get("session_restored") is not False)
         self.protocol = protocol
         logger.info("connected to %s (session %s)", self.url, "resumed" if resumed else "new")
         return conn, resumed
+
+    def _open_websocket(self, ws: websocket.WebSocket, expired: threading.Event) -> None:
+        """TCP, TLS and the websocket upgrade, with errors that say what went wrong."""
+        try:
+            # redirect_limit=0: never follow a redirect (it could downgrade wss:// to
+            # ws:// or send the credentials to another host).
+            ws.connect(self.url, timeout=self.connect_timeout,  # type: ignore[no-untyped-call]
+                       header=[f"User-Agent: {AGENT}"], redirect_limit=0)
+        except (OSError, websocket.WebSocketException) as exc:
+            try:
+                ws.close(timeout=0)
+            except Exception:
+                pass
+            if expired.is_set() or isinstance(exc, (socket.timeout, websocket.WebSocketTimeoutException)):
+                raise ConnectionClosedError(self._timeout_text("connecting")) from exc
+            text = f"could not connect to {self.url}: {exc}"
+            if isinstance(exc, ssl.SSLError) and any(r in str(exc) for r in _NOT_TLS):
+                text += ("; the server does not speak TLS on this port: for a plain-HTTP server "
+                         "such as the local emulator use a ws:// or http:// URL, "
+                         "e.g. host='ws://127.0.0.1:8765'")
+            raise ConnectionClosedError(text) from exc
+
+    def _timeout_text(self, step: str) -> str:
+        return (f"could not connect to {self.url}: no answer within connect_timeout="
+                f"{self.connect_timeout:g} s while {step}")
 
     def _abort_handshake(self) -> None:
         """Wake a handshake blocked in a read (deadline passed, or close())."""
@@ -491,13 +565,16 @@ class Connection:
                     conn.backlog.append((opcode, payload))
             err = result_error("signalwire.connect", reply)
             if err is not None:
-                if err.code in AUTH_ERROR_CODES:
+                codes = AUTH_FAILED_CODES if self._ever_connected else FIRST_CONNECT_AUTH_CODES
+                if err.code in codes:
                     raise AuthenticationError(err.code, err.message)
-                raise ConnectionClosedError(f"the server refused the session: {err}")
+                raise _Refused(err)
             result = reply.get("result")
             if not isinstance(result, dict):
                 raise ConnectionClosedError("signalwire.connect result is not an object")
             return result
+        except socket.timeout as exc:
+            raise ConnectionClosedError(self._timeout_text("authenticating")) from exc
         except (OSError, wsframes.ProtocolError) as exc:
             raise ConnectionClosedError(f"connection to {self.url} failed during authentication: {exc}") from exc
 
@@ -620,6 +697,8 @@ class Connection:
         """Seconds until the next keepalive action."""
         now = time.monotonic()
         wait = self._next_tick - now
+        if self._draining:
+            wait = min(wait, self._drain_deadline - now)
         if self.ping_interval:
             due = self._last_rx + self.ping_interval * (2 if self._ping_sent else 1)
             wait = min(wait, due - now)
@@ -675,7 +754,7 @@ class Connection:
                 frame = _loads(payload)
                 if isinstance(frame, dict):
                     self._route(frame)
-                else:
+                elif frame is not _INVALID:
                     logger.warning("dropped a frame that is not a JSON object (%d bytes)", len(payload))
             elif opcode == wsframes.OP_PING:
                 self._wbuf.append(self._writer.frame(payload, wsframes.OP_PONG))
@@ -699,10 +778,9 @@ class Connection:
         if not isinstance(params, dict):
             params = {}
         if method == "signalwire.event":
-            held = call_id is not None and self._hold_ack is not None and self._hold_ack(params)
-            if call_id is not None and not held:
-                self._wtext.append(encode_ack(call_id).encode())  # ACK first, unless held
-            self._route_event(params, functools.partial(self.ack, call_id) if held and call_id is not None else None)
+            if call_id is not None:
+                self._wtext.append(encode_ack(call_id).encode())  # ACK first, always
+            self._route_event(params)
         elif method == "signalwire.ping":
             if call_id is not None:
                 ts = params.get("timestamp")
@@ -722,13 +800,11 @@ class Connection:
         elif call_id is not None:
             self._wtext.append(encode_error(call_id, -32601, f"method not found: {method}").encode())
 
-    def _route_event(self, params: Mapping[str, Any], ack: Callable[[], None] | None = None) -> None:
+    def _route_event(self, params: Mapping[str, Any]) -> None:
         event_type = params.get("event_type")
         inner = params.get("params")
         if not isinstance(event_type, str) or not event_type:
             logger.warning("dropped an event without event_type")
-            if ack is not None:
-                ack()
             return
         if not isinstance(inner, dict):
             inner = {}
@@ -738,14 +814,9 @@ class Connection:
                 self._authorization_state = value
             return
         try:
-            if ack is None:
-                self._on_event(event_type, inner, params)
-            else:
-                self._on_event(event_type, inner, params, ack)  # type: ignore[call-arg]
+            self._on_event(event_type, inner, params)
         except Exception:
             logger.exception("failed to handle a %s event", event_type)
-            if ack is not None:
-                ack()  # a failure here must not leave the event un-ACKed for ever
 
     def _route_response(self, frame: dict[str, Any]) -> None:
         call = self.calls.pop(frame.get("id"))
@@ -757,6 +828,15 @@ class Connection:
             return
         err = result_error(call.method, frame)
         if err is not None:
+            if err.code == SESSION_GONE_CODE and call.method != "signalwire.connect":
+                if self._hold_for_next_session(call, err):
+                    return
+                gone = ConnectionClosedError(
+                    f"{call.method} was not sent: the server discarded the session before "
+                    f"executing it ({err})", may_have_been_sent=False)
+                gone.__cause__ = err
+                self._answered.append((call, None, gone))
+                return
             self._answered.append((call, None, err))
             return
         result = frame.get("result")
@@ -772,6 +852,31 @@ class Connection:
         else:
             value = result
         self._answered.append((call, value, None))
+
+    def _hold_for_next_session(self, call: PendingCall, err: RelayError) -> bool:
+        """Requeue a request the server refused because it discarded the session.
+
+        "Authentication required" on an established connection means the server no
+        longer knows this session (it is restarting it, as after
+        ``signalwire.disconnect`` with ``restart: true``): the request was provably
+        not executed. It is held for the next session, once; the socket is given up
+        shortly. Returns False when the call must fail instead.
+        """
+        with self._lock:
+            if call.abandoned or call.held or self._stop.is_set():
+                return False
+            call.held = True
+            call.written = False
+            if call.progress is not None:
+                call.progress.clear()  # a requester waiting for the write waits again
+            self.calls.add(call)
+            self._outbox.insert(0, call)
+            if not self._draining:
+                self._draining = True
+                self._drain_deadline = time.monotonic() + SESSION_GONE_DRAIN
+        logger.info("%s refused (%s): the server discarded the session; held for the next one",
+                    call.method, err)
+        return True
 
     def _complete_answered(self) -> None:
         # Waking a caller makes it contend for the GIL at once; waking them all
@@ -877,9 +982,12 @@ class Connection:
                 pass
 
 
+_INVALID = object()  # _loads() already logged why
+
+
 def _loads(payload: bytes) -> Any:
     try:
         return json.loads(payload.decode("utf-8"))
     except (ValueError, RecursionError):
         logger.warning("dropped a frame that is not valid JSON (%d bytes)", len(payload))
-        return None
+        return _INVALID

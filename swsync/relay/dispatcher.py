@@ -93,13 +93,23 @@ class Dispatcher:
                 self._threads.append(t)
                 t.start()
 
-    def submit(self, key: str, fn: Callable[..., Any], *args: Any) -> None:
-        """Queue ``fn(*args)`` behind earlier jobs with the same ``key``."""
+    def submit(self, key: str, fn: Callable[..., Any], *args: Any) -> bool:
+        """Queue ``fn(*args)`` behind earlier jobs with the same ``key``.
+
+        Returns False, and logs a warning naming ``key``, when the dispatcher was
+        stopped: nothing is dropped silently, and the caller may hand the job on.
+        """
         if not self._running:
             self.start()
         qs = self._queues
         q = qs[0] if len(qs) == 1 else qs[hash(key) % len(qs)]
-        q.put((fn, args))
+        with self._lock:
+            # Under the lock: stop() cannot slip its _STOP in ahead of this job.
+            if self._stopped:
+                logger.warning("callback %r for %s not run: the client's dispatcher was stopped", fn, key)
+                return False
+            q.put((fn, args))
+        return True
 
     def drain(self, timeout: float) -> bool:
         """Wait until every queued callback has run, new ones included; at most ``timeout`` s.
@@ -137,12 +147,14 @@ class Dispatcher:
                 return
             self._running = False
             threads, self._threads = self._threads, []
-        for q in self._queues:
-            q.put(_STOP)
+            for q in self._queues:
+                q.put(_STOP)
         me = threading.current_thread()
+        # One deadline for the whole stop, however many workers there are.
+        deadline = None if timeout is None else time.monotonic() + timeout
         for t in threads:
             if t is not me:
-                t.join(timeout)
+                t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
                 if t.is_alive():
                     logger.warning("callback thread %s did not finish within %s s", t.name, timeout)
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .. import _validate
-from ..errors import ConnectionClosedError, OutcomeUnknownError, SwsyncError, WaitTimeout
+from ..errors import OutcomeUnknownError, SwsyncError, WaitTimeout
 from .dispatcher import Dispatcher, report_callback_error
 from .foreign import ForeignHandlers, ForeignStates
 from .events import STATE_RANK, TERMINAL_STATES, MessageReceiveEvent, MessageStateEvent, RelayEvent
@@ -26,6 +26,21 @@ from .events import STATE_RANK, TERMINAL_STATES, MessageReceiveEvent, MessageSta
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[MessageStateEvent], Any]
+
+# The message_state of the event on_completed gets when an accepted message's outcome can
+# no longer be learned (session lost, disconnect(), stopped tracking). Not a delivery state:
+# the message may or may not have been delivered.
+OUTCOME_UNKNOWN = "unknown"
+OUTCOME_UNKNOWN_EVENT = "swsync.outcome_unknown"
+
+
+def outcome_unknown_error(message_id: str, why: str) -> OutcomeUnknownError:
+    """The error ``wait()`` raises for an accepted message whose outcome is unknowable."""
+    return OutcomeUnknownError(
+        f"message {message_id} was accepted by SignalWire but its outcome is unknown ({why}); "
+        f"do not send it again: look it up over REST by id, rest.messages({message_id!r}).fetch()",
+        message_id=message_id,
+    )
 _Early = tuple[dict[str, Any], Mapping[str, Any], "float | None"]
 
 # The public fields a Message snapshot (copy, pickle) carries.
@@ -118,8 +133,11 @@ class Message:
         Raises:
             ValueError: ``timeout`` is NaN, negative or not a number.
             WaitTimeout: not done within ``timeout`` (a ``TimeoutError``).
-            ConnectionClosedError: the client disconnected, or the connection was
-                lost for good, before the message was done.
+            OutcomeUnknownError: SignalWire accepted the message but its outcome can no
+                longer be learned: the client disconnected, the session was replaced by
+                a fresh one, or the connection was lost for good. A
+                ``ConnectionClosedError`` with ``may_have_been_sent`` True and
+                ``message_id``: never send it again; look it up over REST.
         """
         limit = _validate.timeout(timeout)
         with self._tracker.lock:
@@ -417,20 +435,34 @@ class MessageTracker:
 
     def _give_up(self, msg: Message, why: str) -> None:
         logger.warning("stopped tracking message %s (%s)", msg.message_id, why)
-        self._fail(msg, WaitTimeout(f"stopped tracking message {msg.message_id}: {why}"))
+        self._fail(msg, WaitTimeout(f"stopped tracking message {msg.message_id}: {why}"), why)
 
-    def _fail(self, msg: Message, error: SwsyncError) -> None:
+    def _fail(self, msg: Message, error: SwsyncError, why: str) -> None:
+        """Wake ``msg``'s waiters with ``error``; tell its ``on_completed`` the outcome is unknown.
+
+        Every tracked message was accepted (it has a ``message_id``), so
+        ``on_completed`` gets one event whose ``message_state`` is ``"unknown"``.
+        """
         with self.lock:
             if msg._done or msg._error is not None:
                 return
             msg._error = error
+            completed, msg._completed = msg._completed, None
             msg._handlers = []
-            msg._completed = None
             if msg._cond is not None:
                 msg._cond.notify_all()
+        if completed is not None:
+            mid = msg.message_id
+            params = {"message_id": mid, "message_state": OUTCOME_UNKNOWN, "reason": why}
+            event = MessageStateEvent(OUTCOME_UNKNOWN_EVENT, params, time.time(), mid, OUTCOME_UNKNOWN, why)
+            self.dispatcher.submit(mid, run_handlers, [completed], event)
 
-    def fail_all(self, error: SwsyncError) -> None:
-        """Wake every waiter of every tracked message with ``error`` and forget them."""
+    def fail_all(self, why: str) -> None:
+        """Forget every tracked message: waiters get ``OutcomeUnknownError``, on_completed an event.
+
+        Every tracked message was accepted by the server (it has a ``message_id``),
+        so it is never reported as not sent.
+        """
         with self.lock:
             msgs = list(self._tracked.values())
             for msg in msgs:
@@ -438,20 +470,19 @@ class MessageTracker:
             self._tracked.clear()
             self._early.clear()
         for msg in msgs:
-            self._fail(msg, error)
+            self._fail(msg, outcome_unknown_error(msg.message_id, why), why)
 
     def reset_after_fork(self) -> None:
         """In a forked child: fresh lock (the parent's may be held forever), fail waiters."""
         self.lock = threading.Lock()
         for msg in self._tracked.values():
             msg._cond = None  # bound to the old lock
-        self.fail_all(ConnectionClosedError(
-            "the client was inherited by a forked process; connect() again in this process"
-        ))
+            msg._completed = None  # the parent runs it; the dispatcher is the parent's too
+        self.fail_all("the client was inherited by a forked process, which cannot see its events")
 
     def closed(self, reason: str) -> None:
-        """The connection is gone for good: wake every waiter with ConnectionClosedError."""
-        self.fail_all(ConnectionClosedError(reason))
+        """The session is gone: every waiter gets ``OutcomeUnknownError`` (a ConnectionClosedError)."""
+        self.fail_all(reason)
 
 
 def run_handlers(handlers: list[Handler], event: MessageStateEvent) -> None:

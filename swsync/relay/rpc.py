@@ -78,7 +78,7 @@ class PendingCall:
     """
 
     __slots__ = ("call_id", "method", "payload", "on_result", "written", "written_at", "abandoned",
-                 "progress", "_latch", "_value", "_error")
+                 "held", "progress", "_latch", "_value", "_error")
 
     def __init__(
         self,
@@ -97,6 +97,9 @@ class PendingCall:
         self.written_at = 0.0
         # Set by the requester, under the same lock, when it gives up; the frame is then skipped.
         self.abandoned = False
+        # Set by the I/O thread when the server discarded the session before executing it
+        # and the call was queued again for the next session (at most once).
+        self.held = False
         # Created only by a requester that must wait for the write; set on write or resolution.
         self.progress: threading.Event | None = None
         self._latch = threading.Lock()
