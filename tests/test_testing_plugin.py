@@ -169,3 +169,80 @@ def test_fixtures_skip_without_aiohttp(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("-rs")
     result.assert_outcomes(skipped=2)
     assert result.stdout.str().count("needs aiohttp: pip install 'swsync[emulator]'") == 2
+
+
+# -- the outbox fixture ----------------------------------------------------------------------------------
+
+
+def test_outbox_fixture_sees_sends_and_replies_as_the_phone(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import queue
+
+        import pytest
+
+        APP, PHONE = "+15559876543", "+15551234567"
+
+        def notify(client, to, text):  # the code under test
+            client.send_message(to, APP, text)
+
+        def test_what_was_sent(swsync_relay_client, swsync_rest_client, swsync_outbox):
+            assert len(swsync_outbox) == 0
+            swsync_outbox.assert_nothing_sent()
+            notify(swsync_relay_client, PHONE, "Your code is 1234")
+            swsync_rest_client.messages.create(to="+15550001111", from_=APP, body="via REST")
+            assert len(swsync_outbox) == 2
+            first = swsync_outbox[0]
+            assert (first.to, first.from_, first.body) == (PHONE, APP, "Your code is 1234")
+            assert swsync_outbox.last.body == "via REST"
+            assert swsync_outbox.assert_sent(to=PHONE, contains="code").sid == first.sid
+            assert [m.body for m in swsync_outbox.filter(to="+15550001111")] == ["via REST"]
+            with pytest.raises(AssertionError, match="found 0; sent:"):
+                swsync_outbox.assert_sent(to="+15550009999")
+            with pytest.raises(AssertionError, match="expected 2 message"):
+                swsync_outbox.assert_sent(to=PHONE, count=2)
+            with pytest.raises(AssertionError, match="expected no message, 2 sent"):
+                swsync_outbox.assert_nothing_sent()
+
+        def test_reply_as_the_phone(swsync_relay_client, swsync_outbox, swsync_emulator):
+            received = queue.SimpleQueue()
+            swsync_relay_client.on_message(received.put)
+            notify(swsync_relay_client, PHONE, "Reply YES to confirm")
+            sid = swsync_outbox.reply(swsync_outbox.last, "YES")
+            inbound = received.get(timeout=5)
+            assert (inbound.message_id, inbound.from_number, inbound.to_number, inbound.body) == (
+                sid, PHONE, APP, "YES")
+            assert len(swsync_outbox) == 1  # replies are not sends
+            swsync_outbox.reply(APP, "and another", from_="+15550002222")
+            assert received.get(timeout=5).from_number == "+15550002222"
+            with pytest.raises(TypeError):
+                swsync_outbox.reply(APP, "who am I?")
+
+        def test_wait_for_a_send_from_another_thread(swsync_relay_client, swsync_outbox):
+            import threading
+            worker = threading.Thread(target=notify, args=(swsync_relay_client, PHONE, "later"))
+            worker.start()
+            [message] = swsync_outbox.wait_for(contains="LATER", timeout=10)
+            worker.join(timeout=10)
+            assert message.body == "later"
+            assert swsync_outbox.get(message.sid)["timeline"][0]["state"] == "queued"
+            with pytest.raises(TimeoutError):
+                swsync_outbox.wait_for(to="+15550009999", timeout=0.2)
+            swsync_outbox.clear()
+            assert len(swsync_outbox) == 0
+        """
+    )
+    pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=3)
+
+
+def test_outbox_reads_an_emulator_running_elsewhere() -> None:
+    from swsync.emulator import Emulator
+    from swsync.testing import Outbox
+
+    with Emulator(state_delay=0.0) as emu:
+        emu.add_messages(2, body="seeded {i}")
+        outbox = Outbox(emu.rest_url, auth=(emu.project, emu.token))
+        assert [m.body for m in outbox] == ["seeded 1", "seeded 0"]  # oldest first
+        wrong = Outbox(emu.rest_url, auth=(emu.project, "not the token"))
+        with pytest.raises(AssertionError, match="HTTP 401"):
+            len(wrong)

@@ -65,6 +65,13 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _hostname(host: str) -> str:
+    """The name in a ``Host`` header: ``[::1]:80`` -> ``::1``, ``localhost:80`` -> ``localhost``."""
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    return host.rpartition(":")[0] if host.count(":") == 1 else host
+
+
 class HttpError(Exception):
     """An error answer: HTTP ``status`` and a message (sent as ``{"status", "message"}``)."""
 
@@ -130,7 +137,7 @@ class InboxApi:
     def _check(self, request: web.Request) -> None:
         if not is_loopback(self.emu.host) or "Authorization" in request.headers:
             self.emu.control.authorize(request)  # credentials, when given, must be right
-        if is_loopback(self.emu.host) and (request.url.host or "") not in _LOCAL_NAMES | {self.emu.host}:
+        if is_loopback(self.emu.host) and _hostname(request.host) not in _LOCAL_NAMES | {self.emu.host}:
             raise HttpError(403, "the inbox only answers requests for a loopback host name")
         if request.method in ("POST", "PUT", "DELETE"):
             origin = request.headers.get("Origin")
