@@ -392,3 +392,18 @@ def test_emulator_command_prints_the_inbox_url_and_opens_it(tmp_path: Any) -> No
         proc.wait(timeout=20)
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+def test_live_updates_encode_exactly_what_the_list_endpoint_returns(emu: Emulator) -> None:
+    from swsync.emulator.inbox.journal import encode
+    from swsync.emulator.inbox.views import summary
+
+    emu.add_messages(1, body='quote " backslash \\ ü ✓ \u2028', tags=["a", "ß"], media=["https://e.com/p.png"],
+                     status="failed", error_code="30003", context="office")
+    emu.add_messages(1, body=None)
+    emu.inject_inbound(APP, PHONE, "plain")
+    static: dict[str, str] = {}
+    for record in emu.store.select(None):
+        assert json.loads(encode(record, static)) == summary(record)
+        assert json.loads(encode(record, static)) == summary(record)  # from the cache
+    assert len(static) == 3

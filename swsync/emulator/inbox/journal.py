@@ -9,9 +9,9 @@ state change, so a burst of traffic costs the emulator one small JSON document
 per interval, not one per event.
 
 Threading: the listener runs on the thread that changed the store (the loop
-thread, or a test thread seeding messages); it only appends to dicts and lists
-and, once per batch, schedules the flush on the loop with
-``call_soon_threadsafe``. Everything else runs on the loop thread.
+thread, or a test thread seeding messages); it only appends to dicts and lists,
+and hands the change-marking over to the loop thread (``call_soon_threadsafe``)
+when it is not on it. Everything else runs on the loop thread.
 """
 
 from __future__ import annotations
@@ -28,8 +28,11 @@ from .views import summary
 
 __all__ = ["BATCH_INTERVAL", "Journal", "Watcher"]
 
-#: Seconds between two live-update batches (at most ten a second).
+#: Seconds between two live-update batches (at most ten a second)...
 BATCH_INTERVAL = 0.1
+#: ...or, right after a batch of more than BUSY_BATCH messages, this long.
+BUSY_INTERVAL = 0.5
+BUSY_BATCH = 200
 #: Batches a slow page may fall behind before its stream is closed (it reconnects
 #: and gets a fresh snapshot).
 MAX_BEHIND = 100
@@ -77,16 +80,21 @@ class Journal:
         self.watchers: set[Watcher] = set()
         self.streams = 0  # open event streams (they want the batches' JSON)
         self._loop: asyncio.AbstractEventLoop | None = None
-        # Guards _dirty, _reset and _scheduled, shared by the listener's thread and
-        # the loop; held only to swap or flag, never while encoding or writing.
-        self._lock = threading.Lock()
-        self._dirty: dict[str, MessageRecord | None] = {}  # None: deleted
+        self._loop_thread: int | None = None
+        # Loop thread only (other threads hand their changes over with
+        # call_soon_threadsafe), so no lock: changed messages (None: deleted), a
+        # reset flag, whether a flush is due, the next interval, and each
+        # message's unchanging JSON (see encode()).
+        self._dirty: dict[str, MessageRecord | None] = {}
         self._reset = False
         self._scheduled = False
+        self._interval = BATCH_INTERVAL
+        self._static: dict[str, str] = {}
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Flush batches on ``loop`` (the emulator's) from now on."""
+        """Flush batches on ``loop`` (the emulator's; call on its thread) from now on."""
         self._loop = loop
+        self._loop_thread = threading.get_ident()
 
     # -- the store listener (any thread) ---------------------------------------------
 
@@ -105,48 +113,73 @@ class Journal:
         elif event == "reset":
             self.times.clear()
             self.webhooks.clear()
-        if self.watchers:
+        if not self.watchers or self._loop is None:
+            return
+        if threading.get_ident() == self._loop_thread:
             self._mark(event, record)
+        else:
+            try:
+                self._loop.call_soon_threadsafe(self._mark, event, record)
+            except RuntimeError:  # the loop is closed: nobody is watching any more
+                pass
 
     def _mark(self, event: str, record: MessageRecord | None) -> None:
-        with self._lock:
-            if event == "reset":
-                self._dirty.clear()
-                self._reset = True
-            elif record is not None:
-                self._dirty[record.sid] = None if event == "deleted" else record
-            if self._scheduled or self._loop is None:
-                return
+        if event == "reset":
+            self._dirty.clear()
+            self._static.clear()
+            self._reset = True
+        elif record is not None:
+            if event != "state":
+                self._static.pop(record.sid, None)  # body, media or the record itself changed
+            self._dirty[record.sid] = None if event == "deleted" else record
+        if not self._scheduled and self._loop is not None:
             self._scheduled = True
-        try:
-            self._loop.call_soon_threadsafe(self._arm)
-        except RuntimeError:  # the loop is closed: nobody is watching any more
-            pass
+            self._loop.call_later(self._interval, self.flush)
 
     # -- batches (loop thread) ----------------------------------------------------------
 
-    def _arm(self) -> None:
-        assert self._loop is not None
-        self._loop.call_later(BATCH_INTERVAL, self.flush)
-
     def flush(self) -> None:
         """Send the changes collected so far to every watcher, as one batch."""
-        with self._lock:
-            dirty, self._dirty = self._dirty, {}
-            reset, self._reset = self._reset, False
-            self._scheduled = False
+        dirty, self._dirty = self._dirty, {}
+        reset, self._reset = self._reset, False
+        self._scheduled = False
+        # Under a flood, wait longer between batches: fewer, larger batches, each
+        # message encoded about once however many states it went through.
+        self._interval = BUSY_INTERVAL if len(dirty) > BUSY_BATCH else BATCH_INTERVAL
         if not (dirty or reset):
             return
-        chunk = None
-        if self.streams:
-            changed = [summary(r) for r in dirty.values() if r is not None]
-            deleted = [sid for sid, r in dirty.items() if r is None]
-            chunk = sse("update", {"reset": reset, "messages": changed, "deleted": deleted})
+        chunk = self._encode(dirty, reset) if self.streams else None
         for watcher in list(self.watchers):
             watcher.push(chunk)
+
+    def _encode(self, dirty: dict[str, MessageRecord | None], reset: bool) -> bytes:
+        static = self._static
+        changed = [encode(r, static) for r in dirty.values() if r is not None]
+        deleted = [sid for sid, r in dirty.items() if r is None]
+        for sid in deleted:
+            static.pop(sid, None)
+        text = (f'{{"reset":{"true" if reset else "false"},"messages":[{",".join(changed)}],'
+                f'"deleted":{json.dumps(deleted)}}}')
+        return f"event: update\ndata: {text}\n\n".encode()
 
     def close(self) -> None:
         """Wake every watcher so it ends (the emulator is closing)."""
         for watcher in list(self.watchers):
             watcher.overflow = True
             watcher.push(None)
+
+
+_STATIC = ("sid", "seq", "from", "to", "body", "direction", "date", "segments", "media", "context",
+           "tags", "origin")
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def encode(record: MessageRecord, static: dict[str, str]) -> str:
+    """``summary(record)`` as JSON; its unchanging part is encoded once and kept in ``static``."""
+    head = static.get(record.sid)
+    if head is None:
+        data = summary(record)
+        head = static[record.sid] = _dumps({k: data[k] for k in _STATIC})[:-1]
+    reason, code = record.reason, record.error_code
+    return (f'{head},"status":"{record.status}","reason":{"null" if reason is None else _dumps(reason)},'
+            f'"error_code":{"null" if code is None else _dumps(code)}}}')

@@ -1,0 +1,229 @@
+"""Inbox benchmark (not a test): ``python -m bench.inbox [--messages N] [--repeat R] [--no-write]``.
+
+Does an open inbox page slow the emulator? The emulator runs in its own process
+(pinned to core 0), a 64-thread ``RelayClient`` here (core 1) sends N messages and
+waits for each to be delivered, with no page open and then with the inbox open in
+headless Chromium (the system's chromium and chromedriver), interleaved, ``--repeat``
+times each. Reported: throughput, the emulator process's CPU per message, and for
+the page: how long after a send a message shows up, how long a search over the
+N messages takes to redraw, and the longest main-thread task the page ran while
+the N messages streamed in (``PerformanceObserver`` long tasks). Results go to
+docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import statistics
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
+
+from bench.common import EmulatorHandle, emulator_process, median, pin, table, write_section
+from swsync import RelayClient
+
+TO, FROM = "+15557654321", "+15551234567"
+FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--no-first-run", "--window-size=1400,900")
+LONG_TASKS = """
+window.__long = [];
+new PerformanceObserver((list) => { for (const e of list.getEntries()) window.__long.push(e.duration); })
+  .observe({ type: "longtask", buffered: false });
+"""
+SEARCH = """
+const done = arguments[arguments.length - 1];
+const box = document.getElementById("search");
+const t0 = performance.now();
+box.value = arguments[0];
+box.dispatchEvent(new Event("input"));
+requestAnimationFrame(() => setTimeout(() => done(performance.now() - t0), 0));
+"""
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu(root: int) -> float:
+    """CPU seconds of ``root`` and all its descendants (the browser's processes)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parents[int(entry)] = int(f.read().rpartition(")")[2].split()[1])
+            except OSError:
+                continue
+    family, frontier = {root}, [root]
+    while frontier:
+        kids = [pid for pid, ppid in parents.items() if ppid in frontier and pid not in family]
+        family.update(kids)
+        frontier = kids
+    total = 0.0
+    for pid in family:
+        try:
+            total += cpu_seconds(pid)
+        except OSError:
+            pass
+    return total
+
+
+def browser() -> WebDriver:
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tempfile.mkdtemp(prefix='swsync-bench-')}")
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+
+
+def send_wait(emu: EmulatorHandle, n: int, browser_pid: int | None = None,
+              threads: int = 64) -> tuple[float, float, float]:
+    """Send ``n`` messages from ``threads`` threads, each waiting until delivered.
+
+    Returns (messages/s, emulator CPU µs per message, browser CPU µs per message).
+    """
+    pid = emu._proc.pid  # the benchmark's own child process
+    with RelayClient(project=emu["project"], token=emu["token"], host=emu["relay_url"]) as client:
+        client.send_message(to_number=TO, from_number=FROM, body="warm-up").wait(10)
+        per = n // threads
+
+        def work(_: int) -> None:
+            for _ in range(per):
+                client.send_message(to_number=TO, from_number=FROM, body="inbox benchmark").wait(60)
+
+        gc.collect()
+        b0 = tree_cpu(browser_pid) if browser_pid else 0.0
+        wall0, cpu0 = time.perf_counter(), cpu_seconds(pid)
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(work, range(threads)))
+        wall, cpu = time.perf_counter() - wall0, cpu_seconds(pid) - cpu0
+        b = tree_cpu(browser_pid) - b0 if browser_pid else 0.0
+    done = per * threads
+    return done / wall, cpu / done * 1e6, b / done * 1e6
+
+
+def open_page(driver: WebDriver, emu: EmulatorHandle) -> None:
+    driver.get(emu["rest_url"] + "/_emulator/")
+    WebDriverWait(driver, 30).until(lambda d: d.find_element(By.ID, "live").text.startswith("Live"))
+
+
+def latency(driver: WebDriver, emu: EmulatorHandle, samples: int = 20) -> list[float]:
+    """Seconds from a send's acceptance until its row is on the open page (newest first)."""
+    found = []
+    with RelayClient(project=emu["project"], token=emu["token"], host=emu["relay_url"]) as client:
+        for i in range(samples):
+            body = f"latency probe {i}"
+            client.send_message(to_number=TO, from_number=FROM, body=body)
+            t0 = time.perf_counter()
+            WebDriverWait(driver, 30, poll_frequency=0.005).until(
+                lambda d: body in d.execute_script(
+                    "const r = document.querySelector('#messages .vrow'); return r ? r.textContent : ''"))
+            found.append(time.perf_counter() - t0)
+    return found
+
+
+def page_figures(driver: WebDriver, n: int) -> dict[str, Any]:
+    """With ``n`` messages on the page: rows in the DOM, search redraw times, long tasks."""
+    rows = driver.execute_script("return document.querySelectorAll('#messages .vrow').length")
+    total = driver.execute_script("return document.getElementById('live').textContent")
+    searches = [driver.execute_async_script(SEARCH, q) for q in ("benchmark", "probe 1", "", "+1555", "")]
+    long_tasks = driver.execute_script("return window.__long || []")
+    return {"rows": rows, "live": total, "search_ms": searches,
+            "longest_task_ms": max(long_tasks, default=0.0), "long_tasks": len(long_tasks)}
+
+
+def run(n: int, repeat: int) -> dict[str, Any]:
+    driver = browser()  # before pin(): the browser may use either core, as the OS sees fit
+    pin(1)
+    closed: list[tuple[float, float, float]] = []
+    opened: list[tuple[float, float, float]] = []
+    page: dict[str, Any] = {}
+    try:
+        with emulator_process() as emu:
+            for _ in range(repeat):
+                emu.command("reset")
+                closed.append(send_wait(emu, n))
+                emu.command("reset")
+                open_page(driver, emu)
+                driver.execute_script(LONG_TASKS)
+                opened.append(send_wait(emu, n, driver.service.process.pid))
+                want = f"{n // 64 * 64 + 1} messages"
+                try:
+                    WebDriverWait(driver, 60).until(lambda d: want in d.find_element(By.ID, "live").text)
+                except Exception:
+                    raise RuntimeError(f"page shows {driver.find_element(By.ID, 'live').text!r}, "
+                                       f"wanted {want!r}") from None
+                page = page_figures(driver, n)
+                driver.get("about:blank")  # the page is closed for the next "closed" run
+            emu.command("reset")
+            open_page(driver, emu)
+            lat = latency(driver, emu)
+    finally:
+        driver.quit()
+    return {"closed": closed, "open": opened, "page": page, "latency": lat}
+
+
+def report(n: int, repeat: int, r: dict[str, Any]) -> str:
+    c_rate, c_cpu = median([x[0] for x in r["closed"]]), median([x[1] for x in r["closed"]])
+    o_rate, o_cpu = median([x[0] for x in r["open"]]), median([x[1] for x in r["open"]])
+    o_browser = median([x[2] for x in r["open"]])
+    page, lat = r["page"], sorted(r["latency"])
+    rows = [
+        ["inbox closed", f"{c_rate:,.0f}", f"{c_cpu:,.0f}", "–"],
+        ["inbox open (live)", f"{o_rate:,.0f}", f"{o_cpu:,.0f}", f"{(o_rate / c_rate - 1) * 100:+.1f}%"],
+    ]
+    runs = ", ".join(f"{a[0]:,.0f}/{b[0]:,.0f}" for a, b in zip(r["closed"], r["open"]))
+    return "\n".join([
+        "## Inbox: the page open while the emulator works",
+        "",
+        f"`python -m bench.inbox --messages {n} --repeat {repeat}`: emulator in its own process (core 0), "
+        f"`RelayClient` with 64 threads sending {n:,} messages and waiting for each to be delivered (core 1), "
+        "with no page open and with the inbox open in headless Chromium, interleaved. Medians of "
+        f"{repeat} runs (closed/open msgs/s per run: {runs}). Emulator CPU is the emulator process's CPU "
+        f"time per message; the browser (all Chromium processes) used {o_browser:,.0f} µs of CPU per "
+        "message on the same two cores.",
+        "",
+        table(["", "msgs/s", "emulator CPU µs/msg", "throughput vs closed"], rows),
+        "",
+        f"With {n:+,} messages on the page: {page['rows']} message rows in the DOM (the list is "
+        f"virtualized); a search over all of them redraws in "
+        f"{', '.join(f'{ms:.0f}' for ms in page['search_ms'])} ms; while they streamed in, the page's "
+        f"longest main-thread task took {page['longest_task_ms']:.0f} ms ({page['long_tasks']} tasks over 50 ms).",
+        "",
+        f"A sent message shows up on the open page {lat[len(lat) // 2] * 1000:.0f} ms after `send_message` "
+        f"returns (median of {len(lat)}; max {lat[-1] * 1000:.0f} ms): updates are batched at most every 0.1 s.",
+    ])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--messages", type=int, default=10_000)
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--no-write", action="store_true", help="print only, leave docs/benchmarks.md alone")
+    args = p.parse_args(argv)
+    result = run(args.messages, args.repeat)
+    text = report(args.messages, args.repeat, result)
+    print(text)
+    print("raw:", {k: v for k, v in result.items() if k != "page"}, statistics.mean(result["latency"]))
+    if not args.no_write:
+        write_section("inbox", text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
