@@ -306,6 +306,9 @@ def test_send_as_mms(emu: Emulator, api: Api) -> None:
     assert emu.get_message(mms["sid"])["send_as_mms"] is True  # type: ignore[index]
     assert_error(api.post("/Messages.json", {"To": TO, "From": FROM, "Body": "x", "SendAsMms": "maybe"}),
                  400, 10000)
+    with RestClient(emu.project, emu.token, emu.rest_url) as rest:  # the client's send_as_mms
+        record = rest.messages.create(to=TO, from_=SHORT, body="x" * 200, send_as_mms=True)
+    assert record.num_segments == 1 and emu.get_message(record.sid)["send_as_mms"] is True  # type: ignore[index]
 
 
 # -- #11.8: paging while deleting -----------------------------------------------------------------------------------
