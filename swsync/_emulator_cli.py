@@ -293,7 +293,11 @@ def inject(args: argparse.Namespace) -> int:
         ConnectionClosedError: the emulator could not be reached (exit 4).
     """
     url = control_url(_required(args, "space", _config.ENV_SPACE)) + "/inbound"
-    auth = (_required(args, "project", _config.ENV_PROJECT), _required(args, "token", _config.ENV_TOKEN))
+    project = getattr(args, "project", None) or os.environ.get(_config.ENV_PROJECT) or None
+    token = getattr(args, "token", None) or os.environ.get(_config.ENV_TOKEN) or None
+    # An emulator on a loopback address takes control requests from this machine without
+    # credentials; bound elsewhere it needs them (a 401 then says so).
+    auth = (project, token) if project and token else None
     payload: dict[str, Any] = {
         "to": _validate.phone_number(args.to, "--to"),
         "from": _validate.phone_number(args.from_, "--from"),

@@ -207,6 +207,14 @@ def test_inject_needs_the_space(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == cli.EXIT_USAGE and "SIGNALWIRE_SPACE" in err
 
 
+def test_inject_on_loopback_needs_only_the_space(emu: Emulator, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("SIGNALWIRE_SPACE", emu.rest_url)
+    code, out, err = run(capsys, "emulator", "inject", "--to", TO, "--from", FROM, "--body", "x")
+    assert code == 0, err
+    assert emu.get_message(out.strip()) is not None
+
+
 def test_control_api_inbound(emu: Emulator) -> None:
     url = f"{emu.rest_url}{PREFIX}/inbound"
     assert PREFIX == emulator_cli.CONTROL_PREFIX
