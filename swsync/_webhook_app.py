@@ -264,7 +264,16 @@ def _verify(config: Config, req: Incoming) -> str | None:
         return None
     hint = ("" if config.public_url or config.trusted_proxies else
             "; behind a proxy or tunnel set public_url or trusted_proxies")
-    return f"signature does not match (URL checked: {url}; wrong signing key?{hint})"
+    return f"signature does not match (URL checked: {loggable(url)}; wrong signing key?{hint})"
+
+
+def loggable(url: str) -> str:
+    """``url`` with its query values replaced by ``...``: they may carry secrets."""
+    base, sep, query = url.partition("?")
+    if not sep:
+        return url
+    names = [pair.partition("=")[0] for pair in query.split("&")]
+    return base + "?" + "&".join(f"{name}=..." for name in names)
 
 
 def _params(req: Incoming) -> Mapping[str, Any]:
@@ -374,9 +383,16 @@ def cxml_text(result: object) -> str | None:
 
 
 def accept_from_annotation(view: Callable[..., Any], position: int) -> Accept:
-    """``inbound``/``status`` when the view's webhook parameter is annotated, else ``any``."""
+    """``inbound``/``status`` when the view's webhook parameter is annotated, else ``any``.
+
+    Raises:
+        TypeError: ``view`` is a coroutine function (the helpers call views synchronously).
+    """
     import inspect
     import typing
+
+    if inspect.iscoroutinefunction(view):
+        raise TypeError("validate_webhook supports synchronous views only")
 
     try:
         hints = typing.get_type_hints(view)

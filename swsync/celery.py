@@ -42,13 +42,15 @@ from .errors import (
     RateLimited,
     RedisUnavailable,
     RelayError,
+    SwsyncError,
     WaitTimeout,
 )
 
 if TYPE_CHECKING:
     from .relay import Message, RelayClient
 
-__all__ = ["InboundForwarder", "SEND_TASK", "client", "configure", "listen"]
+__all__ = ["InboundForwarder", "InboundInFlight", "SEND_TASK", "client", "configure", "inbound_payload", "listen",
+           "load_app"]
 
 logger = logging.getLogger("swsync.celery")
 
@@ -105,9 +107,9 @@ class _Records:
             return None
         return current.decode() if isinstance(current, bytes) else str(current)
 
-    def save(self, key: str, value: str) -> None:
+    def save(self, key: str, value: str, ttl_ms: int | None = None) -> None:
         """Overwrite ``key`` with ``value`` (the record's TTL starts again)."""
-        self._call("store an outcome", lambda: self._redis.set(key, value, px=self.ttl_ms))
+        self._call("store an outcome", lambda: self._redis.set(key, value, px=ttl_ms or self.ttl_ms))
 
     def release(self, key: str, value: str) -> None:
         """Delete ``key`` if it still holds ``value`` (our claim)."""
@@ -379,3 +381,116 @@ def _save(records: _Records, record_key: str, result: Mapping[str, Any]) -> None
     except RedisUnavailable:
         # The claim stays: a redelivery reports "unknown", never sends again.
         logger.warning("could not record the outcome of %s: %s", record_key, result)
+
+
+# ------------------------------------------------------------------- inbound
+
+
+def inbound_payload(message: Message) -> dict[str, Any]:
+    """The JSON-serializable dict an inbound message is handed to its Celery task as."""
+    return {
+        "message_id": message.message_id,
+        "context": message.context,
+        "direction": message.direction,
+        "from_number": message.from_number,
+        "to_number": message.to_number,
+        "body": message.body,
+        "media": list(message.media),
+        "tags": list(message.tags),
+        "segments": message.segments,
+        "state": message.state,
+    }
+
+
+def load_app(spec: str) -> Any:
+    """Import a Celery app named ``"pkg.module:app"`` (or ``"pkg.module"`` holding ``app``)."""
+    import importlib
+
+    module_name, _, attr = spec.partition(":")
+    if not module_name:
+        raise ConfigurationError(f"--celery-app must look like 'pkg.module:app', got {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigurationError(f"cannot import the Celery app module {module_name!r}: {exc}") from exc
+    app = getattr(module, attr or "app", None)
+    if app is None or not hasattr(app, "send_task"):
+        raise ConfigurationError(f"{spec!r} is not a Celery app")
+    return app
+
+
+class InboundForwarder:
+    """An ``on_message`` handler that hands each inbound message to a Celery task, once.
+
+    Register it with ``client.on_message(forwarder, ack_after=True)`` (or use
+    :func:`listen`): the RELAY event is acknowledged only after the task is in the
+    broker. Each message id is claimed in Redis (``SET NX``) before the task is
+    sent, so a redelivered message (after a reconnect, or to another listener)
+    is enqueued once; if sending the task fails the claim is released and the
+    event is left un-acknowledged for the server to deliver again. The task gets
+    one argument, :func:`inbound_payload`'s dict; its Celery task id is
+    ``swsync-inbound-<message id>``. Thread-safe.
+
+    Args:
+        app: the Celery app (or ``"pkg.module:app"``).
+        task: the name of the task to send each message to.
+        redis_url: where the message-id claims live (default: the broker URL when it is Redis).
+        dedup_ttl: seconds a handled message id is remembered.
+        claim_ttl: seconds a claim may stay unconfirmed (a listener dying mid-hand-off).
+        task_options: extra ``send_task`` options (``queue``, ``priority``, ...).
+    """
+
+    def __init__(self, app: Any, task: str, *, redis_url: str | None = None,
+                 dedup_ttl: float = DEFAULT_RECORD_TTL, claim_ttl: float = 60.0,
+                 task_options: Mapping[str, Any] | None = None) -> None:
+        if isinstance(app, str):
+            app = load_app(app)
+        if not isinstance(task, str) or not task:
+            raise ValueError("task must be a task name")
+        self.app = app
+        self.task = task
+        self._runtime = _Runtime(app, redis_url, {}, {"record_ttl": float(dedup_ttl)})
+        self._claim_ms = int(claim_ttl * 1000)
+        self._options = dict(task_options or {})
+        self._me = f"{socket.gethostname()}:{os.getpid()}"
+
+    def __call__(self, message: Message) -> None:
+        """Enqueue ``message`` unless its id was enqueued already; raise to leave it un-ACKed."""
+        records = self._runtime.get_records()
+        key = INBOUND_PREFIX + message.message_id
+        claim = json.dumps({"state": "enqueuing", "by": self._me, "at": time.time()})
+        existing = records.claim(key, claim, ttl_ms=self._claim_ms)
+        if existing is not None:
+            if '"enqueued"' in existing:
+                logger.info("inbound %s was handed on already; acknowledging the copy", message.message_id)
+                return
+            raise InboundInFlight(f"inbound {message.message_id} is being handed on by another listener "
+                                  f"({existing}); leaving this copy un-acknowledged")
+        try:
+            self.app.send_task(self.task, args=[inbound_payload(message)],
+                               task_id=f"swsync-inbound-{message.message_id}", **self._options)
+        except Exception:
+            records.release(key, claim)
+            raise
+        records.save(key, json.dumps({"state": "enqueued", "by": self._me, "at": time.time()}))
+
+
+class InboundInFlight(SwsyncError):
+    """Another listener claimed this inbound message and has not confirmed its hand-off yet."""
+
+
+def listen(app: Any, task: str, *, redis_url: str | None = None,
+           task_options: Mapping[str, Any] | None = None, **relay_options: Any) -> None:
+    """Receive inbound messages and hand each to Celery task ``task``; block until SIGTERM/Ctrl-C.
+
+    Run as many listener processes on the same contexts as you need: SignalWire
+    gives each inbound message to one of them, and the message-id claims make a
+    redelivered copy run the task once. ``relay_options`` go to ``RelayClient``
+    (``contexts``, credentials, ...). See :class:`InboundForwarder`.
+    """
+    from .relay import RelayClient
+
+    forwarder = InboundForwarder(app, task, redis_url=redis_url, task_options=task_options)
+    relay = RelayClient(**relay_options)
+    relay.on_message(forwarder, ack_after=True)
+    relay.run()

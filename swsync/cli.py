@@ -14,7 +14,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from . import _config, _validate
@@ -193,6 +193,12 @@ def _add_listen(sub: Any, common: argparse.ArgumentParser, fmt: type[argparse.He
     )
     p.add_argument("--context", action="append", metavar="CONTEXT",
                    help="context to receive on (repeatable; default: 'default')")
+    g = p.add_argument_group("hand inbound messages to Celery (pip install 'swsync[celery]'; docs/scaling.md)")
+    g.add_argument("--celery-app", metavar="MODULE:APP", help="Celery app to enqueue each message with, "
+                   "instead of printing it; the RELAY event is ACKed once the task is enqueued")
+    g.add_argument("--task", metavar="NAME", help="Celery task that receives each message (a dict)")
+    g.add_argument("--redis-url", metavar="URL",
+                   help="Redis deduplicating message ids (default: the app's broker, if Redis)")
     p.set_defaults(func=_cmd_listen)
 
 
@@ -849,9 +855,22 @@ def message_json(message: Message) -> dict[str, Any]:
     }
 
 
+def _celery_forwarder(args: argparse.Namespace) -> Callable[[Message], None] | None:
+    if not args.celery_app and not args.task:
+        return None
+    if not (args.celery_app and args.task):
+        raise ConfigurationError("--celery-app and --task go together")
+    if os.getcwd() not in sys.path:  # find pkg.module from the current directory, as celery does
+        sys.path.insert(0, os.getcwd())
+    from .celery import InboundForwarder
+
+    return InboundForwarder(args.celery_app, args.task, redis_url=args.redis_url)
+
+
 def _cmd_listen(args: argparse.Namespace) -> int:
     contexts = args.context or ["default"]
-    if sys.stdout is None:
+    forwarder = _celery_forwarder(args)
+    if forwarder is None and sys.stdout is None:
         # Nothing may be received (and acknowledged) that cannot be printed.
         raise ConfigurationError("standard output is closed: listen has nowhere to print messages")
     client = _relay_client(args, contexts=contexts)
@@ -882,7 +901,10 @@ def _cmd_listen(args: argparse.Namespace) -> int:
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, on_sigterm) if main_thread else None
     try:
-        client.on_message(show)
+        if forwarder is not None:
+            client.on_message(forwarder, ack_after=True)
+        else:
+            client.on_message(show)
         client.connect()
         _err(f"swsync: listening on context(s) {', '.join(contexts)}; Ctrl-C to stop")
         client.run()  # returns on Ctrl-C, SIGTERM or disconnect(), disconnected

@@ -24,13 +24,14 @@ reading: a STOP to one of your numbers stops all of them).
 from __future__ import annotations
 
 import enum
+import os
 import sqlite3
 import threading
 import time
 from typing import Protocol, runtime_checkable
 
 from . import _validate
-from .errors import OptedOutError
+from .errors import ConfigurationError, OptedOutError
 
 __all__ = [
     "HELP_KEYWORDS",
@@ -40,6 +41,7 @@ __all__ = [
     "MemoryOptOutStore",
     "OptOutStore",
     "SQLiteOptOutStore",
+    "as_store",
     "check_not_opted_out",
     "keyword",
 ]
@@ -177,6 +179,24 @@ class SQLiteOptOutStore:
         """Close the database connection."""
         with self._lock:
             self._db.close()
+
+
+def as_store(value: OptOutStore | str | os.PathLike[str] | None) -> OptOutStore | None:
+    """The store a client's ``opt_outs=`` argument names: a store, or an SQLite file path.
+
+    Raises:
+        ConfigurationError: ``value`` is neither.
+    """
+    if value is None:
+        return None
+    if isinstance(value, (str, os.PathLike)):
+        return SQLiteOptOutStore(os.fspath(value))
+    if isinstance(value, OptOutStore):
+        return value
+    raise ConfigurationError(
+        "opt_outs must be an opt-out store (is_opted_out/opt_out/opt_in) or an SQLite path, "
+        f"got {type(value).__name__}"
+    )
 
 
 def check_not_opted_out(store: OptOutStore | None, number: str) -> None:

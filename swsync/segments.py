@@ -18,9 +18,7 @@ stays authoritative.
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from dataclasses import dataclass
-from itertools import accumulate
 from typing import Literal
 
 __all__ = [
@@ -55,6 +53,7 @@ GSM7_BASIC: frozenset[str] = frozenset(
 GSM7_EXTENSION: frozenset[str] = frozenset("\f^{}\\[~]|\u20ac")
 
 _GSM7_ALL = GSM7_BASIC | GSM7_EXTENSION
+_ESC = "\x1b"  # never a user character (see GSM7_BASIC), so it marks escape pairs
 
 _GSM7_SINGLE, _GSM7_MULTI = 160, 153
 _UCS2_SINGLE, _UCS2_MULTI = 70, 67
@@ -119,20 +118,32 @@ def count_segments(text: str) -> Segments:
         return Segments(encoding, 1, units, single)
     if not wide:
         return Segments(encoding, -(-units // multi), units, multi)
-    return Segments(encoding, _split(text, wide, multi), units, multi)
+    if encoding == GSM7:
+        return Segments(encoding, _split_gsm7(text, wide, multi), units, multi)
+    return Segments(encoding, _split_utf16(text, multi), units, multi)
 
 
-def _split(text: str, wide: set[str], multi: int) -> int:
-    """Segments of at most ``multi`` units each, never splitting a two-unit character.
+def _split_gsm7(text: str, wide: set[str], multi: int) -> int:
+    """Segments of at most ``multi`` septets, never splitting an escape pair (ESC + code)."""
+    septets = text  # becomes one character per septet, ESC included
+    for c in wide:
+        septets = septets.replace(c, _ESC + c)
+    count, start = 1, 0
+    while len(septets) - start > multi:
+        end = start + multi
+        if septets[end - 1] == _ESC:  # the pair would straddle: it moves on whole
+            end -= 1
+        count, start = count + 1, end
+    return count
 
-    Fills each segment greedily: ``ends[i]`` is the units used by ``text[:i + 1]``, so
-    the characters that fit a segment starting after ``used`` units are those whose
-    end is at most ``used + multi``.
-    """
-    ends = list(accumulate(2 if c in wide else 1 for c in text))
-    count, used, taken = 0, 0, 0
-    while taken < len(ends):
-        taken = bisect_right(ends, used + multi, lo=taken)
-        used = ends[taken - 1]
-        count += 1
+
+def _split_utf16(text: str, multi: int) -> int:
+    """Segments of at most ``multi`` UTF-16 units, never splitting a surrogate pair."""
+    units = memoryview(text.encode("utf-16-le", "surrogatepass")).cast("H")
+    count, start = 1, 0
+    while len(units) - start > multi:
+        end = start + multi
+        if 0xD800 <= units[end - 1] <= 0xDBFF and 0xDC00 <= units[end] <= 0xDFFF:
+            end -= 1  # a pair would straddle: it moves on whole
+        count, start = count + 1, end
     return count

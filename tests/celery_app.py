@@ -49,10 +49,15 @@ send_message = swsync.celery.configure(
 )
 
 
+_redis: Any = None
+
+
 @app.task(name="tests.handle_inbound", bind=True, acks_late=True)
 def handle_inbound(self: Any, message: dict[str, Any]) -> None:
-    """Record which listener enqueued ``message`` (in Redis), for the inbound tests."""
+    """Record the message id and the listener that enqueued it (``origin``) in Redis."""
+    global _redis
     import redis
 
-    r = redis.Redis.from_url(BROKER)
-    r.rpush("test:handled", f"{message['message_id']} {self.request.origin or ''}")
+    if _redis is None:
+        _redis = redis.Redis.from_url(BROKER)
+    _redis.rpush("test:handled", f"{message['message_id']} {self.request.origin or ''}")

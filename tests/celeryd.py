@@ -73,3 +73,31 @@ class WorkerPool:
             pass
         self.log.close()
         os.unlink(self.log.name)
+
+
+class Listener:
+    """``swsync listen --celery-app tests.celery_app:app --task ...`` as a subprocess."""
+
+    def __init__(self, env: Mapping[str, str], *args: str) -> None:
+        self.log = tempfile.NamedTemporaryFile(prefix="swsync-listen-", suffix=".log", delete=False)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "swsync", "listen", "--celery-app", "tests.celery_app:app", *args],
+            cwd=ROOT, env=dict(env), stdin=subprocess.DEVNULL, stdout=self.log,
+            stderr=subprocess.STDOUT, start_new_session=True)
+
+    def output(self) -> str:
+        with open(self.log.name, encoding="utf-8", errors="replace") as f:
+            return f.read()[-4000:]
+
+    def stop(self) -> int:
+        """SIGTERM (a clean stop for ``swsync listen``); SIGKILL after 20 s. Returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.log.close()
+        os.unlink(self.log.name)
+        return self.proc.returncode

@@ -16,7 +16,7 @@ from celery.result import AsyncResult
 from swsync.emulator import Emulator
 
 from .celeryd import WorkerPool, worker_env
-from .redisd import RedisServer
+from .redisd import RedisServer, free_port
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -193,3 +193,103 @@ def test_sigkill_mid_batch_loses_no_key_and_sends_none_twice(setup: Setup) -> No
     lost = [k for k, v in zip(keys, out) if f"body {k}" not in bodies and v["outcome"] != "unknown"]
     assert not lost
     print(f"\nSIGKILL mid-batch: {len(bodies)} of 100 sent, 0 twice, 0 lost; outcomes {dict(outcomes)}")
+
+
+def test_two_worker_pools_share_one_rate_limit(setup: Setup) -> None:
+    rate, n = 20.0, 60
+    for name in ("a", "b"):  # 2 pools x 2 processes, one RateLimit(20/s, redis_url=...)
+        setup.pool(name, SWSYNC_TEST_RATE=str(rate), SWSYNC_TEST_LIMIT_REDIS=setup.broker)
+    results = [setup.send(f"k{i}") for i in range(n)]
+    out = setup.results(results, 90)
+    assert all(r["outcome"] == "accepted" for r in out), out
+    times = sorted(r.date_created.timestamp() for r in setup.emu.store.select(
+        lambda r: r.direction != "inbound"))
+    assert len(times) == n
+    measured = (n - 1) / (times[-1] - times[0])
+    # Two unshared limits would allow 2x; the 10% margin absorbs scheduling jitter
+    # of the first and last send on a loaded machine (bench/ measures accuracy).
+    assert rate * 0.5 <= measured <= rate * 1.10, measured
+    print(f"\nshared limit {rate:g}/s, 2 pools x 2 processes: {measured:.2f} msgs/s at the emulator")
+
+
+def test_two_listeners_split_inbound_and_handle_each_once(setup: Setup) -> None:
+    from .celeryd import Listener
+
+    env = worker_env(broker=setup.broker, emu=setup.emu)
+    setup.pool("a")
+    listeners = [Listener(env, "--task", "tests.handle_inbound", "--context", "inbound") for _ in range(2)]
+    try:
+        setup.emu.wait_for_clients(4, timeout=60)  # 2 worker processes + 2 listeners
+        ids = {setup.emu.inject_inbound(to_number="+15551110000", from_number="+15552220000",
+                                        body=f"in {i}", context="inbound") for i in range(1000)}
+        r = redis.Redis.from_url(setup.broker)
+        wait_for(lambda: r.llen("test:handled") >= 1000, 90, "1000 handled messages")
+        setup.emu.wait_until(lambda: setup.emu.unacked_events == 0, timeout=30)  # all ACKed
+        handled = [line.decode().split(" ", 1) for line in r.lrange("test:handled", 0, -1)]
+    finally:
+        codes = [listener.stop() for listener in listeners]
+    assert codes == [0, 0]
+    counts = collections.Counter(mid for mid, _ in handled)
+    assert set(counts) == ids and max(counts.values()) == 1  # all of them, each exactly once
+    by_listener = collections.Counter(origin for _, origin in handled)
+    assert len(by_listener) == 2 and min(by_listener.values()) > 0, by_listener
+    print(f"\ntwo listeners, 1000 inbound: handled once each, split {sorted(by_listener.values())}")
+
+
+def inbound_copy(mid: str) -> Any:
+    """What a redelivered ``messaging.receive`` becomes: a message with the same id."""
+
+    class Copy:
+        message_id, context, direction, from_number, to_number = mid, "office", "inbound", "+1", "+2"
+        body, media, tags, segments, state = "x", [], [], 1, "received"
+
+    return Copy()
+
+
+def test_a_redelivered_inbound_message_is_enqueued_once(setup: Setup) -> None:
+    import swsync.celery
+    from swsync import RelayClient
+
+    forwarder = swsync.celery.InboundForwarder(setup.app, "tests.handle_inbound")
+    calls: list[str] = []
+
+    def counting(message: Any) -> None:
+        calls.append(message.message_id)
+        forwarder(message)
+
+    client = RelayClient(setup.emu.project, setup.emu.token, setup.emu.relay_url, contexts=["office"])
+    client.on_message(counting, ack_after=True)
+    with client:
+        mid = setup.emu.inject_inbound(to_number="+15551110000", from_number="+15552220000", body="x",
+                                       context="office")
+        setup.emu.wait_until(lambda: setup.emu.unacked_events == 0)  # enqueued, then ACKed
+    forwarder(inbound_copy(mid))  # the same message delivered again (another session, a resume)
+    assert calls == [mid]
+    r = redis.Redis.from_url(setup.broker)
+    queued = r.lrange("celery", 0, -1)
+    assert len(queued) == 1 and mid.encode() in queued[0]
+    claim = r.get(f"swsync:inbound:{mid}")
+    assert claim is not None and b'"enqueued"' in claim and r.ttl(f"swsync:inbound:{mid}") > 3600
+
+
+def test_inbound_hand_off_failure_releases_the_claim_and_raises(setup: Setup) -> None:
+    import swsync.celery
+
+    dead = Celery("dead", broker=f"redis://127.0.0.1:{free_port()}/0")
+    dead.conf.update(broker_connection_timeout=1.0)
+    forwarder = swsync.celery.InboundForwarder(dead, "tests.handle_inbound", redis_url=setup.broker,
+                                               task_options={"retry": False})
+    with pytest.raises(Exception):  # the broker is down: not enqueued, so not acknowledged
+        forwarder(inbound_copy("m-1"))
+    assert redis.Redis.from_url(setup.broker).get("swsync:inbound:m-1") is None  # free to retry
+    dead.close()
+
+
+def test_listen_celery_options_are_checked_before_connecting(capsys: pytest.CaptureFixture[str]) -> None:
+    from swsync.cli import main
+
+    creds = ["--project", "p", "--token", "t", "--space", "ws://127.0.0.1:9"]
+    assert main(["listen", "--task", "x", *creds]) == 2
+    assert "--celery-app and --task go together" in capsys.readouterr().err
+    assert main(["listen", "--celery-app", "no_such_module:app", "--task", "x", *creds]) == 2
+    assert "cannot import the Celery app module 'no_such_module'" in capsys.readouterr().err

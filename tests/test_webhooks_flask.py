@@ -25,7 +25,6 @@ from .webhook_servers import (
     LocalServer,
     ReverseProxy,
     post,
-    redis_server,
     sign_body,
     sign_form,
 )
@@ -420,17 +419,13 @@ def test_spoofed_forwarded_headers_cannot_match_an_attackers_url() -> None:
 # Stores
 
 
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    yield from redis_server()
-
-
-def test_redis_run_once_is_shared_by_two_apps(redis_url: str) -> None:
+def test_redis_run_once_is_shared_by_two_apps(redis_server: Any) -> None:
     # Two app processes behind a load balancer share one Redis: a retry that lands
     # on the other one still runs once.
     seen = Seen()
     import redis
 
+    redis_url = redis_server.db_url(7)  # the shared server (tests/conftest.py); our own database
     client = redis.Redis.from_url(redis_url)
     try:
         client.flushdb()
@@ -466,3 +461,58 @@ def test_run_once_can_be_turned_off_and_the_memory_store_is_bounded() -> None:
     store = MemoryRunOnceStore(maxsize=2)
     assert [store.claim(k) for k in ("a", "b", "a", "c", "b")] == [True, True, False, True, True]
     assert len(store) == 2
+
+
+def test_get_webhooks_and_oversized_bodies(tmp_path: Any) -> None:
+    seen = Seen()
+    app = make_app(seen)
+
+    @app.get("/get-sms")
+    @validate_webhook
+    def get_sms(message: InboundMessage) -> None:
+        seen.add(message)
+
+    import http.client
+    from urllib.parse import urlencode
+
+    with LocalServer(app) as server:
+        url = f"{server.url}/get-sms?{urlencode(INBOUND)}"
+        for signature, expected in ((sign_form(KEY, url, {}), 200), (sign_form("PSK_x", url, {}), 403)):
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=TIMEOUT)
+            conn.request("GET", url[len(server.url):], headers={"X-SignalWire-Signature": signature})
+            assert conn.getresponse().status == expected
+            conn.close()
+        big = {**INBOUND, "Body": "x" * 300_000}
+        assert post(server.url + "/sms", big, {"X-SignalWire-Signature": "x"})[0] == 413
+    assert [m.body for m in seen.snapshot()] == ["hello"]
+
+
+def test_logged_url_hides_query_values(seen: Seen, served: LocalServer,
+                                       caplog: pytest.LogCaptureFixture) -> None:
+    url = served.url + "/sms?tenant=acme&token=s3cret"
+    with caplog.at_level(logging.WARNING, logger="swsync.flask"):
+        assert post(url, INBOUND, {"X-SignalWire-Signature": sign_form("PSK_x", url, INBOUND)})[0] == 403
+    assert f"URL checked: {served.url}/sms?tenant=...&token=...;" in caplog.text
+    assert "s3cret" not in caplog.text and "acme" not in caplog.text
+
+
+def test_async_views_are_refused() -> None:
+    async def view(message: InboundMessage) -> None: ...
+
+    with pytest.raises(TypeError, match="synchronous"):
+        validate_webhook(view)
+
+
+def test_clients_take_an_opt_out_path_and_refuse_anything_else(tmp_path: Any) -> None:
+    from swsync.errors import ConfigurationError
+
+    db = str(tmp_path / "o.db")
+    SQLiteOptOutStore(db).opt_out(THEIRS)
+    with Emulator(state_delay=0.0) as emu, \
+            RestClient(emu.project, emu.token, space=emu.rest_url, opt_outs=db) as rest:
+        with pytest.raises(OptedOutError):
+            rest.messages.create(to=THEIRS, from_=OURS, body="x")
+        with pytest.raises(ConfigurationError, match="opt_outs"):
+            RestClient(emu.project, emu.token, space=emu.rest_url, opt_outs=42)  # type: ignore[arg-type]
+        with pytest.raises(ConfigurationError, match="opt_outs"):
+            RelayClient(emu.project, emu.token, host=emu.relay_url, opt_outs={THEIRS})  # type: ignore[arg-type]

@@ -1,6 +1,6 @@
 """Real local servers for the webhook-helper tests: a WSGI app in a thread, a
-recorder of finished requests, a small reverse proxy, signing written out
-independently of swsync.webhooks, and a redis-server on a free port."""
+recorder of finished requests, a small reverse proxy, and signing written out
+independently of swsync.webhooks."""
 
 from __future__ import annotations
 
@@ -8,13 +8,11 @@ import base64
 import hashlib
 import hmac
 import http.client
-import shutil
 import socket
 import subprocess
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -212,22 +210,3 @@ def wait_for_port(port: int, proc: subprocess.Popen[Any], timeout: float = 20.0)
         except OSError:
             assert time.monotonic() < deadline, f"nothing listening on port {port}"
             time.sleep(0.05)  # a subprocess gives no other readiness signal
-
-
-def redis_server() -> Iterator[str]:
-    """Run /usr/bin/redis-server on a free port in a temp dir; yield its URL; stop it by PID."""
-    exe = shutil.which("redis-server") or "/usr/bin/redis-server"
-    port = free_port()
-    workdir = tempfile.mkdtemp(prefix="swsync-redis-")
-    proc = subprocess.Popen(
-        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", workdir],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port, proc)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=TIMEOUT)
-        shutil.rmtree(workdir, ignore_errors=True)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .. import _config, _validate
 from ..ratelimit import checked_rate_limit
 from ..errors import ConfigurationError, ConnectionClosedError
-from ..optouts import OptOutStore, check_not_opted_out
+from ..optouts import OptOutStore, as_store, check_not_opted_out
 from .connection import CLOSED, ConnectAborted, Connection
 from .dispatcher import Dispatcher, report_callback_error
 from .events import MessageReceiveEvent, parse_message_fields
@@ -78,8 +78,8 @@ class RelayClient:
         queue_timeout: seconds a request made while reconnecting may wait to be sent.
         max_tracked_messages: outbound messages tracked at once before the oldest is dropped.
         message_ttl: seconds a message may stay without a terminal state before it is dropped.
-        opt_outs: an opt-out store (``swsync.optouts``); sends to a number in it raise
-            ``OptedOutError`` before anything is sent.
+        opt_outs: an opt-out store (``swsync.optouts``) or an SQLite path; sends to a
+            number in it raise ``OptedOutError`` before anything is sent.
         rate_limit: a :class:`~swsync.RateLimit` pacing ``send_message`` (shareable).
         auto_connect: connect on first use (``send_message``, ``execute``, ``receive``)
             in each process, so a client created at import time works in every worker
@@ -108,7 +108,7 @@ class RelayClient:
         queue_timeout: float = 30.0,
         max_tracked_messages: int = 100_000,
         message_ttl: float = 24 * 3600.0,
-        opt_outs: OptOutStore | None = None,
+        opt_outs: OptOutStore | str | None = None,
         rate_limit: RateLimit | None = None,
         auto_connect: bool = False,
     ) -> None:
@@ -155,7 +155,7 @@ class RelayClient:
             ping_interval=None if ping_interval is None else float(ping_interval),
         )
         self._handler_workers = handler_workers
-        self._opt_outs = opt_outs  # swsync.optouts store honoured by send_message, or None
+        self._opt_outs = as_store(opt_outs)  # swsync.optouts store honoured by send_message, or None
         self._max_tracked = max_tracked_messages
         self._message_ttl = float(message_ttl)
         # Guards _contexts, _inbound_handlers, _inbound_buffer, _conn, _dispatcher, _tracker
@@ -163,6 +163,8 @@ class RelayClient:
         self._lock = threading.RLock()
         self._contexts: list[str] = _validate.str_list(contexts, "contexts")
         self._inbound_handlers: list[InboundHandler] = []
+        # The on_message(..., ack_after=True) handlers: each inbound event's ACK waits for them.
+        self._ack_after: list[InboundHandler] = []
         self._inbound_buffer: deque[Message] = deque()
         self._conn: Connection | None = None
         self._dispatcher = Dispatcher(handler_workers)
@@ -208,6 +210,7 @@ class RelayClient:
                 on_tick=tracker.expire,
                 on_batch_end=tracker.notify_deferred,
                 ssl_context=self._ssl_context,
+                hold_ack=self._holds_ack,
                 **self._options,  # type: ignore[arg-type]
             )
             with self._lock:
@@ -507,17 +510,29 @@ class RelayClient:
 
     # --------------------------------------------------------------- inbound
 
-    def on_message(self, handler: InboundHandler) -> InboundHandler:
+    def on_message(self, handler: InboundHandler | None = None, *, ack_after: bool = False) -> Any:
         """Register ``handler(message)`` for every inbound message; usable as a decorator.
 
         Inbound messages that arrived before any handler was registered (up to
         1000) are delivered to the first handler. Handlers run on a dispatch
         thread, never on the socket reader.
+
+        With ``ack_after=True`` the RELAY event carrying each inbound message is
+        acknowledged only after the handlers ran and this one returned without
+        raising: a handler that hands the message on (to a queue, a database)
+        makes the hand-off at-least-once. If it raises, the event stays
+        un-acknowledged and the server may deliver it again (to a resumed
+        session), so such a handler must tolerate duplicates. Also usable as
+        ``@client.on_message(ack_after=True)``.
         """
+        if handler is None:  # @client.on_message(ack_after=True)
+            return functools.partial(self.on_message, ack_after=ack_after)
         if not callable(handler):
             raise TypeError("handler must be callable")
         with self._lock:
             self._inbound_handlers.append(handler)
+            if ack_after:
+                self._ack_after.append(handler)
         self._hand_over_buffered()
         return handler
 
@@ -602,8 +617,13 @@ class RelayClient:
 
     # ------------------------------------------------- reader-thread callbacks
 
+    def _holds_ack(self, envelope: Mapping[str, Any]) -> bool:
+        # Reader thread: hold the ACK of inbound messages while an ack_after handler exists.
+        return bool(self._ack_after) and envelope.get("event_type") == "messaging.receive"
+
     def _on_event(self, tracker: MessageTracker, dispatcher: Dispatcher, event_type: str,
-                  params: Mapping[str, Any], envelope: Mapping[str, Any]) -> None:
+                  params: Mapping[str, Any], envelope: Mapping[str, Any],
+                  ack: Callable[[], None] | None = None) -> None:
         ts = envelope.get("timestamp")
         timestamp = float(ts) if isinstance(ts, (int, float)) and not isinstance(ts, bool) else None
         if event_type == "messaging.state":
@@ -615,29 +635,39 @@ class RelayClient:
                 return
             tracker.apply_state(fields, params, timestamp)
         elif event_type == "messaging.receive":
-            fields = parse_message_fields(params)
-            mid = fields.get("message_id")
-            if not mid:
-                logger.warning("dropped a messaging.receive event without message_id")
-                return
-            if not self._seen_inbound.add(mid):
-                # A resumed session redelivers events whose ACK was lost: run handlers once.
-                logger.debug("ignoring a repeated messaging.receive for message %s", mid)
-                return
-            revent = MessageReceiveEvent(event_type, params, timestamp, mid)
-            msg = tracker.new_inbound(revent, fields)
-            with self._lock:
-                handlers = list(self._inbound_handlers)
-                if handlers and dispatcher.submit(mid, _run_inbound, handlers, msg):
-                    return
-                # No handler yet, or this connection's dispatcher was stopped: keep it.
-                if len(self._inbound_buffer) >= MAX_BUFFERED_INBOUND:
-                    dropped = self._inbound_buffer.popleft()
-                    logger.warning("%d inbound messages waiting for a handler; dropped message %s",
-                                   MAX_BUFFERED_INBOUND, dropped.message_id)
-                self._inbound_buffer.append(msg)
+            self._on_receive(tracker, dispatcher, params, timestamp, ack)
+            return
         else:
             logger.debug("ignoring %s event", event_type)
+
+    def _on_receive(self, tracker: MessageTracker, dispatcher: Dispatcher, params: Mapping[str, Any],
+                    timestamp: float | None, ack: Callable[[], None] | None) -> None:
+        fields = parse_message_fields(params)
+        mid = fields.get("message_id")
+        if not mid or not self._seen_inbound.add(mid):
+            if not mid:
+                logger.warning("dropped a messaging.receive event without message_id")
+            else:  # a resumed session redelivers events whose ACK was lost: handle once
+                logger.debug("ignoring a repeated messaging.receive for message %s", mid)
+            if ack is not None:
+                ack()
+            return
+        revent = MessageReceiveEvent("messaging.receive", params, timestamp, mid)
+        msg = tracker.new_inbound(revent, fields)
+        with self._lock:
+            handlers = list(self._inbound_handlers)
+            must_succeed = list(self._ack_after)
+            if handlers and dispatcher.submit(mid, _run_inbound, handlers, msg, ack, must_succeed,
+                                              self._seen_inbound):
+                return
+            # No handler yet, or this connection's dispatcher was stopped: keep it.
+            if len(self._inbound_buffer) >= MAX_BUFFERED_INBOUND:
+                dropped = self._inbound_buffer.popleft()
+                logger.warning("%d inbound messages waiting for a handler; dropped message %s",
+                               MAX_BUFFERED_INBOUND, dropped.message_id)
+            self._inbound_buffer.append(msg)
+        if ack is not None:
+            ack()
 
     def _on_lost(self, conn: Connection, tracker: MessageTracker, reason: str) -> None:
         # The connection stopped for good on its own (reconnect disabled or auth refused).
@@ -668,16 +698,31 @@ class _RecentIds:
                 self._ids.popitem(last=False)
             return True
 
+    def discard(self, item: str) -> None:
+        """Forget ``item`` (its handling failed: a redelivery must be handled)."""
+        with self._lock:
+            self._ids.pop(item, None)
+
     def __len__(self) -> int:
         return len(self._ids)
 
 
-def _run_inbound(handlers: list[InboundHandler], msg: Message) -> None:
+def _run_inbound(handlers: list[InboundHandler], msg: Message, ack: Callable[[], None] | None = None,
+                 must_succeed: Sequence[InboundHandler] = (), seen: _RecentIds | None = None) -> None:
+    failed = False
     for handler in handlers:
         try:
             handler(msg)
         except BaseException:  # SystemExit too: the next handler still runs
+            failed = failed or handler in must_succeed
             report_callback_error("on_message handler", handler)
+    if ack is not None:
+        if failed:
+            logger.warning("inbound message %s not acknowledged: an ack_after handler raised", msg.message_id)
+            if seen is not None:
+                seen.discard(msg.message_id)  # the server redelivers it: handle it then
+        else:
+            ack()
 
 
 def _after_fork_in_child() -> None:

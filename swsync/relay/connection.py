@@ -24,6 +24,7 @@ pending (requests, ACKs, pong replies) in one ``sendall``.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import logging
 import selectors
@@ -164,6 +165,7 @@ class Connection:
         reconnect: bool,
         max_reconnect_delay: float,
         ping_interval: float | None,
+        hold_ack: Callable[[Mapping[str, Any]], bool] | None = None,
     ) -> None:
         self.url = url
         self._auth = auth  # secret: never logged or repr'd
@@ -173,6 +175,8 @@ class Connection:
         self._on_fresh_session = on_fresh_session
         self._on_tick = on_tick
         self._on_batch_end = on_batch_end
+        # hold_ack(envelope) -> True: the event's ACK waits for ack(); on_event gets it as a 4th argument.
+        self._hold_ack = hold_ack
         self._next_tick = time.monotonic() + TICK
         self._ssl_context = ssl_context
         self.connect_timeout = connect_timeout
@@ -324,6 +328,17 @@ class Connection:
             except OSError:
                 pass
         self._close_wake()
+
+    def ack(self, call_id: str | int) -> None:
+        """Acknowledge an event whose ACK was held (see ``hold_ack``); any thread may call it.
+
+        The ACK joins the outbox like a request. When the connection is closed the
+        ACK is dropped: the server keeps the event un-ACKed and may deliver it again.
+        """
+        try:
+            self._enqueue(encode_ack(call_id).encode())
+        except ConnectionClosedError as exc:
+            logger.debug("could not ACK event %s: %s", call_id, exc)
 
     # ------------------------------------------------------------ caller side
 
@@ -778,9 +793,10 @@ class Connection:
         if not isinstance(params, dict):
             params = {}
         if method == "signalwire.event":
-            if call_id is not None:
-                self._wtext.append(encode_ack(call_id).encode())  # ACK first, always
-            self._route_event(params)
+            held = call_id is not None and self._hold_ack is not None and self._hold_ack(params)
+            if call_id is not None and not held:
+                self._wtext.append(encode_ack(call_id).encode())  # ACK first, unless held
+            self._route_event(params, functools.partial(self.ack, call_id) if held and call_id is not None else None)
         elif method == "signalwire.ping":
             if call_id is not None:
                 ts = params.get("timestamp")
@@ -800,11 +816,13 @@ class Connection:
         elif call_id is not None:
             self._wtext.append(encode_error(call_id, -32601, f"method not found: {method}").encode())
 
-    def _route_event(self, params: Mapping[str, Any]) -> None:
+    def _route_event(self, params: Mapping[str, Any], ack: Callable[[], None] | None = None) -> None:
         event_type = params.get("event_type")
         inner = params.get("params")
         if not isinstance(event_type, str) or not event_type:
             logger.warning("dropped an event without event_type")
+            if ack is not None:
+                ack()
             return
         if not isinstance(inner, dict):
             inner = {}
@@ -814,9 +832,14 @@ class Connection:
                 self._authorization_state = value
             return
         try:
-            self._on_event(event_type, inner, params)
+            if ack is None:
+                self._on_event(event_type, inner, params)
+            else:
+                self._on_event(event_type, inner, params, ack)  # type: ignore[call-arg]
         except Exception:
             logger.exception("failed to handle a %s event", event_type)
+            if ack is not None:
+                ack()  # a failure here must not leave the event un-ACKed for ever
 
     def _route_response(self, frame: dict[str, Any]) -> None:
         call = self.calls.pop(frame.get("id"))

@@ -45,7 +45,7 @@ from .._config import (
 )
 from .._version import __version__
 from ..errors import ConfigurationError, RestConnectionError, RestError, RestTimeout
-from ..optouts import OptOutStore
+from ..optouts import OptOutStore, as_store
 from ..ratelimit import RateLimit, checked_rate_limit
 from ._fields import opt_int, opt_str
 from .messages import MessageList
@@ -223,8 +223,9 @@ class RestClient:
         rate_limit: a :class:`~swsync.RateLimit` pacing ``messages.create`` (shareable).
         session: a ``requests.Session`` to use (proxies, adapters); it is not closed by
             :meth:`close`. By default the client creates and owns one.
-        opt_outs: an opt-out store (``swsync.optouts``); ``messages.create`` to a number
-            in it raises ``OptedOutError`` before anything is sent.
+        opt_outs: an opt-out store (``swsync.optouts``) or an SQLite path;
+            ``messages.create`` to a number in it raises ``OptedOutError`` before
+            anything is sent.
 
     Raises:
         ConfigurationError: a credential or the space is missing or invalid, or an
@@ -246,7 +247,7 @@ class RestClient:
         max_retries: int = 3,
         ca_file: str | None = None,
         session: requests.Session | None = None,
-        opt_outs: OptOutStore | None = None,
+        opt_outs: OptOutStore | str | None = None,
         rate_limit: RateLimit | None = None,
         total_timeout: float | None = 60.0,
     ) -> None:
@@ -269,7 +270,7 @@ class RestClient:
         self.timeout = timeout
         self.total_timeout = total_timeout
         self.max_retries = max_retries
-        self.opt_outs = opt_outs
+        self.opt_outs = as_store(opt_outs)
         self._verify: str | bool = _ca_file(ca_file, ENV_REST_CA) or True
         self._auth = _BasicAuth(project, token)
         self._headers = {
