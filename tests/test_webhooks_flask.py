@@ -254,6 +254,40 @@ def test_emulator_webhooks_retried_by_the_network_run_once_and_reply_once(seen: 
     assert replies == ["echo: once"]  # the retry's answer carried the reply, sent once
 
 
+def test_concurrent_retries_run_the_view_once() -> None:
+    # Eight copies of one webhook at once, on a server with a thread per request:
+    # the view runs once, while it runs every copy is answered.
+    seen = Seen()
+    release = threading.Event()
+    app = make_app(seen)
+
+    @app.post("/slow")
+    @validate_webhook
+    def slow(callback: StatusCallback) -> None:
+        seen.add(callback)
+        assert release.wait(TIMEOUT)
+
+    with LocalServer(app, threaded=True) as server:
+        url = server.url + "/slow"
+        headers = {"X-SignalWire-Signature": sign_form(KEY, url, STATUS)}
+        barrier = threading.Barrier(8)
+        answers: list[int] = []
+
+        def send() -> None:
+            barrier.wait(TIMEOUT)
+            answers.append(post(url, STATUS, headers)[0])
+
+        threads = [threading.Thread(target=send, name=f"test-retry-{i}") for i in range(8)]
+        for t in threads:
+            t.start()
+        seen.wait(lambda items: len(items) == 1)
+        server.recorder.wait_for(lambda f: len(f) == 7)  # the others, answered meanwhile
+        release.set()
+        for t in threads:
+            t.join(TIMEOUT)
+    assert answers == [200] * 8 and len(seen.snapshot()) == 1
+
+
 def test_a_failing_view_is_run_again_on_retry(seen: Seen, served: LocalServer) -> None:
     url = served.url + "/any/acme"
     form = {**STATUS, "MessageSid": "boom"}

@@ -90,10 +90,12 @@ class LocalServer:
     ``kind="wsgiref"`` does not, so the helpers must rebuild it.
     """
 
-    def __init__(self, app: Any, *, kind: str = "werkzeug", name: str = "app") -> None:
+    def __init__(self, app: Any, *, kind: str = "werkzeug", name: str = "app",
+                 threaded: bool = False) -> None:
         self.recorder = Recorder(app)
         if kind == "werkzeug":
-            self._server: Any = werkzeug_make_server("127.0.0.1", 0, self.recorder)
+            # threaded: one thread per request; server_close() joins them.
+            self._server: Any = werkzeug_make_server("127.0.0.1", 0, self.recorder, threaded=threaded)
         else:
             self._server = wsgiref_make_server("127.0.0.1", 0, self.recorder, WSGIServer,
                                                _QuietHandler)
