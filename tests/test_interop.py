@@ -7,7 +7,9 @@ passed in ``SIGNALWIRE_RELAY_CA_FILE``). The same scenario then runs with swsync
 own ``RelayClient`` against the same kind of emulator.
 
 The scenario: connect with a context, send a message and wait until it is
-delivered (seeing every state change), send one that ends ``undelivered`` (with
+delivered (seeing every state change), the same on the named context it receives
+(the emulator routes state events by context, as SignalWire does; without a context
+the official client sends on its protocol), send one that ends ``undelivered`` (with
 its reason), send one the server refuses (code 422), and receive an inbound
 message the test injects once the client says it is ready. Afterwards every
 event the emulator sent must have been ACKed.
@@ -61,8 +63,9 @@ OFFICIAL_SCRIPT = textwrap.dedent(
         print("@@ " + json.dumps(fields), flush=True)
 
 
-    async def send_and_wait(client, to, body, tags=None):
-        message = await client.send_message(to_number=to, from_number=FROM, body=body, tags=tags)
+    async def send_and_wait(client, to, body, tags=None, context=None):
+        message = await client.send_message(to_number=to, from_number=FROM, body=body, tags=tags,
+                                            context=context)
         seen = []
         message.on(lambda event: seen.append(event.params.get("message_state")))
         event = await message.wait(timeout=15)
@@ -83,6 +86,10 @@ OFFICIAL_SCRIPT = textwrap.dedent(
         message, event, seen = await send_and_wait(client, TO, "interop hello", ["interop"])
         report(step="delivered", message_id=message.message_id, state=message.state,
                event_state=event.params.get("message_state"), seen=seen)
+        # A named context the client receives: its state events are routed to it.
+        message, event, seen = await send_and_wait(client, TO, "on a named context", context=CONTEXT)
+        report(step="named", message_id=message.message_id, state=message.state,
+               context=message.context, seen=seen)
         message, event, seen = await send_and_wait(client, UNDELIVERED, "to a blocked number")
         report(step="undelivered", message_id=message.message_id, state=message.state,
                reason=message.reason, seen=seen)
@@ -244,6 +251,12 @@ def test_official_sdk_against_the_emulator(official_sdk: Path, tls_emu: Emulator
     assert stored is not None and stored["history"] == ["queued", "initiated", "sent", "delivered"]
     assert (stored["status"], stored["body"], stored["tags"], stored["origin"]) == (
         "delivered", "interop hello", ["interop"], "relay")
+
+    named = reports["named"]
+    assert (named["state"], named["context"]) == ("delivered", CONTEXT)
+    assert_progress(named["seen"], "delivered")
+    stored = tls_emu.get_message(named["message_id"])
+    assert stored is not None and stored["context"] == CONTEXT
 
     undelivered = reports["undelivered"]
     assert (undelivered["state"], undelivered["reason"]) == ("undelivered", "carrier_blocked")
