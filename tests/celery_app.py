@@ -61,3 +61,8 @@ def handle_inbound(self: Any, message: dict[str, Any]) -> None:
     if _redis is None:
         _redis = redis.Redis.from_url(BROKER)
     _redis.rpush("test:handled", f"{message['message_id']} {self.request.origin or ''}")
+
+
+@app.task(name="tests.noop")
+def noop(*args: Any, **kwargs: Any) -> None:
+    """Does nothing: Celery's own cost per task, for bench/scaling.py."""

@@ -35,13 +35,14 @@ class WorkerPool:
     """One ``celery worker`` subprocess with ``concurrency`` prefork processes."""
 
     def __init__(self, name: str, env: Mapping[str, str], *, concurrency: int = 2,
-                 pool: str = "prefork", queues: str = "celery") -> None:
+                 pool: str = "prefork", queues: str = "celery", loglevel: str = "info",
+                 app: str = "tests.celery_app") -> None:
         self.name = name
         self.log = tempfile.NamedTemporaryFile(prefix=f"swsync-celery-{name}-", suffix=".log", delete=False)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker",
+            [sys.executable, "-m", "celery", "-A", app, "worker",
              "-P", pool, "-c", str(concurrency), "-n", f"{name}@%h", "-Q", queues,
-             "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "info"],
+             "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", loglevel],
             cwd=ROOT, env=dict(env), stdin=subprocess.DEVNULL, stdout=self.log,
             stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -78,10 +79,10 @@ class WorkerPool:
 class Listener:
     """``swsync listen --celery-app tests.celery_app:app --task ...`` as a subprocess."""
 
-    def __init__(self, env: Mapping[str, str], *args: str) -> None:
+    def __init__(self, env: Mapping[str, str], *args: str, app: str = "tests.celery_app:app") -> None:
         self.log = tempfile.NamedTemporaryFile(prefix="swsync-listen-", suffix=".log", delete=False)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "swsync", "listen", "--celery-app", "tests.celery_app:app", *args],
+            [sys.executable, "-m", "swsync", "listen", "--celery-app", app, *args],
             cwd=ROOT, env=dict(env), stdin=subprocess.DEVNULL, stdout=self.log,
             stderr=subprocess.STDOUT, start_new_session=True)
 

@@ -1,0 +1,1 @@
+"""A runnable Celery deployment of swsync (see docs/scaling.md, "Run it locally")."""
