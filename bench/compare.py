@@ -398,7 +398,8 @@ def worker_bare(spec: dict[str, Any]) -> dict[str, Any]:
     import uuid
 
     workload, n, window = spec["workload"], spec["n"], spec["concurrency"]
-    ws = _bare_connect(spec, [INBOUND_CONTEXT] if workload == "inbound" else None)
+    # Sends use context "default": its state events reach only sessions receiving it.
+    ws = _bare_connect(spec, [INBOUND_CONTEXT] if workload == "inbound" else ["default"])
     dumps, loads, send, recv = json.dumps, json.loads, ws.send, ws.recv
     lat: list[float] = []
     if workload == "inbound":
@@ -712,6 +713,7 @@ ws = websocket.create_connection(os.environ["BENCH_RELAY_URL"], skip_utf8_valida
                                  sslopt={{"ca_certs": os.environ["SIGNALWIRE_RELAY_CA_FILE"]}})
 ws.send(json.dumps({{"jsonrpc": "2.0", "id": "c", "method": "signalwire.connect", "params": {{
     "version": {{"major": 2, "minor": 0, "revision": 0}}, "agent": "bench", "event_acks": True,
+    "contexts": ["default"],
     "authentication": {{"project": os.environ["SIGNALWIRE_PROJECT_ID"],
                         "token": os.environ["SIGNALWIRE_API_TOKEN"]}}}}}}))
 while json.loads(ws.recv()).get("id") != "c":

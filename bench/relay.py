@@ -67,6 +67,8 @@ def bare_loop(emu: dict[str, str], n: int, window: int = 64) -> tuple[float, flo
     ws = websocket.create_connection(emu["relay_url"], skip_utf8_validation=True)
     ws.send(json.dumps({"jsonrpc": "2.0", "id": "c", "method": "signalwire.connect", "params": {
         "version": {"major": 2, "minor": 0, "revision": 0}, "agent": "bench", "event_acks": True,
+        # State events go only to sessions receiving the message's context ("default" here).
+        "contexts": ["default"],
         "authentication": {"project": emu["project"], "token": emu["token"]}}}))
     while json.loads(ws.recv()).get("id") != "c":
         pass
