@@ -86,8 +86,12 @@ class RelayClient:
             of a pre-fork server and never connects in the master. ``disconnect()``
             turns it off until the next ``connect()``.
 
+    Every option in seconds must be a positive number: NaN, zero or a negative value
+    raises ``ConfigurationError``; infinity and huge values are clamped to about
+    three years (never an ``OverflowError`` later).
+
     Raises:
-        ConfigurationError: a credential or the host is missing or invalid.
+        ConfigurationError: a credential, the host or an option is missing or invalid.
     """
 
     def __init__(
