@@ -265,6 +265,12 @@ def test_faults_read_set_and_actions(emu: Emulator) -> None:
     assert r.status_code == 400 and "unknown fault knob" in r.json()["message"]
     r = requests.post(api(emu, "faults"), json={"drop_every": "many"}, timeout=10)
     assert r.status_code == 400
+    assert faults["mps"] is None  # pacing is off unless Emulator(mps=...)
+    assert requests.post(api(emu, "faults"), json={"mps": 2.5}, timeout=10).json()["mps"] == 2.5
+    assert emu.pacing.mps == 2.5
+    assert requests.post(api(emu, "faults"), json={"mps": None}, timeout=10).json()["mps"] is None
+    assert emu.pacing.mps is None
+    assert requests.post(api(emu, "faults"), json={"mps": -1}, timeout=10).status_code == 400
     emu.faults.reset()
     client = relay_client(emu)
     try:

@@ -210,4 +210,9 @@ def test_fault_controls_set_the_emulator(browser: WebDriver) -> None:
         silent.click()
         wait(browser, lambda d: "silent set to true" in d.find_element(By.ID, "controls-status").text)
         assert emu.faults.silent is True
+        mps = browser.find_element(By.CSS_SELECTOR, '[data-fault="mps"]')
+        assert mps.is_displayed()
+        mps.send_keys("4", Keys.TAB)  # the change event fires when it loses focus
+        wait(browser, lambda d: "mps set to 4" in d.find_element(By.ID, "controls-status").text)
+        assert emu.pacing.mps == 4.0
         browser.find_element(By.CSS_SELECTOR, "#controls summary").click()

@@ -266,16 +266,16 @@ class InboxApi:
 
     def _faults(self) -> dict[str, Any]:
         values = {name: getattr(self.emu.faults, name) for name in FAULTS}
-        if hasattr(self.emu, "mps"):
-            values["mps"] = self.emu.mps
+        values["mps"] = self.emu.pacing.mps  # Emulator(mps=...): carrier pacing, None when off
         return values
 
     async def get_faults(self, request: web.Request) -> web.StreamResponse:
         return _json(self._faults())
 
     async def set_faults(self, request: web.Request) -> web.StreamResponse:
+        """Set fault knobs and ``mps`` (pacing); answer with every knob's value."""
         data = await self._body(request)
-        unknown = set(data) - set(FAULTS) - ({"mps"} if hasattr(self.emu, "mps") else set())
+        unknown = set(data) - set(FAULTS) - {"mps"}
         if unknown:
             raise HttpError(400, f"unknown fault knob(s): {sorted(unknown)}; known: {sorted(self._faults())}")
         try:
@@ -283,7 +283,7 @@ class InboxApi:
         except (TypeError, ValueError) as exc:
             raise HttpError(400, f"bad value: {exc}") from None
         for name, value in converted.items():
-            setattr(self.emu if name == "mps" else self.emu.faults, name, value)
+            setattr(self.emu.pacing if name == "mps" else self.emu.faults, name, value)
         return _json(self._faults())
 
     async def drop_connections(self, request: web.Request) -> web.StreamResponse:
@@ -354,6 +354,6 @@ def _mps(value: Any) -> float | None:
     if value in (None, "", 0):
         return None
     mps = float(value)
-    if mps <= 0:
-        raise ValueError("mps must be > 0")
+    if not 0 < mps < 1e9:
+        raise ValueError(f"mps must be a positive number (or null: no pacing), got {value!r}")
     return mps
