@@ -41,6 +41,29 @@ T = TypeVar("T")
 _CALL_TIMEOUT = 30.0  # bound on any public call waiting for the loop thread
 
 
+def _check_options(
+    state_delay: float,
+    ping_interval: float | None,
+    session_ttl: float,
+    certfile: str | None,
+    keyfile: str | None,
+    inbound_webhook_url: str | None,
+) -> None:
+    """Raise ``ValueError`` for an ``Emulator`` option out of range."""
+    if state_delay < 0:
+        raise ValueError("state_delay must be >= 0")
+    if ping_interval is not None and ping_interval <= 0:
+        raise ValueError("ping_interval must be > 0 or None")
+    if session_ttl < 0:
+        raise ValueError("session_ttl must be >= 0")
+    if keyfile is not None and certfile is None:
+        raise ValueError("keyfile needs certfile")
+    if inbound_webhook_url is not None and not inbound_webhook_url.startswith(
+        ("http://", "https://")
+    ):
+        raise ValueError("inbound_webhook_url must be an http(s) URL")
+
+
 class Emulator:
     """A local SignalWire stand-in: RELAY WebSocket and cXML REST on one port.
 
@@ -88,18 +111,7 @@ class Emulator:
         mps: float | None = None,
         backlog: int = DEFAULT_BACKLOG,
     ) -> None:
-        if state_delay < 0:
-            raise ValueError("state_delay must be >= 0")
-        if ping_interval is not None and ping_interval <= 0:
-            raise ValueError("ping_interval must be > 0 or None")
-        if session_ttl < 0:
-            raise ValueError("session_ttl must be >= 0")
-        if keyfile is not None and certfile is None:
-            raise ValueError("keyfile needs certfile")
-        if inbound_webhook_url is not None and not inbound_webhook_url.startswith(
-            ("http://", "https://")
-        ):
-            raise ValueError("inbound_webhook_url must be an http(s) URL")
+        _check_options(state_delay, ping_interval, session_ttl, certfile, keyfile, inbound_webhook_url)
         self.host = host
         self.port = port
         self.project = project or str(uuid.uuid4())
