@@ -155,6 +155,34 @@ def test_inbound_messages_are_spread_round_robin_over_the_listeners(
     assert receives(bystander) == []
 
 
+def test_two_relay_clients_on_one_context_split_1000_inbound_messages(emu: Emulator) -> None:
+    import threading
+
+    seen: list[list[str]] = [[], []]
+    lock = threading.Condition()
+
+    def handler(i: int) -> Any:
+        def on_message(message: Any) -> None:
+            with lock:
+                seen[i].append(message.message_id)
+                lock.notify_all()
+        return on_message
+
+    clients = [RelayClient(emu.project, emu.token, emu.relay_url, contexts=["office"]) for _ in range(2)]
+    for i, client in enumerate(clients):
+        client.on_message(handler(i))
+        client.connect()
+    try:
+        sids = [emu.inject_inbound(FROM, TO, body=f"m{i}", context="office") for i in range(1000)]
+        with lock:
+            assert lock.wait_for(lambda: len(seen[0]) + len(seen[1]) >= 1000, timeout=30)
+    finally:
+        for client in clients:
+            client.disconnect()
+    assert len(seen[0]) == len(seen[1]) == 500  # round-robin: each handled half
+    assert sorted(seen[0] + seen[1]) == sorted(sids)  # together all of them, exactly once
+
+
 def test_inbound_state_events_and_inbound_together(emu: Emulator, clients: list[Client]) -> None:
     """A sender on a shared context gets every state event of its message but only its share of inbound."""
     a, b = open_client(emu, clients), open_client(emu, clients)
