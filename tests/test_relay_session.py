@@ -358,6 +358,9 @@ def test_send_refused_because_the_session_was_discarded_goes_out_on_the_next_one
         assert msg.message_id == "m-1"
         assert len(refused) == 1 and len(server.sends) == 1
         assert len(server.connect_params) == 2  # held, then written on the next session
+        # Its default context followed the session: the old protocol is received by nobody.
+        assert refused[0]["params"]["context"] == "signalwire_s1"
+        assert server.sends[0]["context"] == "signalwire_s2"
 
 
 # ------------------------------------------------------- issue 11, point 21 (RELAY)

@@ -196,6 +196,7 @@ class Connection:
         self._writer = wsframes.FrameWriter()
         self.state = CONNECTING
         self.protocol: str | None = None
+        self._last_protocol: str | None = None  # kept when a restart forgets protocol
         self._authorization_state: str | None = None  # secret
         self._draining = False
         self._drain_deadline = 0.0
@@ -520,7 +521,7 @@ class Connection:
         # protocol back means the session was resumed, unless the flag says otherwise.
         resumed = (self.protocol is not None and protocol == self.protocol
                    and result.get("session_restored") is not False)
-        self.protocol = protocol
+        self.protocol = self._last_protocol = protocol
         logger.info("connected to %s (session %s)", self.url, "resumed" if resumed else "new")
         return conn, resumed
 
@@ -750,6 +751,9 @@ class Connection:
                             item.written_at = now
                             if item.progress is not None:
                                 item.progress.set()
+                            if item.retarget is not None and item.retarget != self.protocol:
+                                item.payload = _retarget(item.payload, item.retarget, self.protocol)
+                                item.retarget = None
                             payloads.append(item.payload)
                         else:
                             payloads.append(item)
@@ -889,6 +893,7 @@ class Connection:
             if call.abandoned or call.held or self._stop.is_set():
                 return False
             call.held = True
+            call.retarget = self._last_protocol
             call.written = False
             if call.progress is not None:
                 call.progress.clear()  # a requester waiting for the write waits again
@@ -1003,6 +1008,20 @@ class Connection:
                 s.close()
             except OSError:
                 pass
+
+
+def _retarget(payload: bytes, old: str, new: str | None) -> bytes:
+    """A held request for a fresh session: its default context (the old protocol) follows.
+
+    State events go to the clients receiving a message's context; the discarded
+    session's protocol is received by nobody any more.
+    """
+    frame = json.loads(payload)
+    params = frame.get("params")
+    if new and isinstance(params, dict) and params.get("context") == old:
+        params["context"] = new
+        return encode_request(frame["id"], frame["method"], params).encode("utf-8")
+    return payload
 
 
 _INVALID = object()  # _loads() already logged why

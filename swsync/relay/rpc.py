@@ -78,7 +78,7 @@ class PendingCall:
     """
 
     __slots__ = ("call_id", "method", "payload", "on_result", "written", "written_at", "abandoned",
-                 "held", "progress", "_latch", "_value", "_error")
+                 "held", "retarget", "progress", "_latch", "_value", "_error")
 
     def __init__(
         self,
@@ -100,6 +100,9 @@ class PendingCall:
         # Set by the I/O thread when the server discarded the session before executing it
         # and the call was queued again for the next session (at most once).
         self.held = False
+        # With held: the discarded session's protocol, the default context this request
+        # may name; rewritten to the next session's protocol when that differs.
+        self.retarget: str | None = None
         # Created only by a requester that must wait for the write; set on write or resolution.
         self.progress: threading.Event | None = None
         self._latch = threading.Lock()
