@@ -38,7 +38,6 @@ from ._redis_limiter import redact_url
 from .errors import (
     ConfigurationError,
     ConnectionClosedError,
-    OptedOutError,
     RateLimited,
     RedisUnavailable,
     RelayError,
@@ -106,6 +105,11 @@ class _Records:
         if current is None:
             return None
         return current.decode() if isinstance(current, bytes) else str(current)
+
+    def get(self, key: str) -> str | None:
+        """The value stored under ``key``, or None."""
+        value = self._call("read a record", lambda: self._redis.get(key))
+        return value.decode() if isinstance(value, bytes) else value
 
     def save(self, key: str, value: str, ttl_ms: int | None = None) -> None:
         """Overwrite ``key`` with ``value`` (the record's TTL starts again)."""
@@ -205,7 +209,10 @@ def configure(
             raise ValueError(f"{name} must be a positive number of seconds")
     policy = {"max_retries": max_retries, "retry_backoff": float(retry_backoff),
               "retry_backoff_max": float(retry_backoff_max), "record_ttl": float(record_ttl)}
-    _runtime = _Runtime(app, redis_url, dict(relay_options), policy)
+    options = dict(relay_options)
+    if options.get("rate_limit") is not None:
+        options["rate_limit"] = _ClaimAfterAdmission(options["rate_limit"])
+    _runtime = _Runtime(app, redis_url, options, policy)
     signals.worker_process_init.connect(_on_process_init, weak=False, dispatch_uid="swsync-init")
     signals.worker_process_shutdown.connect(_on_shutdown, weak=False, dispatch_uid="swsync-pshutdown")
     signals.worker_shutdown.connect(_on_shutdown, weak=False, dispatch_uid="swsync-shutdown")
@@ -307,51 +314,120 @@ def _send_message_task(
     key = key if key is not None else task.request.id
     if not isinstance(key, str) or not key or len(key) > _MAX_KEY:
         raise ValueError(f"key must be a non-empty string of at most {_MAX_KEY} characters")
-    runtime = _current()
-    record_key = RECORD_PREFIX + key
-    claim = json.dumps({"outcome": "claimed", "task_id": task.request.id, "claim": uuid.uuid4().hex,
-                        "at": time.time()})
+    attempt = _Attempt(task, key)
+    _local.claim = attempt.claim
     try:
-        records = runtime.get_records()
-        existing = records.claim(record_key, claim)
-    except RedisUnavailable as exc:
-        raise _retry(task, runtime, exc) from exc
-    if existing is not None:
+        records = attempt.records = attempt.runtime.get_records()
+        existing = records.get(attempt.record_key)  # a key already taken spends no pacing slot
+        if existing is not None:
+            return _recorded(key, existing)
+        relay = client()
+        if not isinstance(relay.rate_limit, _ClaimAfterAdmission):
+            attempt.claim()  # no pacing wait to get through first: claim now
+        message = relay.send_message(to_number, from_number, body, media=media, tags=tags,
+                                     context=context, region=region)
+    except _KeyTaken as taken:
         logger.info("key %r was already claimed; not sending it again", key)
-        return _recorded(key, existing)
-    try:
-        message = client().send_message(to_number, from_number, body, media=media, tags=tags,
-                                        context=context, region=region)
+        return _recorded(key, taken.record)
     except Exception as exc:
-        return _after_send_error(task, runtime, records, record_key, key, claim, exc)
+        return _after_send_error(attempt, exc)
+    finally:
+        _local.claim = None
     result = _result(key, "accepted", message)
-    _save(records, record_key, result)
+    _save(records, attempt.record_key, result)
     if wait:
         result = _wait(message, key, timeout)
-        _save(records, record_key, result)
+        _save(records, attempt.record_key, result)
     return result
 
 
-def _after_send_error(task: Any, runtime: _Runtime, records: _Records, record_key: str,
-                      key: str, claim: str, exc: Exception) -> dict[str, Any]:
+class _KeyTaken(Exception):
+    """Raised inside ``send_message`` (from the rate limit) when another attempt holds the key."""
+
+    def __init__(self, record: str) -> None:
+        super().__init__("key already claimed")
+        self.record = record
+
+
+class _Attempt:
+    """One run of ``swsync.send_message``: its key's record, and whether it holds the claim.
+
+    The claim is taken right before the message can be written: after the pacing
+    wait (by :class:`_ClaimAfterAdmission`) or, without pacing, just before
+    ``send_message``. So while ``claimed`` is False nothing can have been sent.
+    """
+
+    def __init__(self, task: Any, key: str) -> None:
+        self.task = task
+        self.key = key
+        self.runtime = _current()
+        self.record_key = RECORD_PREFIX + key
+        self.value = json.dumps({"outcome": "claimed", "task_id": task.request.id,
+                                 "claim": uuid.uuid4().hex, "at": time.time()})
+        self.records: _Records | None = None
+        self.claimed = False
+
+    def claim(self) -> None:
+        assert self.records is not None
+        found = self.records.claim(self.record_key, self.value)
+        if found is not None:
+            raise _KeyTaken(found)
+        self.claimed = True
+
+
+class _ClaimAfterAdmission:
+    """The worker clients' rate limit: inside ``swsync.send_message`` the key is claimed
+    right after the send is admitted.
+
+    Claiming after the pacing wait, not before it, means a worker that dies while its
+    sends wait for their slots leaves no key in doubt: only a send between its claim
+    and SignalWire's answer (one round trip) can end "unknown". Elsewhere (your own
+    tasks using :func:`client`) it is the plain limit. Attributes read through to it.
+    """
+
+    def __init__(self, limit: Any) -> None:
+        self.limit = limit
+
+    def acquire(self, *, from_number: str, body: str | None, media: Sequence[str] = (),
+                account: str = "") -> None:
+        self.limit.acquire(from_number=from_number, body=body, media=media, account=account)
+        claim = getattr(_local, "claim", None)
+        if claim is not None:
+            claim()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.limit, name)
+
+    def __repr__(self) -> str:
+        return repr(self.limit)
+
+
+# The running send task's claim (its thread only): _ClaimAfterAdmission calls it.
+_local = threading.local()
+
+
+def _after_send_error(attempt: _Attempt, exc: Exception) -> dict[str, Any]:
+    key, records = attempt.key, attempt.records
     sent = getattr(exc, "may_have_been_sent", True)
-    if isinstance(exc, WaitTimeout) or (isinstance(exc, ConnectionClosedError) and sent) or \
-            not isinstance(exc, (ValueError, TypeError, RelayError, RateLimited, ConnectionClosedError)):
+    if attempt.claimed and records is not None and (
+            isinstance(exc, WaitTimeout) or (isinstance(exc, ConnectionClosedError) and sent) or
+            not isinstance(exc, (ValueError, TypeError, RelayError, RateLimited, ConnectionClosedError))):
         # Written to the socket (or failed in a way we cannot classify): it may have
         # been sent. Record that, never retry it.
         result = _result(key, "unknown", reason=f"{type(exc).__name__}: {exc}")
-        _save(records, record_key, result)
+        _save(records, attempt.record_key, result)
         logger.warning("key %r: outcome unknown (%s); not retried", key, exc)
         return result
-    try:
-        records.release(record_key, claim)
-    except RedisUnavailable:
-        logger.warning("key %r: could not release its claim; a retry will report it unknown", key)
-    if isinstance(exc, OptedOutError) or isinstance(exc, (ValueError, TypeError)):
-        raise exc
-    if isinstance(exc, RelayError) and not (exc.code == 429 or exc.code >= 500):
-        raise exc
-    raise _retry(task, runtime, exc) from exc
+    if attempt.claimed and records is not None:
+        try:
+            records.release(attempt.record_key, attempt.value)
+        except RedisUnavailable:
+            logger.warning("key %r: could not release its claim; a retry will report it unknown", key)
+    transient = isinstance(exc, RateLimited) or (isinstance(exc, ConnectionClosedError) and not sent) or \
+        (isinstance(exc, RelayError) and (exc.code == 429 or exc.code >= 500))
+    if not transient:
+        raise exc  # refused for good (bad arguments, opted out, refused): nothing was sent
+    raise _retry(attempt.task, attempt.runtime, exc) from exc
 
 
 def _retry(task: Any, runtime: _Runtime, exc: Exception) -> Exception:
