@@ -623,3 +623,29 @@ class TestOnMessageState:
         assert tracker.early_count == 1
         msg = tracker.register("later", {"message_state": "queued"}, None)
         assert msg.state == "delivered"
+
+
+def test_send_held_across_a_session_restart_gets_its_events(emu: Emulator) -> None:
+    # signalwire.disconnect(restart=True) discards the session: a send made before the
+    # next session exists must use that session's protocol as its context, never a
+    # context ("default") that this client does not receive.
+    from tests.proxy import TcpProxy
+
+    proxy = TcpProxy(emu.port)
+    try:
+        with RelayClient(project=emu.project, token=emu.token, host=proxy.url, max_reconnect_delay=0.2) as c:
+            old = c.protocol
+            proxy.refuse()
+            emu.server_disconnect(restart=True)
+            proxy.wait_refused(1)  # the old session is gone; the client is reconnecting
+            done: queue.SimpleQueue[Any] = queue.SimpleQueue()
+            sender = threading.Thread(target=lambda: done.put(
+                c.send_message(to_number=TO, from_number=FROM, body="held")))
+            sender.start()
+            proxy.refuse(False)
+            sender.join(10)
+            msg = done.get(timeout=5)
+            assert msg.wait(10).message_state == "delivered"
+            assert msg.context == c.protocol != old
+    finally:
+        proxy.close()

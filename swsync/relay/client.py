@@ -455,11 +455,14 @@ class RelayClient:
         if self.rate_limit is not None:  # blocks until admitted, or raises RateLimited
             self.rate_limit.acquire(from_number=from_number, body=body, media=urls,
                                     account=self._auth.get("project", ""))
-        params: dict[str, Any] = {
-            "context": context or conn.protocol or "default",
-            "to_number": to_number,
-            "from_number": from_number,
-        }
+        params: dict[str, Any] = {}
+        default_context = context or conn.protocol
+        if default_context:
+            params["context"] = default_context
+        # else the server is replacing the session (signalwire.disconnect with restart): the
+        # send is held for the next session, whose protocol the server then uses as the
+        # default context. "default" would be a named context this client may not receive.
+        params.update(to_number=to_number, from_number=from_number)
         if body:
             params["body"] = body
         if urls:
@@ -477,6 +480,8 @@ class RelayClient:
             message_id = result.get("message_id")
             if not isinstance(message_id, str) or not message_id:
                 raise ValueError("messaging.send result has no message_id")
+            if "context" not in fields:  # sent without one: the session that accepted it
+                fields["context"] = conn.protocol
             return tracker.register(message_id, fields, on_completed, seq)
 
         seq = tracker.send_started()  # events of unknown ids are held until this is answered
