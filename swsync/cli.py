@@ -10,6 +10,7 @@ or the emulator, which keeps a cron job's cold start short.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import threading
@@ -328,8 +329,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
     debug = bool(getattr(args, "debug", False))
     if debug:
-        import logging
-
         logging.basicConfig(
             level=logging.DEBUG, stream=sys.stderr,
             format="%(asctime)s %(threadName)s %(name)s %(levelname)s: %(message)s",
@@ -881,17 +880,19 @@ def _cmd_listen(args: argparse.Namespace) -> int:
     def show(message: Message) -> None:
         line = _json(message_json(message))
         if _write(sys.stdout, line):
-            return
-        # Each message that cannot be printed goes to stderr whole, so none is lost
-        # without a word; then stop receiving. Messages already acknowledged and
-        # queued still come here. The disconnect runs on its own thread: from this
-        # dispatch thread it could not wait for the queue to drain.
-        _err(f"swsync: not printed ({_OUTPUT.problem}): {line}")
+            return  # and only now is the message acknowledged (ack_after below)
+        # Not printed: stop receiving, and raise so the message is not acknowledged
+        # (the server may deliver it again). It also goes to stderr whole, as does
+        # each one already queued behind it, so none is lost without a word. The
+        # disconnect runs on its own thread: this dispatch thread cannot wait for
+        # its own queue to drain.
+        _err(f"swsync: not printed, not acknowledged ({_OUTPUT.problem}): {line}")
         with stop_lock:
             if not stopper:
                 stopper.append(threading.Thread(target=client.disconnect, name="swsync-cli-stop",
                                                 daemon=False))
                 stopper[0].start()
+        raise _Unprintable(message.message_id)
 
     import signal
 
@@ -900,11 +901,15 @@ def _cmd_listen(args: argparse.Namespace) -> int:
 
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, on_sigterm) if main_thread else None
+    log_handler: logging.Handler | None = None
     try:
         if forwarder is not None:
             client.on_message(forwarder, ack_after=True)
         else:
-            client.on_message(show)
+            client.on_message(show, ack_after=True)
+            if not getattr(args, "debug", False):
+                log_handler = _OneLineErrors()
+                logging.getLogger("swsync").addHandler(log_handler)
         client.connect()
         _err(f"swsync: listening on context(s) {', '.join(contexts)}; Ctrl-C to stop")
         client.run()  # returns on Ctrl-C, SIGTERM or disconnect(), disconnected
@@ -917,7 +922,29 @@ def _cmd_listen(args: argparse.Namespace) -> int:
             threads = list(stopper)
         for thread in threads:
             thread.join(timeout=30)  # disconnect() is bounded; this is a backstop
+        if log_handler is not None:
+            logging.getLogger("swsync").removeHandler(log_handler)
     return _OUTPUT.exit_code()
+
+
+class _Unprintable(Exception):
+    """Raised by ``listen``'s handler for a message it could not print: not acknowledged."""
+
+
+class _OneLineErrors(logging.Handler):
+    """swsync's ERROR records as one stderr line each, while ``listen`` runs without --debug.
+
+    A failing callback is otherwise printed with its traceback; ``listen``'s own
+    deliberate :class:`_Unprintable` is already reported, so it is not repeated.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info and isinstance(record.exc_info[1], _Unprintable):
+            return
+        _err(f"swsync: error: {' '.join(record.getMessage().split())}")
 
 
 # ------------------------------------------------------------------- messages

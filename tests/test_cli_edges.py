@@ -366,7 +366,7 @@ def test_listen_with_stdout_closed_stops_before_receiving_anything(emu: Any) -> 
 
 
 @pytest.mark.timeout(90)
-def test_listen_with_stdout_full_stops_and_reports_every_unprinted_message(emu: Any) -> None:
+def test_listen_with_stdout_full_stops_without_acknowledging_what_it_did_not_print(emu: Any) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "swsync", "listen", "--context", "office"],
         env=subprocess_env(emu.project, emu.token, emu.relay_url),
@@ -380,6 +380,8 @@ def test_listen_with_stdout_full_stops_and_reports_every_unprinted_message(emu: 
             emu.inject_inbound(to_number=FROM, from_number=TO, body=body, context="office")
         assert proc.wait(timeout=30) == cli.EXIT_NOT_DELIVERED
         err = proc.stderr.read().decode()
+        # None was acknowledged: the service still holds all three for redelivery.
+        unacked = emu.unacked_events
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -393,6 +395,7 @@ def test_listen_with_stdout_full_stops_and_reports_every_unprinted_message(emu: 
     # The first message is reported whole; every other one the client received likewise.
     assert reported and reported[0]["body"] == "inbound 0"
     assert [m["body"] for m in reported] == bodies[: len(reported)]
+    assert unacked == len(bodies)
 
 
 # ------------------------------------------------------------------------- a missing space
