@@ -310,11 +310,11 @@ def test_event_stream_sends_a_snapshot_then_batched_updates(emu: Emulator) -> No
             kind, data = next(events)
             assert kind == "update"
             batches += 1
-            seen |= {m["sid"] for m in data["messages"]}
+            seen |= {row[data["fields"].index("sid")] for row in data["rows"]}
         assert batches < 20  # 200 changes, a handful of batches: never one event per change
         emu.reset()
         kind, data = next(events)
-        assert kind == "update" and data["reset"] is True and data["messages"] == []
+        assert kind == "update" and data["reset"] is True and data["rows"] == []
 
 
 def test_event_stream_ends_when_the_emulator_closes() -> None:
@@ -401,15 +401,16 @@ def test_emulator_command_prints_the_inbox_url_and_opens_it(tmp_path: Any) -> No
 
 
 def test_live_updates_encode_exactly_what_the_list_endpoint_returns(emu: Emulator) -> None:
-    from swsync.emulator.inbox.journal import encode
+    from swsync.emulator.inbox.journal import FIELDS, encode
     from swsync.emulator.inbox.views import summary
 
     emu.add_messages(1, body='quote " backslash \\ ü ✓ \u2028', tags=["a", "ß"], media=["https://e.com/p.png"],
                      status="failed", error_code="30003", context="office")
-    emu.add_messages(1, body=None)
+    emu.add_messages(1, body=None, to='a "seeded" number', status='odd "status"')
     emu.inject_inbound(APP, PHONE, "plain")
     static: dict[str, str] = {}
     for record in emu.store.select(None):
-        assert json.loads(encode(record, static)) == summary(record)
-        assert json.loads(encode(record, static)) == summary(record)  # from the cache
+        assert dict(zip(FIELDS, json.loads(encode(record, static)))) == summary(record)
+        assert dict(zip(FIELDS, json.loads(encode(record, static)))) == summary(record)  # from the cache
+    assert set(FIELDS) == set(summary(record))
     assert len(static) == 3

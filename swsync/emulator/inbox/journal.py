@@ -17,6 +17,7 @@ when it is not on it. Everything else runs on the loop thread.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import threading
 import time
@@ -24,9 +25,8 @@ from collections import deque
 from typing import Any
 
 from ..store import MessageRecord
-from .views import summary
 
-__all__ = ["BATCH_INTERVAL", "Journal", "Watcher"]
+__all__ = ["BATCH_INTERVAL", "FIELDS", "Journal", "Watcher", "encode"]
 
 #: Seconds between two live-update batches (at most ten a second)...
 BATCH_INTERVAL = 0.1
@@ -158,7 +158,7 @@ class Journal:
         deleted = [sid for sid, r in dirty.items() if r is None]
         for sid in deleted:
             static.pop(sid, None)
-        text = (f'{{"reset":{"true" if reset else "false"},"messages":[{",".join(changed)}],'
+        text = (f'{{"reset":{"true" if reset else "false"},"fields":{FIELDS_JSON},"rows":[{",".join(changed)}],'
                 f'"deleted":{json.dumps(deleted)}}}')
         return f"event: update\ndata: {text}\n\n".encode()
 
@@ -169,17 +169,47 @@ class Journal:
             watcher.push(None)
 
 
-_STATIC = ("sid", "seq", "from", "to", "body", "direction", "date", "segments", "media", "context",
-           "tags", "origin")
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
+#: The order of a row's values in an ``update`` event: a summary's keys. Rows
+#: (lists) rather than objects: the page's event-stream parser is the browser's
+#: main cost under a flood, and rows are a third shorter.
+FIELDS = ("sid", "seq", "from", "to", "body", "direction", "date", "segments", "media", "context",
+          "tags", "origin", "status", "reason", "error_code")
+FIELDS_JSON = json.dumps(FIELDS, separators=(",", ":"))
+
+
+def _static_json(r: MessageRecord) -> str:
+    """The unchanging first values of ``r``'s row as JSON, without the closing bracket.
+
+    Written out by hand, about four times faster than building a list and
+    encoding it (sids are UUIDs; every other string is escaped, since seeded
+    messages may carry anything).
+    """
+    date = int(r.date_created.timestamp() * 1000)
+    media = _dumps([m.url for m in r.media]) if r.media else "[]"
+    tags = _dumps(r.tags) if r.tags else "[]"
+    context = "null" if r.context is None else _dumps(r.context)
+    body = "null" if r.body is None else _dumps(r.body)
+    return (f'["{r.sid}",{r.seq},{_dumps(r.from_)},{_dumps(r.to)},{body},{_word(r.direction)},{date},'
+            f'{r.num_segments},{media},{context},{tags},{_word(r.origin)}')
+
+
+@functools.lru_cache(maxsize=256)
+def _word(text: str) -> str:
+    """A status, direction or origin as JSON (a handful of distinct values)."""
+    return _dumps(text)
+
+
 def encode(record: MessageRecord, static: dict[str, str]) -> str:
-    """``summary(record)`` as JSON; its unchanging part is encoded once and kept in ``static``."""
+    """``record``'s row (``summary(record)``'s values in :data:`FIELDS` order) as JSON.
+
+    Its unchanging part is encoded once and kept in ``static``.
+    """
     head = static.get(record.sid)
     if head is None:
-        data = summary(record)
-        head = static[record.sid] = _dumps({k: data[k] for k in _STATIC})[:-1]
+        head = static[record.sid] = _static_json(record)
     reason, code = record.reason, record.error_code
-    return (f'{head},"status":"{record.status}","reason":{"null" if reason is None else _dumps(reason)},'
-            f'"error_code":{"null" if code is None else _dumps(code)}}}')
+    return (f'{head},{_word(record.status)},{"null" if reason is None else _dumps(reason)},'
+            f'{"null" if code is None else _dumps(code)}]')

@@ -62,13 +62,20 @@ class VirtualList {
     Object.assign(this, { el, rowHeight, draw, onPick, sig, items: [], active: 0, selected: null });
     this.spacer = h("div", { class: "spacer", "aria-hidden": "true" });
     el.append(this.spacer);
-    el.addEventListener("scroll", () => this.render());
+    // Scroll position and height are cached (scroll events, ResizeObserver): reading
+    // them from the DOM after a redraw would force a layout on every live update.
+    this.top = 0;
+    this.height = el.clientHeight;
+    el.addEventListener("scroll", () => { this.top = el.scrollTop; this.render(); });
     el.addEventListener("keydown", (e) => this.key(e));
     el.addEventListener("click", (e) => {
       const row = e.target.closest(".vrow");
       if (row) this.pick(Number(row.dataset.index));
     });
-    new ResizeObserver(() => this.render()).observe(el);
+    new ResizeObserver((entries) => {
+      this.height = entries[entries.length - 1].contentRect.height;
+      this.render();
+    }).observe(el);
   }
 
   setItems(items, keyOf) {
@@ -83,8 +90,8 @@ class VirtualList {
 
   render() {
     const { el, rowHeight, items } = this;
-    const first = Math.max(0, Math.floor(el.scrollTop / rowHeight) - 4);
-    const last = Math.min(items.length, Math.ceil((el.scrollTop + el.clientHeight) / rowHeight) + 4);
+    const first = Math.max(0, Math.floor(this.top / rowHeight) - 4);
+    const last = Math.min(items.length, Math.ceil((this.top + this.height) / rowHeight) + 4);
     const old = this.rows || new Map();
     const rows = new Map();
     for (let i = first; i < last; i++) {
@@ -118,7 +125,7 @@ class VirtualList {
   }
 
   key(e) {
-    const page = Math.max(1, Math.floor(this.el.clientHeight / this.rowHeight) - 1);
+    const page = Math.max(1, Math.floor(this.height / this.rowHeight) - 1);
     const moves = { ArrowDown: 1, ArrowUp: -1, PageDown: page, PageUp: -page, Home: -Infinity, End: Infinity };
     if (e.key in moves) {
       e.preventDefault();
@@ -133,11 +140,14 @@ class VirtualList {
     if (!this.items.length) return;
     this.active = Math.max(0, Math.min(this.items.length - 1, index));
     const top = this.active * this.rowHeight;
-    if (top < this.el.scrollTop) this.el.scrollTop = top;
-    else if (top + this.rowHeight > this.el.scrollTop + this.el.clientHeight) {
-      this.el.scrollTop = top + this.rowHeight - this.el.clientHeight;
-    }
+    if (top < this.top) this.scrollTo(top);
+    else if (top + this.rowHeight > this.top + this.height) this.scrollTo(top + this.rowHeight - this.height);
     if (pick) this.pick(this.active); else this.render();
+  }
+
+  scrollTo(top) {
+    this.el.scrollTop = top;
+    this.top = this.el.scrollTop;  // clamped by the browser
   }
 
   pick(index) {
@@ -327,11 +337,17 @@ function connect() {
   source.addEventListener("update", (e) => {
     const data = JSON.parse(e.data);
     if (data.reset) model.msgs.clear();
-    for (const m of data.messages) model.msgs.set(m.sid, m);
+    const fields = data.fields;
+    const changed = data.rows.map((row) => {
+      const m = {};
+      for (let i = 0; i < fields.length; i++) m[fields[i]] = row[i];
+      return m;
+    });
+    for (const m of changed) model.msgs.set(m.sid, m);
     for (const sid of data.deleted) model.msgs.delete(sid);
     setLive(true, `Live · ${model.msgs.size} messages`);
     refresh();
-    if (model.sid && (data.reset || data.deleted.includes(model.sid) || data.messages.some((m) => m.sid === model.sid))) {
+    if (model.sid && (data.reset || data.deleted.includes(model.sid) || changed.some((m) => m.sid === model.sid))) {
       loadDetail(model.sid);
     }
   });
@@ -418,7 +434,7 @@ function setup() {
 const convList = new VirtualList(document.getElementById("conversations"), 56, drawConversation, (c) => {
   model.convKey = c.key;
   fillCompose(c);
-  msgList.el.scrollTop = 0;
+  msgList.scrollTo(0);
   refresh();
 }, (c) => `${c.count}|${c.last && c.last.sid}|${c.last && c.last.status}`);
 const msgList = new VirtualList(document.getElementById("messages"), 56, drawMessage, (m) => {
