@@ -71,3 +71,39 @@ def test_a_failed_handler_leaves_the_event_unacked_and_it_comes_again(emu: Any) 
         assert done.wait(15)
         emu.wait_until(lambda: emu.unacked_events == 0, timeout=10)
     assert calls == [mid, mid]
+
+
+def test_a_copy_redelivered_during_the_hand_off_waits_for_its_outcome(emu: Any) -> None:
+    # The session drops while the handler still runs; the resumed session redelivers
+    # the un-ACKed event. That copy is not handled twice, and it is not ACKed before
+    # the hand-off succeeded either: a failed hand-off must leave the event with the server.
+    started, release = threading.Event(), threading.Event()
+    calls: list[str] = []
+    outcome = {"fail": True}
+
+    def handler(message: Message) -> None:
+        calls.append(message.message_id)
+        started.set()
+        assert release.wait(10)
+        if outcome["fail"]:
+            raise RuntimeError("broker unavailable")
+
+    with make_client(emu) as client:
+        client.on_message(handler, ack_after=True)
+        mid = emu.inject_inbound(to_number="+15551110000", from_number="+15552220000", body="hi",
+                                 context="office")
+        assert started.wait(5)
+        emu.drop_connections()
+        emu.wait_for_clients(1, timeout=15)  # resumed: the copy is redelivered and held
+        emu.wait_until(lambda: len(client._held_acks.get(mid, ())) == 1, timeout=10)
+        client.execute("signalwire.ping", {})  # the server has read everything written before
+        assert emu.unacked_events == 1 and calls == [mid]
+        release.set()  # the hand-off fails: nothing is ACKed
+        emu.wait_until(lambda: len(calls) == 1 and not client._held_acks)
+        assert emu.unacked_events == 1
+        started.clear()
+        outcome["fail"] = False
+        emu.drop_connections()  # redelivered again: handled, and ACKed this time
+        assert started.wait(15)
+        emu.wait_until(lambda: emu.unacked_events == 0, timeout=10)
+    assert calls == [mid, mid]

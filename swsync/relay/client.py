@@ -162,8 +162,8 @@ class RelayClient:
         self._opt_outs = as_store(opt_outs)  # swsync.optouts store honoured by send_message, or None
         self._max_tracked = max_tracked_messages
         self._message_ttl = float(message_ttl)
-        # Guards _contexts, _inbound_handlers, _inbound_buffer, _conn, _dispatcher, _tracker
-        # swaps; never held while calling user code or doing network I/O.
+        # Guards _contexts, _inbound_handlers, _inbound_buffer, _held_acks, _conn, _dispatcher,
+        # _tracker swaps; never held while calling user code or doing network I/O.
         self._lock = threading.RLock()
         self._contexts: list[str] = _validate.str_list(contexts, "contexts")
         self._inbound_handlers: list[InboundHandler] = []
@@ -183,6 +183,8 @@ class RelayClient:
         self._disconnected = False  # disconnect() was called and connect() not since
         self._forked_from: int | None = None  # pid that had this client connected, in a fork child
         self._seen_inbound = _RecentIds(MAX_SEEN_INBOUND)
+        # message id -> ACKs of redelivered copies, while an ack_after hand-off of it runs.
+        self._held_acks: dict[str, list[Callable[[], None]]] = {}
         _clients.add(self)
 
     # ------------------------------------------------------------- lifecycle
@@ -616,6 +618,7 @@ class RelayClient:
         self._tracker.reset_after_fork()
         self._inbound_buffer = deque()  # the parent hands these to its own handlers
         self._seen_inbound = _RecentIds(MAX_SEEN_INBOUND)
+        self._held_acks = {}
         self._lock = threading.RLock()
         self._lifecycle = threading.Lock()
         self._stopped = threading.Event()
@@ -658,7 +661,7 @@ class RelayClient:
                 logger.warning("dropped a messaging.receive event without message_id")
             else:  # a resumed session redelivers events whose ACK was lost: handle once
                 logger.debug("ignoring a repeated messaging.receive for message %s", mid)
-            if ack is not None:
+            if ack is not None and not self._hold_duplicate_ack(mid, ack):
                 ack()
             return
         revent = MessageReceiveEvent("messaging.receive", params, timestamp, mid)
@@ -666,9 +669,12 @@ class RelayClient:
         with self._lock:
             handlers = list(self._inbound_handlers)
             must_succeed = list(self._ack_after)
-            if handlers and dispatcher.submit(mid, _run_inbound, handlers, msg, ack, must_succeed,
-                                              self._seen_inbound):
+            finish = None if ack is None else functools.partial(self._finish_inbound, mid, ack)
+            if finish is not None:
+                self._held_acks[mid] = []
+            if handlers and dispatcher.submit(mid, _run_inbound, handlers, msg, finish, must_succeed):
                 return
+            self._held_acks.pop(mid, None)
             # No handler yet, or this connection's dispatcher was stopped: keep it.
             if len(self._inbound_buffer) >= MAX_BUFFERED_INBOUND:
                 dropped = self._inbound_buffer.popleft()
@@ -686,6 +692,26 @@ class RelayClient:
                 return  # an older connection: the client has moved on
             self._stop_error = conn.closed_error
         self._stopped.set()
+
+
+    def _hold_duplicate_ack(self, mid: str | None, ack: Callable[[], None]) -> bool:
+        # A copy of a message whose hand-off still runs: its ACK waits for that outcome.
+        with self._lock:
+            waiting = self._held_acks.get(mid) if mid else None
+            if waiting is None:
+                return False
+            waiting.append(ack)
+            return True
+
+    def _finish_inbound(self, mid: str, ack: Callable[[], None], ok: bool) -> None:
+        # Dispatch thread, after the handlers of an event whose ACK was held.
+        with self._lock:
+            copies = self._held_acks.pop(mid, [])
+        if not ok:
+            self._seen_inbound.discard(mid)  # the server may deliver it again: handle it then
+            return
+        for each in (ack, *copies):
+            each()
 
 
 class _RecentIds:
@@ -716,8 +742,9 @@ class _RecentIds:
         return len(self._ids)
 
 
-def _run_inbound(handlers: list[InboundHandler], msg: Message, ack: Callable[[], None] | None = None,
-                 must_succeed: Sequence[InboundHandler] = (), seen: _RecentIds | None = None) -> None:
+def _run_inbound(handlers: list[InboundHandler], msg: Message,
+                 finish: Callable[[bool], None] | None = None,
+                 must_succeed: Sequence[InboundHandler] = ()) -> None:
     failed = False
     for handler in handlers:
         try:
@@ -725,13 +752,10 @@ def _run_inbound(handlers: list[InboundHandler], msg: Message, ack: Callable[[],
         except BaseException:  # SystemExit too: the next handler still runs
             failed = failed or handler in must_succeed
             report_callback_error("on_message handler", handler)
-    if ack is not None:
+    if finish is not None:
         if failed:
             logger.warning("inbound message %s not acknowledged: an ack_after handler raised", msg.message_id)
-            if seen is not None:
-                seen.discard(msg.message_id)  # the server redelivers it: handle it then
-        else:
-            ack()
+        finish(not failed)
 
 
 def _after_fork_in_child() -> None:
