@@ -569,6 +569,17 @@ class TestOnMessageState:
             shared.wait(5)
             assert {mid for mid, _ in theirs.until_done()} == {shared.message_id}
 
+    def test_status_only_context_for_fleet_tracking(self, emu: Emulator) -> None:
+        # The README pattern: senders do not receive the status context; one tracker does.
+        with make_client(emu) as sender, make_client(emu, contexts=["fleet-status"]) as tracker:
+            seen = _Collect()
+            tracker.on_message_state(seen)
+            msg = sender.send_message(to_number=TO, from_number=FROM, body="x", context="fleet-status",
+                                      check_context=False)
+            assert seen.until_done()[-1] == (msg.message_id, "delivered")
+            with pytest.raises(WaitTimeout):
+                msg.wait(0)  # the sender gets no events on a context it does not receive
+
     def test_handler_must_be_callable(self, client: RelayClient) -> None:
         with pytest.raises(TypeError):
             client.on_message_state("nope")  # type: ignore[arg-type]
