@@ -65,7 +65,8 @@ credentials: --project, --token and --space, else the environment variables
 {_config.ENV_PROJECT}, {_config.ENV_TOKEN} and {_config.ENV_SPACE}.
 The space is a host name (example.signalwire.com) or, for a local emulator, a URL
 such as ws://127.0.0.1:8765 or http://127.0.0.1:8765: one server serves RELAY and
-REST, so either form works for every command.
+REST, so either form works for every command. Without a space, 'send' and 'listen'
+use SignalWire's RELAY host relay.signalwire.com; REST commands need the space.
 """
 
 # Order of states for printing each one once, forward only (REST adds "sending").
@@ -104,7 +105,8 @@ def _global_options() -> _Parser:
     group.add_argument("--token", default=argparse.SUPPRESS,
                        help=f"API token (default: ${_config.ENV_TOKEN})")
     group.add_argument("--space", default=argparse.SUPPRESS,
-                       help=f"space host or URL (default: ${_config.ENV_SPACE})")
+                       help=f"space host or URL (default: ${_config.ENV_SPACE}; "
+                       "RELAY commands fall back to relay.signalwire.com)")
     group.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                        help="log at DEBUG to stderr and show full tracebacks")
     return common
@@ -474,7 +476,8 @@ def _relay_client(
 
     project = _arg_or_env(args, "project", _config.ENV_PROJECT)
     token = _arg_or_env(args, "token", _config.ENV_TOKEN)
-    space = _require(_arg_or_env(args, "space", _config.ENV_SPACE), "--space", _config.ENV_SPACE)
+    # No space: RelayClient uses SignalWire's public RELAY host, as the official SDK does.
+    space = _arg_or_env(args, "space", _config.ENV_SPACE)
     if token is None and not os.environ.get(_config.ENV_JWT):
         raise ConfigurationError(
             f"missing token: pass --token or set {_config.ENV_TOKEN} (or {_config.ENV_JWT})"

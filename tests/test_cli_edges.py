@@ -410,3 +410,11 @@ def test_rest_commands_without_a_space_say_the_rest_api_needs_one(
     assert code == cli.EXIT_USAGE
     assert "REST API has no default host and needs your space" in err and "SIGNALWIRE_SPACE" in err
     assert err.count("\n") == 1
+
+
+def test_relay_commands_without_a_space_use_signalwires_relay_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIGNALWIRE_PROJECT_ID", "p")
+    monkeypatch.setenv("SIGNALWIRE_API_TOKEN", "t")
+    for argv in (["send", "--to", TO, "--from", FROM, "--body", "x"], ["listen"]):
+        client = cli._relay_client(cli._parse(argv))  # built, never connected
+        assert "wss://relay.signalwire.com" in repr(client)
