@@ -338,3 +338,30 @@ def test_sigkill_while_sends_wait_for_the_limit_leaves_almost_no_key_in_doubt(se
     assert outcomes["unknown"] <= 2, outcomes
     print(f"\nSIGKILL with 8 sends waiting for the limit: {len(bodies)} of 60 sent, 0 twice, "
           f"0 lost; outcomes {dict(outcomes)}")
+
+
+def test_listen_api_hands_inbound_to_celery_until_sigterm(setup: Setup) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from .celeryd import ROOT
+
+    code = ("import swsync.celery\n"
+            "swsync.celery.listen('tests.celery_app:app', 'tests.handle_inbound', contexts=['desk'])\n"
+            "print('stopped cleanly')")
+    env = worker_env(broker=setup.broker, emu=setup.emu)
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        setup.emu.wait_for_clients(1, timeout=30)
+        mid = setup.emu.inject_inbound(to_number="+15551110000", from_number="+15552220000", body="x",
+                                       context="desk")
+        r = redis.Redis.from_url(setup.broker)
+        wait_for(lambda: r.llen("celery") == 1, 30, "the task in the broker")
+        setup.emu.wait_until(lambda: setup.emu.unacked_events == 0)
+        assert mid.encode() in r.lindex("celery", 0)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and "stopped cleanly" in out, out
