@@ -316,7 +316,7 @@ class InboxApi:
                     await resp.write(b": keep-alive\n\n")
                     continue
                 await resp.write(watcher.take())
-        except (ConnectionResetError, asyncio.CancelledError):
+        except ConnectionResetError:  # the page went away
             pass
         finally:
             journal.streams -= 1
