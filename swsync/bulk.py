@@ -6,13 +6,13 @@ client's ``rate_limit``, and yields one :class:`SendResult` per outbound as each
 completes. With a journal (an sqlite3 file, see ``swsync._journal`` and
 docs/bulk.md) a rerun after a crash never sends a key twice.
 
-Threads: ``swsync-batch-send-N`` (up to ``min(window, 64)``) take the next outbound,
-claim its key in the journal and call ``send_message``; terminal states come back
-through ``on_completed`` on the client's dispatch thread; ``swsync-batch-watch``
-times out messages with no receipt and notices messages whose connection was lost.
-Results go into an unbounded queue that only ever holds ``window`` items, because a
-window slot is given back when the caller takes the result: a slow consumer slows
-its own batch, never the socket reader or other senders.
+Threads: ``swsync-batch-N``, one per window slot (at most 256), each take the next
+outbound, claim its key in the journal, call ``send_message`` and wait for its
+final state (a message in flight holds its thread, so at most ``window`` are in
+flight). Results go to the caller through a queue; a sender takes a token before
+reading each outbound and the caller gives it back with the result, so at most
+``2 * window`` outbounds are read ahead of the results taken: a slow consumer slows
+only its own batch, never the socket reader or other threads sending on the client.
 
 Outcomes (``SendResult.outcome``):
 
@@ -50,7 +50,6 @@ from .errors import ConnectionClosedError, RelayError, SwsyncError, WaitTimeout
 
 if TYPE_CHECKING:
     from .relay.client import RelayClient
-    from .relay.events import RelayEvent
     from .relay.message import Message
 
 __all__ = ["OUTCOMES", "Batch", "Outbound", "SendResult", "Summary", "derive_key", "send_many"]
@@ -59,8 +58,8 @@ logger = logging.getLogger(__name__)
 
 OUTCOMES = ("delivered", "undelivered", "failed", "accepted", "unknown", "not_sent")
 FINISHED = frozenset({"delivered", "undelivered", "failed"})
-MAX_SENDERS = 64
-_POLL = 0.2  # seconds between the watcher's checks for lost connections
+MAX_SENDERS = 256  # sender threads at most (one per window slot)
+_POLL = 0.2  # seconds between a waiting sender's checks for stop()
 _DONE = object()  # a sender thread's end marker in the results queue
 
 
@@ -140,17 +139,14 @@ class Summary:
 
 
 class _Entry:
-    """One outbound being sent; ``done`` is guarded by the batch's lock."""
+    """One outbound being sent (owned by the sender thread handling it)."""
 
-    __slots__ = ("index", "key", "outbound", "message", "deadline", "done")
+    __slots__ = ("index", "key", "outbound")
 
     def __init__(self, index: int, key: str, outbound: Outbound) -> None:
         self.index = index
         self.key = key
         self.outbound = outbound
-        self.message: Message | None = None
-        self.deadline = float("inf")
-        self.done = False
 
 
 def _not_sent_error(exc: BaseException) -> bool:
@@ -185,17 +181,23 @@ class Batch:
         self._journal = Journal(str(journal)) if journal is not None else None
         self._resend = frozenset({"not_sent", "unknown", "sending"} if retry_unknown else {"not_sent"})
         self._run_id = uuid.uuid4().hex
+        # One thread per window slot: a message in flight occupies its sender thread,
+        # so at most `window` are in flight.
         self._senders = min(window, MAX_SENDERS)
-        self._slots = threading.Semaphore(window)  # given back when the caller takes a result
+        # A sender takes a token before reading an outbound; the caller gives it back
+        # when it takes the result: at most 2 x window outbounds are read ahead of
+        # the results taken (a slow consumer slows only its own batch), and while the
+        # consumer keeps up no sender ever waits for it.
+        self._tokens: queue.SimpleQueue[None] = queue.SimpleQueue()
+        for _ in range(2 * window):
+            self._tokens.put(None)
         self._results: queue.SimpleQueue[Any] = queue.SimpleQueue()
         # Held while calling next() on the caller's iterable (generators are not thread-safe).
         self._source_lock = threading.Lock()
-        # Guards _taken, _exhausted, _inflight, _counts, _sent, _exited, _failure, _Entry.done.
+        # Guards _taken, _exhausted, _counts, _sent, _replayed, _failure.
         self._lock = threading.Lock()
-        self._inflight: dict[int, _Entry] = {}
         self._taken = 0
         self._exhausted = False
-        self._exited = 0  # sender threads that finished
         self._failure: BaseException | None = None
         self._counts = dict.fromkeys(OUTCOMES, 0)
         self._sent = 0
@@ -206,7 +208,6 @@ class Batch:
         self._started = False
         self._finished = False
         self._stop = threading.Event()
-        self._watch_wake = threading.Event()
         self._threads: list[threading.Thread] = []
         self._t0 = self._t1 = 0.0
 
@@ -224,7 +225,7 @@ class Batch:
                 self._markers += 1
                 continue
             self._yielded += 1
-            self._slots.release()
+            self._tokens.put(None)
             result: SendResult = item
             return result
         self._finish()
@@ -265,12 +266,9 @@ class Batch:
         self._started = True
         self._t0 = time.monotonic()
         for n in range(self._senders):
-            t = threading.Thread(target=self._send_loop, name=f"swsync-batch-send-{n}", daemon=True)
+            t = threading.Thread(target=self._send_loop, name=f"swsync-batch-{n}", daemon=True)
             self._threads.append(t)
             t.start()
-        watcher = threading.Thread(target=self._watch_loop, name="swsync-batch-watch", daemon=True)
-        self._threads.append(watcher)
-        watcher.start()
 
     def _finish(self) -> None:
         if self._finished:
@@ -278,7 +276,6 @@ class Batch:
         self._finished = True
         self._t1 = time.monotonic()
         self._stop.set()
-        self._watch_wake.set()
         for t in self._threads:
             t.join(10.0)
         if self._journal is not None:
@@ -287,19 +284,19 @@ class Batch:
     # ------------------------------------------------------------ sender threads
 
     def _send_loop(self) -> None:
+        tokens, stop = self._tokens, self._stop
         try:
-            while not self._stop.is_set():
-                if not self._slots.acquire(timeout=_POLL):
+            while not stop.is_set():
+                try:
+                    tokens.get(timeout=_POLL)
+                except queue.Empty:
                     continue
                 got = self._next_outbound()
                 if got is None:
-                    self._slots.release()
+                    tokens.put(None)
                     break
                 self._handle(*got)
         finally:
-            with self._lock:
-                self._exited += 1
-            self._watch_wake.set()
             self._results.put(_DONE)
 
     def _next_outbound(self) -> tuple[int, Any] | None:
@@ -334,21 +331,51 @@ class Batch:
                                   index=index), record=False)
             return
         entry = _Entry(index, key, outbound)
-        if self._journal is not None:
-            try:
-                row = self._journal.claim(key, vars(outbound), self._run_id, self._resend)
-            except Exception as exc:  # the journal failed: send nothing more
-                logger.error("send journal failed: %s; stopping the batch", exc)
-                with self._lock:
-                    self._failure = self._failure or exc
-                self._stop.set()
-                self._emit(self._result(entry, "not_sent", error=exc, may_have_been_sent=False),
-                           record=False)
-                return
-            if row is not None:
-                self._replay(entry, row)
-                return
-        self._send(entry)
+        if self._journal is None:
+            self._send(entry)
+            return
+        try:
+            row = self._journal.get(key)
+        except Exception as exc:
+            self._journal_failed(entry, exc)
+            return
+        if row is not None and (row.run_id == self._run_id or row.outcome not in self._resend):
+            self._replay(entry, row)
+            return
+        limit = self._client.rate_limit
+        if limit is None or not hasattr(limit, "admitted"):
+            self._claim_and_send(entry)
+            return
+        # Wait for the turn first, journal second: a kill while waiting leaves no
+        # "sending" row, so a rerun sends the key instead of reporting it unknown.
+        try:
+            limit.acquire(from_number=outbound.from_number, body=outbound.body,
+                          media=outbound.media or (), account=self._client.project)
+        except Exception as exc:  # RateLimited (past max_wait), or the limiter failed
+            self._emit(self._result(entry, "not_sent", error=exc, may_have_been_sent=False),
+                       record=False)
+            return
+        with limit.admitted():
+            self._claim_and_send(entry)
+
+    def _claim_and_send(self, entry: _Entry) -> None:
+        assert self._journal is not None
+        try:
+            row = self._journal.claim(entry.key, vars(entry.outbound), self._run_id, self._resend)
+        except Exception as exc:
+            self._journal_failed(entry, exc)
+            return
+        if row is not None:
+            self._replay(entry, row)
+        else:
+            self._send(entry)
+
+    def _journal_failed(self, entry: _Entry, exc: Exception) -> None:
+        logger.error("send journal failed: %s; stopping the batch", exc)
+        with self._lock:
+            self._failure = self._failure or exc
+        self._stop.set()
+        self._emit(self._result(entry, "not_sent", error=exc, may_have_been_sent=False), record=False)
 
     def _replay(self, entry: _Entry, row: JournalRow) -> None:
         if row.run_id == self._run_id:
@@ -371,96 +398,43 @@ class Batch:
 
     def _send(self, entry: _Entry) -> None:
         ob = entry.outbound
-        on_completed = None
-        if self._wait:
-            def on_completed(event: Any, entry: _Entry = entry) -> None:
-                self._completed(entry, event)
         try:
             message = self._client.send_message(ob.to_number, ob.from_number, ob.body, media=ob.media,
-                                                tags=ob.tags, context=ob.context,
-                                                on_completed=on_completed)
+                                                tags=ob.tags, context=ob.context)
         except Exception as exc:
             if _not_sent_error(exc):
-                self._finish_entry(entry, self._result(entry, "not_sent", error=exc,
-                                                       may_have_been_sent=False))
+                self._emit(self._result(entry, "not_sent", error=exc, may_have_been_sent=False))
             else:
-                self._finish_entry(entry, self._result(entry, "unknown", error=exc))
+                self._emit(self._result(entry, "unknown", error=exc))
             return
         if self._journal is not None:
             self._journal.accepted(entry.key, message.message_id)
         with self._lock:
             self._sent += 1
-            if self._wait and not entry.done:
-                entry.message = message
-                if self._timeout is not None:
-                    entry.deadline = time.monotonic() + self._timeout
-                self._inflight[entry.index] = entry
-        if not self._wait:
-            self._finish_entry(entry, self._result(entry, "accepted", message_id=message.message_id,
-                                                   state=message.state))
+        if self._wait:
+            self._emit(self._outcome(entry, message))
+        else:
+            self._emit(self._result(entry, "accepted", message_id=message.message_id,
+                                    state=message.state))
 
-    # ------------------------------------------------------------ completions
-
-    def _completed(self, entry: _Entry, event: RelayEvent) -> None:
-        # On the client's dispatch thread: the message reached a terminal state.
-        state = getattr(event, "message_state", None)
-        msg = entry.message
-        if state not in FINISHED and msg is not None:
-            # on_completed also runs when the outcome became unknowable (message_state
-            # "unknown"): report the error wait() gives (OutcomeUnknownError, WaitTimeout).
-            try:
-                msg.wait(0)
-            except SwsyncError as exc:
-                self._finish_entry(entry, self._result(entry, "accepted", message_id=msg.message_id,
-                                                       state=msg.state, error=exc))
-                return
-        outcome = state if state in FINISHED else "accepted"
-        self._finish_entry(entry, self._result(entry, outcome, message_id=getattr(event, "message_id", None),
-                                               state=state, reason=getattr(event, "reason", None)))
-
-    def _watch_loop(self) -> None:
-        # Times out messages with no receipt, and notices messages whose connection
-        # was lost for good (their on_completed never runs).
-        while True:
-            with self._lock:
-                entries = list(self._inflight.values())
-                idle = not entries and self._exited == self._senders
-            if idle:
-                return
-            now = time.monotonic()
-            connected = self._client.connected
-            for entry in entries:
-                self._check(entry, now, connected)
-            self._watch_wake.wait(_POLL)
-            self._watch_wake.clear()
-
-    def _check(self, entry: _Entry, now: float, connected: bool) -> None:
-        msg = entry.message
-        assert msg is not None
-        if not msg.is_done and connected and now < entry.deadline:
-            return
+    def _outcome(self, entry: _Entry, message: Message) -> SendResult:
+        """Wait (on this sender thread) for an accepted message's final state."""
         try:
-            event = msg.wait(0)
+            event = message.wait(self._timeout)
         except WaitTimeout:
-            if now >= entry.deadline:
-                error = WaitTimeout(f"no final state for message {msg.message_id} within "
-                                    f"{self._timeout} s of its acceptance")
-                self._finish_entry(entry, self._result(entry, "accepted", message_id=msg.message_id,
-                                                       state=msg.state, error=error))
-            return
+            error: SwsyncError = WaitTimeout(f"no final state for message {message.message_id} "
+                                             f"within {self._timeout} s of its acceptance")
+            return self._result(entry, "accepted", message_id=message.message_id,
+                                state=message.state, error=error)
         except SwsyncError as exc:  # the connection was lost for good: accepted, outcome unknown
-            self._finish_entry(entry, self._result(entry, "accepted", message_id=msg.message_id,
-                                                   state=msg.state, error=exc))
-            return
-        self._completed(entry, event)
+            return self._result(entry, "accepted", message_id=message.message_id,
+                                state=message.state, error=exc)
+        state = getattr(event, "message_state", message.state)
+        return self._result(entry, state if state in FINISHED else "accepted",
+                            message_id=message.message_id, state=state,
+                            reason=getattr(event, "reason", None) or message.reason or None)
 
-    def _finish_entry(self, entry: _Entry, result: SendResult) -> None:
-        with self._lock:
-            if entry.done:
-                return
-            entry.done = True
-            self._inflight.pop(entry.index, None)
-        self._emit(result)
+    # ------------------------------------------------------------ results
 
     def _result(self, entry: _Entry, outcome: str, **fields: Any) -> SendResult:
         return SendResult(entry.key, outcome, index=entry.index, outbound=entry.outbound, **fields)

@@ -25,7 +25,8 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Literal, Protocol
 
 from .errors import ConfigurationError, RateLimited
@@ -110,6 +111,7 @@ class _LocalBackend:
 
 
 _backends: weakref.WeakSet[_LocalBackend] = weakref.WeakSet()
+_admitted = threading.local()  # .limit: the RateLimit whose next acquire() is pre-paid
 _limits: weakref.WeakSet[RateLimit] = weakref.WeakSet()
 
 
@@ -145,8 +147,9 @@ class RateLimit:
 
     Args:
         per_second: sustained rate, in units of ``weight`` per second.
-        burst: how many units may go at once after a quiet period (default 1: evenly
-            spaced, never above ``per_second`` in any window).
+        burst: how many units may go at once after a quiet period (default: one
+            second's worth, ``max(1, per_second)``, so a sender that stalled catches
+            up; ``burst=1`` spaces every send evenly).
         key: ``"from_number"`` (one limit per sender number, as SignalWire paces) or
             ``"account"`` (one limit for everything the client sends).
         weight: ``"segments"`` (each SMS segment counts, as SignalWire counts; an MMS
@@ -185,7 +188,10 @@ class RateLimit:
         if redis_url is not None and (not isinstance(redis_url, str) or not redis_url):
             raise ConfigurationError("redis_url must be a non-empty string or None")
         self.per_second: float = rate
-        self.burst: float = 1.0 if size is None else size
+        # One second's worth by default (at least one message): a sender that stalled
+        # (a slow network, a busy machine) can catch up, and SignalWire's queue takes
+        # the short burst in order.
+        self.burst: float = max(1.0, rate) if size is None else size
         self.key: str = key
         self.weight: str = weight
         self.max_wait: float | None = None if max_wait is None else float(max_wait)
@@ -241,8 +247,25 @@ class RateLimit:
             RateLimited: the send's turn is more than ``max_wait`` seconds away;
                 nothing was reserved or sent (``may_have_been_sent`` is ``False``).
         """
+        if getattr(_admitted, "limit", None) is self:
+            _admitted.limit = None  # the caller acquired for this send already (see admitted())
+            return
         self._get_backend().acquire(self.key_for(from_number, account), self.cost(body, media),
                                     self.max_wait)
+
+    @contextmanager
+    def admitted(self) -> Iterator[None]:
+        """Within the block, this thread's next :meth:`acquire` returns at once.
+
+        For a caller that already acquired for a send it is about to make through a
+        client using this limit: ``send_many`` waits for its turn *before* recording
+        the send in its journal (a send waiting for its turn has not left), then sends.
+        """
+        _admitted.limit = self
+        try:
+            yield
+        finally:
+            _admitted.limit = None
 
     def _get_backend(self) -> _Backend:
         backend = self._backend

@@ -100,7 +100,7 @@ def test_threads_admitted_in_arrival_order() -> None:
     # Threads queue on the limiter one after another; each must be admitted no
     # earlier than every thread that called acquire() before it.
     clock = FakeClock()
-    limit = RateLimit(10, clock=clock, sleep=clock.sleep)
+    limit = RateLimit(10, burst=1, clock=clock, sleep=clock.sleep)
     order: list[int] = []
     lock = threading.Lock()
     go = [threading.Event() for _ in range(20)]
@@ -128,7 +128,7 @@ def test_fairness_under_contention() -> None:
     # 8 threads x 50 sends racing for one sender's limit: the slots handed out are
     # exactly 0, T, 2T, ... with no gap and no double booking.
     clock = FakeClock()
-    limit = RateLimit(50, clock=clock, sleep=clock.sleep)
+    limit = RateLimit(50, burst=1, clock=clock, sleep=clock.sleep)
 
     def worker() -> None:
         for _ in range(50):
@@ -161,6 +161,7 @@ def test_presets_cite_the_documented_rates_and_can_be_overridden() -> None:
     assert RateLimit.ten_dlc().per_second == 4
     assert RateLimit.canadian_long_code().per_second == 1
     assert RateLimit.short_code().per_second == 10
+    assert RateLimit.toll_free().burst == 3 and RateLimit(0.5).burst == 1  # one second's worth
     tuned = RateLimit.toll_free(per_second=25, burst=5, max_wait=1.0)
     assert (tuned.per_second, tuned.burst, tuned.max_wait) == (25, 5, 1.0)
     assert "redis" not in repr(RateLimit(1))
@@ -231,7 +232,7 @@ def test_relay_client_paces_send_message(emu: object) -> None:
 def test_rest_client_paces_create_and_refuses_past_max_wait(emu: object) -> None:
     e: swsync.Emulator = emu  # type: ignore[assignment]
     clock = FakeClock()
-    limit = RateLimit(1, max_wait=0.5, clock=clock, sleep=clock.sleep)
+    limit = RateLimit(1, burst=1, max_wait=0.5, clock=clock, sleep=clock.sleep)
     with swsync.RestClient(e.project, e.token, e.rest_url, rate_limit=limit) as rest:
         rest.messages.create(to="+15551230001", from_="+15550001111", body="one")
         with pytest.raises(RateLimited) as info:
@@ -246,7 +247,7 @@ def test_rest_client_paces_create_and_refuses_past_max_wait(emu: object) -> None
 def test_one_limit_shared_by_two_clients(emu: object) -> None:
     e: swsync.Emulator = emu  # type: ignore[assignment]
     clock = FakeClock()
-    limit = RateLimit(2, max_wait=None, clock=clock, sleep=clock.sleep)
+    limit = RateLimit(2, burst=1, max_wait=None, clock=clock, sleep=clock.sleep)
     with swsync.RelayClient(e.project, e.token, e.relay_url, rate_limit=limit) as relay, \
             swsync.RestClient(e.project, e.token, e.rest_url, rate_limit=limit) as rest:
         relay.send_message("+15551230001", "+15550001111", "a")

@@ -8,8 +8,9 @@ backlog system"):
   the order they were accepted, no faster than ``mps`` segments per second: a
   message of *n* segments holds its sender's carrier for *n* / ``mps`` seconds.
   ``queued`` (and ``initiated``) happen at once; ``sent`` and what follows wait for
-  the message's turn. ``date_sent`` is the moment the emulated carrier sent it, so
-  a test can measure pacing at the server. A message that fails before ``sent``
+  the message's turn. ``date_sent`` is the moment the emulated carrier sent it (its
+  turn in the schedule, even when a busy event loop emits ``sent`` a little later),
+  so a test can measure pacing at the server. A message that fails before ``sent``
   (``FAILED_NUMBER``) takes no turn.
 - **Backlog.** At most ``backlog`` messages (default 10,000, SignalWire's default)
   may be waiting for their turn, across all senders (the backlog is per account).
@@ -33,6 +34,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 
 from ..segments import count_segments
 from .store import outcome_for
@@ -143,13 +145,20 @@ class Pacer:
         if departure is not None:
             self._departures[sid] = departure
 
-    async def wait_turn(self, sid: str) -> None:
-        """Sleep until message ``sid``'s turn to be sent (at once if it has none)."""
+    async def wait_turn(self, sid: str) -> datetime | None:
+        """Sleep until message ``sid``'s turn to be sent; return that turn as a UTC time.
+
+        ``None`` (at once) when the message has no turn. The time returned is the
+        carrier's schedule, which is ``date_sent`` even when a busy event loop emits
+        the ``sent`` state a little after it.
+        """
         departure = self._departures.pop(sid, None)
-        if departure is not None:
-            delay = departure - self.clock()
-            if delay > 0:
-                await asyncio.sleep(delay)
+        if departure is None:
+            return None
+        delay = departure - self.clock()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        return datetime.now(timezone.utc) - timedelta(seconds=self.clock() - departure)
 
     def has_turn(self, sid: str) -> bool:
         """Whether message ``sid`` waits for a turn (its states must not run inline)."""

@@ -375,9 +375,12 @@ class Emulator:
             delay = self.state_delay
             if delay and (i > start or start > 0):
                 await asyncio.sleep(delay)
+            sent_at = None
             if states[i] == "sent":
-                await self.pacing.wait_turn(record.sid)  # Emulator(mps=...): its carrier turn
+                sent_at = await self.pacing.wait_turn(record.sid)  # Emulator(mps=...): its turn
             self.advance(record, states[i], outcome)
+            if sent_at is not None:
+                self.store.set_date_sent(record, sent_at)
 
     def _cancel_progress(self) -> None:
         for task in list(self._tasks):

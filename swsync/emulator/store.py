@@ -395,6 +395,11 @@ class Store:
         if moved:
             self.notify("state", record)
 
+    def set_date_sent(self, record: MessageRecord, when: datetime) -> None:
+        """Set when the emulated carrier sent ``record`` (its turn, with ``Emulator(mps=...)``)."""
+        with self._lock:
+            record.date_sent = when
+
     def redact(self, record: MessageRecord) -> None:
         """Blank the body of ``record`` (REST update with ``Body=""``)."""
         with self._lock:

@@ -339,6 +339,11 @@ class RelayClient:
         return conn is not None and conn.connected
 
     @property
+    def project(self) -> str:
+        """The project ID the client authenticates with ('' with a JWT that has none)."""
+        return self._auth.get("project", "")
+
+    @property
     def protocol(self) -> str:
         """The RELAY session (``protocol``) string of the current connection ('' if none)."""
         conn = self._conn
@@ -456,7 +461,7 @@ class RelayClient:
             self._check_context(context, conn)
         if self.rate_limit is not None:  # blocks until admitted, or raises RateLimited
             self.rate_limit.acquire(from_number=from_number, body=body, media=urls,
-                                    account=self._auth.get("project", ""))
+                                    account=self.project)
         params: dict[str, Any] = {}
         default_context = context or conn.protocol
         if default_context:
