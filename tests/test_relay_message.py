@@ -660,3 +660,32 @@ def test_send_held_across_a_session_restart_gets_its_events(emu: Emulator) -> No
             assert msg.context == c.protocol != old
     finally:
         proxy.close()
+
+
+def test_drain_returns_when_the_dispatcher_is_stopped_meanwhile() -> None:
+    d = Dispatcher()
+    release = threading.Event()
+    d.submit("a", release.wait, 10)
+    d.submit("a", lambda: None)
+    drained: queue.SimpleQueue[bool] = queue.SimpleQueue()
+    t = threading.Thread(target=lambda: drained.put(d.drain(30)))
+    t.start()
+    stopper = threading.Thread(target=d.stop)
+    stopper.start()  # e.g. disconnect() from another thread while run() drains
+    release.set()
+    stopper.join(10)
+    assert drained.get(timeout=10) is True  # promptly, not after the 30 s bound
+    t.join(5)
+
+
+def test_drain_waits_for_queued_callbacks_and_is_bounded() -> None:
+    d = Dispatcher()
+    ran: list[int] = []
+    gate = threading.Event()
+    d.submit("a", gate.wait, 10)
+    for i in range(5):
+        d.submit("a", ran.append, i)
+    assert d.drain(0.05) is False  # the first callback is still blocked
+    gate.set()
+    assert d.drain(10) is True and ran == [0, 1, 2, 3, 4]
+    d.stop()

@@ -119,16 +119,17 @@ class Dispatcher:
         wait for itself). The workers keep running; see ``stop()``.
         """
         deadline = time.monotonic() + timeout
-        with self._lock:
-            if not self._running:
-                return True
-            if threading.current_thread() in self._threads:
-                return False
         while True:
-            # A marker job per queue: once each has run, everything queued before it has.
-            markers = [threading.Event() for _ in self._queues]
-            for q, marker in zip(self._queues, markers):
-                q.put((marker.set, ()))
+            with self._lock:
+                if not self._running:  # never started, or stop() took over meanwhile
+                    return True
+                if threading.current_thread() in self._threads:
+                    return False
+                # A marker job per queue: once each has run, everything queued before it
+                # has. Under the lock, so that no marker can land behind stop()'s _STOP.
+                markers = [threading.Event() for _ in self._queues]
+                for q, marker in zip(self._queues, markers):
+                    q.put((marker.set, ()))
             for marker in markers:
                 if not marker.wait(max(0.0, deadline - time.monotonic())):
                     return False
