@@ -396,6 +396,8 @@ class _ClaimAfterAdmission:
             claim()
 
     def __getattr__(self, name: str) -> Any:
+        if name == "limit":  # not set yet (copy, unpickling): no recursion
+            raise AttributeError(name)
         return getattr(self.limit, name)
 
     def __repr__(self) -> str:

@@ -33,7 +33,7 @@ app.conf.update(
 
 options: dict[str, Any] = {}
 if os.environ.get("SWSYNC_TEST_RATE"):
-    from swsync import RateLimit  # type: ignore[attr-defined]
+    from swsync import RateLimit
 
     options["rate_limit"] = RateLimit(float(os.environ["SWSYNC_TEST_RATE"]), burst=1,
                                       weight="messages", redis_url=os.environ["SWSYNC_TEST_LIMIT_REDIS"])
