@@ -216,3 +216,19 @@ def test_fault_controls_set_the_emulator(browser: WebDriver) -> None:
         wait(browser, lambda d: "mps set to 4" in d.find_element(By.ID, "controls-status").text)
         assert emu.pacing.mps == 4.0
         browser.find_element(By.CSS_SELECTOR, "#controls summary").click()
+
+
+def test_ten_thousand_messages_render_only_what_is_visible(browser: WebDriver) -> None:
+    with Emulator(state_delay=0.0) as emu:
+        sids = emu.add_messages(10_000, body="seeded message {i}")
+        open_inbox(browser, emu)
+        wait(browser, lambda d: "10000 messages" in d.find_element(By.ID, "live").text)
+        assert 0 < len(rows(browser, "messages")) < 40  # a virtualized list, not 10,000 rows
+        listbox = browser.find_element(By.ID, "messages")
+        listbox.send_keys(Keys.END)
+        wait(browser, lambda d: "seeded message 9999" in d.find_element(By.ID, "detail").text)
+        assert browser.find_element(By.ID, "messages-row-9999").get_attribute("data-key") == sids[9999]
+        assert len(rows(browser, "messages")) < 40
+        browser.find_element(By.ID, "search").send_keys("message 4242")
+        wait(browser, lambda d: len(rows(d, "messages")) == 1)
+        assert "seeded message 4242" in row_texts(browser, "messages")[0]
