@@ -116,20 +116,7 @@ class RelayClient:
         rate_limit: RateLimit | None = None,
         auto_connect: bool = False,
     ) -> None:
-        # An explicit jwt_token wins; from the environment, a JWT is used only when no
-        # API token is given either way (a stale exported JWT must not shadow the token).
-        jwt = _config.setting(jwt_token, _config.ENV_JWT, "jwt_token", required=False)
-        if jwt is not None and (jwt_token is not None or
-                                (token is None and not os.environ.get(_config.ENV_TOKEN))):
-            auth = {"jwt_token": jwt}
-            proj = _config.setting(project, _config.ENV_PROJECT, "project", required=False)
-            if proj:
-                auth["project"] = proj
-        else:
-            proj = _config.setting(project, _config.ENV_PROJECT, "project")
-            tok = _config.setting(token, _config.ENV_TOKEN, "token")
-            assert proj is not None and tok is not None
-            auth = {"project": proj, "token": tok}
+        auth = _authentication(project, token, jwt_token)
         host_value = _config.setting(host, _config.ENV_SPACE, "host", required=False) or DEFAULT_RELAY_HOST
         self._url = _config.relay_url(host_value)
         cafile = _config.ca_file(ca_file, _config.ENV_RELAY_CA)
@@ -717,6 +704,26 @@ class RelayClient:
             return
         for each in (ack, *copies):
             each()
+
+
+def _authentication(project: str | None, token: str | None, jwt_token: str | None) -> dict[str, str]:
+    """The ``authentication`` object of ``signalwire.connect``, from arguments or the environment.
+
+    An explicit ``jwt_token`` wins; from the environment, a JWT is used only when no
+    API token is given either way (a stale exported JWT must not shadow the token).
+    """
+    jwt = _config.setting(jwt_token, _config.ENV_JWT, "jwt_token", required=False)
+    if jwt is not None and (jwt_token is not None or
+                            (token is None and not os.environ.get(_config.ENV_TOKEN))):
+        auth = {"jwt_token": jwt}
+        proj = _config.setting(project, _config.ENV_PROJECT, "project", required=False)
+        if proj:
+            auth["project"] = proj
+        return auth
+    proj = _config.setting(project, _config.ENV_PROJECT, "project")
+    tok = _config.setting(token, _config.ENV_TOKEN, "token")
+    assert proj is not None and tok is not None
+    return {"project": proj, "token": tok}
 
 
 class _RecentIds:

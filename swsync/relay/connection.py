@@ -648,11 +648,9 @@ class Connection:
             selector.register(self._wake_r, selectors.EVENT_READ)
             if conn.backlog:
                 backlog, conn.backlog = conn.backlog, []
-                closing = self._handle_messages(backlog)
-                self._flush(sock)
-                self._complete_answered()
-                if closing:
-                    return "server sent a close frame"
+                ended = self._handle_batch(sock, backlog)
+                if ended:
+                    return ended
             while not self._stop.is_set():
                 self._flush(sock)
                 if conn.pending_tls and sock.pending():  # type: ignore[attr-defined]
@@ -662,19 +660,7 @@ class Connection:
                         if self._outbox and not self._draining:
                             continue  # queued while we were writing: write it first
                         self._selecting = True
-                    events = selector.select(self._tick())
-                    with self._lock:
-                        self._selecting = False
-                        self._wake_sent = False
-                    readable = False
-                    for key, _ in events:
-                        if key.fileobj is sock:
-                            readable = True
-                        else:
-                            try:
-                                self._wake_r.recv(4096)
-                            except BlockingIOError:
-                                pass
+                    readable = self._select(selector, sock)
                 if readable:
                     data = sock.recv(READ_SIZE)
                     if not data:
@@ -684,11 +670,9 @@ class Connection:
                     conn.reader.feed(data)
                     msgs = conn.reader.messages()
                     if msgs:
-                        closing = self._handle_messages(msgs)
-                        self._flush(sock)
-                        self._complete_answered()
-                        if closing:
-                            return "server sent a close frame"
+                        ended = self._handle_batch(sock, msgs)
+                        if ended:
+                            return ended
                 elif self._keepalive_expired():
                     return "no data from the server within two ping intervals"
                 now = time.monotonic()
@@ -708,6 +692,30 @@ class Connection:
             return f"{type(exc).__name__}: {exc}"
         finally:
             selector.close()
+
+    def _select(self, selector: selectors.BaseSelector, sock: socket.socket) -> bool:
+        """Block until the socket is readable, a caller wakes us or a tick is due."""
+        events = selector.select(self._tick())
+        with self._lock:
+            self._selecting = False
+            self._wake_sent = False
+        readable = False
+        for key, _ in events:
+            if key.fileobj is sock:
+                readable = True
+            else:
+                try:
+                    self._wake_r.recv(4096)
+                except BlockingIOError:
+                    pass
+        return readable
+
+    def _handle_batch(self, sock: socket.socket, msgs: list[tuple[int, bytes]]) -> str | None:
+        """Route one read's messages, write what they produced, wake their callers."""
+        closing = self._handle_messages(msgs)
+        self._flush(sock)
+        self._complete_answered()
+        return "server sent a close frame" if closing else None
 
     def _tick(self) -> float:
         """Seconds until the next keepalive action."""
