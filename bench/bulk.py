@@ -179,7 +179,12 @@ def paced(senders: int, rate: float, seconds: float, write: bool) -> dict[str, A
             wall = time.perf_counter() - wall0
             cpu, emu_cpu = time.process_time() - cpu0, command("cpu")["cpu"] - emu0
 
-        report = command("report")
+        deadline = time.monotonic() + 60
+        while True:  # wait until the emulated carrier sent everything it accepted
+            report = command("report")
+            if sum(len(v) for v in report["sent"].values()) >= total or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
     rates = []
     for number in numbers:
         times = sorted(report["sent"].get(number, []))
@@ -287,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--senders", type=int, default=20)
     parser.add_argument("--rate", type=float, default=100.0)
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--keys", type=int, default=800)
     parser.add_argument("--crash-rate", type=float, default=100.0,
                         help="messages per second of the killed sender (so kills land mid-batch)")
