@@ -1139,8 +1139,8 @@ def main(argv: list[str] | None = None) -> int:
         "The official SDK loses early state events (see below), so its figures use a "
         "benchmark-side shim: state events for a message id it does not know yet are held, and "
         "replayed through the SDK's own handler as soon as its `send_message` has registered the "
-        "message. The bare loop is the ceiling the issue names (the loop of "
-        "PERFORMANCE.md): one thread, a pipelined window, `skip_utf8_validation=True`, one "
+        "message. The bare loop is the ceiling (see docs/design.md, "
+        "\"Measurements\"): one thread, a pipelined window, `skip_utf8_validation=True`, one "
         "websocket frame (one TLS record, one syscall) per `send()`. It is the ceiling for a "
         "client that writes each frame on its own; swsync coalesces the ACKs and requests of one "
         "read into one write, which is why it can beat it.",

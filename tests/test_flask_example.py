@@ -51,7 +51,7 @@ example = _load_example()
 
 
 def sign(key: str, url: str, params: dict[str, str]) -> str:
-    """Scheme B written out independently of swsync.webhooks (reference §11.1)."""
+    """Scheme B written out independently of swsync.webhooks (the Twilio-compatible scheme SignalWire documents: URL, then sorted name+value pairs, HMAC-SHA1)."""
     data = url + "".join(name + params[name] for name in sorted(params))
     digest = hmac.new(key.encode(), data.encode(), hashlib.sha1).digest()
     return base64.b64encode(digest).decode()

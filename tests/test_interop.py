@@ -18,7 +18,7 @@ Why ``state_delay=0.2`` and not 0: the official client registers a sent message
 only after its ``send_message`` coroutine resumes, which happens after the
 receive loop has handled whatever frames were already buffered. State events
 that arrive in the same read as the ``messaging.send`` result are dropped
-(PERFORMANCE.md measured every ``wait()`` timing out with no delay). A gap
+(docs/design.md, "Measurements": every ``wait()`` timed out with no delay). A gap
 between the result and the first state event lets it register first; 0.2 s
 rather than 0.05 s keeps that true when a loaded machine stalls the client.
 swsync's client has no such race and is also run with ``state_delay=0``.

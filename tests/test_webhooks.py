@@ -42,7 +42,8 @@ PARAMS = {
 }
 JSON_BODY = b'{"message":{"id":"0a059168-ead0-41af-9d1f-343dae832527","state":"received"}}'
 
-# Published vectors (reference §11.2-11.3), cross-checked there against twilio and signalwire.
+# Published vectors (Twilio's webhook-security docs, which SignalWire's compatibility scheme
+# follows), cross-checked against the twilio and signalwire packages.
 SIG_B = "ktBy1SQhuyhi++2WdZhjwy3gbJU="
 SIG_B_443 = "Tx9YL0se1jek4PYtoB5evHHFb+Q="
 SIG_A = "069307a08f04ad310a38085124fd964385624c22"

@@ -68,7 +68,7 @@ def status_params(record: MessageRecord, state: str) -> dict[str, str]:
 
 
 def inbound_params(record: MessageRecord) -> dict[str, str]:
-    """The form parameters of an inbound-message webhook (reference §10.1)."""
+    """The form parameters of an inbound-message webhook (SignalWire Compatibility API docs: messaging webhooks)."""
     params = _message_params(record, "received")
     params["SmsMessageSid"] = record.sid
     for i, media in enumerate(record.media):

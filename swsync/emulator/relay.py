@@ -57,7 +57,8 @@ _HEAD1 = struct.Struct("!BB").pack
 _HEAD2 = struct.Struct("!BBH").pack
 _HEAD3 = struct.Struct("!BBQ").pack
 
-# JSON-RPC error codes (reference §2.3, §3).
+# JSON-RPC error codes: the standard ones (JSON-RPC 2.0 specification, section 5.1) and
+# those the RELAY service answers refused connects with (docs/design.md, "Refused connects").
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
@@ -91,7 +92,7 @@ def _result(mid: Any, result: Any) -> str:
 
 
 def _message_payload(record: MessageRecord, direction: str, state: str) -> dict[str, Any]:
-    """The inner params of a messaging.state / messaging.receive event (reference §5.2-5.3)."""
+    """The inner params of a messaging.state / messaging.receive event (SignalWire RELAY messaging docs: the message object)."""
     return {
         "message_id": record.sid,
         "message_state": state,

@@ -83,7 +83,7 @@ def error_response(err: ApiError) -> web.Response:
 
 
 def message_json(r: MessageRecord) -> dict[str, Any]:
-    """The cXML Message object (reference §6) for a record."""
+    """The cXML Message object (SignalWire Compatibility API docs: "Message") for a record."""
     uri = f"{LAML}/Accounts/{r.account_sid}/Messages/{r.sid}"
     return {
         "account_sid": r.account_sid,
@@ -110,7 +110,7 @@ def message_json(r: MessageRecord) -> dict[str, Any]:
 
 
 def media_json(account_sid: str, m: MediaRecord) -> dict[str, Any]:
-    """The cXML Media object (reference §7) for a media record."""
+    """The cXML Media object (SignalWire Compatibility API docs: "Media") for a media record."""
     return {
         "sid": m.sid,
         "account_sid": account_sid,

@@ -48,14 +48,13 @@ logger = logging.getLogger("swsync.relay")
 
 AGENT = f"swsync-python/{__version__}"
 PROTOCOL_VERSION = {"major": 2, "minor": 0, "revision": 0}
-READ_SIZE = 16384  # larger SSL reads cost more CPU per message (PERFORMANCE.md, lesson 6)
+READ_SIZE = 16384  # larger SSL reads cost more CPU per message (docs/design.md, "Measurements")
 TICK = 5.0  # seconds between housekeeping runs (expiring early events, stale messages)
 DRAIN_TIMEOUT = 10.0  # after signalwire.disconnect, how long the server may take to close
 # JSON-RPC errors answering signalwire.connect that mean "these credentials are refused":
 # -32002 authentication failed (the service adds data.signalwire_error_code "AUTH_REQUIRED")
-# and -32003 requester validation failed (a stale or corrupt authorization_state). These are
-# the two codes SignalWire's JavaScript SDK (github.com/signalwire/signalwire-js) handles as
-# authentication errors; see docs/design.md, "Refused connects". Only these stop a client
+# and -32003 requester validation failed (a stale or corrupt authorization_state). SignalWire
+# publishes no list of these codes; why these two, see docs/design.md, "Refused connects". Only these stop a client
 # that was connected before. Any other refusal of a reconnect (-32000, -32602, -32603, ...)
 # can come from a passing fault of the service (its authentication backend, an overloaded
 # node): the resume state is dropped and the reconnect retried with backoff.
