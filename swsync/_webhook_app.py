@@ -17,7 +17,7 @@ import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from typing import Any, Literal, Protocol, TypeVar, Union, cast, overload
 from urllib.parse import parse_qs, quote, urlsplit
 
 from . import _validate
@@ -35,6 +35,7 @@ from .webhooks import (
 
 Webhook = Union[InboundMessage, StatusCallback]
 Accept = Literal["inbound", "status", "any"]
+F = TypeVar("F", bound=Callable[..., Any])
 
 ENV_SIGNING_KEY = "SIGNALWIRE_SIGNING_KEY"
 SETTING_KEY = "SIGNALWIRE_SIGNING_KEY"
@@ -412,3 +413,63 @@ def accept_from_annotation(view: Callable[..., Any], position: int) -> Accept:
 def query_params(query: str) -> dict[str, str]:
     """A GET webhook's parameters (first value of each)."""
     return {k: v[0] for k, v in parse_qs(query, keep_blank_values=True).items()}
+
+
+# ---------------------------------------------------------------------------
+# The ``validate_webhook`` decorator shared by the framework modules
+
+
+class WebhookDecorator(Protocol):
+    """The type of each framework's ``validate_webhook``: used bare or with options."""
+
+    @overload
+    def __call__(self, view: F) -> F: ...
+    @overload
+    def __call__(
+        self, view: None = None, *, signing_key: str | None = None,
+        public_url: str | None = None, trusted_proxies: int | None = None,
+        run_once: RunOnceStore | bool | None = None,
+        opt_outs: OptOutStore | str | None = None, accept: Accept | None = None,
+    ) -> Callable[[F], F]: ...
+
+
+# A framework's glue: wrap(view, options, accept) returns the wrapped view.
+Wrap = Callable[[Callable[..., Any], Options, Accept], Callable[..., Any]]
+
+
+def webhook_decorator(position: int) -> Callable[[Wrap], WebhookDecorator]:
+    """Turn a framework's ``wrap(view, options, accept)`` into its ``validate_webhook``.
+
+    The returned decorator takes the options as keyword arguments (or none, used
+    bare), takes ``accept`` from the annotation of the view's parameter at
+    ``position`` when not given, marks the wrapped view ``swsync_webhook`` and
+    carries the name, module and docstring of ``wrap``.
+    """
+    def build(wrap: Wrap) -> WebhookDecorator:
+        def validate_webhook(
+            view: Callable[..., Any] | None = None,
+            *,
+            signing_key: str | None = None,
+            public_url: str | None = None,
+            trusted_proxies: int | None = None,
+            run_once: RunOnceStore | bool | None = None,
+            opt_outs: OptOutStore | str | None = None,
+            accept: Accept | None = None,
+        ) -> Any:
+            options = Options(signing_key=signing_key, public_url=public_url,
+                              trusted_proxies=trusted_proxies, run_once=run_once,
+                              opt_outs=opt_outs, accept=accept)
+
+            def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+                kind = options.accept or accept_from_annotation(fn, position)
+                wrapper = wrap(fn, options, kind)
+                wrapper.swsync_webhook = True  # type: ignore[attr-defined]
+                return wrapper
+
+            return decorate(view) if view is not None else decorate
+
+        for name in ("__module__", "__name__", "__qualname__", "__doc__"):
+            setattr(validate_webhook, name, getattr(wrap, name))
+        return cast(WebhookDecorator, validate_webhook)
+
+    return build

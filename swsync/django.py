@@ -43,7 +43,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar, overload
+from typing import Any
 
 from django.conf import settings  # type: ignore[import-untyped]
 from django.core.exceptions import ImproperlyConfigured  # type: ignore[import-untyped]
@@ -52,14 +52,11 @@ from django.views.decorators.csrf import csrf_exempt  # type: ignore[import-unty
 
 from . import _webhook_app as core
 from .cxml import CONTENT_TYPE
-from .optouts import OptOutStore
-from .runonce import RunOnceStore
 
 __all__ = ["WebhookMiddleware", "validate_webhook"]
 
 logger = logging.getLogger(__name__)
 
-F = TypeVar("F", bound=Callable[..., Any])
 MIDDLEWARE_PATH = "swsync.django.WebhookMiddleware"
 CSRF_MIDDLEWARE = "django.middleware.csrf.CsrfViewMiddleware"
 
@@ -110,26 +107,10 @@ def _run(options: core.Options, accept: core.Accept, view: Callable[..., Any],
     return response
 
 
-@overload
-def validate_webhook(view: F) -> F: ...
-@overload
-def validate_webhook(
-    view: None = None, *, signing_key: str | None = None, public_url: str | None = None,
-    trusted_proxies: int | None = None, run_once: RunOnceStore | bool | None = None,
-    opt_outs: OptOutStore | str | None = None, accept: core.Accept | None = None,
-) -> Callable[[F], F]: ...
-
-
-def validate_webhook(
-    view: F | None = None,
-    *,
-    signing_key: str | None = None,
-    public_url: str | None = None,
-    trusted_proxies: int | None = None,
-    run_once: RunOnceStore | bool | None = None,
-    opt_outs: OptOutStore | str | None = None,
-    accept: core.Accept | None = None,
-) -> F | Callable[[F], F]:
+# The public decorator's options and docstring; this function is its framework glue.
+@core.webhook_decorator(position=1)
+def validate_webhook(fn: Callable[..., Any], options: core.Options,
+                     kind: core.Accept) -> Callable[..., Any]:
     """Decorate a Django view that receives SignalWire messaging webhooks.
 
     Use bare (``@validate_webhook``) or with options (``@validate_webhook(public_url=...)``).
@@ -158,22 +139,12 @@ def validate_webhook(
 
     Thread-safety: the decorated view may run on any number of threads at once.
     """
-    options = core.Options(signing_key=signing_key, public_url=public_url,
-                           trusted_proxies=trusted_proxies, run_once=run_once,
-                           opt_outs=opt_outs, accept=accept)
+    @functools.wraps(fn)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        return _run(options, kind, fn, request, args, kwargs)
 
-    def decorate(fn: F) -> F:
-        kind = options.accept or core.accept_from_annotation(fn, 1)
-
-        @functools.wraps(fn)
-        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-            return _run(options, kind, fn, request, args, kwargs)
-
-        wrapper.swsync_webhook = True  # type: ignore[attr-defined]
-        exempt: F = csrf_exempt(wrapper)
-        return exempt
-
-    return decorate(view) if view is not None else decorate
+    exempt: Callable[..., Any] = csrf_exempt(wrapper)
+    return exempt
 
 
 class WebhookMiddleware:

@@ -45,20 +45,17 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar, cast, overload
+from typing import Any, cast
 
 import flask
 
 from . import _webhook_app as core
 from .cxml import CONTENT_TYPE
-from .optouts import OptOutStore
-from .runonce import RunOnceStore
 
 __all__ = ["validate_webhook"]
 
 logger = logging.getLogger(__name__)
 
-F = TypeVar("F", bound=Callable[..., Any])
 MAX_BODY_BYTES = 256 * 1024  # real webhooks are a few hundred bytes
 
 
@@ -114,26 +111,10 @@ def _run(options: core.Options, accept: core.Accept, view: Callable[..., Any],
     return response
 
 
-@overload
-def validate_webhook(view: F) -> F: ...
-@overload
-def validate_webhook(
-    view: None = None, *, signing_key: str | None = None, public_url: str | None = None,
-    trusted_proxies: int | None = None, run_once: RunOnceStore | bool | None = None,
-    opt_outs: OptOutStore | str | None = None, accept: core.Accept | None = None,
-) -> Callable[[F], F]: ...
-
-
-def validate_webhook(
-    view: F | None = None,
-    *,
-    signing_key: str | None = None,
-    public_url: str | None = None,
-    trusted_proxies: int | None = None,
-    run_once: RunOnceStore | bool | None = None,
-    opt_outs: OptOutStore | str | None = None,
-    accept: core.Accept | None = None,
-) -> F | Callable[[F], F]:
+# The public decorator's options and docstring; this function is its framework glue.
+@core.webhook_decorator(position=0)
+def validate_webhook(fn: Callable[..., Any], options: core.Options,
+                     kind: core.Accept) -> Callable[..., Any]:
     """Decorate a Flask view that receives SignalWire messaging webhooks.
 
     Use bare (``@validate_webhook``) or with options (``@validate_webhook(public_url=...)``).
@@ -161,18 +142,8 @@ def validate_webhook(
 
     Thread-safety: the decorated view may run on any number of threads at once.
     """
-    options = core.Options(signing_key=signing_key, public_url=public_url,
-                           trusted_proxies=trusted_proxies, run_once=run_once,
-                           opt_outs=opt_outs, accept=accept)
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> flask.Response:
+        return _run(options, kind, fn, args, kwargs)
 
-    def decorate(fn: F) -> F:
-        kind = options.accept or core.accept_from_annotation(fn, 0)
-
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> flask.Response:
-            return _run(options, kind, fn, args, kwargs)
-
-        wrapper.swsync_webhook = True  # type: ignore[attr-defined]
-        return wrapper  # type: ignore[return-value]
-
-    return decorate(view) if view is not None else decorate
+    return wrapper
