@@ -11,7 +11,8 @@ redelivered or retried task never sends a key twice. Error policy:
 
 * provably not sent (``RateLimited``, ``RedisUnavailable``, not connected): the
   claim is released and Celery retries the task with exponential backoff;
-* refused (bad arguments, opted out, refused by SignalWire): the task fails;
+* refused (bad arguments, opted out, refused by SignalWire): the task fails with
+  :class:`SendRefused` (naming the original error);
 * outcome unknown (the connection was lost after the request was written, or a
   worker died between claiming and recording): never retried; the result's
   ``outcome`` is ``"unknown"``.
@@ -48,8 +49,8 @@ from .errors import (
 if TYPE_CHECKING:
     from .relay import Message, RelayClient
 
-__all__ = ["InboundForwarder", "InboundInFlight", "SEND_TASK", "client", "configure", "inbound_payload", "listen",
-           "load_app"]
+__all__ = ["InboundForwarder", "InboundInFlight", "InboundNotAcknowledged", "SEND_TASK", "SendRefused", "check_task", "client",
+           "configure", "inbound_payload", "listen", "load_app"]
 
 logger = logging.getLogger("swsync.celery")
 
@@ -77,10 +78,13 @@ return 0
 class _Records:
     """Send records and inbound claims in Redis; every failure is a ``RedisUnavailable``."""
 
-    def __init__(self, url: str, ttl: float) -> None:
+    def __init__(self, url: str, ttl: float, *, what: str = "send records",
+                 consequence: str = "nothing was sent") -> None:
         import redis
 
         self.url = url
+        self.what = what  # named in RedisUnavailable's text, with what the failure means
+        self.consequence = consequence
         self.ttl_ms = int(ttl * 1000)
         self._redis = redis.Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=5.0,
                                            health_check_interval=30)
@@ -95,8 +99,12 @@ class _Records:
         except redis.exceptions.RedisError as exc:
             where = redact_url(self.url)
             raise RedisUnavailable(
-                f"send records unavailable: Redis at {where} failed to {what} ({exc}); nothing was sent",
+                f"{self.what} unavailable: Redis at {where} failed to {what} ({exc}); {self.consequence}",
                 url=where) from exc
+
+    def ping(self) -> None:
+        """Raise ``RedisUnavailable`` unless the server answers."""
+        self._call("answer a ping", self._redis.ping)
 
     def claim(self, key: str, value: str, ttl_ms: int | None = None) -> str | None:
         """Store ``value`` under ``key`` unless present; return the present value, or None if claimed."""
@@ -127,8 +135,9 @@ class _Runtime:
     """The configuration and per-process objects; one per process (module global)."""
 
     def __init__(self, app: Any, redis_url: str | None, relay_options: dict[str, Any],
-                 policy: dict[str, float]) -> None:
+                 policy: dict[str, float], records_text: tuple[str, str] | None = None) -> None:
         self.app = app
+        self.records_text = records_text or ("send records", "nothing was sent")
         self.redis_url = redis_url
         self.relay_options = relay_options
         self.policy = policy
@@ -151,7 +160,9 @@ class _Runtime:
     def get_records(self) -> _Records:
         with self.lock:
             if self.records is None:
-                self.records = _Records(self.records_url(), self.policy["record_ttl"])
+                what, consequence = self.records_text
+                self.records = _Records(self.records_url(), self.policy["record_ttl"], what=what,
+                                        consequence=consequence)
             return self.records
 
 
@@ -427,9 +438,31 @@ def _after_send_error(attempt: _Attempt, exc: Exception) -> dict[str, Any]:
             logger.warning("key %r: could not release its claim; a retry will report it unknown", key)
     transient = isinstance(exc, RateLimited) or (isinstance(exc, ConnectionClosedError) and not sent) or \
         (isinstance(exc, RelayError) and (exc.code == 429 or exc.code >= 500))
-    if not transient:
-        raise exc  # refused for good (bad arguments, opted out, refused): nothing was sent
+    if not transient:  # refused for good (bad arguments, opted out, refused): nothing was sent
+        raise SendRefused(type(exc).__name__, str(exc)) from exc
     raise _retry(attempt.task, attempt.runtime, exc) from exc
+
+
+class SendRefused(SwsyncError):
+    """How ``swsync.send_message`` fails when the send was refused for good; nothing was sent.
+
+    ``error`` names the original error (``"RelayError"``, ``"OptedOutError"``,
+    ``"ValueError"``...) and ``text`` is its message; the original is the
+    ``__cause__`` (in the task's traceback). Built from two strings, so Celery's
+    JSON result backend rebuilds it as itself in a process that imported
+    ``swsync.celery`` (most swsync errors take other arguments, and Celery would
+    show a plain ``Exception``).
+    """
+
+    may_have_been_sent = False
+
+    def __init__(self, error: str, text: str) -> None:
+        super().__init__(error, text)
+        self.error = error
+        self.text = text
+
+    def __str__(self) -> str:
+        return f"{self.error}: {self.text}"
 
 
 def _retry(task: Any, runtime: _Runtime, exc: Exception) -> Exception:
@@ -497,6 +530,34 @@ def load_app(spec: str) -> Any:
     return app
 
 
+def check_task(app: Any, task: str) -> None:
+    """Raise ``ConfigurationError`` unless ``app`` knows the task named ``task``.
+
+    A name the workers do not know is worse than an error: the listener would
+    enqueue and acknowledge each message, and the worker would log "Received
+    unregistered task" and drop it. The app's task modules are imported first
+    (``imports``/``include`` settings and autodiscovery, as a worker does), then,
+    if the name is still unknown, the module its dotted name points to.
+    """
+    import importlib
+
+    app.loader.import_default_modules()
+    if task in app.tasks:
+        return
+    module = task.rpartition(".")[0]
+    if module:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            pass
+        if task in app.tasks:
+            return
+    known = sorted(name for name in app.tasks if not name.startswith("celery."))
+    raise ConfigurationError(
+        f"task {task!r} is not registered in the Celery app {getattr(app, 'main', None) or app!s} "
+        f"(its tasks: {', '.join(known) or 'none'}); a worker would drop every message sent to it")
+
+
 class InboundForwarder:
     """An ``on_message`` handler that hands each inbound message to a Celery task, once.
 
@@ -509,6 +570,12 @@ class InboundForwarder:
     one argument, :func:`inbound_payload`'s dict; its Celery task id is
     ``swsync-inbound-<message id>``. Thread-safe.
 
+    When Redis fails, the message is left un-acknowledged, one line is logged
+    (no traceback), ``failure`` is set to the ``RedisUnavailable`` and ``on_failure``
+    (if given) is called once, on its own thread: :func:`listen` and ``swsync
+    listen`` use it to disconnect, so the server gives the context's messages to
+    listeners that can hand them on. Call :meth:`check` before connecting.
+
     Args:
         app: the Celery app (or ``"pkg.module:app"``).
         task: the name of the task to send each message to.
@@ -516,24 +583,52 @@ class InboundForwarder:
         dedup_ttl: seconds a handled message id is remembered.
         claim_ttl: seconds a claim may stay unconfirmed (a listener dying mid-hand-off).
         task_options: extra ``send_task`` options (``queue``, ``priority``, ...).
+        on_failure: called once (thread ``swsync-celery-stop``) when Redis first fails.
     """
 
     def __init__(self, app: Any, task: str, *, redis_url: str | None = None,
                  dedup_ttl: float = DEFAULT_RECORD_TTL, claim_ttl: float = 60.0,
-                 task_options: Mapping[str, Any] | None = None) -> None:
+                 task_options: Mapping[str, Any] | None = None,
+                 on_failure: Callable[[], None] | None = None) -> None:
         if isinstance(app, str):
             app = load_app(app)
         if not isinstance(task, str) or not task:
             raise ValueError("task must be a task name")
         self.app = app
         self.task = task
-        self._runtime = _Runtime(app, redis_url, {}, {"record_ttl": float(dedup_ttl)})
+        self._runtime = _Runtime(app, redis_url, {}, {"record_ttl": float(dedup_ttl)}, (
+            "inbound claims", "the message was not acknowledged and will be redelivered"))
         self._claim_ms = int(claim_ttl * 1000)
         self._options = dict(task_options or {})
         self._me = f"{socket.gethostname()}:{os.getpid()}"
+        self.on_failure = on_failure
+        self.failure: RedisUnavailable | None = None
+        self._lock = threading.Lock()  # guards failure and the stop thread
+        self._stopper: threading.Thread | None = None
+
+    def check(self) -> None:
+        """Raise ``ConfigurationError`` (unknown task, no Redis URL) or ``RedisUnavailable``.
+
+        Checks that the task is registered in the app (:func:`check_task`) and that
+        Redis answers, so a listener that could not hand messages on never starts.
+        """
+        check_task(self.app, self.task)
+        records = self._runtime.get_records()
+        try:
+            records.ping()
+        except RedisUnavailable as exc:
+            raise RedisUnavailable(f"inbound claims unavailable: Redis at {exc.url} did not answer "
+                                   f"({exc.__cause__}); not listening", url=exc.url) from exc.__cause__
 
     def __call__(self, message: Message) -> None:
         """Enqueue ``message`` unless its id was enqueued already; raise to leave it un-ACKed."""
+        try:
+            self._hand_off(message)
+        except RedisUnavailable as exc:
+            self._failed(message, exc)
+            raise InboundNotAcknowledged(str(exc)) from None
+
+    def _hand_off(self, message: Message) -> None:
         records = self._runtime.get_records()
         key = INBOUND_PREFIX + message.message_id
         claim = json.dumps({"state": "enqueuing", "by": self._me, "at": time.time()})
@@ -552,9 +647,37 @@ class InboundForwarder:
             raise
         records.save(key, json.dumps({"state": "enqueued", "by": self._me, "at": time.time()}))
 
+    def _failed(self, message: Message, exc: RedisUnavailable) -> None:
+        logger.error("inbound %s: %s", message.message_id, exc)
+        with self._lock:
+            if self.failure is not None:
+                return
+            self.failure = exc
+            if self.on_failure is not None:
+                logger.error("stopping: no inbound message can be handed on without Redis")
+                self._stopper = threading.Thread(target=self.on_failure, name="swsync-celery-stop")
+                self._stopper.start()
+
+    def join(self, timeout: float | None = 30.0) -> None:
+        """Wait for the ``on_failure`` thread, if one was started."""
+        with self._lock:
+            stopper = self._stopper
+        if stopper is not None:
+            stopper.join(timeout)
+
 
 class InboundInFlight(SwsyncError):
     """Another listener claimed this inbound message and has not confirmed its hand-off yet."""
+
+
+class InboundNotAcknowledged(SwsyncError):
+    """Raised by :class:`InboundForwarder` for a message it could not claim (Redis failed).
+
+    Already logged as one line, so the RELAY client does not print its traceback
+    (``reported`` is True); the message stays un-acknowledged.
+    """
+
+    reported = True
 
 
 def listen(app: Any, task: str, *, redis_url: str | None = None,
@@ -565,10 +688,21 @@ def listen(app: Any, task: str, *, redis_url: str | None = None,
     gives each inbound message to one of them, and the message-id claims make a
     redelivered copy run the task once. ``relay_options`` go to ``RelayClient``
     (``contexts``, credentials, ...). See :class:`InboundForwarder`.
+
+    Raises:
+        ConfigurationError: ``task`` is not registered in ``app`` (checked before connecting).
+        RedisUnavailable: Redis did not answer at start (nothing was received), or it
+            failed later: the listener then disconnected, leaving that message
+            un-acknowledged for the server to deliver again.
     """
     from .relay import RelayClient
 
     forwarder = InboundForwarder(app, task, redis_url=redis_url, task_options=task_options)
+    forwarder.check()
     relay = RelayClient(**relay_options)
+    forwarder.on_failure = relay.disconnect
     relay.on_message(forwarder, ack_after=True)
     relay.run()
+    forwarder.join()
+    if forwarder.failure is not None:
+        raise forwarder.failure

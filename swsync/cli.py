@@ -32,6 +32,7 @@ from .errors import (
 from .relay.events import MessageStateEvent, RelayEvent
 
 if TYPE_CHECKING:
+    from .celery import InboundForwarder
     from .relay import Message, RelayClient
     from .rest import MessageRecord, RestClient
 
@@ -857,7 +858,7 @@ def message_json(message: Message) -> dict[str, Any]:
     }
 
 
-def _celery_forwarder(args: argparse.Namespace) -> Callable[[Message], None] | None:
+def _celery_forwarder(args: argparse.Namespace) -> InboundForwarder | None:
     if not args.celery_app and not args.task:
         return None
     if not (args.celery_app and args.task):
@@ -865,8 +866,14 @@ def _celery_forwarder(args: argparse.Namespace) -> Callable[[Message], None] | N
     if os.getcwd() not in sys.path:  # find pkg.module from the current directory, as celery does
         sys.path.insert(0, os.getcwd())
     from .celery import InboundForwarder
+    from .errors import RedisUnavailable
 
-    return InboundForwarder(args.celery_app, args.task, redis_url=args.redis_url)
+    forwarder = InboundForwarder(args.celery_app, args.task, redis_url=args.redis_url)
+    try:
+        forwarder.check()  # the task is registered and Redis answers, before connecting
+    except RedisUnavailable as exc:
+        raise CommandError(str(exc), EXIT_CONNECTION) from exc
+    return forwarder
 
 
 def _cmd_listen(args: argparse.Namespace) -> int:
@@ -907,12 +914,13 @@ def _cmd_listen(args: argparse.Namespace) -> int:
     log_handler: logging.Handler | None = None
     try:
         if forwarder is not None:
+            forwarder.on_failure = client.disconnect  # Redis failed: stop taking a share of inbound
             client.on_message(forwarder, ack_after=True)
         else:
             client.on_message(show, ack_after=True)
-            if not getattr(args, "debug", False):
-                log_handler = _OneLineErrors()
-                logging.getLogger("swsync").addHandler(log_handler)
+        if not getattr(args, "debug", False):
+            log_handler = _OneLineErrors()
+            logging.getLogger("swsync").addHandler(log_handler)
         client.connect()
         _err(f"swsync: listening on context(s) {', '.join(contexts)}; Ctrl-C to stop")
         client.run()  # returns on Ctrl-C, SIGTERM or disconnect(), disconnected
@@ -925,8 +933,12 @@ def _cmd_listen(args: argparse.Namespace) -> int:
             threads = list(stopper)
         for thread in threads:
             thread.join(timeout=30)  # disconnect() is bounded; this is a backstop
+        if forwarder is not None:
+            forwarder.join()
         if log_handler is not None:
             logging.getLogger("swsync").removeHandler(log_handler)
+    if forwarder is not None and forwarder.failure is not None:
+        raise CommandError(f"{forwarder.failure}; stopped listening", EXIT_CONNECTION)
     return _OUTPUT.exit_code()
 
 
@@ -945,9 +957,14 @@ class _OneLineErrors(logging.Handler):
         super().__init__(logging.ERROR)
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.exc_info and isinstance(record.exc_info[1], _Unprintable):
+        if record.exc_info and (isinstance(record.exc_info[1], _Unprintable) or
+                                getattr(record.exc_info[1], "reported", False)):
             return
-        _err(f"swsync: error: {' '.join(record.getMessage().split())}")
+        text = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:  # a handler raised: say what
+            exc = record.exc_info[1]
+            text += f": {type(exc).__name__}: {exc}"
+        _err(f"swsync: error: {' '.join(text.split())}")
 
 
 # ------------------------------------------------------------------- messages

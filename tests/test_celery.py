@@ -13,6 +13,7 @@ import redis
 from celery import Celery
 from celery.result import AsyncResult
 
+from swsync import RedisUnavailable
 from swsync.emulator import Emulator
 
 from .celeryd import WorkerPool, worker_env
@@ -128,11 +129,16 @@ def test_a_key_is_never_sent_twice(setup: Setup) -> None:
 
 
 def test_a_refused_send_fails_the_task_and_frees_its_key(setup: Setup) -> None:
+    import swsync.celery  # imported where the result is read: the JSON result rebuilds as SendRefused
+
     setup.pool("a")
     refused = setup.send("r", to="+15550000005")
     setup.results([refused], 60)
     assert refused.state == "FAILURE"
     assert "swsync.errors.RelayError" in (refused.traceback or "")
+    assert isinstance(refused.result, swsync.celery.SendRefused), repr(refused.result)
+    assert refused.result.error == "RelayError" and "code" in refused.result.text, repr(refused.result)
+    assert str(refused.result).startswith("RelayError: ")
     # Nothing was sent, so the key was released: a corrected send under it goes out.
     ok = setup.results([setup.send("r")], 60)[0]
     assert ok["outcome"] == "accepted"
@@ -365,3 +371,90 @@ def test_listen_api_hands_inbound_to_celery_until_sigterm(setup: Setup) -> None:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0 and "stopped cleanly" in out, out
+
+
+def test_listen_refuses_a_task_the_app_does_not_know_before_connecting(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # A mistyped --task used to be enqueued, ACKed and then dropped by the worker
+    # ("Received unregistered task"): every inbound message lost.
+    import swsync.celery
+    from swsync import ConfigurationError
+    from swsync.cli import main
+
+    creds = ["--project", "p", "--token", "t", "--space", "ws://127.0.0.1:9"]
+    assert main(["listen", "--celery-app", "tests.celery_app:app", "--task", "tests.handle_inbond",
+                 *creds]) == 2
+    err = capsys.readouterr().err
+    assert "task 'tests.handle_inbond' is not registered" in err and "tests.handle_inbound" in err, err
+    with pytest.raises(ConfigurationError, match="'tests.handle_inbond' is not registered"):
+        swsync.celery.listen("tests.celery_app:app", "tests.handle_inbond", project="p", token="t",
+                             space="ws://127.0.0.1:9", contexts=["x"])
+    # A producer app that does not import the task's module: the dotted name is imported.
+    producer = Celery("producer", broker=f"redis://127.0.0.1:{free_port()}/0")
+    swsync.celery.check_task(producer, "tests.celery_tasks.handled")
+    with pytest.raises(ConfigurationError, match="is not registered"):
+        swsync.celery.check_task(producer, "tests.celery_tasks.nope")
+    producer.close()
+
+
+def test_listen_exits_4_before_connecting_when_redis_is_unreachable(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from swsync.cli import main
+
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    creds = ["--project", "p", "--token", "t", "--space", "ws://127.0.0.1:9"]
+    assert main(["listen", "--celery-app", "tests.celery_app:app", "--task", "tests.handle_inbound",
+                 "--redis-url", dead, *creds]) == 4
+    err = capsys.readouterr().err
+    assert "inbound claims unavailable" in err and "not listening" in err, err
+    assert "nothing was sent" not in err and "ws://127.0.0.1:9" not in err, err
+    import swsync.celery
+
+    with pytest.raises(RedisUnavailable, match="inbound claims unavailable.*not listening"):
+        swsync.celery.listen("tests.celery_app:app", "tests.handle_inbound", redis_url=dead, project="p",
+                             token="t", space="ws://127.0.0.1:9", contexts=["x"])
+
+
+def test_a_forwarder_whose_redis_fails_raises_quietly_and_asks_to_stop_once(redis_server: Any) -> None:
+    import swsync.celery
+
+    stops: list[str] = []
+    with RedisServer() as claims:
+        forwarder = swsync.celery.InboundForwarder(Celery("p", broker=redis_server.url), "tests.celery_tasks.handled",
+                                                   redis_url=claims.url, on_failure=lambda: stops.append("x"))
+        forwarder.check()
+        claims.stop()
+        for mid in ("m-1", "m-2"):
+            with pytest.raises(swsync.celery.InboundNotAcknowledged, match="will be redelivered") as info:
+                forwarder(inbound_copy(mid))
+            assert info.value.reported  # logged as one line: the RELAY client prints no traceback
+    forwarder.join()
+    assert stops == ["x"] and isinstance(forwarder.failure, RedisUnavailable)
+
+
+def test_listen_stops_when_redis_fails_and_leaves_the_message_unacknowledged(setup: Setup) -> None:
+    from .celeryd import Listener
+
+    claims = RedisServer().start()
+    env = worker_env(broker=setup.broker, emu=setup.emu)
+    listener = Listener(env, "--task", "tests.handle_inbound", "--context", "in", "--redis-url", claims.url)
+    try:
+        setup.emu.wait_for_clients(1, timeout=30)
+        first = setup.emu.inject_inbound(to_number="+15551110000", from_number="+15552220000", body="a",
+                                         context="in")
+        setup.emu.wait_until(lambda: setup.emu.unacked_events == 0, timeout=30)  # handed on, ACKed
+        claims.stop()
+        second = setup.emu.inject_inbound(to_number="+15551110000", from_number="+15552220000", body="b",
+                                          context="in")
+        code = listener.proc.wait(timeout=30)  # it stops by itself: no share of traffic it cannot hand on
+        out = listener.output()
+        assert setup.emu.unacked_events == 1  # the second message: not acknowledged
+    finally:
+        listener.stop()
+        claims.close()
+    assert code == 4, out
+    queued = redis.Redis.from_url(setup.broker).lrange("celery", 0, -1)
+    assert len(queued) == 1 and first.encode() in queued[0] and second.encode() not in queued[0]
+    assert f"inbound {second}: inbound claims unavailable" in out, out
+    assert "the message was not acknowledged and will be redelivered" in out, out
+    assert "Traceback" not in out and "nothing was sent" not in out, out

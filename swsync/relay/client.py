@@ -761,9 +761,10 @@ def _run_inbound(handlers: list[InboundHandler], msg: Message,
     for handler in handlers:
         try:
             handler(msg)
-        except BaseException:  # SystemExit too: the next handler still runs
+        except BaseException as exc:  # SystemExit too: the next handler still runs
             failed = failed or handler in must_succeed
-            report_callback_error("on_message handler", handler)
+            if not getattr(exc, "reported", False):  # the handler logged it already
+                report_callback_error("on_message handler", handler)
     if finish is not None:
         if failed:
             logger.warning("inbound message %s not acknowledged: an ack_after handler raised", msg.message_id)
