@@ -21,7 +21,7 @@ from typing import IO, Any, TextIO
 
 from . import _validate
 from .bulk import Outbound, SendResult, Summary, derive_key
-from .errors import ConfigurationError, ConnectionClosedError, WaitTimeout
+from .errors import ConfigurationError, ConnectionClosedError
 
 __all__ = ["EXIT_UNKNOWN", "add_parser", "run"]
 
@@ -75,6 +75,9 @@ def add_parser(sub: Any, common: argparse.ArgumentParser, fmt: type[argparse.Hel
                    help="sqlite3 send journal (default: FILE.csv.journal.db next to the file)")
     p.add_argument("--rate", type=_positive_float, metavar="N",
                    help="pace to N segments per second for the sender (default: unpaced)")
+    p.add_argument("--burst", type=_positive_float, default=1.0, metavar="N",
+                   help="with --rate: segments that may go at once after a quiet spell "
+                        "(default: 1: sends evenly spaced, one segment every 1/N s)")
     p.add_argument("--window", type=_positive_int, default=64, metavar="N",
                    help="messages in flight at once (default: 64)")
     p.add_argument("--wait", action=argparse.BooleanOptionalAction, default=True,
@@ -305,10 +308,13 @@ class Severity:
 
     ORDER = (EXIT_UNKNOWN, EXIT_CONNECTION, EXIT_NOT_DELIVERED, EXIT_TIMEOUT, EXIT_OK)
 
-    def __init__(self) -> None:
+    def __init__(self, wait: bool = True) -> None:
         self.code = EXIT_OK
+        self.wait = wait
 
     def add(self, result: SendResult) -> None:
+        """Count one result: the same state gives the same code, whether it was
+        learned now or replayed from the journal (a rerun)."""
         code = EXIT_OK
         if result.outcome == "unknown":
             code = EXIT_UNKNOWN
@@ -316,8 +322,12 @@ class Severity:
             code = EXIT_CONNECTION
         elif result.outcome in ("undelivered", "failed", "not_sent"):
             code = EXIT_NOT_DELIVERED
-        elif isinstance(result.error, WaitTimeout):
-            code = EXIT_TIMEOUT
+        elif result.outcome == "accepted" and (self.wait or result.error is not None):
+            code = EXIT_TIMEOUT  # no final state known (waited for in vain, or in an earlier run)
+        self.escalate(code)
+
+    def escalate(self, code: int) -> None:
+        """Raise the exit code to ``code`` if that is more serious."""
         if self.ORDER.index(code) < self.ORDER.index(self.code):
             self.code = code
 
@@ -350,15 +360,82 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _client(args: argparse.Namespace) -> Any:
+    """The RELAY client, built (and its missing credentials reported) as ``swsync send`` does."""
+    from .cli import _relay_client
     from .ratelimit import RateLimit
-    from .relay import RelayClient
 
-    limit = None if args.rate is None else RateLimit(args.rate, max_wait=None)
-    # Missing credentials fall back to the SIGNALWIRE_* variables inside RelayClient,
-    # whose ConfigurationError names both the argument and the variable.
-    return RelayClient(getattr(args, "project", None), getattr(args, "token", None),
-                       getattr(args, "space", None),
-                       rate_limit=limit, request_timeout=min(args.timeout, 10.0))
+    limit = None if args.rate is None else RateLimit(args.rate, burst=args.burst, max_wait=None)
+    return _relay_client(args, rate_limit=limit, request_timeout=min(args.timeout, 10.0))
+
+
+def _open_out(path: str | None) -> IO[str] | None:
+    if path is None:
+        return None
+    try:
+        return open(path, "w", newline="", encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(f"--out {path}: cannot write: {exc.strerror or exc}") from None
+
+
+def _check_journal(path: str) -> None:
+    """Open (creating) the journal once before connecting, so a bad path is a usage error."""
+    import sqlite3
+
+    from ._journal import Journal
+
+    try:
+        Journal(path).close()
+    except (sqlite3.Error, OSError, ValueError) as exc:
+        raise ConfigurationError(f"--journal {path}: cannot use it as a send journal: {exc}") from None
+
+
+class _Output:
+    """Where results go: stdout (through ``swsync``'s shared writer: a broken or full
+    stdout is reported once and never stops the batch) and the ``--out`` file."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.as_json = bool(args.json)
+        self.out_file = _open_out(args.out)
+        self.writer = csv.DictWriter(self.out_file, OUT_COLUMNS) if self.out_file else None
+        self.out_problem: str | None = None
+        self._out_write(self._header)
+
+    def _header(self) -> None:
+        assert self.writer is not None
+        self.writer.writeheader()
+
+    def _out_write(self, write: Any) -> None:
+        if self.writer is None or self.out_problem is not None:
+            return
+        try:
+            write()
+        except OSError as exc:
+            self.out_problem = exc.strerror or str(exc)
+            print(f"swsync: error: cannot write to {self.out_file.name if self.out_file else '--out'}: "
+                  f"{self.out_problem}; sending goes on (the journal has every outcome)", file=sys.stderr)
+
+    def result(self, fields: dict[str, Any]) -> None:
+        from .cli import _write
+
+        _write(sys.stdout, json.dumps(fields, ensure_ascii=False) if self.as_json else _human(fields))
+        self._out_write(lambda: self.writer.writerow(fields) if self.writer else None)
+
+    def line(self, text: str) -> None:
+        from .cli import _write
+
+        _write(sys.stdout, text)
+
+    def close(self) -> None:
+        if self.out_file is not None:
+            self._out_write(self.out_file.close)
+            if self.out_problem is not None:
+                self.out_file = None  # closing failed; nothing more to do with it
+
+    def problem(self) -> str | None:
+        """Why some results were not written (stdout or --out), or ``None``."""
+        from .cli import _OUTPUT
+
+        return _OUTPUT.problem or self.out_problem
 
 
 def _send(args: argparse.Namespace, sender: str, total: int) -> int:
@@ -372,35 +449,44 @@ def _send(args: argparse.Namespace, sender: str, total: int) -> int:
             lines[index] = row.line
             yield row.outbound
 
+    _check_journal(journal)
+    output = _Output(args)
     bar = ProgressBar(sys.stderr, total) if sys.stderr.isatty() else None
-    out_file = open(args.out, "w", newline="", encoding="utf-8") if args.out else None
-    writer = csv.DictWriter(out_file, OUT_COLUMNS) if out_file else None
-    if writer is not None:
-        writer.writeheader()
-    severity = Severity()
-    with _client(args) as client:
-        batch = client.send_many(outbounds(), journal=journal, window=args.window, wait=args.wait,
-                                 timeout=args.timeout, retry_unknown=args.retry_unknown)
-        stopping = _on_ctrl_c(batch, signal)
-        try:
-            for result in batch:
-                fields = _result_fields(result, lines.pop(result.index, 0))
-                severity.add(result)
-                print(json.dumps(fields, ensure_ascii=False) if args.json else _human(fields), flush=True)
-                if writer is not None:
-                    writer.writerow(fields)
-                if bar is not None:
-                    bar.update(batch.summary)
-        finally:
-            if stopping.installed:
-                signal.signal(signal.SIGINT, stopping.previous)
-            if out_file is not None:
-                out_file.close()
+    severity = Severity(wait=args.wait)
+    try:
+        with _client(args) as client:
+            batch = client.send_many(outbounds(), journal=journal, window=args.window, wait=args.wait,
+                                     timeout=args.timeout, retry_unknown=args.retry_unknown)
+            stopping = _on_ctrl_c(batch, signal)
+            try:
+                for result in batch:
+                    fields = _result_fields(result, lines.pop(result.index, 0))
+                    severity.add(result)
+                    output.result(fields)
+                    if bar is not None:
+                        bar.update(batch.summary)
+            finally:
+                if stopping.installed:
+                    signal.signal(signal.SIGINT, stopping.previous)
+    finally:
+        output.close()
     summary = batch.summary
     if bar is not None:
         bar.close(summary)
-    _print_summary(args, summary, journal, stopping.fired)
-    return EXIT_INTERRUPTED if stopping.fired else severity.code
+    _print_summary(args, output, summary, journal, stopping.fired)
+    return EXIT_INTERRUPTED if stopping.fired else _output_checked(output, severity, journal)
+
+
+def _output_checked(output: _Output, severity: Severity, journal: str) -> int:
+    """The exit code, at least 1 when some results could not be written: the batch
+    went on regardless (output never decides a message's fate), but they went unseen."""
+    problem = output.problem()
+    if problem is None:
+        return severity.code
+    print(f"swsync: error: some results were not written ({problem}); every row was still "
+          f"sent and its outcome is in the journal ({journal})", file=sys.stderr)
+    severity.escalate(EXIT_NOT_DELIVERED)
+    return severity.code
 
 
 class _CtrlC:
@@ -432,12 +518,14 @@ def _on_ctrl_c(batch: Any, signal: Any) -> _CtrlC:
     return handler
 
 
-def _print_summary(args: argparse.Namespace, summary: Summary, journal: str, stopped: bool) -> None:
+def _print_summary(args: argparse.Namespace, output: _Output, summary: Summary, journal: str,
+                   stopped: bool) -> None:
     if args.json:
-        print(json.dumps({"summary": {**summary.counts, "total": summary.total, "sent": summary.sent,
-                                      "replayed": summary.replayed, "elapsed": round(summary.elapsed, 3),
-                                      "rate": round(summary.rate, 2), "interrupted": stopped,
-                                      "journal": journal}}), flush=True)
+        output.line(json.dumps({"summary": {**summary.counts, "total": summary.total,
+                                            "sent": summary.sent, "replayed": summary.replayed,
+                                            "elapsed": round(summary.elapsed, 3),
+                                            "rate": round(summary.rate, 2), "interrupted": stopped,
+                                            "journal": journal}}))
     text = str(summary) + (f"; {summary.replayed} recorded earlier, not sent again" if summary.replayed else "")
     print(f"swsync: {text}", file=sys.stderr)
     if stopped:

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._journal import Journal, JournalRow
+from .ratelimit import RateLimit
 from .errors import ConnectionClosedError, RelayError, SwsyncError, WaitTimeout
 
 if TYPE_CHECKING:
@@ -141,12 +142,34 @@ class Summary:
 class _Entry:
     """One outbound being sent (owned by the sender thread handling it)."""
 
-    __slots__ = ("index", "key", "outbound")
+    __slots__ = ("claimed", "index", "key", "message_id", "outbound", "sending")
 
-    def __init__(self, index: int, key: str, outbound: Outbound) -> None:
+    def __init__(self, index: int, key: str, outbound: Any) -> None:
         self.index = index
         self.key = key
         self.outbound = outbound
+        self.claimed = False  # its journal row is this run's (claimed as "sending")
+        self.sending = False  # send_message was called: the frame may have left
+        self.message_id: str | None = None  # SignalWire accepted it
+
+
+def _duplicate(key: str) -> ValueError:
+    return ValueError(f"duplicate key {key!r}: an earlier outbound of this batch has it, "
+                      "and a key is sent once")
+
+
+_RECORDED_ERRORS: dict[str, type[SwsyncError]] = {
+    "WaitTimeout": WaitTimeout, "ConnectionClosedError": ConnectionClosedError,
+    "OutcomeUnknownError": ConnectionClosedError}
+
+
+def _recorded_error(text: str | None) -> SwsyncError | None:
+    """The journal's ``error`` column as an exception of the same kind (by its class
+    name prefix), so a replayed result explains itself as the original did."""
+    if not text:
+        return None
+    name, _, _ = text.partition(":")
+    return _RECORDED_ERRORS.get(name, SwsyncError)(text)
 
 
 def _not_sent_error(exc: BaseException) -> bool:
@@ -209,6 +232,9 @@ class Batch:
         self._finished = False
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        # Without a journal, the keys seen in this batch (one string per outbound, kept
+        # until the batch is dropped), so that a repeated key is sent once.
+        self._seen: set[str] = set()
         self._t0 = self._t1 = 0.0
 
     # ------------------------------------------------------------ consumer side
@@ -295,7 +321,7 @@ class Batch:
                 if got is None:
                     tokens.put(None)
                     break
-                self._handle(*got)
+                self._handle_guarded(*got)
         finally:
             self._results.put(_DONE)
 
@@ -319,7 +345,37 @@ class Batch:
                 self._taken += 1
         return index, outbound
 
-    def _handle(self, index: int, outbound: Any) -> None:
+    def _handle_guarded(self, index: int, outbound: Any) -> None:
+        """Handle one outbound; whatever goes wrong, the consumer still gets its result."""
+        entry = _Entry(index, f"#{index}", outbound)
+        try:
+            self._handle(entry)
+        except BaseException as exc:  # a bug or a failing journal: never leave the consumer waiting
+            self._crashed(entry, exc)
+
+    def _crashed(self, entry: _Entry, exc: BaseException) -> None:
+        """Report ``entry`` after an unexpected failure, and stop the batch (as a journal
+        failure does): ``accepted`` once SignalWire accepted it, ``unknown`` once its
+        frame may have left, else ``not_sent``."""
+        logger.error("bulk sender failed on %r: %r; stopping the batch", entry.key, exc)
+        with self._lock:
+            self._failure = self._failure or exc
+        self._stop.set()
+        fields: dict[str, Any] = {"error": exc}
+        if entry.message_id is not None:
+            outcome = "accepted"
+            fields["message_id"] = entry.message_id
+        elif entry.sending:
+            outcome = "unknown"
+        else:
+            outcome = "not_sent"
+            fields["may_have_been_sent"] = False
+        outbound = entry.outbound if isinstance(entry.outbound, Outbound) else None
+        self._emit(SendResult(entry.key, outcome, index=entry.index, outbound=outbound, **fields),
+                   record=entry.claimed)
+
+    def _handle(self, entry: _Entry) -> None:
+        index, outbound = entry.index, entry.outbound
         try:
             if not isinstance(outbound, Outbound):
                 raise TypeError(f"send_many takes Outbound objects, got {type(outbound).__name__}")
@@ -330,9 +386,10 @@ class Batch:
             self._emit(SendResult(f"#{index}", "not_sent", error=exc, may_have_been_sent=False,
                                   index=index), record=False)
             return
-        entry = _Entry(index, key, outbound)
+        entry.key = key
         if self._journal is None:
-            self._send(entry)
+            if self._first_in_batch(entry):
+                self._send_paced(entry)
             return
         try:
             row = self._journal.get(key)
@@ -342,24 +399,51 @@ class Batch:
         if row is not None and (row.run_id == self._run_id or row.outcome not in self._resend):
             self._replay(entry, row)
             return
+        self._send_paced(entry)
+
+    def _first_in_batch(self, entry: _Entry) -> bool:
+        """Without a journal: True the first time this batch sees ``entry.key``; a
+        repeat is reported as a ``not_sent`` duplicate (the journal does this otherwise)."""
+        with self._lock:
+            repeat = entry.key in self._seen
+            self._seen.add(entry.key)
+        if repeat:
+            self._emit(self._result(entry, "not_sent", error=_duplicate(entry.key),
+                                    may_have_been_sent=False), record=False)
+        return not repeat
+
+    def _send_paced(self, entry: _Entry) -> None:
+        """Wait for the turn under the client's rate limit, then claim and send.
+
+        The turn comes first, the journal second: a kill while waiting leaves no
+        "sending" row, so a rerun sends the key instead of reporting it unknown. A
+        stop() while waiting ends the wait: the row is then ``not_sent`` (provably).
+        """
         limit = self._client.rate_limit
         if limit is None or not hasattr(limit, "admitted"):
             self._claim_and_send(entry)
             return
-        # Wait for the turn first, journal second: a kill while waiting leaves no
-        # "sending" row, so a rerun sends the key instead of reporting it unknown.
+        outbound: Outbound = entry.outbound
+        options: dict[str, Any] = {"stop": self._stop} if isinstance(limit, RateLimit) else {}
         try:
             limit.acquire(from_number=outbound.from_number, body=outbound.body,
-                          media=outbound.media or (), account=self._client.project)
+                          media=outbound.media or (), account=self._client.project, **options)
         except Exception as exc:  # RateLimited (past max_wait), or the limiter failed
             self._emit(self._result(entry, "not_sent", error=exc, may_have_been_sent=False),
+                       record=False)
+            return
+        if self._stop.is_set():  # stopped while waiting for the turn (the slot is wasted)
+            error = SwsyncError("the batch was stopped before this row's turn; nothing was sent")
+            self._emit(self._result(entry, "not_sent", error=error, may_have_been_sent=False),
                        record=False)
             return
         with limit.admitted():
             self._claim_and_send(entry)
 
     def _claim_and_send(self, entry: _Entry) -> None:
-        assert self._journal is not None
+        if self._journal is None:
+            self._send(entry)
+            return
         try:
             row = self._journal.claim(entry.key, vars(entry.outbound), self._run_id, self._resend)
         except Exception as exc:
@@ -368,6 +452,7 @@ class Batch:
         if row is not None:
             self._replay(entry, row)
         else:
+            entry.claimed = True
             self._send(entry)
 
     def _journal_failed(self, entry: _Entry, exc: Exception) -> None:
@@ -379,10 +464,8 @@ class Batch:
 
     def _replay(self, entry: _Entry, row: JournalRow) -> None:
         if row.run_id == self._run_id:
-            error = ValueError(f"duplicate key {entry.key!r}: an earlier outbound of this batch "
-                               "has it, and a key is sent once")
-            self._emit(self._result(entry, "not_sent", error=error, may_have_been_sent=False),
-                       record=False)
+            self._emit(self._result(entry, "not_sent", error=_duplicate(entry.key),
+                                    may_have_been_sent=False), record=False)
             return
         if row.outcome in ("sending", "unknown"):
             cause = ConnectionClosedError(
@@ -394,10 +477,12 @@ class Batch:
             self._emit(self._result(entry, "unknown", error=cause, replayed=True), record=False)
             return
         self._emit(self._result(entry, row.outcome, message_id=row.message_id, state=row.state,
-                                reason=row.reason, replayed=True), record=False)
+                                reason=row.reason, error=_recorded_error(row.error), replayed=True),
+                   record=False)
 
     def _send(self, entry: _Entry) -> None:
         ob = entry.outbound
+        entry.sending = True
         try:
             message = self._client.send_message(ob.to_number, ob.from_number, ob.body, media=ob.media,
                                                 tags=ob.tags, context=ob.context)
@@ -407,10 +492,12 @@ class Batch:
             else:
                 self._emit(self._result(entry, "unknown", error=exc))
             return
-        if self._journal is not None:
-            self._journal.accepted(entry.key, message.message_id)
+        entry.message_id = message.message_id
         with self._lock:
             self._sent += 1
+        if self._journal is not None:
+            # A failure here reaches _crashed: reported accepted (it was), the batch stops.
+            self._journal.accepted(entry.key, message.message_id)
         if self._wait:
             self._emit(self._outcome(entry, message))
         else:

@@ -471,8 +471,11 @@ def _require(value: str | None, flag: str, env: str) -> str:
 
 
 def _relay_client(
-    args: argparse.Namespace, contexts: Sequence[str] | None = None, *, timeout: float | None = 10.0
+    args: argparse.Namespace, contexts: Sequence[str] | None = None, *, timeout: float | None = 10.0,
+    **options: Any,
 ) -> RelayClient:
+    """The RELAY client from --project/--token/--space or the environment; ``options``
+    (e.g. ``rate_limit``, ``request_timeout``) go to ``RelayClient`` as given."""
     from .relay import RelayClient
 
     project = _arg_or_env(args, "project", _config.ENV_PROJECT)
@@ -487,8 +490,9 @@ def _relay_client(
         _require(project, "--project", _config.ENV_PROJECT)
     # Connecting and each request; --timeout may shorten it.
     timeout = 10.0 if timeout is None else min(timeout, 10.0)
-    return RelayClient(project, token, space, contexts=contexts,
-                       connect_timeout=timeout, request_timeout=timeout)
+    settings: dict[str, Any] = {"contexts": contexts, "connect_timeout": timeout,
+                                "request_timeout": timeout, **options}
+    return RelayClient(project, token, space, **settings)
 
 
 def _rest_client(args: argparse.Namespace, *, timeout: float | None = 10.0) -> RestClient:

@@ -54,6 +54,9 @@ class _Backend(Protocol):
         """Block until ``cost`` is admitted for ``key``; raise ``RateLimited`` past ``max_wait``."""
 
 
+_STOP_SLICE = 0.1  # seconds: longest injected sleep between checks of a stop event
+
+
 class _LocalBackend:
     """In-process GCRA state: one theoretical arrival time per key.
 
@@ -95,11 +98,24 @@ class _LocalBackend:
                 self._forget_idle(now)
             return delay
 
-    def acquire(self, key: str, cost: float, max_wait: float | None) -> None:
-        """Reserve a slot, then sleep until it (see :meth:`reserve`)."""
+    def acquire(self, key: str, cost: float, max_wait: float | None,
+                stop: threading.Event | None = None) -> None:
+        """Reserve a slot, then sleep until it (see :meth:`reserve`); return early once
+        ``stop`` is set (the reservation is then wasted, which only slows later sends)."""
         delay = self.reserve(key, cost, max_wait)
-        if delay > 0:
+        if delay <= 0:
+            return
+        if stop is None:
             self.sleep(delay)
+        elif self.sleep is time.sleep:
+            stop.wait(delay)
+        else:  # an injected sleep: wait in slices, checking stop between them
+            admit = self.clock() + delay
+            while not stop.is_set():
+                remaining = admit - self.clock()
+                if remaining <= 0:
+                    return
+                self.sleep(min(remaining, _STOP_SLICE))
 
     def _forget_idle(self, now: float) -> None:
         # Caller holds _lock. A key whose reservations are all in the past is a full bucket.
@@ -240,8 +256,12 @@ class RateLimit:
         return f"account:{account}" if self.key == "account" else from_number
 
     def acquire(self, *, from_number: str, body: str | None, media: Sequence[str] = (),
-                account: str = "") -> None:
+                account: str = "", stop: threading.Event | None = None) -> None:
         """Block the calling thread until this send is admitted (FIFO among threads).
+
+        With ``stop``, the wait ends early once ``stop`` is set (in-process limits;
+        a Redis-backed wait runs to its slot): the caller must check ``stop`` before
+        sending. ``send_many`` uses it so that ``Batch.stop()`` ends every wait.
 
         Raises:
             RateLimited: the send's turn is more than ``max_wait`` seconds away;
@@ -250,8 +270,12 @@ class RateLimit:
         if getattr(_admitted, "limit", None) is self:
             _admitted.limit = None  # the caller acquired for this send already (see admitted())
             return
-        self._get_backend().acquire(self.key_for(from_number, account), self.cost(body, media),
-                                    self.max_wait)
+        backend = self._get_backend()
+        key, cost = self.key_for(from_number, account), self.cost(body, media)
+        if stop is not None and isinstance(backend, _LocalBackend):
+            backend.acquire(key, cost, self.max_wait, stop)
+        else:
+            backend.acquire(key, cost, self.max_wait)
 
     @contextmanager
     def admitted(self) -> Iterator[None]:

@@ -310,3 +310,75 @@ def test_waiting_for_a_turn_is_not_journaled(tmp_path: Path) -> None:
         counts = sent_to(emu)
     assert max(counts.values()) == 1 and len(results) == 200
     assert sum(r.outcome == "unknown" for r in results) == len(sending)
+
+
+def test_stop_ends_the_waits_for_a_turn_and_nothing_more_is_sent(emu: Any, tmp_path: Path) -> None:
+    # A paced batch: the injected clock never moves, so every sender but the first
+    # waits for its turn (in injected sleeps) until stop(); none of them may send.
+    released = threading.Event()
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        released.wait(10)  # bounded; the test releases it right after stop()
+
+    limit = RateLimit(1, burst=1, max_wait=None, clock=lambda: 0.0, sleep=sleep)
+    journal = str(tmp_path / "j.db")
+    rows = [Outbound(f"+1555810{i:04d}", FROM, "hi", key=f"k{i}") for i in range(8)]
+    with client_for(emu, rate_limit=limit) as client:
+        with client.send_many(rows, journal=journal, window=4) as batch:
+            first = next(batch)
+            batch.stop()
+            released.set()
+            rest = list(batch)
+    assert first.outcome == "delivered" and sleeps
+    assert 3 <= len(rest) <= 4  # the senders that were waiting for their turn
+    assert {r.outcome for r in rest} == {"not_sent"}
+    assert all(r.may_have_been_sent is False for r in rest)
+    assert sum(sent_to(emu).values()) == 1
+    assert {k: o for k, (o, _) in journal_rows(Path(journal)).items()} == {first.key: "delivered"}
+    with client_for(emu) as client:  # a rerun sends the rest, once each
+        again = {r.key: r for r in client.send_many(rows, journal=journal)}
+    assert again[first.key].replayed
+    assert sorted(r.outcome for r in again.values()) == ["delivered"] * 8
+    assert set(sent_to(emu).values()) == {1} and len(sent_to(emu)) == 8
+
+
+@pytest.mark.timeout(30)
+def test_a_journal_failure_after_acceptance_still_yields_the_result(emu: Any, tmp_path: Path) -> None:
+    journal = tmp_path / "j.db"
+    with sqlite3.connect(journal) as db:  # a journal whose "accepted" update fails, for real
+        db.executescript("""
+            CREATE TABLE sends (key TEXT PRIMARY KEY, to_number TEXT NOT NULL,
+              from_number TEXT NOT NULL, body TEXT, media TEXT, outcome TEXT NOT NULL,
+              message_id TEXT, state TEXT, reason TEXT, error TEXT,
+              attempts INTEGER NOT NULL DEFAULT 1, run_id TEXT NOT NULL,
+              created_at REAL NOT NULL, updated_at REAL NOT NULL);
+            CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+            INSERT INTO meta VALUES ('schema_version', '1');
+            CREATE TRIGGER no_accept BEFORE UPDATE OF outcome ON sends
+              WHEN NEW.outcome = 'accepted' BEGIN SELECT RAISE(ABORT, 'disk says no'); END;
+        """)
+    rows = [Outbound(f"+1555820{i:04d}", FROM, "hi", key=f"k{i}") for i in range(5)]
+    results = []
+    with client_for(emu) as client:
+        batch = client.send_many(rows, journal=str(journal), window=1)
+        with pytest.raises(sqlite3.Error, match="disk says no"):
+            for r in batch:
+                results.append(r)
+    assert len(results) == 1  # the batch stopped after the failure
+    assert results[0].outcome == "accepted" and results[0].message_id
+    assert isinstance(results[0].error, sqlite3.Error) and results[0].may_have_been_sent
+    assert sum(sent_to(emu).values()) == 1
+
+
+def test_duplicate_keys_go_once_without_a_journal(emu: Any) -> None:
+    a = Outbound("+15556100001", FROM, "same")
+    k1, k2 = Outbound("+15556100002", FROM, "one", key="K"), Outbound("+15556100003", FROM, "two", key="K")
+    with client_for(emu) as client:
+        results = list(client.send_many([a, a, k1, k2], window=1))
+    assert sorted(r.outcome for r in results) == ["delivered", "delivered", "not_sent", "not_sent"]
+    dups = [r for r in results if r.outcome == "not_sent"]
+    assert all("duplicate key" in str(r.error) and r.may_have_been_sent is False for r in dups)
+    counts = sent_to(emu)
+    assert counts["+15556100001"] == 1 and counts["+15556100002"] + counts["+15556100003"] == 1

@@ -199,3 +199,107 @@ def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path: Path) -> No
         assert f"{first} recorded earlier" in p.stderr
         counts = sent_to(emu)
     assert len(counts) == BIG and set(counts.values()) == {1}
+
+
+def test_ctrl_c_during_a_slow_pace_sends_nothing_more(emu: Any, env: dict[str, str], tmp_path: Path) -> None:
+    # --rate 1: after the first row, every sender waits for its turn; Ctrl-C must end
+    # those waits at once, with no further row sent.
+    f = write_csv(tmp_path / "r20.csv", ["to,name"] + [f"+1555410{i:04d},n{i}" for i in range(20)])
+    argv = [sys.executable, "-m", "swsync", "send-batch", f, "--from", FROM, "--body", "Hi {name}",
+            "--rate", "1"]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline()  # the first row is out
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    sent = sum(sent_to(emu).values())
+    assert 1 <= sent <= 2  # the first, and at most one whose turn came before the signal
+    with sqlite3.connect(f + ".journal.db") as db:
+        assert db.execute("SELECT count(*) FROM sends").fetchone()[0] == sent
+    p = subprocess.run(argv[:-2], env=env, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    counts = sent_to(emu)
+    assert len(counts) == 20 and set(counts.values()) == {1}
+
+
+def test_a_rerun_gives_the_same_exit_code(emu: Any, env: dict[str, str], tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from swsync.emulator.store import NO_DLR_NUMBER
+
+    f = write_csv(tmp_path / "nodlr.csv", ["to,body,key", f"{NO_DLR_NUMBER},no receipt,a1",
+                                           "+15551230001,hello,a2"])
+    argv = ["send-batch", f, "--from", FROM, "--timeout", "0.5"]
+    assert main(argv) == 3
+    assert main(argv) == 3  # the same state: still no final state for a1
+    out = capsys.readouterr().out
+    assert out.count("no final state") == 2
+    assert sent_to(emu)[NO_DLR_NUMBER] == 1
+
+
+def test_a_reader_going_away_does_not_stop_the_batch(emu: Any, env: dict[str, str], tmp_path: Path) -> None:
+    f = write_csv(tmp_path / "in.csv", ["to,body"] + [f"+1555420{i:04d},hi" for i in range(10)])
+    r, w = os.pipe()
+    os.close(r)  # `| head -1` that has already gone
+    p = subprocess.run([sys.executable, "-m", "swsync", "send-batch", f, "--from", FROM],
+                       env=env, stdout=w, stderr=subprocess.PIPE, text=True, timeout=60)
+    os.close(w)
+    assert p.returncode == 1, p.stderr
+    assert "connection failed" not in p.stderr
+    assert "some results were not written (the reader went away)" in p.stderr
+    assert "10 results (10 delivered)" in p.stderr
+    assert len(sent_to(emu)) == 10
+    with sqlite3.connect(f + ".journal.db") as db:
+        assert dict(db.execute("SELECT outcome, count(*) FROM sends GROUP BY 1")) == {"delivered": 10}
+
+
+def test_a_full_stdout_does_not_stop_the_batch(emu: Any, env: dict[str, str], tmp_path: Path) -> None:
+    f = write_csv(tmp_path / "in.csv", ["to,body"] + [f"+1555430{i:04d},hi" for i in range(5)])
+    with open("/dev/full", "w") as full:
+        p = subprocess.run([sys.executable, "-m", "swsync", "send-batch", f, "--from", FROM, "--json"],
+                           env=env, stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert p.returncode == 1, p.stderr
+    assert "connection failed" not in p.stderr
+    assert p.stderr.count("cannot write to standard output") == 1
+    assert "5 results (5 delivered)" in p.stderr
+    assert len(sent_to(emu)) == 5
+
+
+def test_bad_out_and_journal_paths_are_usage_errors(emu: Any, env: dict[str, str], tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    f = write_csv(tmp_path / "in.csv", ["to,body", "+15551230001,hi"])
+    # Nothing may connect: point the client at a port where nobody listens.
+    monkeypatch.setenv("SIGNALWIRE_SPACE", "http://127.0.0.1:9")
+    assert main(["send-batch", f, "--from", FROM, "--out", "/nonexistent/o.csv"]) == 2
+    err = capsys.readouterr().err
+    assert "--out /nonexistent/o.csv: cannot write" in err and "connection" not in err
+    assert main(["send-batch", f, "--from", FROM, "--journal", "/nonexistent/j.db"]) == 2
+    err = capsys.readouterr().err
+    assert "--journal /nonexistent/j.db" in err and "connection" not in err
+    assert "Traceback" not in err and "OperationalError" not in err
+
+
+def test_missing_credentials_name_the_cli_options(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("SIGNALWIRE_PROJECT_ID", "SIGNALWIRE_API_TOKEN", "SIGNALWIRE_JWT_TOKEN", "SIGNALWIRE_SPACE"):
+        monkeypatch.delenv(name, raising=False)
+    f = write_csv(tmp_path / "in.csv", ["to,body", "+15551230001,hi"])
+    assert main(["send-batch", f, "--from", FROM]) == 2
+    err = capsys.readouterr().err
+    assert "pass --token or set SIGNALWIRE_API_TOKEN (or SIGNALWIRE_JWT_TOKEN)" in err
+    assert "token=" not in err
+    assert main(["--token", "t", "send-batch", f, "--from", FROM]) == 2
+    err = capsys.readouterr().err
+    assert "pass --project or set SIGNALWIRE_PROJECT_ID" in err and "project=" not in err
+
+
+def test_rate_spaces_sends_evenly_by_default(env: dict[str, str]) -> None:
+    from swsync._cli_batch import _client
+    from swsync.cli import build_parser
+
+    args = build_parser().parse_args(["send-batch", "x.csv", "--from", FROM, "--rate", "5"])
+    client = _client(args)
+    assert client.rate_limit.per_second == 5 and client.rate_limit.burst == 1
+    args = build_parser().parse_args(["send-batch", "x.csv", "--from", FROM, "--rate", "5", "--burst", "5"])
+    assert _client(args).rate_limit.burst == 5
