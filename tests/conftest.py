@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+
+from .helpers import ENV_VARS, PROJECT, TOKEN
 
 
 def _swsync_threads() -> list[threading.Thread]:
@@ -65,3 +68,56 @@ def redis_server() -> Iterator[object]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture
+def clean_signalwire_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Remove the ``SIGNALWIRE_*`` variables swsync reads (see ``helpers.ENV_VARS``)."""
+    for name in ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def env(emu: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Point the SIGNALWIRE_* variables at the emulator (RELAY-style ws:// space)."""
+    monkeypatch.setenv("SIGNALWIRE_PROJECT_ID", emu.project)
+    monkeypatch.setenv("SIGNALWIRE_API_TOKEN", emu.token)
+    monkeypatch.setenv("SIGNALWIRE_SPACE", emu.relay_url)
+    return emu
+
+
+@pytest.fixture
+def rsps() -> Iterator[Any]:
+    """A ``responses`` mock of the HTTP boundary; unused registrations are allowed."""
+    import responses
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+@pytest.fixture
+def rest() -> Iterator[Any]:
+    """A :class:`~swsync.RestClient` for ``example.signalwire.com`` (pair it with ``rsps``)."""
+    from swsync import RestClient
+
+    with RestClient(PROJECT, TOKEN, "example.signalwire.com") as client:
+        yield client
+
+
+@pytest.fixture
+def slow_emu() -> Iterator[object]:
+    """An emulator whose messages take 50 ms per state (so a test can act mid-flight)."""
+    from swsync.emulator import Emulator
+
+    with Emulator(state_delay=0.05) as emu:
+        yield emu
+
+
+@pytest.fixture
+def proxy(slow_emu: Any) -> Iterator[object]:
+    """A TCP proxy in front of ``slow_emu`` that a test can cut (see tests/proxy.py)."""
+    from .proxy import TcpProxy
+
+    p = TcpProxy(slow_emu.port)
+    yield p
+    p.close()

@@ -18,30 +18,11 @@ import pytest
 from swsync import cli
 from swsync.emulator import FAILED_NUMBER, NO_DLR_NUMBER, REJECTED_NUMBER, UNDELIVERED_NUMBER
 
+from .helpers import ENV_VARS, run
+
 TO, FROM = "+15551234567", "+15559876543"
-ENV_VARS = ("SIGNALWIRE_PROJECT_ID", "SIGNALWIRE_API_TOKEN", "SIGNALWIRE_SPACE", "SIGNALWIRE_JWT_TOKEN",
-            "SIGNALWIRE_RELAY_CA_FILE", "SIGNALWIRE_REST_CA_FILE")
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ENV_VARS:
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def env(emu: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Point the SIGNALWIRE_* variables at the emulator (RELAY-style ws:// space)."""
-    monkeypatch.setenv("SIGNALWIRE_PROJECT_ID", emu.project)
-    monkeypatch.setenv("SIGNALWIRE_API_TOKEN", emu.token)
-    monkeypatch.setenv("SIGNALWIRE_SPACE", emu.relay_url)
-    return emu
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+# Each test starts without the host's SIGNALWIRE_* variables; ``env`` (conftest) sets them.
+pytestmark = pytest.mark.usefixtures("clean_signalwire_env")
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:

@@ -7,12 +7,8 @@ import pytest
 from swsync import ConfigurationError, RelayClient
 from swsync._config import relay_url, rest_origin
 
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("SIGNALWIRE_PROJECT_ID", "SIGNALWIRE_API_TOKEN", "SIGNALWIRE_SPACE", "SIGNALWIRE_JWT_TOKEN",
-                "SIGNALWIRE_RELAY_CA_FILE", "SIGNALWIRE_REST_CA_FILE"):
-        monkeypatch.delenv(var, raising=False)
+# Each test starts without the host's SIGNALWIRE_* variables.
+pytestmark = pytest.mark.usefixtures("clean_signalwire_env")
 
 
 @pytest.mark.parametrize(

@@ -21,21 +21,13 @@ from swsync.emulator import Emulator
 from swsync.emulator import SERVICE_NUMBER
 from swsync.rest import RestClient
 
-from .test_emulator_relay import Client, open_client, state_events, states
+from .test_emulator_relay import Client, clients, open_client, state_events, states  # noqa: F401 - the clients fixture
 from .test_emulator_rest import Api, Hook, assert_error, hook  # noqa: F401 - the hook fixture
 
 TO = "+15551230001"
 FROM = "+15559870001"
 SHORT = "12345"  # a short code we "own"
 DELIVERED = ["queued", "initiated", "sent", "delivered"]
-
-
-@pytest.fixture
-def clients() -> Iterator[list[Client]]:
-    made: list[Client] = []
-    yield made
-    for c in made:
-        c.close()
 
 
 @pytest.fixture

@@ -17,9 +17,9 @@ import pytest
 
 from swsync.emulator import REJECTED_NUMBER, UNDELIVERED_NUMBER
 
+from .helpers import ENV_VARS
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-ENV_VARS = ("SIGNALWIRE_PROJECT_ID", "SIGNALWIRE_API_TOKEN", "SIGNALWIRE_SPACE", "SIGNALWIRE_JWT_TOKEN",
-            "SIGNALWIRE_RELAY_CA_FILE", "SIGNALWIRE_REST_CA_FILE")
 
 
 def example_env(emu: Any, space: str) -> dict[str, str]:

@@ -26,11 +26,12 @@ import pytest
 flask = pytest.importorskip("flask")  # an example/test dependency (the dev extra)
 requests = pytest.importorskip("requests")
 
-from werkzeug.serving import make_server  # noqa: E402  (after the importorskip)
 
 from swsync import Emulator, RestClient  # noqa: E402
 from swsync.cxml import CONTENT_TYPE  # noqa: E402
 from swsync.errors import ConfigurationError  # noqa: E402
+
+from .webhook_servers import LocalServer  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "flask_app.py"
 KEY = "PSK_flaskExampleTestKey0123456789abcdef"
@@ -74,32 +75,7 @@ def test_independent_signer_matches_the_reference_vector() -> None:
 # Helpers: a real local server and a recorder of finished requests
 
 
-class LocalServer:
-    """Serve a WSGI app on 127.0.0.1:<free port> from one named, joined thread."""
-
-    def __init__(self, app: Any) -> None:
-        # Not threaded: one thread handles every request, so shutdown() + join()
-        # leaves nothing behind. Nothing the app does waits on its clients.
-        self._server = make_server("127.0.0.1", 0, app)
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="swsync-test-flask-server",
-            daemon=True,
-        )
-
-    def __enter__(self) -> LocalServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._thread.join(timeout=TIMEOUT)
-        self._server.server_close()
-        assert not self._thread.is_alive(), "the test server thread did not stop"
-
-
+# LocalServer (tests/webhook_servers.py) serves the app from one named, joined thread.
 @dataclass(frozen=True)
 class Hit:
     """One request the app finished, as it saw it."""

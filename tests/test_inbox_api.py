@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import queue
@@ -12,7 +11,6 @@ import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
-from urllib.parse import parse_qs
 
 import pytest
 import requests
@@ -20,41 +18,21 @@ import requests
 from swsync import RelayClient, RestClient
 from swsync.emulator import FAILED_NUMBER, UNDELIVERED_NUMBER, Emulator
 
+from .test_emulator_rest import Hook as RecordingHook
+
 APP = "+15559870000"
 PHONE = "+15551230000"
 
 
-class Hook:
-    """A webhook receiver in the test: records every POST form, answers 200 (or ``status``)."""
+class Hook(RecordingHook):
+    """A webhook receiver in the test (test_emulator_rest's), whose ``next()`` gives the POSTed form."""
 
-    def __init__(self, status: int = 200) -> None:
-        self.forms: queue.Queue[dict[str, str]] = queue.Queue()
-        hook = self
+    def __init__(self) -> None:
+        super().__init__()
+        self.url += "/hook"
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length", "0"))).decode()
-                hook.forms.put({k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()})
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                       name="test-hook", daemon=True)
-        self.thread.start()
-
-    def next(self) -> dict[str, str]:
-        return self.forms.get(timeout=10)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=10)
+    def next(self) -> dict[str, str]:  # type: ignore[override]
+        return super().next()[2]
 
 
 @pytest.fixture

@@ -43,12 +43,12 @@ import pytest
 
 from swsync.emulator import REJECTED_NUMBER, UNDELIVERED_NUMBER, Emulator
 
+from .helpers import ENV_VARS
+
 SDK = "signalwire-sdk==3.7.5"
 TO, FROM = "+15551234567", "+15559876543"
 CONTEXT = "office"
 STATE_DELAY = 0.2  # see the module docstring
-ENV_VARS = ("SIGNALWIRE_PROJECT_ID", "SIGNALWIRE_API_TOKEN", "SIGNALWIRE_SPACE", "SIGNALWIRE_JWT_TOKEN",
-            "SIGNALWIRE_RELAY_CA_FILE", "SIGNALWIRE_REST_CA_FILE")
 
 OFFICIAL_SCRIPT = textwrap.dedent(
     """

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -17,41 +16,15 @@ from swsync import AuthenticationError, ConnectionClosedError, Message, RelayCli
 from swsync.emulator import NO_DLR_NUMBER, Emulator
 from swsync.relay import connection as connection_module
 
+from .helpers import in_thread
 from .proxy import TcpProxy
 
 TO, FROM = "+15557654321", "+15551234567"
 
 
-@pytest.fixture
-def slow_emu() -> Iterator[Emulator]:
-    with Emulator(state_delay=0.05) as emu:
-        yield emu
-
-
-@pytest.fixture
-def proxy(slow_emu: Emulator) -> Iterator[TcpProxy]:
-    p = TcpProxy(slow_emu.port)
-    yield p
-    p.close()
-
-
 def via(proxy: TcpProxy, emu: Emulator, **kw: object) -> RelayClient:
     kw.setdefault("max_reconnect_delay", 0.2)
     return RelayClient(project=emu.project, token=emu.token, host=proxy.url, **kw)  # type: ignore[arg-type]
-
-
-def in_thread(fn, *args, **kw) -> Future:  # type: ignore[no-untyped-def]
-    """Run ``fn`` on a plain thread; the Future carries its outcome."""
-    fut: Future = Future()
-
-    def run() -> None:
-        try:
-            fut.set_result(fn(*args, **kw))
-        except BaseException as exc:
-            fut.set_exception(exc)
-
-    threading.Thread(target=run, name="test-caller", daemon=True).start()
-    return fut
 
 
 def test_resume_delivers_events_missed_while_away(slow_emu: Emulator, proxy: TcpProxy) -> None:

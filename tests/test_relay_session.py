@@ -11,8 +11,6 @@ import logging
 import os
 import select
 import threading
-from collections.abc import Iterator
-from concurrent.futures import Future
 from typing import Any
 
 import pytest
@@ -23,24 +21,11 @@ from swsync.relay import connection as connection_module
 from swsync.relay.dispatcher import Dispatcher
 from swsync.relay.events import MessageStateEvent
 
+from .helpers import in_thread
 from .proxy import TcpProxy
 from .relay_server import RelayServer, accept, event, refuse
 
 TO, FROM = "+15557654321", "+15551234567"
-
-
-def in_thread(fn, *args, **kw) -> Future:  # type: ignore[no-untyped-def]
-    """Run ``fn`` on a plain thread; the Future carries its outcome."""
-    fut: Future = Future()
-
-    def run() -> None:
-        try:
-            fut.set_result(fn(*args, **kw))
-        except BaseException as exc:
-            fut.set_exception(exc)
-
-    threading.Thread(target=run, name="test-caller", daemon=True).start()
-    return fut
 
 
 def client_for(server: RelayServer, **kw: Any) -> RelayClient:
@@ -51,19 +36,6 @@ def client_for(server: RelayServer, **kw: Any) -> RelayClient:
 
 def state_event(message_id: str, state: str, n: int) -> dict[str, Any]:
     return event("messaging.state", {"message_id": message_id, "message_state": state}, n)
-
-
-@pytest.fixture
-def slow_emu() -> Iterator[Emulator]:
-    with Emulator(state_delay=0.05) as emu:
-        yield emu
-
-
-@pytest.fixture
-def proxy(slow_emu: Emulator) -> Iterator[TcpProxy]:
-    p = TcpProxy(slow_emu.port)
-    yield p
-    p.close()
 
 
 # ------------------------------------------------------- issue 10, point 5: resume

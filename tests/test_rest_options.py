@@ -4,7 +4,6 @@ injected clock, and the real emulator where a plain-HTTP server is needed)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -15,8 +14,8 @@ from swsync.errors import ConfigurationError, RestError
 from swsync.rest import RestClient, RestConnectionError
 from swsync.rest import client as client_mod
 
-PROJECT = "ea108133-d6b3-407c-9536-9fad8a929a6a"
-TOKEN = "PTsecret-token-value"
+from .helpers import PROJECT, TOKEN  # the credentials of the ``rest`` fixture (conftest)
+
 BASE = f"https://example.signalwire.com/api/laml/2010-04-01/Accounts/{PROJECT}"
 SID = "9f4a3a5e-8d22-4c0c-9f0b-3d2a1e5b7c61"
 
@@ -56,18 +55,6 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     monkeypatch.setattr(client_mod, "_sleep", fake.sleep)
     monkeypatch.setattr(client_mod, "_uniform", lambda low, high: high)
     return fake
-
-
-@pytest.fixture
-def rsps() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-
-
-@pytest.fixture
-def rest() -> Iterator[RestClient]:
-    with RestClient(PROJECT, TOKEN, "example.signalwire.com") as client:
-        yield client
 
 
 # --- the deadline: every attempt and every wait of one call ends within it -------------

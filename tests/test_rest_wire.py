@@ -39,8 +39,8 @@ from swsync.rest import (
 )
 from swsync.rest import client as client_mod
 
-PROJECT = "ea108133-d6b3-407c-9536-9fad8a929a6a"
-TOKEN = "PTsecret-token-value"
+from .helpers import PROJECT, TOKEN  # the credentials of the ``rest`` fixture (conftest)
+
 ORIGIN = "https://example.signalwire.com"
 BASE = f"{ORIGIN}/api/laml/2010-04-01/Accounts/{PROJECT}"
 SID = "0a059168-ead0-41af-9d1f-343dae832527"
@@ -78,18 +78,6 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     monkeypatch.setattr(client_mod, "_sleep", delays.append)
     monkeypatch.setattr(client_mod, "_uniform", lambda low, high: high)
     return delays
-
-
-@pytest.fixture
-def rsps() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-
-
-@pytest.fixture
-def rest() -> Iterator[RestClient]:
-    with RestClient(PROJECT, TOKEN, "example.signalwire.com") as client:
-        yield client
 
 
 def form(call: Any) -> list[tuple[str, str]]:
