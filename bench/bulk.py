@@ -35,67 +35,42 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
-from bench.common import median, pin, table, write_section
+from bench.common import emulator_process, median, pin, table, write_section
 from swsync import Outbound, RateLimit, RelayClient
 
 FROM = "+15551234567"
 
-# The emulator in its own process, with a control line for what only it can see.
-_LAUNCH = """
-import json, sys, time
+# The emulator's own view, for bench.common.emulator_process(commands=...).
+_COMMANDS = """
 from collections import Counter, defaultdict
-from swsync.emulator import Emulator
-kw = json.loads(sys.argv[1])
-with Emulator(**kw) as emu:
-    print(json.dumps({"relay_url": emu.relay_url, "project": emu.project, "token": emu.token}), flush=True)
-    for line in sys.stdin:
-        cmd = line.split()
-        if cmd[0] == "cpu":
-            print(json.dumps({"cpu": time.process_time()}), flush=True)
-        elif cmd[0] == "reset":
-            emu.reset()
-            print("{}", flush=True)
-        elif cmd[0] == "report":
-            records = emu.store.select(lambda r: r.direction == "outbound-api")
-            sent, created = defaultdict(list), defaultdict(list)
-            for r in records:
-                created[r.from_].append(r.date_created.timestamp())
-                if r.date_sent is not None:
-                    sent[r.from_].append(r.date_sent.timestamp())
-            print(json.dumps({
-                "to": Counter(r.to for r in records),
-                "delivered": Counter(r.to for r in records if r.status == "delivered"),
-                "segments": {r.from_: r.num_segments for r in records},
-                "sent": sent, "created": created, "refused": emu.pacing.refused}), flush=True)
+
+def extra_command(emu, words):
+    if words[0] == "cpu":
+        return {"cpu": time.process_time()}
+    if words[0] == "report":
+        records = emu.store.select(lambda r: r.direction == "outbound-api")
+        sent, created = defaultdict(list), defaultdict(list)
+        for r in records:
+            created[r.from_].append(r.date_created.timestamp())
+            if r.date_sent is not None:
+                sent[r.from_].append(r.date_sent.timestamp())
+        return {
+            "to": Counter(r.to for r in records),
+            "delivered": Counter(r.to for r in records if r.status == "delivered"),
+            "segments": {r.from_: r.num_segments for r in records},
+            "sent": sent, "created": created, "refused": emu.pacing.refused}
+    raise ValueError("unknown command %r" % words[0])
 """
 
 
 @contextmanager
 def emulator(pinned: bool = True, **kwargs: Any) -> Iterator[tuple[dict[str, str], Any]]:
-    """An emulator process (pinned to core 0 unless told not to); yields (its info, a command function)."""
-    kwargs.setdefault("state_delay", 0.0)
-    proc = subprocess.Popen([sys.executable, "-c", _LAUNCH, json.dumps(kwargs)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert proc.stdin is not None and proc.stdout is not None
-    if pinned and hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
-        os.sched_setaffinity(proc.pid, {0})
+    """An emulator process (pinned to core 0 unless told not to); yields (its info, a command function).
 
-    def command(word: str) -> dict[str, Any]:
-        assert proc.stdin is not None and proc.stdout is not None
-        proc.stdin.write(word + "\n")
-        proc.stdin.flush()
-        reply: dict[str, Any] = json.loads(proc.stdout.readline())
-        return reply
-
-    try:
-        yield json.loads(proc.stdout.readline()), command
-    finally:
-        proc.stdin.close()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    Commands: ``reset``, ``cpu`` (its process time) and ``report`` (what it sent, when).
+    """
+    with emulator_process(pinned=pinned, commands=_COMMANDS, **kwargs) as emu:
+        yield emu, emu.command
 
 
 def client_for(emu: dict[str, str], **options: Any) -> RelayClient:

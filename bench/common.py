@@ -53,7 +53,11 @@ def command(emu, words):
     if words[0] == "stats":
         return {"stats": dataclasses.asdict(emu.stats),
                 "unacked": emu.unacked_events}
+    if "extra_command" in globals():  # a benchmark's own commands (emulator_process(commands=))
+        return extra_command(emu, words)
     raise ValueError("unknown command %r" % words[0])
+
+exec(sys.argv[2])
 
 with Emulator(**kw) as emu:
     print(json.dumps({"relay_url": emu.relay_url, "rest_url": emu.rest_url,
@@ -109,19 +113,23 @@ def pin(core: int) -> None:
 
 
 @contextmanager
-def emulator_process(**kwargs: Any) -> Iterator[EmulatorHandle]:
+def emulator_process(*, pinned: bool = True, commands: str = "",
+                     **kwargs: Any) -> Iterator[EmulatorHandle]:
     """Run an emulator in a child process pinned to core 0; yield its URLs and credentials.
 
     ``kwargs`` go to ``Emulator`` (``state_delay`` defaults to 0). The yielded
     mapping also has a ``command()`` control channel (see :class:`EmulatorHandle`).
+    ``pinned=False`` leaves the process on every core. ``commands`` is Python
+    source run in the emulator process that may define
+    ``extra_command(emu, words)`` for commands of a benchmark's own.
     """
     kwargs.setdefault("state_delay", 0.0)
     proc = subprocess.Popen(
-        [sys.executable, "-c", _LAUNCH, json.dumps(kwargs)],
+        [sys.executable, "-c", _LAUNCH, json.dumps(kwargs), commands],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
     try:
-        if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+        if pinned and hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
             os.sched_setaffinity(proc.pid, {0})
         assert proc.stdout is not None
         line = proc.stdout.readline()
