@@ -200,9 +200,11 @@ def _add_listen(sub: Any, common: argparse.ArgumentParser, fmt: type[argparse.He
     g = p.add_argument_group("hand inbound messages to Celery (pip install 'swsync[celery]'; docs/scaling.md)")
     g.add_argument("--celery-app", metavar="MODULE:APP", help="Celery app to enqueue each message with, "
                    "instead of printing it; the RELAY event is ACKed once the task is enqueued")
-    g.add_argument("--task", metavar="NAME", help="Celery task that receives each message (a dict)")
+    g.add_argument("--task", metavar="NAME", help="Celery task that receives each message (a dict); "
+                   "it must be registered in the app (checked at start, exit 2)")
     g.add_argument("--redis-url", metavar="URL",
-                   help="Redis deduplicating message ids (default: the app's broker, if Redis)")
+                   help="Redis deduplicating message ids (default: the app's broker, if Redis); exit 4 "
+                   "when it does not answer at start, or fails while listening")
     p.set_defaults(func=_cmd_listen)
 
 
