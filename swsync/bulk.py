@@ -41,6 +41,7 @@ import queue
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -186,7 +187,8 @@ class Batch:
     Sending starts when iteration starts. ``stop()`` (any thread; the CLI calls it
     on Ctrl-C) takes no further outbounds, while iteration goes on to collect the
     answers of those in flight. Leaving a ``with`` block stops the batch and
-    collects them. Iterate from one thread.
+    collects them. A batch dropped mid-iteration without either is stopped and its
+    threads joined when it is garbage-collected. Iterate from one thread.
     """
 
     def __init__(self, client: RelayClient, outbounds: Iterable[Outbound], *,
@@ -232,6 +234,10 @@ class Batch:
         self._finished = False
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        # The senders hold the batch only while handling a row, so a batch dropped
+        # mid-iteration (no `with`, no close()) is collected, and this stops and joins
+        # its senders then (or at interpreter exit); _finish() runs it otherwise.
+        self._shutdown = weakref.finalize(self, _shutdown, self._stop, self._threads, self._journal)
         # Without a journal, the keys seen in this batch (one string per outbound, kept
         # until the batch is dropped), so that a repeated key is sent once.
         self._seen: set[str] = set()
@@ -291,8 +297,10 @@ class Batch:
     def _start(self) -> None:
         self._started = True
         self._t0 = time.monotonic()
+        ref = weakref.ref(self)
         for n in range(self._senders):
-            t = threading.Thread(target=self._send_loop, name=f"swsync-batch-{n}", daemon=True)
+            t = threading.Thread(target=_sender, args=(ref, self._tokens, self._stop, self._results),
+                                 name=f"swsync-batch-{n}", daemon=True)
             self._threads.append(t)
             t.start()
 
@@ -301,29 +309,18 @@ class Batch:
             return
         self._finished = True
         self._t1 = time.monotonic()
-        self._stop.set()
-        for t in self._threads:
-            t.join(10.0)
-        if self._journal is not None:
-            self._journal.close()
+        self._shutdown()  # stop, join the senders, close the journal (once)
 
     # ------------------------------------------------------------ sender threads
 
-    def _send_loop(self) -> None:
-        tokens, stop = self._tokens, self._stop
-        try:
-            while not stop.is_set():
-                try:
-                    tokens.get(timeout=_POLL)
-                except queue.Empty:
-                    continue
-                got = self._next_outbound()
-                if got is None:
-                    tokens.put(None)
-                    break
-                self._handle_guarded(*got)
-        finally:
-            self._results.put(_DONE)
+    def _step(self) -> bool:
+        """Read and handle one outbound (a token is taken); False once there are no more."""
+        got = self._next_outbound()
+        if got is None:
+            self._tokens.put(None)
+            return False
+        self._handle_guarded(*got)
+        return True
 
     def _next_outbound(self) -> tuple[int, Any] | None:
         with self._source_lock:
@@ -539,6 +536,37 @@ class Batch:
             if result.replayed:
                 self._replayed += 1
         self._results.put(result)
+
+
+def _sender(ref: weakref.ref[Batch], tokens: queue.SimpleQueue[None], stop: threading.Event,
+            results: queue.SimpleQueue[Any]) -> None:
+    """A sender thread's body: it holds its batch only while handling one outbound, so
+    an abandoned batch can be collected (which stops the senders, see ``_shutdown``)."""
+    try:
+        while not stop.is_set():
+            try:
+                tokens.get(timeout=_POLL)
+            except queue.Empty:
+                continue
+            batch = ref()
+            if batch is None or not batch._step():
+                break
+            del batch
+    finally:
+        results.put(_DONE)
+
+
+def _shutdown(stop: threading.Event, threads: list[threading.Thread], journal: Journal | None) -> None:
+    """Stop a batch's senders, join them (bounded) and close its journal: on close(),
+    at the end of iteration, or when a batch dropped mid-iteration is collected (then
+    possibly on one of its own senders, which ends on its own right after)."""
+    stop.set()
+    me = threading.current_thread()
+    for t in threads:
+        if t is not me:
+            t.join(10.0)
+    if journal is not None:
+        journal.close()
 
 
 def send_many(client: RelayClient, outbounds: Iterable[Outbound], *, journal: str | None = None,

@@ -382,3 +382,30 @@ def test_duplicate_keys_go_once_without_a_journal(emu: Any) -> None:
     assert all("duplicate key" in str(r.error) and r.may_have_been_sent is False for r in dups)
     counts = sent_to(emu)
     assert counts["+15556100001"] == 1 and counts["+15556100002"] + counts["+15556100003"] == 1
+
+
+def batch_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("swsync-batch-")]
+
+
+def test_an_abandoned_batch_stops_and_its_threads_end(emu: Any, tmp_path: Path) -> None:
+    import gc
+
+    assert not batch_threads()
+    journal = tmp_path / "j.db"
+    with client_for(emu) as client:
+        batch = client.send_many((Outbound(f"+1555830{i:04d}", FROM, "hi") for i in range(1000)),
+                                 journal=str(journal), window=2)
+        first = next(batch)
+        threads = batch_threads()
+        assert len(threads) == 2
+        del batch  # dropped mid-iteration: no `with`, no close()
+        gc.collect()
+        for t in threads:
+            t.join(10)
+        assert not any(t.is_alive() for t in threads)
+        sent = sum(sent_to(emu).values())
+        assert first.outcome == "delivered" and sent <= 1 + 2 * 2  # the read-ahead at most
+        assert sent_to(emu).total() == sent  # nothing more goes out afterwards
+    rows = journal_rows(journal)
+    assert "sending" not in {o for o, _ in rows.values()} and len(rows) == sent
