@@ -303,3 +303,13 @@ def test_rate_spaces_sends_evenly_by_default(env: dict[str, str]) -> None:
     assert client.rate_limit.per_second == 5 and client.rate_limit.burst == 1
     args = build_parser().parse_args(["send-batch", "x.csv", "--from", FROM, "--rate", "5", "--burst", "5"])
     assert _client(args).rate_limit.burst == 5
+
+
+def test_a_failing_out_file_does_not_stop_the_batch(emu: Any, env: dict[str, str], tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    f = write_csv(tmp_path / "in.csv", ["to,body"] + [f"+1555440{i:04d},hi" for i in range(3)])
+    assert main(["send-batch", f, "--from", FROM, "--out", "/dev/full"]) == 1
+    captured = capsys.readouterr()
+    assert "cannot write to /dev/full" in captured.err and "connection failed" not in captured.err
+    assert captured.out.count("delivered") == 3
+    assert len(sent_to(emu)) == 3
