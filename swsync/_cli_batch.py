@@ -56,6 +56,8 @@ class Row:
 
 def add_parser(sub: Any, common: argparse.ArgumentParser, fmt: type[argparse.HelpFormatter]) -> None:
     """Add the ``send-batch`` sub-command to ``swsync``'s sub-parsers."""
+    from .cli import _positive_int  # built by swsync/cli.py, so already loaded
+
     p = sub.add_parser(
         "send-batch", parents=[common], formatter_class=fmt,
         help="send one message per CSV row, paced and resumable (never twice)",
@@ -100,16 +102,6 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not 0 < value < 1e9:
         raise argparse.ArgumentTypeError(f"must be a positive number: {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
     return value
 
 

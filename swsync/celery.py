@@ -499,18 +499,9 @@ def _save(records: _Records, record_key: str, result: Mapping[str, Any]) -> None
 
 def inbound_payload(message: Message) -> dict[str, Any]:
     """The JSON-serializable dict an inbound message is handed to its Celery task as."""
-    return {
-        "message_id": message.message_id,
-        "context": message.context,
-        "direction": message.direction,
-        "from_number": message.from_number,
-        "to_number": message.to_number,
-        "body": message.body,
-        "media": list(message.media),
-        "tags": list(message.tags),
-        "segments": message.segments,
-        "state": message.state,
-    }
+    from .relay.message import message_fields
+
+    return message_fields(message)
 
 
 def load_app(spec: str) -> Any:

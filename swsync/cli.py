@@ -850,18 +850,9 @@ def _poll_rest(rest: RestClient, record: MessageRecord, progress: _Progress, dea
 
 def message_json(message: Message) -> dict[str, Any]:
     """The JSON-ready dict ``swsync listen`` prints for an inbound RELAY message."""
-    return {
-        "message_id": message.message_id,
-        "context": message.context,
-        "direction": message.direction,
-        "from_number": message.from_number,
-        "to_number": message.to_number,
-        "body": message.body,
-        "media": list(message.media),
-        "tags": list(message.tags),
-        "segments": message.segments,
-        "state": message.state,
-    }
+    from .relay.message import message_fields
+
+    return message_fields(message)
 
 
 def _celery_forwarder(args: argparse.Namespace) -> InboundForwarder | None:

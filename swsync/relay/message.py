@@ -170,6 +170,27 @@ class Message:
         )
 
 
+def message_fields(message: Message) -> dict[str, Any]:
+    """Return a message's fields as a JSON-ready dict.
+
+    What ``swsync listen`` prints and what ``swsync.celery`` hands an inbound
+    message's task: id, context, direction, numbers, body, media, tags, segments
+    and state.
+    """
+    return {
+        "message_id": message.message_id,
+        "context": message.context,
+        "direction": message.direction,
+        "from_number": message.from_number,
+        "to_number": message.to_number,
+        "body": message.body,
+        "media": list(message.media),
+        "tags": list(message.tags),
+        "segments": message.segments,
+        "state": message.state,
+    }
+
+
 class _Detached:
     """The stand-in tracker of a Message snapshot: a lock, and no events ever."""
 
