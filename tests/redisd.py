@@ -63,7 +63,7 @@ class RedisServer:
             if time.monotonic() > deadline:
                 self.stop()
                 raise TimeoutError(f"redis-server did not answer on port {self.port} in {timeout} s")
-            time.sleep(0.01)  # polling a process we just started; there is no event to wait on
+            time.sleep(0.01)  # sleep-ok: polling a process we just started; there is no event to wait on
         return self
 
     def ping(self) -> bool:

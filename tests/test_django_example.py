@@ -81,7 +81,7 @@ class Log:
         while text not in self.path.read_text():
             assert time.monotonic() < deadline, f"{text!r} not in:\n{self.path.read_text()}"
             assert self.proc.poll() is None, self.path.read_text()
-            time.sleep(0.05)  # a subprocess's log is the only signal it gives
+            time.sleep(0.05)  # sleep-ok: a subprocess's log is the only signal it gives
 
 
 def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

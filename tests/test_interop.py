@@ -124,7 +124,7 @@ def _install_sdk(target: Path) -> None:
     if proc.returncode != 0:
         lines = [line for line in proc.stderr.splitlines() if line.strip() and "WARNING" not in line]
         why = lines[-1] if lines else f"exit status {proc.returncode}"
-        pytest.skip(f"could not install {SDK} with pip: {why}")
+        pytest.fail(f"could not install {SDK} with pip: {why}")
 
 
 @pytest.fixture(scope="session")
@@ -148,7 +148,7 @@ def official_sdk() -> Path:
         raise
     if not (work / "signalwire" / "relay" / "client.py").exists():
         shutil.rmtree(work, ignore_errors=True)
-        pytest.skip(f"pip installed {SDK} but signalwire/relay/client.py is missing")
+        pytest.fail(f"pip installed {SDK} but signalwire/relay/client.py is missing")
     (work / ".complete").touch()
     try:
         shutil.rmtree(final, ignore_errors=True)

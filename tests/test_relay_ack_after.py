@@ -13,6 +13,18 @@ def make_client(emu: Any, **kw: Any) -> RelayClient:
     return RelayClient(emu.project, emu.token, emu.relay_url, contexts=["office"], **kw)
 
 
+def inject_when_settled(emu: Any) -> str:
+    """Inject one inbound message once the connect's own events are ACKed.
+
+    The authorization-state event's ACK can still be on its way on a loaded machine,
+    and the tests count un-ACKed events.
+    """
+    emu.wait_until(lambda: emu.unacked_events == 0)
+    mid: str = emu.inject_inbound(to_number="+15551110000", from_number="+15552220000", body="hi",
+                                  context="office")
+    return mid
+
+
 def test_the_ack_waits_for_the_handler(emu: Any) -> None:
     started, release = threading.Event(), threading.Event()
     seen: list[str] = []
@@ -24,11 +36,7 @@ def test_the_ack_waits_for_the_handler(emu: Any) -> None:
 
     with make_client(emu) as client:
         client.on_message(handler, ack_after=True)
-        # The connect's own events (the authorization state) are ACKed first: on a loaded
-        # machine that ACK can still be on its way when the count below is read.
-        emu.wait_until(lambda: emu.unacked_events == 0)
-        mid = emu.inject_inbound(to_number="+15551110000", from_number="+15552220000", body="hi",
-                                 context="office")
+        mid = inject_when_settled(emu)
         assert started.wait(5)
         assert emu.unacked_events == 1  # the handler has not returned: no ACK yet
         release.set()
@@ -93,11 +101,7 @@ def test_a_copy_redelivered_during_the_hand_off_waits_for_its_outcome(emu: Any) 
 
     with make_client(emu) as client:
         client.on_message(handler, ack_after=True)
-        # The connect's own events (the authorization state) are ACKed first: on a loaded
-        # machine that ACK can still be on its way when the count below is read.
-        emu.wait_until(lambda: emu.unacked_events == 0)
-        mid = emu.inject_inbound(to_number="+15551110000", from_number="+15552220000", body="hi",
-                                 context="office")
+        mid = inject_when_settled(emu)
         assert started.wait(5)
         emu.drop_connections()
         emu.wait_for_clients(1, timeout=15)  # resumed: the copy is redelivered and held

@@ -211,4 +211,4 @@ def wait_for_port(port: int, proc: subprocess.Popen[Any], timeout: float = 20.0)
             return
         except OSError:
             assert time.monotonic() < deadline, f"nothing listening on port {port}"
-            time.sleep(0.05)  # a subprocess gives no other readiness signal
+            time.sleep(0.05)  # sleep-ok: a subprocess gives no other readiness signal
