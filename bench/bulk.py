@@ -85,8 +85,7 @@ def run_send_many(emu: dict[str, str], n: int) -> tuple[float, float, int]:
         client.send_message("+15557654321", FROM, "warm-up").wait(10)
         gc.collect()
         wall0, cpu0 = time.perf_counter(), time.process_time()
-        batch = client.send_many((Outbound("+15557654321", FROM, "benchmark", key=str(i))
-                                  for i in range(n)), window=64)
+        batch = client.send_many((Outbound("+15557654321", FROM, "benchmark", key=str(i)) for i in range(n)), window=64)
         done = sum(r.outcome == "delivered" for r in batch)
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     return n / wall, cpu / n * 1e6, n - done
@@ -116,21 +115,34 @@ def unpaced(n: int, repeat: int, write: bool) -> dict[str, Any]:
                 command("reset")
                 results[name].append(fn(emu, n))
                 print(name, results[name][-1], file=sys.stderr)
-    cells = {k: (median([r[0] for r in v]), median([r[1] for r in v]), sum(r[2] for r in v))
-             for k, v in results.items()}
+    cells = {
+        k: (median([r[0] for r in v]), median([r[1] for r in v]), sum(r[2] for r in v)) for k, v in results.items()
+    }
     ratio = cells["send_many"][0] / cells["pool"][0]
     cpu_ratio = cells["send_many"][1] / cells["pool"][1]
-    rows = [["`client.send_many(..., window=64)`", f"{cells['send_many'][0]:,.0f}",
-             f"{cells['send_many'][1]:.0f}", cells["send_many"][2]],
-            ["`ThreadPoolExecutor(64)` of `send_message(...).wait()`", f"{cells['pool'][0]:,.0f}",
-             f"{cells['pool'][1]:.0f}", cells["pool"][2]]]
-    body = (f"## Bulk: `send_many` vs a thread pool (unpaced)\n\n"
-            f"`python -m bench.bulk unpaced --messages {n} --repeat {repeat}`: {n:,} messages each way, "
-            "emulator with zero state delays in its own process on core 0, client on core 1, "
-            f"plain `ws://`, the two interleaved in one run; medians of {repeat}.\n\n"
-            + table(["client", "msgs/s", "client CPU µs/msg", "not delivered"], rows)
-            + f"\n\nsend_many / thread pool: **{ratio:.2f}×** the throughput, "
-              f"**{cpu_ratio:.2f}×** the CPU per message.\n")
+    rows = [
+        [
+            "`client.send_many(..., window=64)`",
+            f"{cells['send_many'][0]:,.0f}",
+            f"{cells['send_many'][1]:.0f}",
+            cells["send_many"][2],
+        ],
+        [
+            "`ThreadPoolExecutor(64)` of `send_message(...).wait()`",
+            f"{cells['pool'][0]:,.0f}",
+            f"{cells['pool'][1]:.0f}",
+            cells["pool"][2],
+        ],
+    ]
+    body = (
+        f"## Bulk: `send_many` vs a thread pool (unpaced)\n\n"
+        f"`python -m bench.bulk unpaced --messages {n} --repeat {repeat}`: {n:,} messages each way, "
+        "emulator with zero state delays in its own process on core 0, client on core 1, "
+        f"plain `ws://`, the two interleaved in one run; medians of {repeat}.\n\n"
+        + table(["client", "msgs/s", "client CPU µs/msg", "not delivered"], rows)
+        + f"\n\nsend_many / thread pool: **{ratio:.2f}×** the throughput, "
+        f"**{cpu_ratio:.2f}×** the CPU per message.\n"
+    )
     if write:
         write_section("bulk-unpaced", body)
     print(body)
@@ -147,8 +159,7 @@ def paced(senders: int, rate: float, seconds: float, write: bool) -> dict[str, A
     with emulator(pinned=False, mps=rate) as (emu, command):
         limit = RateLimit(rate, max_wait=None)
         with client_for(emu, rate_limit=limit) as client:
-            rows = (Outbound(f"+1777{i:07d}", numbers[i % senders], "paced", key=str(i))
-                    for i in range(total))
+            rows = (Outbound(f"+1777{i:07d}", numbers[i % senders], "paced", key=str(i)) for i in range(total))
             wall0, cpu0, emu0 = time.perf_counter(), time.process_time(), command("cpu")["cpu"]
             outcomes = Counter(r.outcome for r in client.send_many(rows, window=256, wait=False))
             wall = time.perf_counter() - wall0
@@ -171,31 +182,44 @@ def paced(senders: int, rate: float, seconds: float, write: bool) -> dict[str, A
         times = sorted(report["created"].get(number, []))[burst:]
         arrivals.append((len(times) - 1) / (times[-1] - times[0]))
     duplicates = sum(c - 1 for c in report["to"].values() if c > 1)
-    body = (f"## Bulk: paced sending\n\n"
-            f"`python -m bench.bulk paced --senders {senders} --rate {rate:g} --seconds {seconds:g}`: "
-            f"{senders} senders × {per_sender} one-segment messages, each sender limited in the client by "
-            f"`RateLimit({rate:g})` (per sender, by segments) and paced at the emulator by "
-            f"`Emulator(mps={rate:g})`; `send_many(window=256, wait=False)` (a campaign that takes delivery "
-            "receipts from status callbacks: a sender thread is free once SignalWire accepted the message, "
-            "so the client keeps SignalWire's queue fed through latency spikes). The rate is measured at the emulator "
-            "from each message's `date_sent` (when the emulated carrier sent it): "
-            "(messages − 1) / (last − first), per sender. The emulator never sends faster than "
-            "its `mps`, so what this measures is that the client kept each sender's queue fed "
-            "(a gap would lower it) without overflowing the backlog; the client's own rate is "
-            "measured from each message's arrival (`date_created`).\n\n"
-            + table(["measure", "value"], [
+    body = (
+        f"## Bulk: paced sending\n\n"
+        f"`python -m bench.bulk paced --senders {senders} --rate {rate:g} --seconds {seconds:g}`: "
+        f"{senders} senders × {per_sender} one-segment messages, each sender limited in the client by "
+        f"`RateLimit({rate:g})` (per sender, by segments) and paced at the emulator by "
+        f"`Emulator(mps={rate:g})`; `send_many(window=256, wait=False)` (a campaign that takes delivery "
+        "receipts from status callbacks: a sender thread is free once SignalWire accepted the message, "
+        "so the client keeps SignalWire's queue fed through latency spikes). The rate is measured at the emulator "
+        "from each message's `date_sent` (when the emulated carrier sent it): "
+        "(messages − 1) / (last − first), per sender. The emulator never sends faster than "
+        "its `mps`, so what this measures is that the client kept each sender's queue fed "
+        "(a gap would lower it) without overflowing the backlog; the client's own rate is "
+        "measured from each message's arrival (`date_created`).\n\n"
+        + table(
+            ["measure", "value"],
+            [
                 ["messages", f"{total:,}"],
                 ["outcomes", ", ".join(f"{n} {o}" for o, n in outcomes.items())],
-                ["rate at the emulator per sender (median, min, max)",
-                 f"{statistics.median(rates):.2f}, {min(rates):.2f}, {max(rates):.2f} segments/s"],
-                ["error vs the limit (median, worst)",
-                 f"{statistics.median(errors):+.2f}%, {max(errors, key=abs):+.2f}%"],
-                ["client's send rate per sender, after its first-second burst (median, min, max)",
-                 f"{statistics.median(arrivals):.2f}, {min(arrivals):.2f}, {max(arrivals):.2f} messages/s"],
+                [
+                    "rate at the emulator per sender (median, min, max)",
+                    f"{statistics.median(rates):.2f}, {min(rates):.2f}, {max(rates):.2f} segments/s",
+                ],
+                [
+                    "error vs the limit (median, worst)",
+                    f"{statistics.median(errors):+.2f}%, {max(errors, key=abs):+.2f}%",
+                ],
+                [
+                    "client's send rate per sender, after its first-second burst (median, min, max)",
+                    f"{statistics.median(arrivals):.2f}, {min(arrivals):.2f}, {max(arrivals):.2f} messages/s",
+                ],
                 ["refused by the emulated backlog", report["refused"]],
                 ["duplicates at the emulator", duplicates],
                 ["wall time", f"{wall:.1f} s"],
-                ["CPU, client / emulator (share of one core)", f"{cpu / wall:.0%} / {emu_cpu / wall:.0%}"]]) + "\n")
+                ["CPU, client / emulator (share of one core)", f"{cpu / wall:.0%} / {emu_cpu / wall:.0%}"],
+            ],
+        )
+        + "\n"
+    )
     if write:
         write_section("bulk-paced", body)
     print(body)
@@ -221,7 +245,17 @@ def crash(keys: int, kills: int, seed: int, rate: float, write: bool) -> dict[st
     rng = random.Random(seed)
     with tempfile.TemporaryDirectory() as tmp, emulator(state_delay=0.002) as (emu, command):
         journal = os.path.join(tmp, "sends.db")
-        argv = [sys.executable, "-c", _SENDER, emu["project"], emu["token"], emu["relay_url"], journal, str(keys), str(rate)]
+        argv = [
+            sys.executable,
+            "-c",
+            _SENDER,
+            emu["project"],
+            emu["token"],
+            emu["relay_url"],
+            journal,
+            str(keys),
+            str(rate),
+        ]
         progress = []
         for _ in range(kills):
             proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -235,25 +269,32 @@ def crash(keys: int, kills: int, seed: int, rate: float, write: bool) -> dict[st
     sent, delivered = Counter(report["to"]), Counter(report["delivered"])
     duplicates = sum(c - 1 for c in sent.values() if c > 1)
     unknown = [k for k, o in results.items() if o == "unknown"]
-    bad = [k for k, o in results.items()
-           if o != "unknown" and delivered["+1666%07d" % int(k[1:])] != 1]
+    bad = [k for k, o in results.items() if o != "unknown" and delivered["+1666%07d" % int(k[1:])] != 1]
     missing = keys - len(results)
     unknown_sent = sum(1 for k in unknown if sent["+1666%07d" % int(k[1:])])
-    rows = [["keys", keys], ["SIGKILLs (each followed by a rerun)", kills],
-            ["new results printed by the killed runs", f"{sum(progress)} ({', '.join(map(str, progress))})"],
-            ["duplicates at the emulator", duplicates],
-            ["keys reported delivered or accepted, and delivered once at the emulator",
-             sum(1 for k, o in results.items() if o != "unknown" and delivered["+1666%07d" % int(k[1:])] == 1)],
-            ["keys reported unknown by the final run", f"{len(unknown)} ({unknown_sent} of them had reached the emulator)"],
-            ["keys neither delivered nor reported unknown", len(bad) + missing]]
-    body = ("## Bulk: the crash test (never twice)\n\n"
-            f"`python -m bench.bulk crash --keys {keys} --kills {kills} --seed {seed} --crash-rate {rate:g}`: "
-            f"a sender process runs `send_many(window=32)`, paced at {rate:g} messages/s (`RateLimit(burst=1)`, "
-            f"so that the kills land mid-batch), with a journal over {keys} keys (one destination each) against "
-            "an emulator (state delay 2 ms) in another process; it is killed with SIGKILL at a random "
-            f"moment 0.15-0.8 s after it starts, {kills} times, each time started again with the same "
-            "journal; then one last run finishes. The emulator then counts what it received.\n\n"
-            + table(["measure", "value"], rows) + "\n")
+    rows = [
+        ["keys", keys],
+        ["SIGKILLs (each followed by a rerun)", kills],
+        ["new results printed by the killed runs", f"{sum(progress)} ({', '.join(map(str, progress))})"],
+        ["duplicates at the emulator", duplicates],
+        [
+            "keys reported delivered or accepted, and delivered once at the emulator",
+            sum(1 for k, o in results.items() if o != "unknown" and delivered["+1666%07d" % int(k[1:])] == 1),
+        ],
+        ["keys reported unknown by the final run", f"{len(unknown)} ({unknown_sent} of them had reached the emulator)"],
+        ["keys neither delivered nor reported unknown", len(bad) + missing],
+    ]
+    body = (
+        "## Bulk: the crash test (never twice)\n\n"
+        f"`python -m bench.bulk crash --keys {keys} --kills {kills} --seed {seed} --crash-rate {rate:g}`: "
+        f"a sender process runs `send_many(window=32)`, paced at {rate:g} messages/s (`RateLimit(burst=1)`, "
+        f"so that the kills land mid-batch), with a journal over {keys} keys (one destination each) against "
+        "an emulator (state delay 2 ms) in another process; it is killed with SIGKILL at a random "
+        f"moment 0.15-0.8 s after it starts, {kills} times, each time started again with the same "
+        "journal; then one last run finishes. The emulator then counts what it received.\n\n"
+        + table(["measure", "value"], rows)
+        + "\n"
+    )
     if write:
         write_section("bulk-crash", body)
     print(body)
@@ -269,8 +310,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--keys", type=int, default=800)
-    parser.add_argument("--crash-rate", type=float, default=100.0,
-                        help="messages per second of the killed sender (so kills land mid-batch)")
+    parser.add_argument(
+        "--crash-rate",
+        type=float,
+        default=100.0,
+        help="messages per second of the killed sender (so kills land mid-batch)",
+    )
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--seed", type=int, default=12)
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")

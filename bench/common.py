@@ -113,8 +113,7 @@ def pin(core: int) -> None:
 
 
 @contextmanager
-def emulator_process(*, pinned: bool = True, commands: str = "",
-                     **kwargs: Any) -> Iterator[EmulatorHandle]:
+def emulator_process(*, pinned: bool = True, commands: str = "", **kwargs: Any) -> Iterator[EmulatorHandle]:
     """Run an emulator in a child process pinned to core 0; yield its URLs and credentials.
 
     ``kwargs`` go to ``Emulator`` (``state_delay`` defaults to 0). The yielded
@@ -126,7 +125,9 @@ def emulator_process(*, pinned: bool = True, commands: str = "",
     kwargs.setdefault("state_delay", 0.0)
     proc = subprocess.Popen(
         [sys.executable, "-c", _LAUNCH, json.dumps(kwargs), commands],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         if pinned and hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
@@ -191,8 +192,9 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-            f"{platform.system()} {platform.release()}")
+    return (
+        f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()} {platform.release()}"
+    )
 
 
 def write_section(name: str, body: str) -> None:

@@ -48,8 +48,18 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make "bench" and "swsync" importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import (ROOT, EmulatorHandle, emulator_process, machine, median, percentile, pin, table,
-                          tls_files, write_section)
+from bench.common import (
+    ROOT,
+    EmulatorHandle,
+    emulator_process,
+    machine,
+    median,
+    percentile,
+    pin,
+    table,
+    tls_files,
+    write_section,
+)
 
 # Client libraries are imported inside the worker functions only, so each client
 # subprocess loads its own library and nothing else (peak RSS stays comparable).
@@ -161,15 +171,24 @@ class Meter:
         now, then = resource.getrusage(resource.RUSAGE_SELF), self.usage
         threads = {name: time.clock_gettime(c) - self.thread_cpu[name] for name, c in self.clocks.items()}
         user, sys_ = now.ru_utime - then.ru_utime, now.ru_stime - then.ru_stime
-        return {"wall": wall, "cpu": user + sys_, "user": user, "sys": sys_,
-                "vcsw": now.ru_nvcsw - then.ru_nvcsw, "ivcsw": now.ru_nivcsw - then.ru_nivcsw,
-                "threads": threads}
+        return {
+            "wall": wall,
+            "cpu": user + sys_,
+            "user": user,
+            "sys": sys_,
+            "vcsw": now.ru_nvcsw - then.ru_nvcsw,
+            "ivcsw": now.ru_nivcsw - then.ru_nivcsw,
+            "threads": threads,
+        }
 
 
-def _result(n: int, usage: dict[str, float], lat: Sequence[float] | None, lost: int = 0,
-            **extra: Any) -> dict[str, Any]:
+def _result(
+    n: int, usage: dict[str, float], lat: Sequence[float] | None, lost: int = 0, **extra: Any
+) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "n": n, **usage, "lost": lost,
+        "n": n,
+        **usage,
+        "lost": lost,
         "rss_kib": peak_rss_kib(),
         "p50": percentile(lat, 50) if lat else None,
         "p99": percentile(lat, 99) if lat else None,
@@ -178,8 +197,9 @@ def _result(n: int, usage: dict[str, float], lat: Sequence[float] | None, lost: 
     return out
 
 
-def _start_threads(count: int, fn: Callable[[int], None],
-                   cpu: list[float]) -> tuple[threading.Event, list[threading.Thread]]:
+def _start_threads(
+    count: int, fn: Callable[[int], None], cpu: list[float]
+) -> tuple[threading.Event, list[threading.Thread]]:
     # Threads exist before the clock starts; they all begin on one Event. Each
     # appends the CPU time it spent in fn to ``cpu``.
     start = threading.Event()
@@ -202,8 +222,9 @@ def worker_swsync(spec: dict[str, Any]) -> dict[str, Any]:
 
     emu, workload, n, conc = spec["emu"], spec["workload"], spec["n"], spec["concurrency"]
     contexts = [INBOUND_CONTEXT] if workload == "inbound" else None
-    client = RelayClient(project=emu["project"], token=emu["token"], host=emu["relay_url"],
-                         contexts=contexts, ca_file=spec["ca"])
+    client = RelayClient(
+        project=emu["project"], token=emu["token"], host=emu["relay_url"], contexts=contexts, ca_file=spec["ca"]
+    )
     lat: list[float] = []
     callers_cpu: list[float] = []
     lock = threading.Lock()
@@ -230,6 +251,7 @@ def worker_swsync(spec: dict[str, Any]) -> dict[str, Any]:
         per = n // conc
         total = per * conc
         if workload == "send-wait":
+
             def work(_: int) -> None:
                 nonlocal lost
                 for _ in range(per):
@@ -241,6 +263,7 @@ def worker_swsync(spec: dict[str, Any]) -> dict[str, Any]:
                     except TimeoutError:
                         with lock:
                             lost += 1
+
             start, threads = _start_threads(conc, work, callers_cpu)
             _ready()
             meter = Meter("swsync-")
@@ -263,6 +286,7 @@ def worker_swsync(spec: dict[str, Any]) -> dict[str, Any]:
                     t0 = time.perf_counter()
                     client.send_message(TO, FROM, "benchmark", on_completed=on_completed)
                     lat.append(time.perf_counter() - t0)
+
             start, threads = _start_threads(conc, fire, callers_cpu)
             _ready()
             meter = Meter("swsync-")
@@ -321,6 +345,7 @@ def worker_official(spec: dict[str, Any]) -> dict[str, Any]:
             per = n // conc
             total = per * conc
             if workload == "send-wait":
+
                 async def work() -> None:
                     nonlocal lost, errors
                     for _ in range(per):
@@ -335,6 +360,7 @@ def worker_official(spec: dict[str, Any]) -> dict[str, Any]:
                             await msg.wait(timeout=spec["wait_timeout"])
                         except asyncio.TimeoutError:
                             lost += 1
+
                 await loop.run_in_executor(None, _ready)
                 meter = Meter()
                 await asyncio.gather(*(work() for _ in range(conc)))
@@ -353,12 +379,14 @@ def worker_official(spec: dict[str, Any]) -> dict[str, Any]:
                     for _ in range(per):
                         t0 = time.perf_counter()
                         try:
-                            await client.send_message(to_number=TO, from_number=FROM, body="benchmark",
-                                                      on_completed=on_completed)
+                            await client.send_message(
+                                to_number=TO, from_number=FROM, body="benchmark", on_completed=on_completed
+                            )
                         except Exception:
                             errors += 1
                             continue
                         lat.append(time.perf_counter() - t0)
+
                 await loop.run_in_executor(None, _ready)
                 meter = Meter()
                 await asyncio.gather(*(fire() for _ in range(conc)))
@@ -368,8 +396,7 @@ def worker_official(spec: dict[str, Any]) -> dict[str, Any]:
                     pass
                 lost = total - completed - errors
             usage = meter.stop()
-            return _result(total, usage, lat, lost=lost, errors=errors,
-                           delivered=total - lost - errors)
+            return _result(total, usage, lat, lost=lost, errors=errors, delivered=total - lost - errors)
         finally:
             await client.disconnect()
 
@@ -380,11 +407,15 @@ def _bare_connect(spec: dict[str, Any], contexts: list[str] | None = None) -> An
     import websocket
 
     emu = spec["emu"]
-    ws = websocket.create_connection(emu["relay_url"], sslopt={"ca_certs": spec["ca"]},
-                                     skip_utf8_validation=True, timeout=spec["wait_timeout"])
+    ws = websocket.create_connection(
+        emu["relay_url"], sslopt={"ca_certs": spec["ca"]}, skip_utf8_validation=True, timeout=spec["wait_timeout"]
+    )
     params: dict[str, Any] = {
-        "version": {"major": 2, "minor": 0, "revision": 0}, "agent": "bench", "event_acks": True,
-        "authentication": {"project": emu["project"], "token": emu["token"]}}
+        "version": {"major": 2, "minor": 0, "revision": 0},
+        "agent": "bench",
+        "event_acks": True,
+        "authentication": {"project": emu["project"], "token": emu["token"]},
+    }
     if contexts:
         params["contexts"] = contexts
     ws.send(json.dumps({"jsonrpc": "2.0", "id": "c", "method": "signalwire.connect", "params": params}))
@@ -425,8 +456,16 @@ def worker_bare(spec: dict[str, Any]) -> dict[str, Any]:
         while in_flight < window and sent < n:
             call_id = str(uuid.uuid4())
             sent_at[call_id] = time.perf_counter()
-            send(dumps({"jsonrpc": "2.0", "id": call_id, "method": "messaging.send", "params": {
-                "context": "default", "to_number": TO, "from_number": FROM, "body": "benchmark"}}))
+            send(
+                dumps(
+                    {
+                        "jsonrpc": "2.0",
+                        "id": call_id,
+                        "method": "messaging.send",
+                        "params": {"context": "default", "to_number": TO, "from_number": FROM, "body": "benchmark"},
+                    }
+                )
+            )
             sent += 1
             in_flight += 1
         frame = loads(recv())
@@ -473,7 +512,7 @@ def worker_rest(spec: dict[str, Any]) -> dict[str, Any]:
 
             def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
                 if url.startswith("https://api.twilio.com"):
-                    path = url[len("https://api.twilio.com"):]
+                    path = url[len("https://api.twilio.com") :]
                     if path.startswith("/2010-04-01"):
                         path = "/api/laml" + path  # as SignalWire's own twilio-based SDK did
                     url = base + path
@@ -575,9 +614,14 @@ class Bench:
     def spawn(self, spec: dict[str, Any]) -> subprocess.Popen[str]:
         """Start a client subprocess (it inherits this process's core) and wait until ready."""
         spec = dict(spec, emu=dict(self.emu), ca=self.ca)
-        proc = subprocess.Popen([sys.executable, "-m", "bench.compare", "--worker"], cwd=self.workdir,
-                                env=self.env(spec["client"]),
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.compare", "--worker"],
+            cwd=self.workdir,
+            env=self.env(spec["client"]),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert proc.stdin is not None and proc.stdout is not None
         proc.stdin.write(json.dumps(spec) + "\n")
         proc.stdin.flush()
@@ -588,8 +632,14 @@ class Bench:
             raise RuntimeError(f"client subprocess failed to start: {spec['client']} {spec['workload']}")
         return proc
 
-    def run(self, spec: dict[str, Any], *, inject: int = 0, seed: int = 0,
-            before_go: Callable[[subprocess.Popen[str]], None] | None = None) -> dict[str, Any]:
+    def run(
+        self,
+        spec: dict[str, Any],
+        *,
+        inject: int = 0,
+        seed: int = 0,
+        before_go: Callable[[subprocess.Popen[str]], None] | None = None,
+    ) -> dict[str, Any]:
         """Run one cell in a fresh emulator state and a fresh client subprocess."""
         self.emu.command("reset")
         if seed:
@@ -618,22 +668,34 @@ class Bench:
 def _metrics(r: dict[str, Any]) -> dict[str, float]:
     n = max(r["n"], 1)
     nan = float("nan")  # no latency figure (inbound)
-    return {"rate": r["n"] / r["wall"], "cpu_us": r["cpu"] / n * 1e6, "rss_mib": r["rss_kib"] / 1024,
-            "p50_ms": nan if r["p50"] is None else r["p50"] * 1e3,
-            "p99_ms": nan if r["p99"] is None else r["p99"] * 1e3, "lost": r["lost"],
-            "sys_pct": 100 * r["sys"] / r["cpu"] if r["cpu"] else 0.0,
-            "csw": (r["vcsw"] + r["ivcsw"]) / n,
-            **{"t:" + name: sec / n * 1e6 for name, sec in r.get("threads", {}).items()}}
+    return {
+        "rate": r["n"] / r["wall"],
+        "cpu_us": r["cpu"] / n * 1e6,
+        "rss_mib": r["rss_kib"] / 1024,
+        "p50_ms": nan if r["p50"] is None else r["p50"] * 1e3,
+        "p99_ms": nan if r["p99"] is None else r["p99"] * 1e3,
+        "lost": r["lost"],
+        "sys_pct": 100 * r["sys"] / r["cpu"] if r["cpu"] else 0.0,
+        "csw": (r["vcsw"] + r["ivcsw"]) / n,
+        **{"t:" + name: sec / n * 1e6 for name, sec in r.get("threads", {}).items()},
+    }
 
 
-def run_cells(bench: Bench, cells: list[tuple[str, dict[str, Any]]], clients: Sequence[str], repeat: int,
-              *, rest: bool = False, progress: bool = True) -> dict[str, dict[str, list[dict[str, float]]]]:
+def run_cells(
+    bench: Bench,
+    cells: list[tuple[str, dict[str, Any]]],
+    clients: Sequence[str],
+    repeat: int,
+    *,
+    rest: bool = False,
+    progress: bool = True,
+) -> dict[str, dict[str, list[dict[str, float]]]]:
     """Run every cell ``repeat`` times back to back, clients interleaved (order rotated)."""
     results: dict[str, dict[str, list[dict[str, float]]]] = {}
     for key, spec in cells:
         per_client: dict[str, list[dict[str, float]]] = defaultdict(list)
         for rep in range(repeat):
-            order = list(clients[rep % len(clients):]) + list(clients[:rep % len(clients)])
+            order = list(clients[rep % len(clients) :]) + list(clients[: rep % len(clients)])
             for client in order:
                 cell = dict(spec, client=client, rest=rest)
                 extra: dict[str, Any] = {}
@@ -644,9 +706,12 @@ def run_cells(bench: Bench, cells: list[tuple[str, dict[str, Any]]], clients: Se
                 m = _metrics(bench.run(cell, **extra))
                 per_client[client].append(m)
                 if progress:
-                    print(f"  {key:<18} rep {rep + 1} {client:<9} {m['rate']:>9,.0f}/s {m['cpu_us']:>6.0f} µs "
-                          f"(sys {m['sys_pct']:2.0f}%, {m['csw']:4.1f} csw/msg) p99 {m['p99_ms']:6.2f} ms "
-                          f"rss {m['rss_mib']:5.1f} MiB lost {m['lost']}", flush=True)
+                    print(
+                        f"  {key:<18} rep {rep + 1} {client:<9} {m['rate']:>9,.0f}/s {m['cpu_us']:>6.0f} µs "
+                        f"(sys {m['sys_pct']:2.0f}%, {m['csw']:4.1f} csw/msg) p99 {m['p99_ms']:6.2f} ms "
+                        f"rss {m['rss_mib']:5.1f} MiB lost {m['lost']}",
+                        flush=True,
+                    )
         results[key] = dict(per_client)
     return results
 
@@ -678,13 +743,21 @@ def _ratio(runs: dict[str, list[dict[str, float]]], a: str, b: str, key: str = "
 
 def official_unpatched(bench: Bench, n: int, conc: int, wait_timeout: float) -> dict[str, Any]:
     """The official SDK as shipped: how many of ``n`` messages' ``wait()`` succeed."""
-    return bench.run({"client": "official", "workload": "send-wait", "n": n, "concurrency": conc,
-                      "shim": False, "wait_timeout": wait_timeout})
+    return bench.run(
+        {
+            "client": "official",
+            "workload": "send-wait",
+            "n": n,
+            "concurrency": conc,
+            "shim": False,
+            "wait_timeout": wait_timeout,
+        }
+    )
 
 
 # ------------------------------------------------------------------ cold path
 
-_OFFICIAL_ONESHOT = '''\
+_OFFICIAL_ONESHOT = """\
 from __future__ import annotations  # the shim's annotations stay unevaluated
 import asyncio, sys
 from signalwire.relay import RelayClient
@@ -703,9 +776,9 @@ async def main():
 
 install_early_event_shim(RelayClient)
 sys.exit(asyncio.run(main()))
-'''
+"""
 
-_BARE_ONESHOT = '''\
+_BARE_ONESHOT = """\
 import json, os, sys, uuid
 import websocket
 
@@ -727,10 +800,10 @@ while True:
         if frame["params"].get("params", {{}}).get("message_state") == "delivered":
             break
 ws.close()
-'''
+"""
 
 
-_COLD_LAUNCHER = r'''
+_COLD_LAUNCHER = r"""
 import json, os, sys, time
 runs = int(sys.argv[1])
 jobs = json.loads(sys.stdin.readline())
@@ -748,7 +821,7 @@ for i in range(runs + 1):  # the first round warms the page cache and is dropped
         if i:
             out.append([name, wall, usage.ru_maxrss])
 print(json.dumps(out))
-'''
+"""
 
 
 def cold_path(bench: Bench, runs: int, workdir: Path) -> dict[str, dict[str, float]]:
@@ -766,10 +839,11 @@ def cold_path(bench: Bench, runs: int, workdir: Path) -> dict[str, dict[str, flo
     base.pop("PYTHONPATH", None)  # what a user's cron job would have
     base.update(SIGNALWIRE_PROJECT_ID=emu["project"], SIGNALWIRE_API_TOKEN=emu["token"])
     commands = {
-        "swsync": ([swsync_exe, "send", "--to", TO, "--from", FROM, "--body", "cold start", "--wait"],
-                   dict(base, SIGNALWIRE_SPACE=emu["relay_url"])),
-        "official": ([sys.executable, str(official)],
-                     dict(base, SIGNALWIRE_SPACE=emu["relay_url"].split("://", 1)[1])),
+        "swsync": (
+            [swsync_exe, "send", "--to", TO, "--from", FROM, "--body", "cold start", "--wait"],
+            dict(base, SIGNALWIRE_SPACE=emu["relay_url"]),
+        ),
+        "official": ([sys.executable, str(official)], dict(base, SIGNALWIRE_SPACE=emu["relay_url"].split("://", 1)[1])),
         "bare": ([sys.executable, str(bare)], dict(base, BENCH_RELAY_URL=emu["relay_url"])),
     }
     if bench.baseline:
@@ -777,16 +851,22 @@ def cold_path(bench: Bench, runs: int, workdir: Path) -> dict[str, dict[str, flo
         commands[BASELINE] = (argv, dict(env, PYTHONPATH=bench.baseline))
     # A small launcher runs the programs: a child's ru_maxrss starts from its
     # parent's RSS (it survives fork and exec), so the parent must be tiny.
-    proc = subprocess.run([sys.executable, "-S", "-c", _COLD_LAUNCHER, str(runs)],
-                          input=json.dumps([[name, argv, env] for name, (argv, env) in commands.items()]),
-                          capture_output=True, text=True, timeout=WORKER_TIMEOUT)
+    proc = subprocess.run(
+        [sys.executable, "-S", "-c", _COLD_LAUNCHER, str(runs)],
+        input=json.dumps([[name, argv, env] for name, (argv, env) in commands.items()]),
+        capture_output=True,
+        text=True,
+        timeout=WORKER_TIMEOUT,
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"one-shot runs failed: {proc.stderr.strip()}")
     samples: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for name, wall, rss_kib in json.loads(proc.stdout):
         samples[name].append((wall, rss_kib / 1024))
-    return {name: {"wall": median([s[0] for s in v]), "rss": median([s[1] for s in v]),
-                   "min": min(s[0] for s in v)} for name, v in samples.items()}
+    return {
+        name: {"wall": median([s[0] for s in v]), "rss": median([s[1] for s in v]), "min": min(s[0] for s in v)}
+        for name, v in samples.items()
+    }
 
 
 # ------------------------------------------------------------------ profiling
@@ -800,12 +880,32 @@ def profile(bench: Bench, n: int, conc: int, out: Path, rate: int = 250, gil: bo
     spy: list[subprocess.Popen[bytes]] = []
 
     def attach(proc: subprocess.Popen[str]) -> None:
-        spy.append(subprocess.Popen([pyspy, "record", *(["--gil"] if gil else []), "--nonblocking", "-f", "raw", "-r", str(rate), "-o", str(out),
-                                     "--pid", str(proc.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        spy.append(
+            subprocess.Popen(
+                [
+                    pyspy,
+                    "record",
+                    *(["--gil"] if gil else []),
+                    "--nonblocking",
+                    "-f",
+                    "raw",
+                    "-r",
+                    str(rate),
+                    "-o",
+                    str(out),
+                    "--pid",
+                    str(proc.pid),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
         time.sleep(1.0)  # sleep-ok: py-spy has no readiness signal; give it time to attach
 
-    result = bench.run({"client": "swsync", "workload": "send-wait", "n": n, "concurrency": conc,
-                        "wait_timeout": 30.0}, before_go=attach)
+    result = bench.run(
+        {"client": "swsync", "workload": "send-wait", "n": n, "concurrency": conc, "wait_timeout": 30.0},
+        before_go=attach,
+    )
     for p in spy:
         try:
             p.wait(30)
@@ -813,8 +913,11 @@ def profile(bench: Bench, n: int, conc: int, out: Path, rate: int = 250, gil: bo
             p.send_signal(signal.SIGINT)
             p.wait(10)
     m = _metrics(result)
-    return summarize_profile(out.read_text(), header=f"swsync send+wait, {conc} threads, {m['rate']:,.0f} msgs/s, "
-                             f"{m['cpu_us']:.0f} µs CPU/msg (sampled at {rate} Hz, --gil)")
+    return summarize_profile(
+        out.read_text(),
+        header=f"swsync send+wait, {conc} threads, {m['rate']:,.0f} msgs/s, "
+        f"{m['cpu_us']:.0f} µs CPU/msg (sampled at {rate} Hz, --gil)",
+    )
 
 
 def _frame_name(frame: str) -> str:
@@ -872,8 +975,11 @@ def summarize_profile(raw: str, header: str, top: int = 25) -> str:
     lines += ["", f"Top {top} functions by self time:"]
     lines += [f"  {100 * c / total:5.1f}%  {name}" for name, c in own.most_common(top)]
     lines += ["", "swsync and websocket functions by inclusive time:"]
-    lines += [f"  {100 * c / total:5.1f}%  {name}" for name, c in incl.most_common()
-              if ("swsync/" in name or "websocket/" in name) and c / total >= 0.01][:top]
+    lines += [
+        f"  {100 * c / total:5.1f}%  {name}"
+        for name, c in incl.most_common()
+        if ("swsync/" in name or "websocket/" in name) and c / total >= 0.01
+    ][:top]
     return "\n".join(lines)
 
 
@@ -888,8 +994,9 @@ def _ms(v: float) -> str:
     return "–" if v != v else f"{v:.2f}"  # NaN: not measured
 
 
-def relay_table(summaries: Mapping[Any, Mapping[str, Mapping[str, float]]], key_label: str,
-                latency: bool = True) -> str:
+def relay_table(
+    summaries: Mapping[Any, Mapping[str, Mapping[str, float]]], key_label: str, latency: bool = True
+) -> str:
     headers = [key_label, "client", "msgs/s", "× bare", "CPU µs/msg", "CPU × bare"]
     if latency:
         headers += ["send p50 ms", "send p99 ms"]
@@ -900,9 +1007,14 @@ def relay_table(summaries: Mapping[Any, Mapping[str, Mapping[str, float]]], key_
             s = summary.get(client)
             if s is None:
                 continue
-            row: list[object] = [key, LABELS[client], _fmt_rate(s["rate"]),
-                                 "1.00" if client == "bare" else f"{s['rate_x']:.2f}",
-                                 f"{s['cpu_us']:.0f}", "1.00" if client == "bare" else f"{s['cpu_x']:.2f}"]
+            row: list[object] = [
+                key,
+                LABELS[client],
+                _fmt_rate(s["rate"]),
+                "1.00" if client == "bare" else f"{s['rate_x']:.2f}",
+                f"{s['cpu_us']:.0f}",
+                "1.00" if client == "bare" else f"{s['cpu_x']:.2f}",
+            ]
             if latency:
                 row += [_ms(s["p50_ms"]), _ms(s["p99_ms"])]
             row += [f"{s['rss_mib']:.1f}", int(s["lost"])]
@@ -921,12 +1033,33 @@ def cpu_breakdown_table(summaries: Mapping[Any, Mapping[str, Mapping[str, float]
             reader = s.get("t:swsync-reader", 0.0)
             dispatch = sum(v for k, v in s.items() if k.startswith("t:swsync-dispatch"))
             callers = s.get("t:callers", 0.0)
-            rows.append([key if client == "swsync" else f"{key} (baseline)", f"{s['cpu_us']:.0f}",
-                         f"{reader:.0f}", f"{callers:.0f}", f"{dispatch:.0f}",
-                         f"{max(0.0, s['cpu_us'] - reader - callers - dispatch):.0f}", f"{s['sys_pct']:.0f}%",
-                         f"{s['csw']:.1f}", f"{summary['bare']['csw']:.1f}" if "bare" in summary else "–"])
-    return table(["cell", "CPU µs/msg", "reader thread", "caller threads", "dispatch thread", "other",
-                  "kernel share", "context switches/msg", "bare loop csw/msg"], rows)
+            rows.append(
+                [
+                    key if client == "swsync" else f"{key} (baseline)",
+                    f"{s['cpu_us']:.0f}",
+                    f"{reader:.0f}",
+                    f"{callers:.0f}",
+                    f"{dispatch:.0f}",
+                    f"{max(0.0, s['cpu_us'] - reader - callers - dispatch):.0f}",
+                    f"{s['sys_pct']:.0f}%",
+                    f"{s['csw']:.1f}",
+                    f"{summary['bare']['csw']:.1f}" if "bare" in summary else "–",
+                ]
+            )
+    return table(
+        [
+            "cell",
+            "CPU µs/msg",
+            "reader thread",
+            "caller threads",
+            "dispatch thread",
+            "other",
+            "kernel share",
+            "context switches/msg",
+            "bare loop csw/msg",
+        ],
+        rows,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -935,12 +1068,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=None, help="repetitions per cell (default 3; 2 --quick)")
     parser.add_argument("--quick", action="store_true", help="smaller and fewer runs (about 3 minutes)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/ alone")
-    parser.add_argument("--only", default="relay,unpatched,cold,rest",
-                        help="comma-separated parts: relay, unpatched, cold, rest, profile")
+    parser.add_argument(
+        "--only",
+        default="relay,unpatched,cold,rest",
+        help="comma-separated parts: relay, unpatched, cold, rest, profile",
+    )
     parser.add_argument("--profile", action="store_true", help="also profile swsync at concurrency 64 (py-spy)")
-    parser.add_argument("--baseline", metavar="DIR",
-                        help="also run the swsync package in DIR as a baseline client, interleaved with this "
-                             "tree's (before/after; make DIR with: git archive REV swsync | tar -x -C DIR)")
+    parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="also run the swsync package in DIR as a baseline client, interleaved with this "
+        "tree's (before/after; make DIR with: git archive REV swsync | tar -x -C DIR)",
+    )
     parser.add_argument("--baseline-label", metavar="TEXT", help="what to call the baseline (e.g. a commit)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -967,156 +1106,245 @@ def main(argv: list[str] | None = None) -> int:
             if "relay" in parts:
                 wait = 60.0
                 print(f"send + wait until delivered, {n:,} messages per cell, {repeat} repetitions", flush=True)
-                sw = run_cells(bench, [(f"c={c}", {"workload": "send-wait", "n": _cell_n(n, c), "concurrency": c,
-                                                   "wait_timeout": wait}) for c in CONCURRENCY], clients, repeat)
+                sw = run_cells(
+                    bench,
+                    [
+                        (
+                            f"c={c}",
+                            {"workload": "send-wait", "n": _cell_n(n, c), "concurrency": c, "wait_timeout": wait},
+                        )
+                        for c in CONCURRENCY
+                    ],
+                    clients,
+                    repeat,
+                )
                 print("fire-and-forget and inbound", flush=True)
-                other = run_cells(bench, [
-                    ("fire-and-forget", {"workload": "fire-forget", "n": n, "concurrency": FIRE_SENDERS,
-                                         "wait_timeout": wait}),
-                    ("inbound", {"workload": "inbound", "n": n, "concurrency": 1, "wait_timeout": wait}),
-                ], clients, repeat)
+                other = run_cells(
+                    bench,
+                    [
+                        (
+                            "fire-and-forget",
+                            {"workload": "fire-forget", "n": n, "concurrency": FIRE_SENDERS, "wait_timeout": wait},
+                        ),
+                        ("inbound", {"workload": "inbound", "n": n, "concurrency": 1, "wait_timeout": wait}),
+                    ],
+                    clients,
+                    repeat,
+                )
                 sw_sum = {c: summarize(sw[f"c={c}"], "bare") for c in CONCURRENCY}
                 plots["send_wait"] = sw_sum
                 vs64 = _ratio(sw["c=64"], "swsync", "official")
                 cpu64 = sw_sum[64]["swsync"]["cpu_us"]
                 bare64 = sw_sum[64]["bare"]["cpu_us"]
                 cpu_vs64 = _ratio(sw["c=64"], "official", "swsync", "cpu_us")
-                headline.append(f"send + wait at concurrency 64: swsync **{vs64:.2f}×** the official SDK's "
-                                f"throughput (aim ≥ 1.5×) using **1/{cpu_vs64:.1f}** of its CPU per message; "
-                                f"**{cpu64:.0f} µs** client CPU per message against the bare loop's {bare64:.0f} µs "
-                                f"(≈ {cpu64 / bare64 * 120:.0f} µs on the reference machine; aim ≤ 120 µs)")
+                headline.append(
+                    f"send + wait at concurrency 64: swsync **{vs64:.2f}×** the official SDK's "
+                    f"throughput (aim ≥ 1.5×) using **1/{cpu_vs64:.1f}** of its CPU per message; "
+                    f"**{cpu64:.0f} µs** client CPU per message against the bare loop's {bare64:.0f} µs "
+                    f"(≈ {cpu64 / bare64 * 120:.0f} µs on the reference machine; aim ≤ 120 µs)"
+                )
                 if args.baseline:
                     cells_ = [f"c={c}" for c in CONCURRENCY]
-                    headline.append(f"against {LABELS[BASELINE]}: throughput " + ", ".join(
-                        f"{k} {_ratio(sw[k], 'swsync', BASELINE):.2f}×" for k in cells_) + "; CPU per message " +
-                        ", ".join(f"{k} {_ratio(sw[k], 'swsync', BASELINE, 'cpu_us'):.2f}×" for k in cells_))
-                sections.append("\n".join([
-                    "### RELAY: send and wait until delivered",
-                    "",
-                    f"{n:,} messages per cell ({_cell_n(n, 1):,} at concurrency 1, where every message "
-                    f"waits for the previous one; {_cell_n(n, 256):,} at 256); concurrency = threads (swsync), "
-                    "tasks (official SDK), or the pipelined window of the bare loop. \"× bare\" is the "
-                    "client's figure divided by the bare loop's in the same repetition (median of the "
-                    "ratios); send p50/p99 is the time from calling `send_message` to its return (the "
-                    "`messaging.send` round trip).",
-                    "",
-                    relay_table(sw_sum, "concurrency"),
-                    "",
-                    f"At concurrency 64 swsync's throughput is **{vs64:.2f}×** the official SDK's "
-                    f"(median of per-repetition ratios; aim ≥ 1.5×), at **{cpu64:.0f} µs** client CPU per "
-                    f"message. The aim, ≤ 120 µs, was set on a faster machine where the bare loop took "
-                    f"120 µs; here the bare loop takes {bare64:.0f} µs, so swsync's figure scales to "
-                    f"**≈ {cpu64 / bare64 * 120:.0f} µs** there.",
-                    "",
-                    "![Throughput vs concurrency](img/compare-throughput.png)",
-                    "![Client CPU per message vs concurrency](img/compare-cpu.png)",
-                ]))
+                    headline.append(
+                        f"against {LABELS[BASELINE]}: throughput "
+                        + ", ".join(f"{k} {_ratio(sw[k], 'swsync', BASELINE):.2f}×" for k in cells_)
+                        + "; CPU per message "
+                        + ", ".join(f"{k} {_ratio(sw[k], 'swsync', BASELINE, 'cpu_us'):.2f}×" for k in cells_)
+                    )
+                sections.append(
+                    "\n".join(
+                        [
+                            "### RELAY: send and wait until delivered",
+                            "",
+                            f"{n:,} messages per cell ({_cell_n(n, 1):,} at concurrency 1, where every message "
+                            f"waits for the previous one; {_cell_n(n, 256):,} at 256); concurrency = threads (swsync), "
+                            'tasks (official SDK), or the pipelined window of the bare loop. "× bare" is the '
+                            "client's figure divided by the bare loop's in the same repetition (median of the "
+                            "ratios); send p50/p99 is the time from calling `send_message` to its return (the "
+                            "`messaging.send` round trip).",
+                            "",
+                            relay_table(sw_sum, "concurrency"),
+                            "",
+                            f"At concurrency 64 swsync's throughput is **{vs64:.2f}×** the official SDK's "
+                            f"(median of per-repetition ratios; aim ≥ 1.5×), at **{cpu64:.0f} µs** client CPU per "
+                            f"message. The aim, ≤ 120 µs, was set on a faster machine where the bare loop took "
+                            f"120 µs; here the bare loop takes {bare64:.0f} µs, so swsync's figure scales to "
+                            f"**≈ {cpu64 / bare64 * 120:.0f} µs** there.",
+                            "",
+                            "![Throughput vs concurrency](img/compare-throughput.png)",
+                            "![Client CPU per message vs concurrency](img/compare-cpu.png)",
+                        ]
+                    )
+                )
                 other_sum = {k: summarize(other[k], "bare") for k in other}
-                lost_swsync = int(sum(m["lost"] for runs_ in (*sw.values(), *other.values())
-                                      for m in runs_["swsync"]))
-                headline.append(f"inbound: swsync handles **{other_sum['inbound']['swsync']['rate']:,.0f}** "
-                                f"messages/s at {other_sum['inbound']['swsync']['cpu_us']:.0f} µs each, "
-                                f"{_ratio(other['inbound'], 'swsync', 'official'):.1f}× the official SDK; "
-                                f"fire-and-forget {_ratio(other['fire-and-forget'], 'swsync', 'official'):.1f}×")
-                sections.append("\n".join([
-                    "### RELAY: fire-and-forget and inbound",
-                    "",
-                    f"Fire-and-forget: {n:,} sends from {FIRE_SENDERS} threads/tasks that do not wait; the "
-                    "clock stops when the completion callbacks (`on_completed`) have counted every "
-                    f"delivery (the bare loop keeps {FIRE_SENDERS} sends awaiting their result). Inbound: "
-                    f"the emulator process injects {n:,} `messaging.receive` events (64 per event-loop "
-                    "pass, so injection outpaces every client); the clock runs from the start of injection "
-                    "until the client's handler has seen them all (the bare loop counts and ACKs the frames).",
-                    "",
-                    relay_table(other_sum, "workload"),
-                ]))
-                sections.append("\n".join([
-                    "### Where swsync's client CPU goes",
-                    "",
-                    "Per message, by thread (each thread's own CPU clock; callers = the benchmark's "
-                    "threads inside `send_message`/`wait`), the kernel's share of the process's CPU time, "
-                    "and context switches per message (voluntary + involuntary) next to the bare loop's.",
-                    "",
-                    cpu_breakdown_table({**{f"send+wait c={c}": sw_sum[c] for c in CONCURRENCY}, **other_sum}),
-                ]))
+                lost_swsync = int(sum(m["lost"] for runs_ in (*sw.values(), *other.values()) for m in runs_["swsync"]))
+                headline.append(
+                    f"inbound: swsync handles **{other_sum['inbound']['swsync']['rate']:,.0f}** "
+                    f"messages/s at {other_sum['inbound']['swsync']['cpu_us']:.0f} µs each, "
+                    f"{_ratio(other['inbound'], 'swsync', 'official'):.1f}× the official SDK; "
+                    f"fire-and-forget {_ratio(other['fire-and-forget'], 'swsync', 'official'):.1f}×"
+                )
+                sections.append(
+                    "\n".join(
+                        [
+                            "### RELAY: fire-and-forget and inbound",
+                            "",
+                            f"Fire-and-forget: {n:,} sends from {FIRE_SENDERS} threads/tasks that do not wait; the "
+                            "clock stops when the completion callbacks (`on_completed`) have counted every "
+                            f"delivery (the bare loop keeps {FIRE_SENDERS} sends awaiting their result). Inbound: "
+                            f"the emulator process injects {n:,} `messaging.receive` events (64 per event-loop "
+                            "pass, so injection outpaces every client); the clock runs from the start of injection "
+                            "until the client's handler has seen them all (the bare loop counts and ACKs the frames).",
+                            "",
+                            relay_table(other_sum, "workload"),
+                        ]
+                    )
+                )
+                sections.append(
+                    "\n".join(
+                        [
+                            "### Where swsync's client CPU goes",
+                            "",
+                            "Per message, by thread (each thread's own CPU clock; callers = the benchmark's "
+                            "threads inside `send_message`/`wait`), the kernel's share of the process's CPU time, "
+                            "and context switches per message (voluntary + involuntary) next to the bare loop's.",
+                            "",
+                            cpu_breakdown_table({**{f"send+wait c={c}": sw_sum[c] for c in CONCURRENCY}, **other_sum}),
+                        ]
+                    )
+                )
             if "unpatched" in parts:
                 un_n, un_c, un_wait = 128, 64, 2.0
                 print(f"official SDK unpatched: {un_n} messages, {un_c} tasks, wait timeout {un_wait} s", flush=True)
                 r = official_unpatched(bench, un_n, un_c, un_wait)
                 print(f"  {r}", flush=True)
-                sections.append("\n".join([
-                    "### The official SDK as shipped",
-                    "",
-                    f"signalwire-sdk 3.7.5 without the shim, {un_n} messages from {un_c} tasks, "
-                    f"`await message.wait(timeout={un_wait:g})`: **{r['delivered']} delivered, "
-                    f"{r['lost']} timed out** (their state events arrived in the same read as the send "
-                    f"result and were dropped as belonging to an unknown message), {r.get('errors', 0)} "
-                    f"send errors, {r['wall']:.1f} s for the run. Every other official-SDK figure here "
-                    "uses the benchmark-side shim described above.",
-                ]))
-                headline.append(f"the official SDK as shipped: {r['delivered']} of {un_n} messages reached "
-                                f"`delivered` within {un_wait:g} s (early state events dropped); swsync lost "
-                                f"{lost_swsync if lost_swsync is not None else 'n/a'} events in this run")
+                sections.append(
+                    "\n".join(
+                        [
+                            "### The official SDK as shipped",
+                            "",
+                            f"signalwire-sdk 3.7.5 without the shim, {un_n} messages from {un_c} tasks, "
+                            f"`await message.wait(timeout={un_wait:g})`: **{r['delivered']} delivered, "
+                            f"{r['lost']} timed out** (their state events arrived in the same read as the send "
+                            f"result and were dropped as belonging to an unknown message), {r.get('errors', 0)} "
+                            f"send errors, {r['wall']:.1f} s for the run. Every other official-SDK figure here "
+                            "uses the benchmark-side shim described above.",
+                        ]
+                    )
+                )
+                headline.append(
+                    f"the official SDK as shipped: {r['delivered']} of {un_n} messages reached "
+                    f"`delivered` within {un_wait:g} s (early state events dropped); swsync lost "
+                    f"{lost_swsync if lost_swsync is not None else 'n/a'} events in this run"
+                )
             if "cold" in parts:
                 runs = 5 if args.quick else 10
                 print(f"one-shot cold path, {runs} runs each", flush=True)
                 cold = cold_path(bench, runs, Path(tmp))
                 print(f"  {cold}", flush=True)
-                headline.append(f"one-shot `swsync send --wait`: **{cold['swsync']['wall']:.3f} s**, "
-                                f"{cold['swsync']['rss']:.1f} MiB (aim ≤ 0.10 s, ≤ 25 MiB); official SDK script "
-                                f"{cold['official']['wall']:.3f} s, bare websocket-client {cold['bare']['wall']:.3f} s")
-                labels = {"swsync": "`swsync send --wait` (console script)",
-                          BASELINE: f"`swsync send --wait`, {LABELS[BASELINE]}",
-                          "official": "official SDK script (+ shim)",
-                          "bare": "bare websocket-client script"}
-                sections.append("\n".join([
-                    "### One-shot cold path",
-                    "",
-                    f"Process start to delivered to exit, for one message; median of {runs} runs each "
-                    "(interleaved, after one discarded warm-up round); max RSS from `wait4()`. Aim for swsync: "
-                    "≤ 0.10 s.",
-                    "",
-                    table(["program", "wall s (median)", "wall s (best)", "max RSS MiB", "× bare wall"],
-                          [[labels[k], f"{v['wall']:.3f}", f"{v['min']:.3f}", f"{v['rss']:.1f}",
-                            f"{v['wall'] / cold['bare']['wall']:.2f}"] for k, v in cold.items()]),
-                ]))
+                headline.append(
+                    f"one-shot `swsync send --wait`: **{cold['swsync']['wall']:.3f} s**, "
+                    f"{cold['swsync']['rss']:.1f} MiB (aim ≤ 0.10 s, ≤ 25 MiB); official SDK script "
+                    f"{cold['official']['wall']:.3f} s, bare websocket-client {cold['bare']['wall']:.3f} s"
+                )
+                labels = {
+                    "swsync": "`swsync send --wait` (console script)",
+                    BASELINE: f"`swsync send --wait`, {LABELS[BASELINE]}",
+                    "official": "official SDK script (+ shim)",
+                    "bare": "bare websocket-client script",
+                }
+                sections.append(
+                    "\n".join(
+                        [
+                            "### One-shot cold path",
+                            "",
+                            f"Process start to delivered to exit, for one message; median of {runs} runs each "
+                            "(interleaved, after one discarded warm-up round); max RSS from `wait4()`. Aim for swsync: "
+                            "≤ 0.10 s.",
+                            "",
+                            table(
+                                ["program", "wall s (median)", "wall s (best)", "max RSS MiB", "× bare wall"],
+                                [
+                                    [
+                                        labels[k],
+                                        f"{v['wall']:.3f}",
+                                        f"{v['min']:.3f}",
+                                        f"{v['rss']:.1f}",
+                                        f"{v['wall'] / cold['bare']['wall']:.2f}",
+                                    ]
+                                    for k, v in cold.items()
+                                ],
+                            ),
+                        ]
+                    )
+                )
             if "rest" in parts:
                 rest_n = 500 if args.quick else 1000
                 rest_records = 10_000
                 print(f"REST: {rest_n} creates, stream {rest_records:,} records", flush=True)
-                rr = run_cells(bench, [
-                    ("create", {"workload": "create", "n": rest_n, "concurrency": 1}),
-                    ("stream", {"workload": "stream", "n": rest_records, "concurrency": 1}),
-                ], REST_CLIENTS, repeat, rest=True)
+                rr = run_cells(
+                    bench,
+                    [
+                        ("create", {"workload": "create", "n": rest_n, "concurrency": 1}),
+                        ("stream", {"workload": "stream", "n": rest_records, "concurrency": 1}),
+                    ],
+                    REST_CLIENTS,
+                    repeat,
+                    rest=True,
+                )
                 rows = []
-                headline.append(f"REST: swsync creates {_ratio(rr['create'], 'swsync', 'twilio'):.2f}× and "
-                                f"streams {_ratio(rr['stream'], 'swsync', 'twilio'):.2f}× as fast as twilio 9 "
-                                f"({_ratio(rr['create'], 'swsync', 'requests'):.2f}× and "
-                                f"{_ratio(rr['stream'], 'swsync', 'requests'):.2f}× a bare requests.Session)")
+                headline.append(
+                    f"REST: swsync creates {_ratio(rr['create'], 'swsync', 'twilio'):.2f}× and "
+                    f"streams {_ratio(rr['stream'], 'swsync', 'twilio'):.2f}× as fast as twilio 9 "
+                    f"({_ratio(rr['create'], 'swsync', 'requests'):.2f}× and "
+                    f"{_ratio(rr['stream'], 'swsync', 'requests'):.2f}× a bare requests.Session)"
+                )
                 for op, unit in (("create", "requests/s"), ("stream", "records/s")):
                     s = summarize(rr[op], "requests")
                     for client in REST_CLIENTS:
                         c = s[client]
-                        rows.append([op, REST_LABELS[client], f"{_fmt_rate(c['rate'])} {unit}",
-                                     "1.00" if client == "requests" else f"{c['rate_x']:.2f}",
-                                     f"{c['cpu_us']:.0f}",
-                                     "1.00" if client == "requests" else f"{c['cpu_x']:.2f}",
-                                     f"{c['p50_ms']:.2f}" if op == "create" else "–",
-                                     f"{c['p99_ms']:.2f}" if op == "create" else "–",
-                                     f"{c['rss_mib']:.1f}"])
-                sections.append("\n".join([
-                    "### REST (cXML API) over TLS",
-                    "",
-                    f"`create`: {rest_n:,} sequential `POST Messages`; `stream`: every one of "
-                    f"{rest_records:,} seeded records, 1,000 per page (swsync builds typed records, twilio "
-                    "its `MessageInstance`s, the bare session only decodes JSON). twilio is pointed at the "
-                    "emulator by an `HttpClient` subclass that rewrites `https://api.twilio.com/2010-04-01` "
-                    "to `<emulator>/api/laml/2010-04-01`; account SID = project id. CPU is per request "
-                    "(create) or per record (stream); \"× bare\" compares with the bare session.",
-                    "",
-                    table(["op", "client", "rate", "× bare", "CPU µs", "CPU × bare", "p50 ms", "p99 ms",
-                           "peak RSS MiB"], rows),
-                ]))
+                        rows.append(
+                            [
+                                op,
+                                REST_LABELS[client],
+                                f"{_fmt_rate(c['rate'])} {unit}",
+                                "1.00" if client == "requests" else f"{c['rate_x']:.2f}",
+                                f"{c['cpu_us']:.0f}",
+                                "1.00" if client == "requests" else f"{c['cpu_x']:.2f}",
+                                f"{c['p50_ms']:.2f}" if op == "create" else "–",
+                                f"{c['p99_ms']:.2f}" if op == "create" else "–",
+                                f"{c['rss_mib']:.1f}",
+                            ]
+                        )
+                sections.append(
+                    "\n".join(
+                        [
+                            "### REST (cXML API) over TLS",
+                            "",
+                            f"`create`: {rest_n:,} sequential `POST Messages`; `stream`: every one of "
+                            f"{rest_records:,} seeded records, 1,000 per page (swsync builds typed records, twilio "
+                            "its `MessageInstance`s, the bare session only decodes JSON). twilio is pointed at the "
+                            "emulator by an `HttpClient` subclass that rewrites `https://api.twilio.com/2010-04-01` "
+                            "to `<emulator>/api/laml/2010-04-01`; account SID = project id. CPU is per request "
+                            '(create) or per record (stream); "× bare" compares with the bare session.',
+                            "",
+                            table(
+                                [
+                                    "op",
+                                    "client",
+                                    "rate",
+                                    "× bare",
+                                    "CPU µs",
+                                    "CPU × bare",
+                                    "p50 ms",
+                                    "p99 ms",
+                                    "peak RSS MiB",
+                                ],
+                                rows,
+                            ),
+                        ]
+                    )
+                )
             if "profile" in parts:
                 print("profiling swsync at concurrency 64", flush=True)
                 report = profile(bench, max(n, 20_000), 64, Path(tmp) / "swsync-c64.raw", rate=500)
@@ -1124,28 +1352,34 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - started
     if not sections:
         return 0
-    intro = "\n".join([
-        "## Head-to-head",
-        "",
-        "Regenerate with `python -m bench.compare` (5–10 minutes on 2 cores; `--quick` 1.5–3; "
-        "`--no-write` prints without touching docs/; `--profile` adds a py-spy profile of swsync at "
-        "concurrency 64; `--baseline DIR` adds another swsync tree as one more client, for "
-        "before/after). Needs the `bench` extra. One emulator process (state delays 0, TLS with a throwaway CA) pinned to core 0; each client "
-        "in its own subprocess pinned to core 1, measuring its own wall time, process CPU time "
-        "(all threads) and peak RSS. Each cell is repeated back to back with the clients "
-        f"interleaved; figures are medians of {repeat} repetitions. Versions: "
-        f"{_versions()}. Run took {elapsed / 60:.1f} min.",
-        "",
-        "The official SDK loses early state events (see below), so its figures use a "
-        "benchmark-side shim: state events for a message id it does not know yet are held, and "
-        "replayed through the SDK's own handler as soon as its `send_message` has registered the "
-        "message. The bare loop is the ceiling (see docs/design.md, "
-        "\"Measurements\"): one thread, a pipelined window, `skip_utf8_validation=True`, one "
-        "websocket frame (one TLS record, one syscall) per `send()`. It is the ceiling for a "
-        "client that writes each frame on its own; swsync coalesces the ACKs and requests of one "
-        "read into one write, which is why it can beat it.",
-    ] + (["", "Summary (medians; ratios measured back to back):", ""] + [f"- {h}" for h in headline]
-         if headline else []))
+    intro = "\n".join(
+        [
+            "## Head-to-head",
+            "",
+            "Regenerate with `python -m bench.compare` (5–10 minutes on 2 cores; `--quick` 1.5–3; "
+            "`--no-write` prints without touching docs/; `--profile` adds a py-spy profile of swsync at "
+            "concurrency 64; `--baseline DIR` adds another swsync tree as one more client, for "
+            "before/after). Needs the `bench` extra. One emulator process (state delays 0, TLS with a throwaway CA) pinned to core 0; each client "
+            "in its own subprocess pinned to core 1, measuring its own wall time, process CPU time "
+            "(all threads) and peak RSS. Each cell is repeated back to back with the clients "
+            f"interleaved; figures are medians of {repeat} repetitions. Versions: "
+            f"{_versions()}. Run took {elapsed / 60:.1f} min.",
+            "",
+            "The official SDK loses early state events (see below), so its figures use a "
+            "benchmark-side shim: state events for a message id it does not know yet are held, and "
+            "replayed through the SDK's own handler as soon as its `send_message` has registered the "
+            "message. The bare loop is the ceiling (see docs/design.md, "
+            '"Measurements"): one thread, a pipelined window, `skip_utf8_validation=True`, one '
+            "websocket frame (one TLS record, one syscall) per `send()`. It is the ceiling for a "
+            "client that writes each frame on its own; swsync coalesces the ACKs and requests of one "
+            "read into one write, which is why it can beat it.",
+        ]
+        + (
+            ["", "Summary (medians; ratios measured back to back):", ""] + [f"- {h}" for h in headline]
+            if headline
+            else []
+        )
+    )
     body = "\n\n".join([intro] + sections)
     print(body)
     if not args.no_write:
@@ -1153,9 +1387,13 @@ def main(argv: list[str] | None = None) -> int:
             from bench.plots import plot_send_wait
 
             IMG.mkdir(parents=True, exist_ok=True)
-            plot_send_wait(plots["send_wait"], LABELS, IMG,
-                           note=f"{n:,} messages per cell, median of {repeat} runs, TLS on loopback; emulator on "
-                                f"core 0, client on core 1 (python -m bench.compare)\n{machine()}")
+            plot_send_wait(
+                plots["send_wait"],
+                LABELS,
+                IMG,
+                note=f"{n:,} messages per cell, median of {repeat} runs, TLS on loopback; emulator on "
+                f"core 0, client on core 1 (python -m bench.compare)\n{machine()}",
+            )
         write_section("head-to-head", body)
     return 0
 
@@ -1176,10 +1414,12 @@ def _versions() -> str:
 def _git_rev() -> str:
     """The commit of this tree, marked ``+local`` when swsync/ has uncommitted changes."""
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                             text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "swsync"], cwd=ROOT, capture_output=True,
-                               text=True, timeout=10).stdout.strip()
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "swsync"], cwd=ROOT, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return (rev or "unknown") + (" +local changes" if dirty else "")

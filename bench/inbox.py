@@ -19,7 +19,6 @@ import argparse
 import gc
 import os
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -34,9 +33,17 @@ from bench.common import EmulatorHandle, emulator_process, median, pin, table, w
 from swsync import RelayClient
 
 TO, FROM = "+15557654321", "+15551234567"
-FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--no-first-run", "--window-size=1400,900")
+FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1400,900",
+)
 LONG_TASKS = """
 window.__long = [];
 new PerformanceObserver((list) => { for (const e of list.getEntries()) window.__long.push(e.duration); })
@@ -92,8 +99,9 @@ def browser() -> WebDriver:
     return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
 
 
-def send_wait(emu: EmulatorHandle, n: int, browser_pid: int | None = None,
-              threads: int = 64) -> tuple[float, float, float]:
+def send_wait(
+    emu: EmulatorHandle, n: int, browser_pid: int | None = None, threads: int = 64
+) -> tuple[float, float, float]:
     """Send ``n`` messages from ``threads`` threads, each waiting until delivered.
 
     Returns (messages/s, emulator CPU µs per message, browser CPU µs per message).
@@ -132,8 +140,13 @@ def latency(driver: WebDriver, emu: EmulatorHandle, samples: int = 20) -> list[f
             client.send_message(to_number=TO, from_number=FROM, body=body)
             t0 = time.perf_counter()
             WebDriverWait(driver, 30, poll_frequency=0.005).until(
-                lambda d: body in d.execute_script(
-                    "const r = document.querySelector('#messages .vrow'); return r ? r.textContent : ''"))
+                lambda d: (
+                    body
+                    in d.execute_script(
+                        "const r = document.querySelector('#messages .vrow'); return r ? r.textContent : ''"
+                    )
+                )
+            )
             found.append(time.perf_counter() - t0)
     return found
 
@@ -144,8 +157,13 @@ def page_figures(driver: WebDriver, n: int) -> dict[str, Any]:
     total = driver.execute_script("return document.getElementById('live').textContent")
     searches = [driver.execute_async_script(SEARCH, q) for q in ("benchmark", "probe 1", "", "+1555", "")]
     long_tasks = driver.execute_script("return window.__long || []")
-    return {"rows": rows, "live": total, "search_ms": searches,
-            "longest_task_ms": max(long_tasks, default=0.0), "long_tasks": len(long_tasks)}
+    return {
+        "rows": rows,
+        "live": total,
+        "search_ms": searches,
+        "longest_task_ms": max(long_tasks, default=0.0),
+        "long_tasks": len(long_tasks),
+    }
 
 
 Run = tuple[float, float, float]  # msgs/s, emulator CPU µs/msg, browser CPU µs/msg
@@ -204,38 +222,55 @@ def report(n: int, repeat: int, r: dict[str, Any]) -> str:
     page, lat = r["page"], sorted(r["latency"])
     rows = [
         ["inbox closed", f"{c_rate:,.0f}", f"{max(x[0] for x in closed):,.0f}", f"{c_cpu:,.0f}", "–", "–"],
-        ["inbox open (live)", f"{o_rate:,.0f}", f"{max(x[0] for x in r['open']):,.0f}", f"{o_cpu:,.0f}",
-         f"{(o_cpu / c_cpu - 1) * 100:+.1f}%", f"{o_browser:,.0f}"],
+        [
+            "inbox open (live)",
+            f"{o_rate:,.0f}",
+            f"{max(x[0] for x in r['open']):,.0f}",
+            f"{o_cpu:,.0f}",
+            f"{(o_cpu / c_cpu - 1) * 100:+.1f}%",
+            f"{o_browser:,.0f}",
+        ],
     ]
     runs = "; ".join(f"{a[0]:,.0f}/{o[0]:,.0f}/{b[0]:,.0f}" for o, (a, b) in zip(r["open"], r["closed"]))
-    return "\n".join([
-        "## Inbox: the page open while the emulator works",
-        "",
-        f"`python -m bench.inbox --messages {n} --repeat {repeat}`: emulator in its own process (core 0), "
-        f"`RelayClient` with 64 threads sending {n:,} messages and waiting for each to be delivered (core 1); "
-        "each repetition runs closed, open (the inbox live in headless Chromium, pinned to core 0 with the "
-        "emulator, so that it competes with the emulator and not with the load generator), "
-        f"closed. {repeat} repetitions, closed/open/closed msgs/s: {runs}. Emulator CPU is the emulator "
-        "process's CPU time per message; browser CPU is all Chromium processes'.",
-        "",
-        table(["", "msgs/s (median)", "msgs/s (best)", "emulator CPU µs/msg", "emulator CPU vs closed",
-               "browser CPU µs/msg"], rows),
-        "",
-        f"Open vs its closed neighbours, median of the repetitions: {(ratio - 1) * 100:+.1f}% throughput "
-        f"(two closed runs of one repetition differ by {noise * 100:.0f}% in the median: the machine's noise). "
-        f"The figure that noise does not move is the emulator's CPU per message, {c_cpu:,.0f} µs closed and "
-        f"{o_cpu:,.0f} µs open ({(o_cpu / c_cpu - 1) * 100:+.1f}%): the page costs the emulator one small "
-        "JSON batch per interval, not work per event.",
-        "",
-        f"With {n:,} messages on the page: {page['rows']} message rows in the DOM (the list is "
-        f"virtualized); a search over all of them redraws in "
-        f"{', '.join(f'{ms:.0f}' for ms in page['search_ms'])} ms; while they streamed in, the page's "
-        f"longest main-thread task took {page['longest_task_ms']:.0f} ms ({page['long_tasks']} tasks over 50 ms).",
-        "",
-        f"A sent message shows up on the open page {lat[len(lat) // 2] * 1000:.0f} ms after `send_message` "
-        f"returns (median of {len(lat)}; max {lat[-1] * 1000:.0f} ms): updates are batched at most every 0.1 s "
-        "(0.5 s under a flood).",
-    ])
+    return "\n".join(
+        [
+            "## Inbox: the page open while the emulator works",
+            "",
+            f"`python -m bench.inbox --messages {n} --repeat {repeat}`: emulator in its own process (core 0), "
+            f"`RelayClient` with 64 threads sending {n:,} messages and waiting for each to be delivered (core 1); "
+            "each repetition runs closed, open (the inbox live in headless Chromium, pinned to core 0 with the "
+            "emulator, so that it competes with the emulator and not with the load generator), "
+            f"closed. {repeat} repetitions, closed/open/closed msgs/s: {runs}. Emulator CPU is the emulator "
+            "process's CPU time per message; browser CPU is all Chromium processes'.",
+            "",
+            table(
+                [
+                    "",
+                    "msgs/s (median)",
+                    "msgs/s (best)",
+                    "emulator CPU µs/msg",
+                    "emulator CPU vs closed",
+                    "browser CPU µs/msg",
+                ],
+                rows,
+            ),
+            "",
+            f"Open vs its closed neighbours, median of the repetitions: {(ratio - 1) * 100:+.1f}% throughput "
+            f"(two closed runs of one repetition differ by {noise * 100:.0f}% in the median: the machine's noise). "
+            f"The figure that noise does not move is the emulator's CPU per message, {c_cpu:,.0f} µs closed and "
+            f"{o_cpu:,.0f} µs open ({(o_cpu / c_cpu - 1) * 100:+.1f}%): the page costs the emulator one small "
+            "JSON batch per interval, not work per event.",
+            "",
+            f"With {n:,} messages on the page: {page['rows']} message rows in the DOM (the list is "
+            f"virtualized); a search over all of them redraws in "
+            f"{', '.join(f'{ms:.0f}' for ms in page['search_ms'])} ms; while they streamed in, the page's "
+            f"longest main-thread task took {page['longest_task_ms']:.0f} ms ({page['long_tasks']} tasks over 50 ms).",
+            "",
+            f"A sent message shows up on the open page {lat[len(lat) // 2] * 1000:.0f} ms after `send_message` "
+            f"returns (median of {len(lat)}; max {lat[-1] * 1000:.0f} ms): updates are batched at most every 0.1 s "
+            "(0.5 s under a flood).",
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -66,7 +66,9 @@ def play(emu: Emulator, base: str) -> str:
         emu.inject_inbound(APP, "+15551230001", "Hi! Is my order #1042 on its way?")
         with RestClient(project=emu.project, token=emu.token, space=emu.rest_url) as rest:
             sid = rest.messages.create(
-                to="+15551230001", from_=APP, status_callback=f"{base}/status",
+                to="+15551230001",
+                from_=APP,
+                status_callback=f"{base}/status",
                 body="Yes! Order #1042 has shipped and arrives Thursday. Here is the parcel:",
                 media_url=[f"{base}/parcel.svg"],
             ).sid
@@ -85,9 +87,18 @@ def shoot(path: Path) -> None:
     thread.start()
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--window-size=1400,1000", "--hide-scrollbars"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1400,1000",
+        "--hide-scrollbars",
+    ):
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={tempfile.mkdtemp(prefix='swsync-shot-')}")
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
@@ -97,11 +108,16 @@ def shoot(path: Path) -> None:
             driver.get(emu.ui_url)
             wait = WebDriverWait(driver, 10)
             wait.until(lambda d: d.find_element(By.ID, "live").text.startswith("Live"))
-            wait.until(lambda d: d.find_element(By.CSS_SELECTOR, '#conversations .vrow[data-key^="+15551230001"]')).click()
+            wait.until(
+                lambda d: d.find_element(By.CSS_SELECTOR, '#conversations .vrow[data-key^="+15551230001"]')
+            ).click()
             wait.until(lambda d: d.find_element(By.CSS_SELECTOR, f'#messages .vrow[data-key="{sid}"]')).click()
             wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#detail tbody tr")) == 4)
-            wait.until(lambda d: d.execute_script(
-                "const i = document.querySelector('.thumbs img'); return i && i.complete && i.naturalWidth > 0"))
+            wait.until(
+                lambda d: d.execute_script(
+                    "const i = document.querySelector('.thumbs img'); return i && i.complete && i.naturalWidth > 0"
+                )
+            )
             driver.find_element(By.ID, "compose-body").send_keys("Anything else I can help with?")
             driver.save_screenshot(str(path))
     finally:

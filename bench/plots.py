@@ -32,16 +32,23 @@ def _axes(title: str, ylabel: str, concurrency: list[int]):  # type: ignore[no-u
     return plt, fig, ax
 
 
-def _plot(summary: Summary, labels: Mapping[str, str], key: str, title: str, ylabel: str,
-          path: Path, fmt: str, note: str) -> None:
+def _plot(
+    summary: Summary, labels: Mapping[str, str], key: str, title: str, ylabel: str, path: Path, fmt: str, note: str
+) -> None:
     concurrency = sorted(summary)
     plt, fig, ax = _axes(title, ylabel, concurrency)
     for client, style in STYLE.items():
         xs = [c for c in concurrency if client in summary[c]]
         if not xs:
             continue
-        ax.plot(xs, [summary[c][client][key] for c in xs], label=labels.get(client, client),
-                linewidth=2, markersize=6, **style)
+        ax.plot(
+            xs,
+            [summary[c][client][key] for c in xs],
+            label=labels.get(client, client),
+            linewidth=2,
+            markersize=6,
+            **style,
+        )
     # Label each point: the highest value at a concurrency above its marker, the
     # lowest below, any in between to the right, so labels do not collide.
     for c in concurrency:
@@ -53,9 +60,16 @@ def _plot(summary: Summary, labels: Mapping[str, str], key: str, title: str, yla
                 offset, ha = (0, -13), "center"
             else:
                 offset, ha = (8, -3), "left"
-            ax.annotate(fmt.format(y), (c, y), textcoords="offset points", xytext=offset, ha=ha,
-                        fontsize=8, color=STYLE[client]["color"],
-                        bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.8})
+            ax.annotate(
+                fmt.format(y),
+                (c, y),
+                textcoords="offset points",
+                xytext=offset,
+                ha=ha,
+                fontsize=8,
+                color=STYLE[client]["color"],
+                bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.8},
+            )
     ax.set_xlim(concurrency[0] / 1.5, concurrency[-1] * 1.7)
     ax.set_ylim(bottom=0, top=ax.get_ylim()[1] * 1.12)
     ax.legend(loc="best", fontsize=9)
@@ -75,8 +89,24 @@ def plot_send_wait(summary: Summary, labels: Mapping[str, str], directory: Path,
     directory.mkdir(parents=True, exist_ok=True)
     throughput = directory / "compare-throughput.png"
     cpu = directory / "compare-cpu.png"
-    _plot(summary, labels, "rate", "RELAY send + wait until delivered: throughput (higher is better)",
-          "messages per second (median)", throughput, "{:,.0f}", note)
-    _plot(summary, labels, "cpu_us", "RELAY send + wait until delivered: client CPU (lower is better)",
-          "client CPU µs per message (median)", cpu, "{:.0f}", note)
+    _plot(
+        summary,
+        labels,
+        "rate",
+        "RELAY send + wait until delivered: throughput (higher is better)",
+        "messages per second (median)",
+        throughput,
+        "{:,.0f}",
+        note,
+    )
+    _plot(
+        summary,
+        labels,
+        "cpu_us",
+        "RELAY send + wait until delivered: client CPU (lower is better)",
+        "client CPU µs per message (median)",
+        cpu,
+        "{:.0f}",
+        note,
+    )
     return [throughput, cpu]

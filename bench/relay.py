@@ -65,11 +65,23 @@ def swsync_send_wait(emu: dict[str, str], n: int, threads: int) -> tuple[float, 
 def bare_loop(emu: dict[str, str], n: int, window: int = 64) -> tuple[float, float]:
     """The ceiling: one websocket-client thread, pipelined, doing the same frames."""
     ws = websocket.create_connection(emu["relay_url"], skip_utf8_validation=True)
-    ws.send(json.dumps({"jsonrpc": "2.0", "id": "c", "method": "signalwire.connect", "params": {
-        "version": {"major": 2, "minor": 0, "revision": 0}, "agent": "bench", "event_acks": True,
-        # State events go only to sessions receiving the message's context ("default" here).
-        "contexts": ["default"],
-        "authentication": {"project": emu["project"], "token": emu["token"]}}}))
+    ws.send(
+        json.dumps(
+            {
+                "jsonrpc": "2.0",
+                "id": "c",
+                "method": "signalwire.connect",
+                "params": {
+                    "version": {"major": 2, "minor": 0, "revision": 0},
+                    "agent": "bench",
+                    "event_acks": True,
+                    # State events go only to sessions receiving the message's context ("default" here).
+                    "contexts": ["default"],
+                    "authentication": {"project": emu["project"], "token": emu["token"]},
+                },
+            }
+        )
+    )
     while json.loads(ws.recv()).get("id") != "c":
         pass
     sent = delivered = 0
@@ -78,8 +90,16 @@ def bare_loop(emu: dict[str, str], n: int, window: int = 64) -> tuple[float, flo
     wall0, cpu0 = time.perf_counter(), time.process_time()
     while delivered < n:
         while in_flight < window and sent < n:
-            ws.send(json.dumps({"jsonrpc": "2.0", "id": str(uuid.uuid4()), "method": "messaging.send", "params": {
-                "context": "default", "to_number": TO, "from_number": FROM, "body": "benchmark"}}))
+            ws.send(
+                json.dumps(
+                    {
+                        "jsonrpc": "2.0",
+                        "id": str(uuid.uuid4()),
+                        "method": "messaging.send",
+                        "params": {"context": "default", "to_number": TO, "from_number": FROM, "body": "benchmark"},
+                    }
+                )
+            )
             sent += 1
             in_flight += 1
         frame = json.loads(ws.recv())
@@ -108,8 +128,16 @@ def rpc_latency(emu: dict[str, str], n: int) -> tuple[float, float]:
 def tracked_bytes(count: int = 100_000) -> float:
     """tracemalloc bytes per tracked in-flight message (the reader's registration path)."""
     tracker = MessageTracker(Dispatcher(), max_tracked=count * 2)
-    fields = {"context": "default", "to_number": TO, "from_number": FROM, "body": "benchmark",
-              "direction": "outbound", "message_state": "queued", "media": [], "tags": []}
+    fields = {
+        "context": "default",
+        "to_number": TO,
+        "from_number": FROM,
+        "body": "benchmark",
+        "direction": "outbound",
+        "message_state": "queued",
+        "media": [],
+        "tags": [],
+    }
     ids = [str(uuid.uuid4()) for _ in range(count)]
     gc.collect()
     tracemalloc.start()
@@ -133,29 +161,43 @@ def main(argv: list[str] | None = None) -> int:
         for threads in (1, 8, 64):
             n = args.messages if threads > 1 else max(1000, args.messages // 5)
             runs = [swsync_send_wait(emu, n, threads) for _ in range(args.repeat)]
-            rows.append([f"swsync RelayClient, {threads} thread(s)", f"{median([r[0] for r in runs]):,.0f}",
-                         f"{median([r[1] for r in runs]):.0f}", sum(r[2] for r in runs)])
+            rows.append(
+                [
+                    f"swsync RelayClient, {threads} thread(s)",
+                    f"{median([r[0] for r in runs]):,.0f}",
+                    f"{median([r[1] for r in runs]):.0f}",
+                    sum(r[2] for r in runs),
+                ]
+            )
             print(rows[-1], flush=True)
         bare = [bare_loop(emu, args.messages) for _ in range(args.repeat)]
-        rows.append(["bare websocket-client loop, window 64 (ceiling)", f"{median([b[0] for b in bare]):,.0f}",
-                     f"{median([b[1] for b in bare]):.0f}", "–"])
+        rows.append(
+            [
+                "bare websocket-client loop, window 64 (ceiling)",
+                f"{median([b[0] for b in bare]):,.0f}",
+                f"{median([b[1] for b in bare]):.0f}",
+                "–",
+            ]
+        )
         print(rows[-1], flush=True)
         p50, p99 = rpc_latency(emu, 2000)
     per_msg = tracked_bytes()
-    body = "\n".join([
-        "## RELAY: send and wait until delivered",
-        "",
-        f"`python -m bench.relay --messages {args.messages} --repeat {args.repeat}`: emulator with zero state "
-        "delays in its own process on core 0, client on core 1, plain `ws://` on loopback. Each message is "
-        "`messaging.send`, its result, four `messaging.state` events and four ACKs. Medians of "
-        f"{args.repeat} runs; CPU is the client process's CPU time per message.",
-        "",
-        table(["client", "msgs/s", "client CPU µs/msg", "lost events"], rows),
-        "",
-        f"RPC round trip (`execute('signalwire.ping')`, 2,000 sequential): p50 {p50:.0f} µs, p99 {p99:.0f} µs.",
-        "",
-        f"Memory: {per_msg:,.0f} bytes (tracemalloc) per tracked in-flight message at 100,000 messages.",
-    ])
+    body = "\n".join(
+        [
+            "## RELAY: send and wait until delivered",
+            "",
+            f"`python -m bench.relay --messages {args.messages} --repeat {args.repeat}`: emulator with zero state "
+            "delays in its own process on core 0, client on core 1, plain `ws://` on loopback. Each message is "
+            "`messaging.send`, its result, four `messaging.state` events and four ACKs. Medians of "
+            f"{args.repeat} runs; CPU is the client process's CPU time per message.",
+            "",
+            table(["client", "msgs/s", "client CPU µs/msg", "lost events"], rows),
+            "",
+            f"RPC round trip (`execute('signalwire.ping')`, 2,000 sequential): p50 {p50:.0f} µs, p99 {p99:.0f} µs.",
+            "",
+            f"Memory: {per_msg:,.0f} bytes (tracemalloc) per tracked in-flight message at 100,000 messages.",
+        ]
+    )
     print(body)
     if not args.no_write:
         write_section("relay", body)

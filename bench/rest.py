@@ -59,8 +59,7 @@ class Bare:
     def create(self, n: int) -> int:
         url = self.base + "Messages.json"
         for i in range(n):
-            r = self.session.post(url, data={"To": TO, "From": FROM, "Body": f"bench {i}"},
-                                  timeout=10)
+            r = self.session.post(url, data={"To": TO, "From": FROM, "Body": f"bench {i}"}, timeout=10)
             r.raise_for_status()
             r.json()
         return n
@@ -147,8 +146,7 @@ def run(args: argparse.Namespace) -> tuple[list[list[object]], dict[str, tuple[f
         common.pin(1)
         bare, sw = Bare(env), Swsync(env)
         sid = sw.rest.messages.list(limit=1)[0].sid
-        body = bare.session.get(bare.base + "Messages.json", params={"PageSize": str(PAGE)},
-                                timeout=10).content
+        body = bare.session.get(bare.base + "Messages.json", params={"PageSize": str(PAGE)}, timeout=10).content
         operations: list[tuple[str, Callable[[Any], int]]] = [
             ("stream", lambda c: c.stream(args.records)),
             ("list", lambda c: c.list(args.records)),
@@ -163,16 +161,28 @@ def run(args: argparse.Namespace) -> tuple[list[list[object]], dict[str, tuple[f
                 for label, client in order if rep % 2 == 0 else order[::-1]:
                     results[label].append(measure(lambda: op(client)))
             per = {
-                label: (common.median([w / n for w, _, n in res]) * 1e6,
-                        common.median([c / n for _, c, n in res]) * 1e6)
+                label: (
+                    common.median([w / n for w, _, n in res]) * 1e6,
+                    common.median([c / n for _, c, n in res]) * 1e6,
+                )
                 for label, res in results.items()
             }
             (bw, bc), (sw_w, sw_c) = per["bare"], per["swsync"]
             cpu[name] = (bc, sw_c)
-            rows.append([name, f"{bw:,.0f}", f"{sw_w:,.0f}", f"{(sw_w / bw - 1) * 100:+.1f}%",
-                         f"{bc:,.0f}", f"{sw_c:,.0f}", f"{(sw_c / bc - 1) * 100:+.1f}%"])
-            print(f"{name}: wall {bw:,.0f} -> {sw_w:,.0f} µs/request, "
-                  f"CPU {bc:,.0f} -> {sw_c:,.0f} µs/request", flush=True)
+            rows.append(
+                [
+                    name,
+                    f"{bw:,.0f}",
+                    f"{sw_w:,.0f}",
+                    f"{(sw_w / bw - 1) * 100:+.1f}%",
+                    f"{bc:,.0f}",
+                    f"{sw_c:,.0f}",
+                    f"{(sw_c / bc - 1) * 100:+.1f}%",
+                ]
+            )
+            print(
+                f"{name}: wall {bw:,.0f} -> {sw_w:,.0f} µs/request, CPU {bc:,.0f} -> {sw_c:,.0f} µs/request", flush=True
+            )
         bare.close()
         sw.close()
     return rows, cpu, body
@@ -209,13 +219,22 @@ def per_record(body: bytes) -> list[list[object]]:
         ["bare: read `sid`, `status`, `date_sent` (strings)", f"{best(bare_read3):.2f}"],
         ["swsync: build the record", f"{best(build):.2f}"],
         ["swsync: build + read `sid`, `status`, `date_sent` (enum, datetime)", f"{best(read3):.2f}"],
-        [f"swsync: build + `to_dict()` (all {len(MessageRecord._fields) - 1} fields converted)",
-         f"{best(to_dict):.2f}"],
+        [
+            f"swsync: build + `to_dict()` (all {len(MessageRecord._fields) - 1} fields converted)",
+            f"{best(to_dict):.2f}",
+        ],
     ]
 
 
-HEADERS = ["operation", "bare µs/req (wall)", "swsync µs/req (wall)", "overhead (wall)",
-           "bare CPU µs/req", "swsync CPU µs/req", "overhead (CPU)"]
+HEADERS = [
+    "operation",
+    "bare µs/req (wall)",
+    "swsync µs/req (wall)",
+    "overhead (wall)",
+    "bare CPU µs/req",
+    "swsync CPU µs/req",
+    "overhead (CPU)",
+]
 
 
 def main(argv: list[str] | None = None) -> int:

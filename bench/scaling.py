@@ -88,26 +88,32 @@ def wait_count(emu: Any, n: int, timeout: float) -> None:
 
 
 def send_many_cell(emu: Any, n: int) -> dict[str, float]:
-    out = subprocess.run([sys.executable, "-c", _SEND_MANY, emu.relay_url, emu.project, emu.token, str(n)],
-                         capture_output=True, text=True, check=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-c", _SEND_MANY, emu.relay_url, emu.project, emu.token, str(n)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
     data = json.loads(out.stdout)
     return {"rate": n / data["seconds"], "cpu_us": data["cpu"] / n * 1e6}
 
 
 def celery_cell(emu: Any, broker: str, n: int, processes: int) -> dict[str, float]:
-    from celery import Celery
-
     import redis
+    from celery import Celery
 
     redis.Redis.from_url(broker).flushdb()
     emu.reset()
     app = Celery("bench", broker=broker, backend=broker)
     for i in range(n):  # queued before any worker runs: the cell measures the workers only
-        app.send_task("swsync.send_message", args=["+15551230000", FROM, f"m{i}"], kwargs={"key": f"k{i}"},
-                      ignore_result=False)
+        app.send_task(
+            "swsync.send_message", args=["+15551230000", FROM, f"m{i}"], kwargs={"key": f"k{i}"}, ignore_result=False
+        )
     app.close()
-    pool = WorkerPool(f"bench{processes}", worker_env(broker=broker, emu=emu), concurrency=processes,
-                      loglevel="warning")
+    pool = WorkerPool(
+        f"bench{processes}", worker_env(broker=broker, emu=emu), concurrency=processes, loglevel="warning"
+    )
     try:
         wait_count(emu, 1, 120)
         t0, c0 = time.perf_counter(), group_cpu(pool.proc.pid)
@@ -120,9 +126,8 @@ def celery_cell(emu: Any, broker: str, n: int, processes: int) -> dict[str, floa
 
 def noop_cell(emu: Any, broker: str, n: int) -> dict[str, float]:
     """Celery's own floor: the same worker running a task that does nothing (result stored)."""
-    from celery import Celery
-
     import redis
+    from celery import Celery
 
     r = redis.Redis.from_url(broker)
     r.flushdb()
@@ -149,9 +154,8 @@ def noop_cell(emu: Any, broker: str, n: int) -> dict[str, float]:
 
 
 def limit_cell(emu: Any, broker: str, rate: float, n: int) -> dict[str, float]:
-    from celery import Celery
-
     import redis
+    from celery import Celery
 
     redis.Redis.from_url(broker).flushdb()
     emu.reset()
@@ -210,37 +214,44 @@ def main(argv: list[str] | None = None) -> int:
     with RedisServer() as server, Emulator(state_delay=0.0) as emu:
         broker = server.db_url(1)
         results["send_many"] = send_many_cell(emu, args.n)
-        rows.append(["`send_many` (window 64), one process", f"{results['send_many']['rate']:,.0f}",
-                     f"{results['send_many']['cpu_us']:,.0f}"])
+        rows.append(
+            [
+                "`send_many` (window 64), one process",
+                f"{results['send_many']['rate']:,.0f}",
+                f"{results['send_many']['cpu_us']:,.0f}",
+            ]
+        )
         for p in (int(x) for x in args.processes.split(",")):
             r = results[f"celery{p}"] = celery_cell(emu, broker, args.n, p)
-            rows.append([f"Celery, 1 worker x {p} process{'es' if p > 1 else ''}", f"{r['rate']:,.0f}",
-                         f"{r['cpu_us']:,.0f}"])
+            rows.append(
+                [f"Celery, 1 worker x {p} process{'es' if p > 1 else ''}", f"{r['rate']:,.0f}", f"{r['cpu_us']:,.0f}"]
+            )
             print(rows[-1], flush=True)
         r = results["noop"] = noop_cell(emu, broker, args.n)
-        rows.append(["Celery no-op task (Celery's own cost), 1 process", f"{r['rate']:,.0f}",
-                     f"{r['cpu_us']:,.0f}"])
+        rows.append(["Celery no-op task (Celery's own cost), 1 process", f"{r['rate']:,.0f}", f"{r['cpu_us']:,.0f}"])
         lim = results["limit"] = limit_cell(emu, broker, args.rate, args.limit_n)
         over = results["overhead"] = overhead_cell(server.url, 2000)
     load = (load0 + os.getloadavg()[0]) / 2
     print(json.dumps(results, indent=2))
-    body = "\n\n".join([
-        "## Scaling out with Celery",
-        f"{args.n:,} messages per row, no wait for delivery, emulator with zero state delay in the "
-        "benchmark process, real `celery worker` subprocesses (prefork) and `redis-server`. The Celery "
-        "rate is measured at the emulator from its first to its last message (tasks queued before the "
-        "worker starts); CPU is the worker processes' user+system time per message. "
-        f"Command: `python -m bench.scaling`. Load average around the run: {load:.1f} (other work "
-        "shares the machine: compare CPU per message, and rows of one run, not absolute rates).",
-        table(["sender", "msgs/s", "CPU µs/msg"], rows),
-        f"**One limit for all workers**: 2 worker pools x 2 processes sharing "
-        f"`RateLimit({args.rate:g}, burst=1, weight=\"messages\", redis_url=...)`, {args.limit_n:,} messages: "
-        f"{lim['rate']:.2f} msgs/s at the emulator ({lim['error_pct']:+.2f}% of the limit).",
-        f"**Redis overhead per message** (wall time in this process, loopback Redis, median of 3 x 2,000): "
-        f"one limiter reservation (Lua GCRA) {over['limiter_us']:.0f} µs; one send record (read, claim, "
-        f"outcome: three round trips) {over['record_us']:.0f} µs. The rest of a Celery send's cost is Celery's own "
-        "(the no-op row) and the RELAY send (the `send_many` row).",
-    ])
+    body = "\n\n".join(
+        [
+            "## Scaling out with Celery",
+            f"{args.n:,} messages per row, no wait for delivery, emulator with zero state delay in the "
+            "benchmark process, real `celery worker` subprocesses (prefork) and `redis-server`. The Celery "
+            "rate is measured at the emulator from its first to its last message (tasks queued before the "
+            "worker starts); CPU is the worker processes' user+system time per message. "
+            f"Command: `python -m bench.scaling`. Load average around the run: {load:.1f} (other work "
+            "shares the machine: compare CPU per message, and rows of one run, not absolute rates).",
+            table(["sender", "msgs/s", "CPU µs/msg"], rows),
+            f"**One limit for all workers**: 2 worker pools x 2 processes sharing "
+            f'`RateLimit({args.rate:g}, burst=1, weight="messages", redis_url=...)`, {args.limit_n:,} messages: '
+            f"{lim['rate']:.2f} msgs/s at the emulator ({lim['error_pct']:+.2f}% of the limit).",
+            f"**Redis overhead per message** (wall time in this process, loopback Redis, median of 3 x 2,000): "
+            f"one limiter reservation (Lua GCRA) {over['limiter_us']:.0f} µs; one send record (read, claim, "
+            f"outcome: three round trips) {over['record_us']:.0f} µs. The rest of a Celery send's cost is Celery's own "
+            "(the no-op row) and the RELAY send (the `send_many` row).",
+        ]
+    )
     if not args.no_doc:
         write_section("scaling", body)
     print(body)

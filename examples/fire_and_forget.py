@@ -51,8 +51,10 @@ def main(argv: list[str] | None = None) -> int:
             results = dict(outcomes)
 
     delivered = sum(1 for state in results.values() if state == "delivered")
-    print(f"delivered: {delivered}, not delivered: {len(results) - delivered}, "
-          f"no outcome yet: {args.count - len(results)}")
+    print(
+        f"delivered: {delivered}, not delivered: {len(results) - delivered}, "
+        f"no outcome yet: {args.count - len(results)}"
+    )
     return 0 if all_done and delivered == args.count else 1
 
 

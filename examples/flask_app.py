@@ -38,7 +38,6 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import fields
-from typing import Any
 
 from flask import Flask, Response, jsonify
 
@@ -112,8 +111,10 @@ def create_app(
     """
     key = (signing_key if signing_key is not None else os.environ.get("SIGNALWIRE_SIGNING_KEY")) or ""
     if not key.strip():
-        raise ConfigurationError("missing signing_key: pass signing_key=... or set the "
-                                 "SIGNALWIRE_SIGNING_KEY environment variable (the Signing Key)")
+        raise ConfigurationError(
+            "missing signing_key: pass signing_key=... or set the "
+            "SIGNALWIRE_SIGNING_KEY environment variable (the Signing Key)"
+        )
     app = Flask(__name__, static_folder=None)
     app.config.update(
         SIGNALWIRE_SIGNING_KEY=key.strip(),
@@ -137,8 +138,9 @@ def create_app(
     def status(callback: StatusCallback) -> None:
         log.record(callback)
         if callback.message_status in ("undelivered", "failed"):
-            app.logger.warning("message %s %s (error %s)", callback.message_sid,
-                               callback.message_status, callback.error_code)
+            app.logger.warning(
+                "message %s %s (error %s)", callback.message_sid, callback.message_status, callback.error_code
+            )
         if on_status is not None:
             try:
                 on_status(callback)
@@ -149,8 +151,9 @@ def create_app(
 
         @app.get("/status-log")
         def status_log() -> Response:
-            return jsonify([{f.name: getattr(cb, f.name) for f in fields(cb) if f.name != "raw"}
-                            for cb in log.entries()])
+            return jsonify(
+                [{f.name: getattr(cb, f.name) for f in fields(cb) if f.name != "raw"} for cb in log.entries()]
+            )
 
     return app
 

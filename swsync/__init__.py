@@ -29,10 +29,10 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from .emulator import Emulator
-    from .relay import Message, MessageReceiveEvent, MessageStateEvent, RelayClient, RelayEvent
     from .bulk import Outbound
+    from .emulator import Emulator
     from .ratelimit import RateLimit
+    from .relay import Message, MessageReceiveEvent, MessageStateEvent, RelayClient, RelayEvent
     from .rest import RestClient
 
 # Emulator stays out of __all__: it needs the ``emulator`` extra (aiohttp), and

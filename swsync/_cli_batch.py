@@ -59,39 +59,63 @@ def add_parser(sub: Any, common: argparse.ArgumentParser, fmt: type[argparse.Hel
     from .cli import _positive_int  # built by swsync/cli.py, so already loaded
 
     p = sub.add_parser(
-        "send-batch", parents=[common], formatter_class=fmt,
+        "send-batch",
+        parents=[common],
+        formatter_class=fmt,
         help="send one message per CSV row, paced and resumable (never twice)",
         description="Send one message per row of a CSV file with columns 'to' and optionally "
-                    "'body', 'media' (space-separated URLs), 'key' and any fields the --body "
-                    "template uses. Every row is checked before anything is sent. A journal "
-                    "records each row, so running the same command again resumes.",
+        "'body', 'media' (space-separated URLs), 'key' and any fields the --body "
+        "template uses. Every row is checked before anything is sent. A journal "
+        "records each row, so running the same command again resumes.",
         epilog=EXIT_HELP + "\nexample:\n  swsync send-batch reminders.csv --from +15559876543 "
-                           "--body 'Hi {name}, see you at {time}' --rate 4\n",
+        "--body 'Hi {name}, see you at {time}' --rate 4\n",
     )
     p.add_argument("file", metavar="FILE.csv", help="the CSV file (UTF-8, a header row)")
-    p.add_argument("--from", dest="from_", required=True, metavar="NUMBER",
-                   help="your sending number or short code")
-    p.add_argument("--body", metavar="TEMPLATE",
-                   help="message template, fields in braces ('Hi {name}'); default: the 'body' column")
-    p.add_argument("--journal", metavar="PATH",
-                   help="sqlite3 send journal (default: FILE.csv.journal.db next to the file)")
-    p.add_argument("--rate", type=_positive_float, metavar="N",
-                   help="pace to N segments per second for the sender (default: unpaced)")
-    p.add_argument("--burst", type=_positive_float, default=1.0, metavar="N",
-                   help="with --rate: segments that may go at once after a quiet spell "
-                        "(default: 1: sends evenly spaced, one segment every 1/N s)")
-    p.add_argument("--window", type=_positive_int, default=64, metavar="N",
-                   help="messages in flight at once (default: 64)")
-    p.add_argument("--wait", action=argparse.BooleanOptionalAction, default=True,
-                   help="wait for each final state (default); --no-wait stops at accepted")
-    p.add_argument("--timeout", type=_positive_float, default=60.0, metavar="S",
-                   help="seconds to wait for a message's final state once accepted (default: 60)")
-    p.add_argument("--retry-unknown", action="store_true",
-                   help="send again rows whose outcome an earlier run could not learn")
+    p.add_argument("--from", dest="from_", required=True, metavar="NUMBER", help="your sending number or short code")
+    p.add_argument(
+        "--body",
+        metavar="TEMPLATE",
+        help="message template, fields in braces ('Hi {name}'); default: the 'body' column",
+    )
+    p.add_argument(
+        "--journal", metavar="PATH", help="sqlite3 send journal (default: FILE.csv.journal.db next to the file)"
+    )
+    p.add_argument(
+        "--rate",
+        type=_positive_float,
+        metavar="N",
+        help="pace to N segments per second for the sender (default: unpaced)",
+    )
+    p.add_argument(
+        "--burst",
+        type=_positive_float,
+        default=1.0,
+        metavar="N",
+        help="with --rate: segments that may go at once after a quiet spell "
+        "(default: 1: sends evenly spaced, one segment every 1/N s)",
+    )
+    p.add_argument(
+        "--window", type=_positive_int, default=64, metavar="N", help="messages in flight at once (default: 64)"
+    )
+    p.add_argument(
+        "--wait",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="wait for each final state (default); --no-wait stops at accepted",
+    )
+    p.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=60.0,
+        metavar="S",
+        help="seconds to wait for a message's final state once accepted (default: 60)",
+    )
+    p.add_argument(
+        "--retry-unknown", action="store_true", help="send again rows whose outcome an earlier run could not learn"
+    )
     p.add_argument("--out", metavar="PATH", help="write one CSV result row per input row")
     p.add_argument("--json", action="store_true", help="print results as JSON lines")
-    p.add_argument("--dry-run", action="store_true",
-                   help="check the file and print what it would cost; send nothing")
+    p.add_argument("--dry-run", action="store_true", help="check the file and print what it would cost; send nothing")
     p.set_defaults(func=run)
 
 
@@ -197,9 +221,14 @@ class Totals:
         return self.mms + sum(s for _, s in (self.by_encoding or {}).values())
 
     def as_dict(self) -> dict[str, Any]:
-        return {"messages": self.messages, "segments": self.segments, "mms": self.mms,
-                "by_encoding": {e: {"messages": m, "segments": s}
-                                for e, (m, s) in sorted((self.by_encoding or {}).items())}}
+        return {
+            "messages": self.messages,
+            "segments": self.segments,
+            "mms": self.mms,
+            "by_encoding": {
+                e: {"messages": m, "segments": s} for e, (m, s) in sorted((self.by_encoding or {}).items())
+            },
+        }
 
     def lines(self) -> list[str]:
         out = [f"{self.messages} messages, {self.segments} segments billed as SMS/MMS messages"]
@@ -227,8 +256,9 @@ def validate(path: str, sender: str, template: str | None) -> tuple[Totals, list
         first = seen.setdefault(key, item.line)
         if first != item.line:
             what = "key" if item.outbound.key else "message (same to, from and text)"
-            errors.append(f"{path} line {item.line}: same {what} as line {first}; "
-                          "give each row its own 'key' to send it twice")
+            errors.append(
+                f"{path} line {item.line}: same {what} as line {first}; give each row its own 'key' to send it twice"
+            )
             continue
         totals.add(item.outbound)
     return totals, errors
@@ -257,8 +287,10 @@ class ProgressBar:
         rate = done / summary.elapsed if summary.elapsed > 0 else 0.0
         eta = f"{_clock((self._total - done) / rate)}" if rate > 0 and done < self._total else "--:--"
         filled = int(20 * done / self._total) if self._total else 20
-        line = (f"[{'#' * filled}{'.' * (20 - filled)}] {done}/{self._total} sent  "
-                f"{c['delivered']} delivered  {failed} failed  {rate:.1f}/s  ETA {eta}")
+        line = (
+            f"[{'#' * filled}{'.' * (20 - filled)}] {done}/{self._total} sent  "
+            f"{c['delivered']} delivered  {failed} failed  {rate:.1f}/s  ETA {eta}"
+        )
         pad = " " * max(0, self._width - len(line))
         self._width = len(line)
         self._stream.write(f"\r{line}{pad}")
@@ -281,18 +313,25 @@ OUT_COLUMNS = ("line", "to", "key", "outcome", "message_id", "state", "reason", 
 
 def _result_fields(result: SendResult, line: int) -> dict[str, Any]:
     ob = result.outbound
-    return {"line": line, "to": ob.to_number if ob else None, "key": result.key,
-            "outcome": result.outcome, "message_id": result.message_id, "state": result.state,
-            "reason": result.reason,
-            "error": None if result.error is None else " ".join(str(result.error).split()),
-            "replayed": result.replayed}
+    return {
+        "line": line,
+        "to": ob.to_number if ob else None,
+        "key": result.key,
+        "outcome": result.outcome,
+        "message_id": result.message_id,
+        "state": result.state,
+        "reason": result.reason,
+        "error": None if result.error is None else " ".join(str(result.error).split()),
+        "replayed": result.replayed,
+    }
 
 
 def _human(fields: dict[str, Any]) -> str:
     extra = fields["reason"] or fields["error"] or ""
     again = " (recorded earlier)" if fields["replayed"] else ""
-    return (f"line {fields['line']}\t{fields['to']}\t{fields['outcome']}{again}\t"
-            f"{fields['message_id'] or '-'}\t{extra}").rstrip()
+    return (
+        f"line {fields['line']}\t{fields['to']}\t{fields['outcome']}{again}\t{fields['message_id'] or '-'}\t{extra}"
+    ).rstrip()
 
 
 class Severity:
@@ -403,8 +442,11 @@ class _Output:
             write()
         except OSError as exc:
             self.out_problem = exc.strerror or str(exc)
-            print(f"swsync: error: cannot write to {self.out_file.name if self.out_file else '--out'}: "
-                  f"{self.out_problem}; sending goes on (the journal has every outcome)", file=sys.stderr)
+            print(
+                f"swsync: error: cannot write to {self.out_file.name if self.out_file else '--out'}: "
+                f"{self.out_problem}; sending goes on (the journal has every outcome)",
+                file=sys.stderr,
+            )
 
     def result(self, fields: dict[str, Any]) -> None:
         from .cli import _write
@@ -447,8 +489,14 @@ def _send(args: argparse.Namespace, sender: str, total: int) -> int:
     severity = Severity(wait=args.wait)
     try:
         with _client(args) as client:
-            batch = client.send_many(outbounds(), journal=journal, window=args.window, wait=args.wait,
-                                     timeout=args.timeout, retry_unknown=args.retry_unknown)
+            batch = client.send_many(
+                outbounds(),
+                journal=journal,
+                window=args.window,
+                wait=args.wait,
+                timeout=args.timeout,
+                retry_unknown=args.retry_unknown,
+            )
             stopping = _on_ctrl_c(batch, signal)
             try:
                 for result in batch:
@@ -475,8 +523,11 @@ def _output_checked(output: _Output, severity: Severity, journal: str) -> int:
     problem = output.problem()
     if problem is None:
         return severity.code
-    print(f"swsync: error: some results were not written ({problem}); every row was still "
-          f"sent and its outcome is in the journal ({journal})", file=sys.stderr)
+    print(
+        f"swsync: error: some results were not written ({problem}); every row was still "
+        f"sent and its outcome is in the journal ({journal})",
+        file=sys.stderr,
+    )
     severity.escalate(EXIT_NOT_DELIVERED)
     return severity.code
 
@@ -496,8 +547,7 @@ class _CtrlC:
             raise KeyboardInterrupt
         self.fired = True
         self.batch.stop()
-        sys.stderr.write("\nswsync: stopping: collecting the answers in flight "
-                         "(Ctrl-C again to quit at once)\n")
+        sys.stderr.write("\nswsync: stopping: collecting the answers in flight (Ctrl-C again to quit at once)\n")
 
 
 def _on_ctrl_c(batch: Any, signal: Any) -> _CtrlC:
@@ -510,19 +560,31 @@ def _on_ctrl_c(batch: Any, signal: Any) -> _CtrlC:
     return handler
 
 
-def _print_summary(args: argparse.Namespace, output: _Output, summary: Summary, journal: str,
-                   stopped: bool) -> None:
+def _print_summary(args: argparse.Namespace, output: _Output, summary: Summary, journal: str, stopped: bool) -> None:
     if args.json:
-        output.line(json.dumps({"summary": {**summary.counts, "total": summary.total,
-                                            "sent": summary.sent, "replayed": summary.replayed,
-                                            "elapsed": round(summary.elapsed, 3),
-                                            "rate": round(summary.rate, 2), "interrupted": stopped,
-                                            "journal": journal}}))
+        output.line(
+            json.dumps(
+                {
+                    "summary": {
+                        **summary.counts,
+                        "total": summary.total,
+                        "sent": summary.sent,
+                        "replayed": summary.replayed,
+                        "elapsed": round(summary.elapsed, 3),
+                        "rate": round(summary.rate, 2),
+                        "interrupted": stopped,
+                        "journal": journal,
+                    }
+                }
+            )
+        )
     text = str(summary) + (f"; {summary.replayed} recorded earlier, not sent again" if summary.replayed else "")
     print(f"swsync: {text}", file=sys.stderr)
     if stopped:
-        print(f"swsync: interrupted; run the same command again to resume (journal: {journal})",
-              file=sys.stderr)
+        print(f"swsync: interrupted; run the same command again to resume (journal: {journal})", file=sys.stderr)
     elif summary.counts["unknown"]:
-        print(f"swsync: {summary.counts['unknown']} outcome(s) unknown: they may have been sent; "
-              f"not sent again unless --retry-unknown (journal: {journal})", file=sys.stderr)
+        print(
+            f"swsync: {summary.counts['unknown']} outcome(s) unknown: they may have been sent; "
+            f"not sent again unless --retry-unknown (journal: {journal})",
+            file=sys.stderr,
+        )

@@ -40,9 +40,7 @@ def setting(value: str | None, env: str, arg: str, *, required: bool = True) -> 
         value = os.environ.get(env) or None
     if value is None:
         if required:
-            raise ConfigurationError(
-                f"missing {arg}: pass {arg}=... or set the {env} environment variable"
-            )
+            raise ConfigurationError(f"missing {arg}: pass {arg}=... or set the {env} environment variable")
         return None
     if not isinstance(value, str) or not value.strip():
         raise ConfigurationError(f"{arg} must be a non-empty string")

@@ -86,9 +86,7 @@ def _port(text: str) -> int:
     return int(value)
 
 
-def add_server_arguments(
-    parser: argparse.ArgumentParser, *, default_port: int, credentials: bool
-) -> None:
+def add_server_arguments(parser: argparse.ArgumentParser, *, default_port: int, credentials: bool) -> None:
     """Add the emulator server's options to ``parser``.
 
     Args:
@@ -99,27 +97,51 @@ def add_server_arguments(
     """
     add = parser.add_argument
     add("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    add("--port", type=_port, default=default_port,
-        help=f"TCP port, 0 for any free one (default: {default_port})")
-    add("--state-delay", type=_seconds, default=0.05, metavar="SECONDS",
-        help="seconds between a message's state changes (default: 0.05)")
+    add("--port", type=_port, default=default_port, help=f"TCP port, 0 for any free one (default: {default_port})")
+    add(
+        "--state-delay",
+        type=_seconds,
+        default=0.05,
+        metavar="SECONDS",
+        help="seconds between a message's state changes (default: 0.05)",
+    )
     add("--certfile", help="serve TLS (wss://, https://) with this PEM certificate")
     add("--keyfile", help="the certificate's PEM private key (if not inside --certfile)")
     if credentials:
         add("--project", help=f"project ID to accept (default: ${_config.ENV_PROJECT}, else random)")
         add("--token", help=f"API token to accept (default: ${_config.ENV_TOKEN}, else random)")
     add("--signing-key", help=f"key webhooks are signed with (default: ${ENV_SIGNING_KEY}, else random)")
-    add("--inbound-webhook-url", metavar="URL",
-        help="POST inbound messages here, cXML style; <Message> verbs in the reply are sent")
-    add("--ping-interval", type=_positive_seconds, metavar="SECONDS",
-        help="send signalwire.ping to every RELAY client this often")
-    add("--session-ttl", type=_seconds, default=60.0, metavar="SECONDS",
-        help="how long a dropped RELAY session stays resumable (default: 60)")
-    add("--mps", type=_positive_seconds, metavar="N",
-        help="pace each sender to N segments per second like SignalWire's carrier queue "
-             "(default: off)")
-    add("--backlog", type=_backlog, default=10_000, metavar="N",
-        help="with --mps: refuse sends past N queued messages (default: 10000)")
+    add(
+        "--inbound-webhook-url",
+        metavar="URL",
+        help="POST inbound messages here, cXML style; <Message> verbs in the reply are sent",
+    )
+    add(
+        "--ping-interval",
+        type=_positive_seconds,
+        metavar="SECONDS",
+        help="send signalwire.ping to every RELAY client this often",
+    )
+    add(
+        "--session-ttl",
+        type=_seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long a dropped RELAY session stays resumable (default: 60)",
+    )
+    add(
+        "--mps",
+        type=_positive_seconds,
+        metavar="N",
+        help="pace each sender to N segments per second like SignalWire's carrier queue (default: off)",
+    )
+    add(
+        "--backlog",
+        type=_backlog,
+        default=10_000,
+        metavar="N",
+        help="with --mps: refuse sends past N queued messages (default: 10000)",
+    )
     add("--open", action="store_true", help="open the inbox page (the URL printed on stderr) in a web browser")
 
 
@@ -153,15 +175,23 @@ def emulator_kwargs(
     note = None
     if any(from_env.values()) and not _is_local(env.get(_config.ENV_SPACE)):
         names = ", ".join(creds[k][1] for k, v in from_env.items() if v)
-        note = (f"not reusing {names}: {_config.ENV_SPACE} names a real space, not this machine; "
-                "the emulator makes up its own credentials (fix them with --project, --token, --signing-key)")
+        note = (
+            f"not reusing {names}: {_config.ENV_SPACE} names a real space, not this machine; "
+            "the emulator makes up its own credentials (fix them with --project, --token, --signing-key)"
+        )
         from_env = {}
     kwargs: dict[str, Any] = {k: given or from_env.get(k) for k, (given, _) in creds.items()}
     kwargs.update(
-        host=args.host, port=args.port, state_delay=args.state_delay, certfile=args.certfile,
-        keyfile=args.keyfile, inbound_webhook_url=args.inbound_webhook_url,
-        ping_interval=args.ping_interval, session_ttl=args.session_ttl,
-        mps=getattr(args, "mps", None), backlog=getattr(args, "backlog", 10_000),
+        host=args.host,
+        port=args.port,
+        state_delay=args.state_delay,
+        certfile=args.certfile,
+        keyfile=args.keyfile,
+        inbound_webhook_url=args.inbound_webhook_url,
+        ping_interval=args.ping_interval,
+        session_ttl=args.session_ttl,
+        mps=getattr(args, "mps", None),
+        backlog=getattr(args, "backlog", 10_000),
     )
     return kwargs, note
 
@@ -223,8 +253,11 @@ def announce_inbox(emu: Any, open_browser: bool, name: str = "swsync emulator") 
 
     print(f"{name}: inbox at {emu.ui_url}", file=sys.stderr)
     if not is_loopback(emu.host):
-        print(f"{name}: listening on {emu.host}, not only this machine: the inbox and its API "
-              "ask for the project ID and API token (HTTP Basic), as the REST API does", file=sys.stderr)
+        print(
+            f"{name}: listening on {emu.host}, not only this machine: the inbox and its API "
+            "ask for the project ID and API token (HTTP Basic), as the REST API does",
+            file=sys.stderr,
+        )
     sys.stderr.flush()
     if not open_browser:
         return
@@ -251,8 +284,7 @@ def add_inject_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``swsync emulator inject`` to ``parser``."""
     add = parser.add_argument
     add("--to", required=True, metavar="NUMBER", help="your number that receives it (E.164 or short code)")
-    add("--from", dest="from_", required=True, metavar="NUMBER",
-        help="the remote sender (E.164 or short code)")
+    add("--from", dest="from_", required=True, metavar="NUMBER", help="the remote sender (E.164 or short code)")
     add("--body", help="the text")
     add("--media", action="append", default=[], metavar="URL", help="a media URL (repeatable)")
     add("--context", default="default", help="the RELAY context it arrives on (default: default)")
@@ -330,6 +362,9 @@ def _report(args: argparse.Namespace, answer: dict[str, Any]) -> int:
 
     print(json.dumps(answer, ensure_ascii=False) if args.json else answer.get("sid"), flush=True)
     if answer.get("sessions") == 0:
-        print(f"swsync: note: no RELAY client receives context {args.context!r}; the message is "
-              "stored (and POSTed to the inbound webhook, if the emulator has one)", file=sys.stderr)
+        print(
+            f"swsync: note: no RELAY client receives context {args.context!r}; the message is "
+            "stored (and POSTed to the inbound webhook, if the emulator has one)",
+            file=sys.stderr,
+        )
     return 0

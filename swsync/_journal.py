@@ -73,22 +73,23 @@ class Journal:
     def __init__(self, path: str) -> None:
         # Guards _db; held for each statement and its commit, never across a send.
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, timeout=30.0, check_same_thread=False,
-                                   isolation_level=None)
+        self._db = sqlite3.connect(path, timeout=30.0, check_same_thread=False, isolation_level=None)
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
-            self._db.execute("INSERT OR IGNORE INTO meta (name, value) VALUES ('schema_version', ?)",
-                             (str(SCHEMA_VERSION),))
+            self._db.execute(
+                "INSERT OR IGNORE INTO meta (name, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
             found = self._db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()
         except BaseException:
             self._db.close()
             raise
         if found is None or found[0] != str(SCHEMA_VERSION):
             self._db.close()
-            raise ValueError(f"{path}: journal schema version {found and found[0]!r}, "
-                             f"this swsync writes version {SCHEMA_VERSION}")
+            raise ValueError(
+                f"{path}: journal schema version {found and found[0]!r}, this swsync writes version {SCHEMA_VERSION}"
+            )
 
     def get(self, key: str) -> JournalRow | None:
         """The row for ``key``, or ``None`` when the key was never recorded."""
@@ -96,8 +97,7 @@ class Journal:
             row = self._db.execute(f"SELECT {_COLUMNS} FROM sends WHERE key=?", (key,)).fetchone()
         return None if row is None else JournalRow(*row)
 
-    def claim(self, key: str, fields: dict[str, Any], run_id: str, resend: frozenset[str]
-              ) -> JournalRow | None:
+    def claim(self, key: str, fields: dict[str, Any], run_id: str, resend: frozenset[str]) -> JournalRow | None:
         """Record ``key`` as ``sending`` unless the journal says not to send it.
 
         Returns ``None`` when the caller must now send (the row is committed as
@@ -120,8 +120,8 @@ class Journal:
                     " ON CONFLICT (key) DO UPDATE SET outcome='sending', message_id=NULL,"
                     " state=NULL, reason=NULL, error=NULL, attempts=attempts+1,"
                     " run_id=excluded.run_id, updated_at=excluded.updated_at",
-                    (key, fields["to_number"], fields["from_number"], fields.get("body"), media,
-                     run_id, now, now))
+                    (key, fields["to_number"], fields["from_number"], fields.get("body"), media, run_id, now, now),
+                )
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -133,16 +133,20 @@ class Journal:
         with self._lock:
             self._db.execute(
                 "UPDATE sends SET outcome='accepted', message_id=?, state='queued', updated_at=?"
-                " WHERE key=? AND outcome='sending'", (message_id, time.time(), key))
+                " WHERE key=? AND outcome='sending'",
+                (message_id, time.time(), key),
+            )
 
-    def finish(self, key: str, outcome: str, message_id: str | None, state: str | None,
-               reason: str | None, error: str | None) -> None:
+    def finish(
+        self, key: str, outcome: str, message_id: str | None, state: str | None, reason: str | None, error: str | None
+    ) -> None:
         """Record the outcome of ``key``."""
         with self._lock:
             self._db.execute(
                 "UPDATE sends SET outcome=?, message_id=COALESCE(?, message_id),"
                 " state=COALESCE(?, state), reason=?, error=?, updated_at=? WHERE key=?",
-                (outcome, message_id, state, reason, error, time.time(), key))
+                (outcome, message_id, state, reason, error, time.time(), key),
+            )
 
     def close(self) -> None:
         """Close the database (idempotent)."""

@@ -122,15 +122,20 @@ class RedisBackend:
         self._script: Any = None
 
     def __repr__(self) -> str:
-        return (f"<RedisBackend {redact_url(self.url)} per_second={self.per_second:g} "
-                f"burst={self.burst:g} namespace={self.namespace!r}>")
+        return (
+            f"<RedisBackend {redact_url(self.url)} per_second={self.per_second:g} "
+            f"burst={self.burst:g} namespace={self.namespace!r}>"
+        )
 
     def _client(self) -> Any:
         with self._lock:
             if self._script is None:
                 self._redis = redis.Redis.from_url(
-                    self.url, socket_timeout=self._socket_timeout,
-                    socket_connect_timeout=self._socket_timeout, health_check_interval=30)
+                    self.url,
+                    socket_timeout=self._socket_timeout,
+                    socket_connect_timeout=self._socket_timeout,
+                    health_check_interval=30,
+                )
                 self._script = self._redis.register_script(_GCRA)
             return self._script
 
@@ -150,13 +155,17 @@ class RedisBackend:
             admitted, wait_us = script(keys=[f"{self.namespace}:{key}"], args=args)
         except redis.exceptions.RedisError as exc:
             raise RedisUnavailable(
-                f"shared rate limit unavailable: Redis at {redact_url(self.url)} failed ({exc}); "
-                "nothing was sent", url=redact_url(self.url), key=key) from exc
+                f"shared rate limit unavailable: Redis at {redact_url(self.url)} failed ({exc}); nothing was sent",
+                url=redact_url(self.url),
+                key=key,
+            ) from exc
         wait = int(wait_us) / 1e6
         if not int(admitted):
             raise RateLimited(
-                f"rate limit for {key!r}: next slot in {wait:.3f} s, more than max_wait={max_wait} s; "
-                "nothing was sent", key=key, retry_after=wait)
+                f"rate limit for {key!r}: next slot in {wait:.3f} s, more than max_wait={max_wait} s; nothing was sent",
+                key=key,
+                retry_after=wait,
+            )
         return wait
 
     def acquire(self, key: str, cost: float, max_wait: float | None) -> None:

@@ -123,8 +123,7 @@ def media_urls(media: object, arg: str = "media") -> list[str]:
     return urls
 
 
-def content(body: str | None, media: Sequence[str] | None,
-            media_arg: str = "media") -> tuple[str | None, list[str]]:
+def content(body: str | None, media: Sequence[str] | None, media_arg: str = "media") -> tuple[str | None, list[str]]:
     """Check a message's body and media URLs; return them normalised.
 
     Raises ``ValueError`` for no body and no media, a body over 1600 characters or

@@ -84,8 +84,7 @@ class Config:
 def check_public_url(value: str) -> str:
     """Return ``value`` without a trailing slash; refuse anything but http(s)://host[/prefix]."""
     parts = urlsplit(value) if isinstance(value, str) else None
-    if (parts is None or parts.scheme not in ("http", "https") or not parts.netloc
-            or parts.query or parts.fragment):
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
         raise ConfigurationError(
             f"public_url ({SETTING_PUBLIC_URL}) must be an http(s) URL such as "
             "'https://hooks.example.com' (plus any path prefix a proxy strips), "
@@ -97,9 +96,7 @@ def check_public_url(value: str) -> str:
 def check_hops(value: object) -> int:
     """Return ``value`` if it is a valid number of trusted proxies (0 = none)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigurationError(
-            f"trusted_proxies ({SETTING_TRUSTED_PROXIES}) must be an int >= 0, got {value!r}"
-        )
+        raise ConfigurationError(f"trusted_proxies ({SETTING_TRUSTED_PROXIES}) must be an int >= 0, got {value!r}")
     return value
 
 
@@ -249,8 +246,10 @@ def _refuse(log: logging.Logger, req: Incoming, status: int, reason: str) -> Dec
 def _verify(config: Config, req: Incoming) -> str | None:
     """Return why the signature is refused, or ``None`` when it is valid."""
     if config.signing_key is None:
-        return (f"no signing key configured (pass signing_key=, or set {SETTING_KEY} in the "
-                "app's config/settings or the environment)")
+        return (
+            f"no signing key configured (pass signing_key=, or set {SETTING_KEY} in the "
+            "app's config/settings or the environment)"
+        )
     signature = signature_from_headers(req.headers) or req.headers.get(SHA256_SIGNATURE_HEADER)
     if not signature:
         return "no X-SignalWire-Signature header"
@@ -263,8 +262,11 @@ def _verify(config: Config, req: Incoming) -> str | None:
         payload = None if req.method == "GET" else req.form()
     if validator.validate(url, payload, signature):
         return None
-    hint = ("" if config.public_url or config.trusted_proxies else
-            "; behind a proxy or tunnel set public_url or trusted_proxies")
+    hint = (
+        ""
+        if config.public_url or config.trusted_proxies
+        else "; behind a proxy or tunnel set public_url or trusted_proxies"
+    )
     return f"signature does not match (URL checked: {loggable(url)}; wrong signing key?{hint})"
 
 
@@ -339,15 +341,25 @@ def decide(config: Config, req: Incoming, accept: Accept, log: logging.Logger) -
         return _refuse(log, req, 400, str(exc))
     word = _update_opt_outs(config, webhook, log)
     if accept != "any" and _kind(webhook) != accept:
-        log.info("swsync: %s webhook %s posted to an %s view %s; answered without calling it",
-                 _kind(webhook), webhook.message_sid, accept, req.path)
+        log.info(
+            "swsync: %s webhook %s posted to an %s view %s; answered without calling it",
+            _kind(webhook),
+            webhook.message_sid,
+            accept,
+            req.path,
+        )
         return Decision(200, "wrong kind")
     if word is Keyword.OPT_OUT:
         return Decision(200, "opt-out")  # never reply to a STOP
     key = _claim_key(webhook)
     if config.run_once is not None and not config.run_once.claim(key):
-        log.info("swsync: %s webhook %s already handled (%s); answered without calling %s",
-                 _kind(webhook), webhook.message_sid, key, req.path)
+        log.info(
+            "swsync: %s webhook %s already handled (%s); answered without calling %s",
+            _kind(webhook),
+            webhook.message_sid,
+            key,
+            req.path,
+        )
         saved = getattr(config.run_once, "reply", None)
         return Decision(200, "duplicate", replay=saved(key) if callable(saved) else None)
     return Decision(0, webhook=webhook, claim=key if config.run_once is not None else None)
@@ -426,10 +438,15 @@ class WebhookDecorator(Protocol):
     def __call__(self, view: F) -> F: ...
     @overload
     def __call__(
-        self, view: None = None, *, signing_key: str | None = None,
-        public_url: str | None = None, trusted_proxies: int | None = None,
+        self,
+        view: None = None,
+        *,
+        signing_key: str | None = None,
+        public_url: str | None = None,
+        trusted_proxies: int | None = None,
         run_once: RunOnceStore | bool | None = None,
-        opt_outs: OptOutStore | str | None = None, accept: Accept | None = None,
+        opt_outs: OptOutStore | str | None = None,
+        accept: Accept | None = None,
     ) -> Callable[[F], F]: ...
 
 
@@ -445,6 +462,7 @@ def webhook_decorator(position: int) -> Callable[[Wrap], WebhookDecorator]:
     ``position`` when not given, marks the wrapped view ``swsync_webhook`` and
     carries the name, module and docstring of ``wrap``.
     """
+
     def build(wrap: Wrap) -> WebhookDecorator:
         def validate_webhook(
             view: Callable[..., Any] | None = None,
@@ -456,9 +474,14 @@ def webhook_decorator(position: int) -> Callable[[Wrap], WebhookDecorator]:
             opt_outs: OptOutStore | str | None = None,
             accept: Accept | None = None,
         ) -> Any:
-            options = Options(signing_key=signing_key, public_url=public_url,
-                              trusted_proxies=trusted_proxies, run_once=run_once,
-                              opt_outs=opt_outs, accept=accept)
+            options = Options(
+                signing_key=signing_key,
+                public_url=public_url,
+                trusted_proxies=trusted_proxies,
+                run_once=run_once,
+                opt_outs=opt_outs,
+                accept=accept,
+            )
 
             def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
                 kind = options.accept or accept_from_annotation(fn, position)

@@ -47,8 +47,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._journal import Journal, JournalRow
-from .ratelimit import RateLimit
 from .errors import ConnectionClosedError, RelayError, SwsyncError, WaitTimeout
+from .ratelimit import RateLimit
 
 if TYPE_CHECKING:
     from .relay.client import RelayClient
@@ -87,8 +87,14 @@ def derive_key(outbound: Outbound) -> str:
     get the same key, so a batch sends such a message once: give explicit keys to
     send the same text twice.
     """
-    content = [outbound.to_number, outbound.from_number, outbound.body,
-               list(outbound.media or ()), list(outbound.tags or ()), outbound.context]
+    content = [
+        outbound.to_number,
+        outbound.from_number,
+        outbound.body,
+        list(outbound.media or ()),
+        list(outbound.tags or ()),
+        outbound.context,
+    ]
     text = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
     return "auto:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
@@ -136,8 +142,7 @@ class Summary:
 
     def __str__(self) -> str:
         parts = ", ".join(f"{n} {o}" for o, n in self.counts.items() if n)
-        return (f"{self.total} results ({parts or 'none'}) in {self.elapsed:.1f} s, "
-                f"{self.rate:.1f} sent/s")
+        return f"{self.total} results ({parts or 'none'}) in {self.elapsed:.1f} s, {self.rate:.1f} sent/s"
 
 
 class _Entry:
@@ -155,13 +160,14 @@ class _Entry:
 
 
 def _duplicate(key: str) -> ValueError:
-    return ValueError(f"duplicate key {key!r}: an earlier outbound of this batch has it, "
-                      "and a key is sent once")
+    return ValueError(f"duplicate key {key!r}: an earlier outbound of this batch has it, and a key is sent once")
 
 
 _RECORDED_ERRORS: dict[str, type[SwsyncError]] = {
-    "WaitTimeout": WaitTimeout, "ConnectionClosedError": ConnectionClosedError,
-    "OutcomeUnknownError": ConnectionClosedError}
+    "WaitTimeout": WaitTimeout,
+    "ConnectionClosedError": ConnectionClosedError,
+    "OutcomeUnknownError": ConnectionClosedError,
+}
 
 
 def _recorded_error(text: str | None) -> SwsyncError | None:
@@ -191,13 +197,22 @@ class Batch:
     threads joined when it is garbage-collected. Iterate from one thread.
     """
 
-    def __init__(self, client: RelayClient, outbounds: Iterable[Outbound], *,
-                 journal: str | None, window: int, wait: bool, timeout: float | None,
-                 retry_unknown: bool) -> None:
+    def __init__(
+        self,
+        client: RelayClient,
+        outbounds: Iterable[Outbound],
+        *,
+        journal: str | None,
+        window: int,
+        wait: bool,
+        timeout: float | None,
+        retry_unknown: bool,
+    ) -> None:
         if isinstance(window, bool) or not isinstance(window, int) or window < 1:
             raise ValueError(f"window must be a positive integer, got {window!r}")
-        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
-                                    or not 0 < timeout < 1e9):
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < 1e9
+        ):
             raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
         self._client = client
         self._source = iter(outbounds)
@@ -291,16 +306,19 @@ class Batch:
             counts = dict(self._counts)
             sent, replayed = self._sent, self._replayed
         end = self._t1 if self._finished else time.monotonic()
-        return Summary(counts, max(0.0, end - self._t0) if self._started else 0.0, sent, replayed,
-                       self._finished)
+        return Summary(counts, max(0.0, end - self._t0) if self._started else 0.0, sent, replayed, self._finished)
 
     def _start(self) -> None:
         self._started = True
         self._t0 = time.monotonic()
         ref = weakref.ref(self)
         for n in range(self._senders):
-            t = threading.Thread(target=_sender, args=(ref, self._tokens, self._stop, self._results),
-                                 name=f"swsync-batch-{n}", daemon=True)
+            t = threading.Thread(
+                target=_sender,
+                args=(ref, self._tokens, self._stop, self._results),
+                name=f"swsync-batch-{n}",
+                daemon=True,
+            )
             self._threads.append(t)
             t.start()
 
@@ -368,8 +386,7 @@ class Batch:
             outcome = "not_sent"
             fields["may_have_been_sent"] = False
         outbound = entry.outbound if isinstance(entry.outbound, Outbound) else None
-        self._emit(SendResult(entry.key, outcome, index=entry.index, outbound=outbound, **fields),
-                   record=entry.claimed)
+        self._emit(SendResult(entry.key, outcome, index=entry.index, outbound=outbound, **fields), record=entry.claimed)
 
     def _handle(self, entry: _Entry) -> None:
         index, outbound = entry.index, entry.outbound
@@ -380,8 +397,9 @@ class Batch:
             if not isinstance(key, str) or not key:
                 raise ValueError(f"key must be a non-empty string, got {key!r}")
         except (TypeError, ValueError) as exc:
-            self._emit(SendResult(f"#{index}", "not_sent", error=exc, may_have_been_sent=False,
-                                  index=index), record=False)
+            self._emit(
+                SendResult(f"#{index}", "not_sent", error=exc, may_have_been_sent=False, index=index), record=False
+            )
             return
         entry.key = key
         if self._journal is None:
@@ -405,8 +423,9 @@ class Batch:
             repeat = entry.key in self._seen
             self._seen.add(entry.key)
         if repeat:
-            self._emit(self._result(entry, "not_sent", error=_duplicate(entry.key),
-                                    may_have_been_sent=False), record=False)
+            self._emit(
+                self._result(entry, "not_sent", error=_duplicate(entry.key), may_have_been_sent=False), record=False
+            )
         return not repeat
 
     def _send_paced(self, entry: _Entry) -> None:
@@ -423,16 +442,19 @@ class Batch:
         outbound: Outbound = entry.outbound
         options: dict[str, Any] = {"stop": self._stop} if isinstance(limit, RateLimit) else {}
         try:
-            limit.acquire(from_number=outbound.from_number, body=outbound.body,
-                          media=outbound.media or (), account=self._client.project, **options)
+            limit.acquire(
+                from_number=outbound.from_number,
+                body=outbound.body,
+                media=outbound.media or (),
+                account=self._client.project,
+                **options,
+            )
         except Exception as exc:  # RateLimited (past max_wait), or the limiter failed
-            self._emit(self._result(entry, "not_sent", error=exc, may_have_been_sent=False),
-                       record=False)
+            self._emit(self._result(entry, "not_sent", error=exc, may_have_been_sent=False), record=False)
             return
         if self._stop.is_set():  # stopped while waiting for the turn (the slot is wasted)
             error = SwsyncError("the batch was stopped before this row's turn; nothing was sent")
-            self._emit(self._result(entry, "not_sent", error=error, may_have_been_sent=False),
-                       record=False)
+            self._emit(self._result(entry, "not_sent", error=error, may_have_been_sent=False), record=False)
             return
         with limit.admitted():
             self._claim_and_send(entry)
@@ -461,28 +483,40 @@ class Batch:
 
     def _replay(self, entry: _Entry, row: JournalRow) -> None:
         if row.run_id == self._run_id:
-            self._emit(self._result(entry, "not_sent", error=_duplicate(entry.key),
-                                    may_have_been_sent=False), record=False)
+            self._emit(
+                self._result(entry, "not_sent", error=_duplicate(entry.key), may_have_been_sent=False), record=False
+            )
             return
         if row.outcome in ("sending", "unknown"):
             cause = ConnectionClosedError(
                 f"the outcome of {entry.key!r} from an earlier run is unknown (it may have been "
-                "sent); not sent again (retry_unknown=True sends it again)", may_have_been_sent=True)
+                "sent); not sent again (retry_unknown=True sends it again)",
+                may_have_been_sent=True,
+            )
             if row.outcome == "sending" and self._journal is not None:
-                self._journal.finish(entry.key, "unknown", None, None, None,
-                                     "interrupted before SignalWire's answer")
+                self._journal.finish(entry.key, "unknown", None, None, None, "interrupted before SignalWire's answer")
             self._emit(self._result(entry, "unknown", error=cause, replayed=True), record=False)
             return
-        self._emit(self._result(entry, row.outcome, message_id=row.message_id, state=row.state,
-                                reason=row.reason, error=_recorded_error(row.error), replayed=True),
-                   record=False)
+        self._emit(
+            self._result(
+                entry,
+                row.outcome,
+                message_id=row.message_id,
+                state=row.state,
+                reason=row.reason,
+                error=_recorded_error(row.error),
+                replayed=True,
+            ),
+            record=False,
+        )
 
     def _send(self, entry: _Entry) -> None:
         ob = entry.outbound
         entry.sending = True
         try:
-            message = self._client.send_message(ob.to_number, ob.from_number, ob.body, media=ob.media,
-                                                tags=ob.tags, context=ob.context)
+            message = self._client.send_message(
+                ob.to_number, ob.from_number, ob.body, media=ob.media, tags=ob.tags, context=ob.context
+            )
         except Exception as exc:
             if _not_sent_error(exc):
                 self._emit(self._result(entry, "not_sent", error=exc, may_have_been_sent=False))
@@ -498,25 +532,27 @@ class Batch:
         if self._wait:
             self._emit(self._outcome(entry, message))
         else:
-            self._emit(self._result(entry, "accepted", message_id=message.message_id,
-                                    state=message.state))
+            self._emit(self._result(entry, "accepted", message_id=message.message_id, state=message.state))
 
     def _outcome(self, entry: _Entry, message: Message) -> SendResult:
         """Wait (on this sender thread) for an accepted message's final state."""
         try:
             event = message.wait(self._timeout)
         except WaitTimeout:
-            error: SwsyncError = WaitTimeout(f"no final state for message {message.message_id} "
-                                             f"within {self._timeout} s of its acceptance")
-            return self._result(entry, "accepted", message_id=message.message_id,
-                                state=message.state, error=error)
+            error: SwsyncError = WaitTimeout(
+                f"no final state for message {message.message_id} within {self._timeout} s of its acceptance"
+            )
+            return self._result(entry, "accepted", message_id=message.message_id, state=message.state, error=error)
         except SwsyncError as exc:  # the connection was lost for good: accepted, outcome unknown
-            return self._result(entry, "accepted", message_id=message.message_id,
-                                state=message.state, error=exc)
+            return self._result(entry, "accepted", message_id=message.message_id, state=message.state, error=exc)
         state = getattr(event, "message_state", message.state)
-        return self._result(entry, state if state in FINISHED else "accepted",
-                            message_id=message.message_id, state=state,
-                            reason=getattr(event, "reason", None) or message.reason or None)
+        return self._result(
+            entry,
+            state if state in FINISHED else "accepted",
+            message_id=message.message_id,
+            state=state,
+            reason=getattr(event, "reason", None) or message.reason or None,
+        )
 
     # ------------------------------------------------------------ results
 
@@ -527,8 +563,7 @@ class Batch:
         if record and self._journal is not None:
             error = None if result.error is None else f"{type(result.error).__name__}: {result.error}"
             try:
-                self._journal.finish(result.key, result.outcome, result.message_id, result.state,
-                                     result.reason, error)
+                self._journal.finish(result.key, result.outcome, result.message_id, result.state, result.reason, error)
             except Exception:
                 logger.exception("could not record the outcome of %r in the send journal", result.key)
         with self._lock:
@@ -538,8 +573,9 @@ class Batch:
         self._results.put(result)
 
 
-def _sender(ref: weakref.ref[Batch], tokens: queue.SimpleQueue[None], stop: threading.Event,
-            results: queue.SimpleQueue[Any]) -> None:
+def _sender(
+    ref: weakref.ref[Batch], tokens: queue.SimpleQueue[None], stop: threading.Event, results: queue.SimpleQueue[Any]
+) -> None:
     """A sender thread's body: it holds its batch only while handling one outbound, so
     an abandoned batch can be collected (which stops the senders, see ``_shutdown``)."""
     try:
@@ -569,9 +605,16 @@ def _shutdown(stop: threading.Event, threads: list[threading.Thread], journal: J
         journal.close()
 
 
-def send_many(client: RelayClient, outbounds: Iterable[Outbound], *, journal: str | None = None,
-              window: int = 64, wait: bool = True, timeout: float | None = 60.0,
-              retry_unknown: bool = False) -> Batch:
+def send_many(
+    client: RelayClient,
+    outbounds: Iterable[Outbound],
+    *,
+    journal: str | None = None,
+    window: int = 64,
+    wait: bool = True,
+    timeout: float | None = 60.0,
+    retry_unknown: bool = False,
+) -> Batch:
     """Send ``outbounds`` through ``client``; return the :class:`Batch` of results.
 
     Args:
@@ -592,5 +635,6 @@ def send_many(client: RelayClient, outbounds: Iterable[Outbound], *, journal: st
         ValueError: a bad ``window`` or ``timeout``.
         sqlite3.Error: the journal cannot be opened.
     """
-    return Batch(client, outbounds, journal=journal, window=window, wait=wait, timeout=timeout,
-                 retry_unknown=retry_unknown)
+    return Batch(
+        client, outbounds, journal=journal, window=window, wait=wait, timeout=timeout, retry_unknown=retry_unknown
+    )

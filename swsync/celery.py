@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import socket
-import os
 import threading
 import time
 import uuid
@@ -49,8 +49,19 @@ from .errors import (
 if TYPE_CHECKING:
     from .relay import Message, RelayClient
 
-__all__ = ["InboundForwarder", "InboundInFlight", "InboundNotAcknowledged", "SEND_TASK", "SendRefused", "check_task", "client",
-           "configure", "inbound_payload", "listen", "load_app"]
+__all__ = [
+    "InboundForwarder",
+    "InboundInFlight",
+    "InboundNotAcknowledged",
+    "SEND_TASK",
+    "SendRefused",
+    "check_task",
+    "client",
+    "configure",
+    "inbound_payload",
+    "listen",
+    "load_app",
+]
 
 logger = logging.getLogger("swsync.celery")
 
@@ -78,16 +89,18 @@ return 0
 class _Records:
     """Send records and inbound claims in Redis; every failure is a ``RedisUnavailable``."""
 
-    def __init__(self, url: str, ttl: float, *, what: str = "send records",
-                 consequence: str = "nothing was sent") -> None:
+    def __init__(
+        self, url: str, ttl: float, *, what: str = "send records", consequence: str = "nothing was sent"
+    ) -> None:
         import redis
 
         self.url = url
         self.what = what  # named in RedisUnavailable's text, with what the failure means
         self.consequence = consequence
         self.ttl_ms = int(ttl * 1000)
-        self._redis = redis.Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=5.0,
-                                           health_check_interval=30)
+        self._redis = redis.Redis.from_url(
+            url, socket_timeout=5.0, socket_connect_timeout=5.0, health_check_interval=30
+        )
         self._claim = self._redis.register_script(_CLAIM)
         self._release = self._redis.register_script(_RELEASE)
 
@@ -99,8 +112,8 @@ class _Records:
         except redis.exceptions.RedisError as exc:
             where = redact_url(self.url)
             raise RedisUnavailable(
-                f"{self.what} unavailable: Redis at {where} failed to {what} ({exc}); {self.consequence}",
-                url=where) from exc
+                f"{self.what} unavailable: Redis at {where} failed to {what} ({exc}); {self.consequence}", url=where
+            ) from exc
 
     def ping(self) -> None:
         """Raise ``RedisUnavailable`` unless the server answers."""
@@ -108,8 +121,7 @@ class _Records:
 
     def claim(self, key: str, value: str, ttl_ms: int | None = None) -> str | None:
         """Store ``value`` under ``key`` unless present; return the present value, or None if claimed."""
-        current = self._call("claim a key", lambda: self._claim(
-            keys=[key], args=[value, ttl_ms or self.ttl_ms]))
+        current = self._call("claim a key", lambda: self._claim(keys=[key], args=[value, ttl_ms or self.ttl_ms]))
         if current is None:
             return None
         return current.decode() if isinstance(current, bytes) else str(current)
@@ -134,8 +146,14 @@ class _Records:
 class _Runtime:
     """The configuration and per-process objects; one per process (module global)."""
 
-    def __init__(self, app: Any, redis_url: str | None, relay_options: dict[str, Any],
-                 policy: dict[str, float], records_text: tuple[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        app: Any,
+        redis_url: str | None,
+        relay_options: dict[str, Any],
+        policy: dict[str, float],
+        records_text: tuple[str, str] | None = None,
+    ) -> None:
         self.app = app
         self.records_text = records_text or ("send records", "nothing was sent")
         self.redis_url = redis_url
@@ -155,14 +173,16 @@ class _Runtime:
             return broker
         raise ConfigurationError(
             "swsync.celery needs Redis for its send records: pass configure(app, redis_url=...) "
-            "(the broker is not Redis)")
+            "(the broker is not Redis)"
+        )
 
     def get_records(self) -> _Records:
         with self.lock:
             if self.records is None:
                 what, consequence = self.records_text
-                self.records = _Records(self.records_url(), self.policy["record_ttl"], what=what,
-                                        consequence=consequence)
+                self.records = _Records(
+                    self.records_url(), self.policy["record_ttl"], what=what, consequence=consequence
+                )
             return self.records
 
 
@@ -214,12 +234,19 @@ def configure(
         raise ConfigurationError("redis_url must be a redis://, rediss:// or unix:// URL")
     if not isinstance(max_retries, int) or max_retries < 0:
         raise ValueError("max_retries must be an int >= 0")
-    for name, value in (("retry_backoff", retry_backoff), ("retry_backoff_max", retry_backoff_max),
-                        ("record_ttl", record_ttl)):
+    for name, value in (
+        ("retry_backoff", retry_backoff),
+        ("retry_backoff_max", retry_backoff_max),
+        ("record_ttl", record_ttl),
+    ):
         if not isinstance(value, (int, float)) or value <= 0:
             raise ValueError(f"{name} must be a positive number of seconds")
-    policy = {"max_retries": max_retries, "retry_backoff": float(retry_backoff),
-              "retry_backoff_max": float(retry_backoff_max), "record_ttl": float(record_ttl)}
+    policy = {
+        "max_retries": max_retries,
+        "retry_backoff": float(retry_backoff),
+        "retry_backoff_max": float(retry_backoff_max),
+        "record_ttl": float(record_ttl),
+    }
     options = dict(relay_options)
     if options.get("rate_limit") is not None:
         options["rate_limit"] = _ClaimAfterAdmission(options["rate_limit"])
@@ -227,8 +254,9 @@ def configure(
     signals.worker_process_init.connect(_on_process_init, weak=False, dispatch_uid="swsync-init")
     signals.worker_process_shutdown.connect(_on_shutdown, weak=False, dispatch_uid="swsync-pshutdown")
     signals.worker_shutdown.connect(_on_shutdown, weak=False, dispatch_uid="swsync-shutdown")
-    return app.task(name=SEND_TASK, bind=True, acks_late=True, reject_on_worker_lost=True,
-                    max_retries=max_retries)(_send_message_task)
+    return app.task(name=SEND_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=max_retries)(
+        _send_message_task
+    )
 
 
 def client() -> RelayClient:
@@ -279,9 +307,15 @@ def _on_shutdown(**_: Any) -> None:
 # ------------------------------------------------------------------- the send task
 
 
-def _result(key: str, outcome: str, message: Message | None = None, *,
-            state: str | None = None, reason: str | None = None,
-            message_id: str | None = None) -> dict[str, Any]:
+def _result(
+    key: str,
+    outcome: str,
+    message: Message | None = None,
+    *,
+    state: str | None = None,
+    reason: str | None = None,
+    message_id: str | None = None,
+) -> dict[str, Any]:
     if message is not None:
         message_id, state = message.message_id, message.state
         reason = reason if reason is not None else message.reason
@@ -297,9 +331,14 @@ def _recorded(key: str, raw: str) -> dict[str, Any]:
     if isinstance(record, dict) and record.get("outcome") not in (None, "claimed"):
         return {name: record.get(name) for name in ("key", "message_id", "state", "reason", "outcome")}
     holder = record.get("task_id") if isinstance(record, dict) else None
-    return _result(key, "unknown", reason=(
-        f"an earlier attempt (task {holder}) claimed this key and recorded no outcome; "
-        "it may have been sent, so it is not sent again"))
+    return _result(
+        key,
+        "unknown",
+        reason=(
+            f"an earlier attempt (task {holder}) claimed this key and recorded no outcome; "
+            "it may have been sent, so it is not sent again"
+        ),
+    )
 
 
 def _send_message_task(
@@ -335,8 +374,9 @@ def _send_message_task(
         relay = client()
         if not isinstance(relay.rate_limit, _ClaimAfterAdmission):
             attempt.claim()  # no pacing wait to get through first: claim now
-        message = relay.send_message(to_number, from_number, body, media=media, tags=tags,
-                                     context=context, region=region)
+        message = relay.send_message(
+            to_number, from_number, body, media=media, tags=tags, context=context, region=region
+        )
     except _KeyTaken as taken:
         logger.info("key %r was already claimed; not sending it again", key)
         return _recorded(key, taken.record)
@@ -373,8 +413,9 @@ class _Attempt:
         self.key = key
         self.runtime = _current()
         self.record_key = RECORD_PREFIX + key
-        self.value = json.dumps({"outcome": "claimed", "task_id": task.request.id,
-                                 "claim": uuid.uuid4().hex, "at": time.time()})
+        self.value = json.dumps(
+            {"outcome": "claimed", "task_id": task.request.id, "claim": uuid.uuid4().hex, "at": time.time()}
+        )
         self.records: _Records | None = None
         self.claimed = False
 
@@ -399,8 +440,7 @@ class _ClaimAfterAdmission:
     def __init__(self, limit: Any) -> None:
         self.limit = limit
 
-    def acquire(self, *, from_number: str, body: str | None, media: Sequence[str] = (),
-                account: str = "") -> None:
+    def acquire(self, *, from_number: str, body: str | None, media: Sequence[str] = (), account: str = "") -> None:
         self.limit.acquire(from_number=from_number, body=body, media=media, account=account)
         claim = getattr(_local, "claim", None)
         if claim is not None:
@@ -422,9 +462,15 @@ _local = threading.local()
 def _after_send_error(attempt: _Attempt, exc: Exception) -> dict[str, Any]:
     key, records = attempt.key, attempt.records
     sent = getattr(exc, "may_have_been_sent", True)
-    if attempt.claimed and records is not None and (
-            isinstance(exc, WaitTimeout) or (isinstance(exc, ConnectionClosedError) and sent) or
-            not isinstance(exc, (ValueError, TypeError, RelayError, RateLimited, ConnectionClosedError))):
+    if (
+        attempt.claimed
+        and records is not None
+        and (
+            isinstance(exc, WaitTimeout)
+            or (isinstance(exc, ConnectionClosedError) and sent)
+            or not isinstance(exc, (ValueError, TypeError, RelayError, RateLimited, ConnectionClosedError))
+        )
+    ):
         # Written to the socket (or failed in a way we cannot classify): it may have
         # been sent. Record that, never retry it.
         result = _result(key, "unknown", reason=f"{type(exc).__name__}: {exc}")
@@ -436,8 +482,11 @@ def _after_send_error(attempt: _Attempt, exc: Exception) -> dict[str, Any]:
             records.release(attempt.record_key, attempt.value)
         except RedisUnavailable:
             logger.warning("key %r: could not release its claim; a retry will report it unknown", key)
-    transient = isinstance(exc, RateLimited) or (isinstance(exc, ConnectionClosedError) and not sent) or \
-        (isinstance(exc, RelayError) and (exc.code == 429 or exc.code >= 500))
+    transient = (
+        isinstance(exc, RateLimited)
+        or (isinstance(exc, ConnectionClosedError) and not sent)
+        or (isinstance(exc, RelayError) and (exc.code == 429 or exc.code >= 500))
+    )
     if not transient:  # refused for good (bad arguments, opted out, refused): nothing was sent
         raise SendRefused(type(exc).__name__, str(exc)) from exc
     raise _retry(attempt.task, attempt.runtime, exc) from exc
@@ -467,7 +516,7 @@ class SendRefused(SwsyncError):
 
 def _retry(task: Any, runtime: _Runtime, exc: Exception) -> Exception:
     policy = runtime.policy
-    delay = min(policy["retry_backoff_max"], policy["retry_backoff"] * 2 ** task.request.retries)
+    delay = min(policy["retry_backoff_max"], policy["retry_backoff"] * 2**task.request.retries)
     countdown = delay * random.uniform(0.5, 1.0)
     if isinstance(exc, RateLimited) and exc.retry_after:
         countdown = max(countdown, exc.retry_after)
@@ -546,7 +595,8 @@ def check_task(app: Any, task: str) -> None:
     known = sorted(name for name in app.tasks if not name.startswith("celery."))
     raise ConfigurationError(
         f"task {task!r} is not registered in the Celery app {getattr(app, 'main', None) or app!s} "
-        f"(its tasks: {', '.join(known) or 'none'}); a worker would drop every message sent to it")
+        f"(its tasks: {', '.join(known) or 'none'}); a worker would drop every message sent to it"
+    )
 
 
 class InboundForwarder:
@@ -577,18 +627,30 @@ class InboundForwarder:
         on_failure: called once (thread ``swsync-celery-stop``) when Redis first fails.
     """
 
-    def __init__(self, app: Any, task: str, *, redis_url: str | None = None,
-                 dedup_ttl: float = DEFAULT_RECORD_TTL, claim_ttl: float = 60.0,
-                 task_options: Mapping[str, Any] | None = None,
-                 on_failure: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        app: Any,
+        task: str,
+        *,
+        redis_url: str | None = None,
+        dedup_ttl: float = DEFAULT_RECORD_TTL,
+        claim_ttl: float = 60.0,
+        task_options: Mapping[str, Any] | None = None,
+        on_failure: Callable[[], None] | None = None,
+    ) -> None:
         if isinstance(app, str):
             app = load_app(app)
         if not isinstance(task, str) or not task:
             raise ValueError("task must be a task name")
         self.app = app
         self.task = task
-        self._runtime = _Runtime(app, redis_url, {}, {"record_ttl": float(dedup_ttl)}, (
-            "inbound claims", "the message was not acknowledged and will be redelivered"))
+        self._runtime = _Runtime(
+            app,
+            redis_url,
+            {},
+            {"record_ttl": float(dedup_ttl)},
+            ("inbound claims", "the message was not acknowledged and will be redelivered"),
+        )
         self._claim_ms = int(claim_ttl * 1000)
         self._options = dict(task_options or {})
         self._me = f"{socket.gethostname()}:{os.getpid()}"
@@ -608,8 +670,10 @@ class InboundForwarder:
         try:
             records.ping()
         except RedisUnavailable as exc:
-            raise RedisUnavailable(f"inbound claims unavailable: Redis at {exc.url} did not answer "
-                                   f"({exc.__cause__}); not listening", url=exc.url) from exc.__cause__
+            raise RedisUnavailable(
+                f"inbound claims unavailable: Redis at {exc.url} did not answer ({exc.__cause__}); not listening",
+                url=exc.url,
+            ) from exc.__cause__
 
     def __call__(self, message: Message) -> None:
         """Enqueue ``message`` unless its id was enqueued already; raise to leave it un-ACKed."""
@@ -628,11 +692,17 @@ class InboundForwarder:
             if '"enqueued"' in existing:
                 logger.info("inbound %s was handed on already; acknowledging the copy", message.message_id)
                 return
-            raise InboundInFlight(f"inbound {message.message_id} is being handed on by another listener "
-                                  f"({existing}); leaving this copy un-acknowledged")
+            raise InboundInFlight(
+                f"inbound {message.message_id} is being handed on by another listener "
+                f"({existing}); leaving this copy un-acknowledged"
+            )
         try:
-            self.app.send_task(self.task, args=[inbound_payload(message)],
-                               task_id=f"swsync-inbound-{message.message_id}", **self._options)
+            self.app.send_task(
+                self.task,
+                args=[inbound_payload(message)],
+                task_id=f"swsync-inbound-{message.message_id}",
+                **self._options,
+            )
         except Exception:
             records.release(key, claim)
             raise
@@ -671,8 +741,14 @@ class InboundNotAcknowledged(SwsyncError):
     reported = True
 
 
-def listen(app: Any, task: str, *, redis_url: str | None = None,
-           task_options: Mapping[str, Any] | None = None, **relay_options: Any) -> None:
+def listen(
+    app: Any,
+    task: str,
+    *,
+    redis_url: str | None = None,
+    task_options: Mapping[str, Any] | None = None,
+    **relay_options: Any,
+) -> None:
     """Receive inbound messages and hand each to Celery task ``task``; block until SIGTERM/Ctrl-C.
 
     Run as many listener processes on the same contexts as you need: SignalWire

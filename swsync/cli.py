@@ -15,7 +15,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from . import _config, _validate
@@ -71,8 +71,16 @@ use SignalWire's RELAY host relay.signalwire.com; REST commands need the space.
 """
 
 # Order of states for printing each one once, forward only (REST adds "sending").
-_RANK = {"queued": 0, "initiated": 1, "sending": 2, "sent": 3,
-         "delivered": 4, "undelivered": 4, "failed": 4, "received": 4}
+_RANK = {
+    "queued": 0,
+    "initiated": 1,
+    "sending": 2,
+    "sent": 3,
+    "delivered": 4,
+    "undelivered": 4,
+    "failed": 4,
+    "received": 4,
+}
 _TERMINAL = frozenset({"delivered", "undelivered", "failed"})
 _DEMO_CONTEXT = "demo"
 
@@ -101,15 +109,19 @@ def _global_options() -> _Parser:
     # without the subcommand's (absent) value overwriting the global one.
     common = _Parser(add_help=False)
     group = common.add_argument_group("credentials and diagnostics")
-    group.add_argument("--project", default=argparse.SUPPRESS,
-                       help=f"project ID (default: ${_config.ENV_PROJECT})")
-    group.add_argument("--token", default=argparse.SUPPRESS,
-                       help=f"API token (default: ${_config.ENV_TOKEN})")
-    group.add_argument("--space", default=argparse.SUPPRESS,
-                       help=f"space host or URL (default: ${_config.ENV_SPACE}; "
-                       "RELAY commands fall back to relay.signalwire.com)")
-    group.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                       help="log at DEBUG to stderr and show full tracebacks")
+    group.add_argument("--project", default=argparse.SUPPRESS, help=f"project ID (default: ${_config.ENV_PROJECT})")
+    group.add_argument("--token", default=argparse.SUPPRESS, help=f"API token (default: ${_config.ENV_TOKEN})")
+    group.add_argument(
+        "--space",
+        default=argparse.SUPPRESS,
+        help=f"space host or URL (default: ${_config.ENV_SPACE}; RELAY commands fall back to relay.signalwire.com)",
+    )
+    group.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="log at DEBUG to stderr and show full tracebacks",
+    )
     return common
 
 
@@ -164,7 +176,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 def _add_send(sub: Any, common: argparse.ArgumentParser, fmt: type[argparse.HelpFormatter]) -> None:
     p = sub.add_parser(
-        "send", parents=[common], formatter_class=fmt,
+        "send",
+        parents=[common],
+        formatter_class=fmt,
         help="send an SMS/MMS and (by default) wait until it is delivered",
         description="Send a message and print each state change with its elapsed time.",
         epilog=EXIT_CODES_HELP + "\nexample (cron):\n"
@@ -172,45 +186,74 @@ def _add_send(sub: Any, common: argparse.ArgumentParser, fmt: type[argparse.Help
         "|| echo 'not delivered'\n",
     )
     p.add_argument("--to", required=True, metavar="NUMBER", help="destination: E.164 (+15551234567) or a short code")
-    p.add_argument("--from", dest="from_", required=True, metavar="NUMBER",
-                   help="your sending number or short code")
+    p.add_argument("--from", dest="from_", required=True, metavar="NUMBER", help="your sending number or short code")
     p.add_argument("--body", help="message text; '-' reads it from standard input")
     p.add_argument("--media", action="append", metavar="URL", help="media URL (repeatable, up to 10)")
     p.add_argument("--tag", action="append", metavar="TAG", help="tag stored with the message (repeatable; RELAY)")
     p.add_argument("--context", help="RELAY context for the message's events (default: the session's)")
-    p.add_argument("--via", choices=("relay", "rest"), default="relay",
-                   help="send over the RELAY websocket (default) or the cXML REST API")
-    p.add_argument("--wait", action=argparse.BooleanOptionalAction, default=True,
-                   help="wait for a final state (default); --no-wait exits once the server accepted it")
-    p.add_argument("--timeout", type=_timeout, default=30.0, metavar="SECONDS",
-                   help="give up after this long: connecting, sending and waiting (default: 30; "
-                   "'inf' waits forever)")
+    p.add_argument(
+        "--via",
+        choices=("relay", "rest"),
+        default="relay",
+        help="send over the RELAY websocket (default) or the cXML REST API",
+    )
+    p.add_argument(
+        "--wait",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="wait for a final state (default); --no-wait exits once the server accepted it",
+    )
+    p.add_argument(
+        "--timeout",
+        type=_timeout,
+        default=30.0,
+        metavar="SECONDS",
+        help="give up after this long: connecting, sending and waiting (default: 30; 'inf' waits forever)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object per state change")
     p.set_defaults(func=_cmd_send)
 
 
 def _add_listen(sub: Any, common: argparse.ArgumentParser, fmt: type[argparse.HelpFormatter]) -> None:
     p = sub.add_parser(
-        "listen", parents=[common], formatter_class=fmt,
+        "listen",
+        parents=[common],
+        formatter_class=fmt,
         help="print inbound messages as JSON lines until Ctrl-C or SIGTERM",
         description="Receive inbound messages over RELAY and print each as one JSON line.",
     )
-    p.add_argument("--context", action="append", metavar="CONTEXT",
-                   help="context to receive on (repeatable; default: 'default')")
+    p.add_argument(
+        "--context", action="append", metavar="CONTEXT", help="context to receive on (repeatable; default: 'default')"
+    )
     g = p.add_argument_group("hand inbound messages to Celery (pip install 'swsync[celery]'; docs/scaling.md)")
-    g.add_argument("--celery-app", metavar="MODULE:APP", help="Celery app to enqueue each message with, "
-                   "instead of printing it; the RELAY event is ACKed once the task is enqueued")
-    g.add_argument("--task", metavar="NAME", help="Celery task that receives each message (a dict); "
-                   "it must be registered in the app (checked at start, exit 2)")
-    g.add_argument("--redis-url", metavar="URL",
-                   help="Redis deduplicating message ids (default: the app's broker, if Redis); exit 4 "
-                   "when it does not answer at start, or fails while listening")
+    g.add_argument(
+        "--celery-app",
+        metavar="MODULE:APP",
+        help="Celery app to enqueue each message with, "
+        "instead of printing it; the RELAY event is ACKed once the task is enqueued",
+    )
+    g.add_argument(
+        "--task",
+        metavar="NAME",
+        help="Celery task that receives each message (a dict); "
+        "it must be registered in the app (checked at start, exit 2)",
+    )
+    g.add_argument(
+        "--redis-url",
+        metavar="URL",
+        help="Redis deduplicating message ids (default: the app's broker, if Redis); exit 4 "
+        "when it does not answer at start, or fails while listening",
+    )
     p.set_defaults(func=_cmd_listen)
 
 
 def _add_messages(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("messages", parents=[common], help="list, get, redact or delete messages over REST",
-                       description="Work with stored messages through the cXML REST API.")
+    p = sub.add_parser(
+        "messages",
+        parents=[common],
+        help="list, get, redact or delete messages over REST",
+        description="Work with stored messages through the cXML REST API.",
+    )
     msub = p.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
     msub.required = True
     q = msub.add_parser("list", parents=[common], help="list messages, newest first")
@@ -236,7 +279,9 @@ def _add_emulator(sub: Any, common: argparse.ArgumentParser, fmt: type[argparse.
     from . import _emulator_cli
 
     p = sub.add_parser(
-        "emulator", parents=[common], formatter_class=fmt,
+        "emulator",
+        parents=[common],
+        formatter_class=fmt,
         help="run the local emulator (RELAY + REST) in the foreground; 'emulator inject' sends it inbound",
         description="Run a local SignalWire emulator until Ctrl-C. It prints the "
         "export lines a client needs. Needs: pip install 'swsync[emulator]'.\n\n"
@@ -250,7 +295,8 @@ def _add_emulator(sub: Any, common: argparse.ArgumentParser, fmt: type[argparse.
     p.set_defaults(func=_cmd_emulator)
     actions = p.add_subparsers(dest="emulator_command", metavar="ACTION", parser_class=_Parser)
     q = actions.add_parser(
-        "inject", parents=[common],
+        "inject",
+        parents=[common],
         help="send a running emulator an inbound message (as if a phone texted you)",
         description="POST an inbound message to a running emulator's control API "
         "(/_emulator/api/inbound), authenticated with its project and token. Prints its SID.",
@@ -261,13 +307,19 @@ def _add_emulator(sub: Any, common: argparse.ArgumentParser, fmt: type[argparse.
 
 def _add_demo(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
-        "demo", parents=[common],
+        "demo",
+        parents=[common],
         help="no account needed: send, track, receive and list messages against a local emulator",
         description="Start an in-process emulator and walk through sending a message, "
         "watching it get delivered, receiving a reply and listing messages over REST.",
     )
-    p.add_argument("--state-delay", type=_non_negative_float, default=0.3, metavar="SECONDS",
-                   help="seconds between state changes, to make them visible (default: 0.3)")
+    p.add_argument(
+        "--state-delay",
+        type=_non_negative_float,
+        default=0.3,
+        metavar="SECONDS",
+        help="seconds between state changes, to make them visible (default: 0.3)",
+    )
     p.set_defaults(func=_cmd_demo)
 
 
@@ -335,7 +387,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = bool(getattr(args, "debug", False))
     if debug:
         logging.basicConfig(
-            level=logging.DEBUG, stream=sys.stderr,
+            level=logging.DEBUG,
+            stream=sys.stderr,
             format="%(asctime)s %(threadName)s %(name)s %(levelname)s: %(message)s",
         )
     try:
@@ -429,8 +482,10 @@ def _describe(exc: BaseException) -> tuple[int, str]:
         import re
 
         where = re.search(r"(?:wss|https)://([^\s/]+)", text)
-        text += ("; the server answered in plain text, not TLS: for a local emulator give "
-                 f"--space as a URL, e.g. --space http://{where.group(1) if where else '127.0.0.1:8765'}")
+        text += (
+            "; the server answered in plain text, not TLS: for a local emulator give "
+            f"--space as a URL, e.g. --space http://{where.group(1) if where else '127.0.0.1:8765'}"
+        )
     if isinstance(exc, CommandError):
         return exc.code, text
     if isinstance(exc, AuthenticationError):
@@ -473,7 +528,10 @@ def _require(value: str | None, flag: str, env: str) -> str:
 
 
 def _relay_client(
-    args: argparse.Namespace, contexts: Sequence[str] | None = None, *, timeout: float | None = 10.0,
+    args: argparse.Namespace,
+    contexts: Sequence[str] | None = None,
+    *,
+    timeout: float | None = 10.0,
     **options: Any,
 ) -> RelayClient:
     """The RELAY client from --project/--token/--space or the environment; ``options``
@@ -485,15 +543,12 @@ def _relay_client(
     # No space: RelayClient uses SignalWire's public RELAY host, as the official SDK does.
     space = _arg_or_env(args, "space", _config.ENV_SPACE)
     if token is None and not os.environ.get(_config.ENV_JWT):
-        raise ConfigurationError(
-            f"missing token: pass --token or set {_config.ENV_TOKEN} (or {_config.ENV_JWT})"
-        )
+        raise ConfigurationError(f"missing token: pass --token or set {_config.ENV_TOKEN} (or {_config.ENV_JWT})")
     if token is not None:
         _require(project, "--project", _config.ENV_PROJECT)
     # Connecting and each request; --timeout may shorten it.
     timeout = 10.0 if timeout is None else min(timeout, 10.0)
-    settings: dict[str, Any] = {"contexts": contexts, "connect_timeout": timeout,
-                                "request_timeout": timeout, **options}
+    settings: dict[str, Any] = {"contexts": contexts, "connect_timeout": timeout, "request_timeout": timeout, **options}
     return RelayClient(project, token, space, **settings)
 
 
@@ -643,8 +698,9 @@ class _Progress:
                 self._rank = rank
             self._last = state
             if self._json:
-                line = _json({"message_id": message_id, "state": state, "reason": reason or None,
-                              "elapsed": round(elapsed, 3)})
+                line = _json(
+                    {"message_id": message_id, "state": state, "reason": reason or None, "elapsed": round(elapsed, 3)}
+                )
             else:
                 line = f"{elapsed:7.3f}s  {state:<11}"
                 if reason:
@@ -715,8 +771,9 @@ def _send_relay(args: argparse.Namespace, body: str | None, media: list[str]) ->
         with client:
             connected = True
             progress = _Progress(sys.stdout, as_json=args.json, start=time.monotonic())
-            message = client.send_message(args.to, args.from_, body, media=media or None,
-                                          tags=args.tag, context=args.context)
+            message = client.send_message(
+                args.to, args.from_, body, media=media or None, tags=args.tag, context=args.context
+            )
             progress.show(message.message_id, "queued", detail=f"message {message.message_id} to {args.to}")
             if not args.wait:
                 return EXIT_OK
@@ -735,8 +792,7 @@ def _send_relay(args: argparse.Namespace, body: str | None, media: list[str]) ->
             timer.join()
 
 
-def _track(message: Message, progress: _Progress, timeout: float | None,
-           deadline: float | None = None) -> int:
+def _track(message: Message, progress: _Progress, timeout: float | None, deadline: float | None = None) -> int:
     """Print the message's state changes until it is done; raise unless delivered.
 
     Waits until ``deadline`` (``time.monotonic()``), else for ``timeout`` seconds
@@ -757,7 +813,8 @@ def _track(message: Message, progress: _Progress, timeout: float | None,
     except WaitTimeout:
         raise CommandError(
             f"timed out after {_seconds(timeout)} waiting for message {message.message_id} "
-            f"(last state: {message.state})", EXIT_TIMEOUT,
+            f"(last state: {message.state})",
+            EXIT_TIMEOUT,
         ) from None
     state = getattr(event, "message_state", message.state)
     reason = getattr(event, "reason", None) or message.reason
@@ -800,11 +857,11 @@ def _send_rest(args: argparse.Namespace, body: str | None, media: list[str]) -> 
             if not deadline.expired():
                 raise
             maybe = " (the message may have been sent: check 'swsync messages list')"
-            raise CommandError(f"timed out after {_seconds(args.timeout)}"
-                               + (maybe if exc.may_have_been_sent else ""), EXIT_TIMEOUT) from None
+            raise CommandError(
+                f"timed out after {_seconds(args.timeout)}" + (maybe if exc.may_have_been_sent else ""), EXIT_TIMEOUT
+            ) from None
         status = str(record.status or "queued")
-        progress.show(record.sid, status, record.error_message,
-                      detail=f"message {record.sid} to {args.to}")
+        progress.show(record.sid, status, record.error_message, detail=f"message {record.sid} to {args.to}")
         if status in ("undelivered", "failed"):
             raise _not_delivered(record.sid, status, record.error_message)
         if not args.wait:
@@ -820,8 +877,8 @@ def _poll_rest(rest: RestClient, record: MessageRecord, progress: _Progress, dea
 
     def timed_out() -> CommandError:
         return CommandError(
-            f"timed out after {_seconds(deadline.timeout)} waiting for message {record.sid} "
-            f"(last status: {status})", EXIT_TIMEOUT,
+            f"timed out after {_seconds(deadline.timeout)} waiting for message {record.sid} (last status: {status})",
+            EXIT_TIMEOUT,
         )
 
     while status not in _TERMINAL:
@@ -896,8 +953,7 @@ def _cmd_listen(args: argparse.Namespace) -> int:
         _err(f"swsync: not printed, not acknowledged ({_OUTPUT.problem}): {line}")
         with stop_lock:
             if not stopper:
-                stopper.append(threading.Thread(target=client.disconnect, name="swsync-cli-stop",
-                                                daemon=False))
+                stopper.append(threading.Thread(target=client.disconnect, name="swsync-cli-stop", daemon=False))
                 stopper[0].start()
         raise _Unprintable(message.message_id)
 
@@ -954,8 +1010,9 @@ class _OneLineErrors(logging.Handler):
         super().__init__(logging.ERROR)
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.exc_info and (isinstance(record.exc_info[1], _Unprintable) or
-                                getattr(record.exc_info[1], "reported", False)):
+        if record.exc_info and (
+            isinstance(record.exc_info[1], _Unprintable) or getattr(record.exc_info[1], "reported", False)
+        ):
             return
         text = record.getMessage()
         if record.exc_info and record.exc_info[1] is not None:  # a handler raised: say what
@@ -993,8 +1050,9 @@ def _record_json(record: MessageRecord) -> str:
 
 def _cmd_messages_list(args: argparse.Namespace) -> int:
     with _rest_client(args) as rest:
-        records = rest.messages.list(to=args.to, from_=args.from_, status=args.status,
-                                     date_sent=args.date_sent, limit=args.limit)
+        records = rest.messages.list(
+            to=args.to, from_=args.from_, status=args.status, date_sent=args.date_sent, limit=args.limit
+        )
     if args.json:
         for record in records:
             _write(sys.stdout, _record_json(record))
@@ -1004,8 +1062,15 @@ def _cmd_messages_list(args: argparse.Namespace) -> int:
         return EXIT_OK
     header = ("SID", "DATE (UTC)", "DIRECTION", "FROM", "TO", "STATUS", "BODY")
     rows = [
-        (r.sid, _fmt_date(r.date_sent or r.date_created), r.direction or "-", r.from_ or "-",
-         r.to or "-", str(r.status or "-"), _short(r.body))
+        (
+            r.sid,
+            _fmt_date(r.date_sent or r.date_created),
+            r.direction or "-",
+            r.from_ or "-",
+            r.to or "-",
+            str(r.status or "-"),
+            _short(r.body),
+        )
         for r in records
     ]
     for line in format_table(rows, header):
@@ -1013,9 +1078,24 @@ def _cmd_messages_list(args: argparse.Namespace) -> int:
     return _OUTPUT.exit_code()
 
 
-_DETAIL_FIELDS = ("sid", "status", "direction", "from_", "to", "body", "num_segments", "num_media",
-                  "price", "price_unit", "error_code", "error_message", "date_created", "date_sent",
-                  "date_updated", "messaging_service_sid")
+_DETAIL_FIELDS = (
+    "sid",
+    "status",
+    "direction",
+    "from_",
+    "to",
+    "body",
+    "num_segments",
+    "num_media",
+    "price",
+    "price_unit",
+    "error_code",
+    "error_message",
+    "date_created",
+    "date_sent",
+    "date_updated",
+    "messaging_service_sid",
+)
 
 
 def _show_record(record: MessageRecord, as_json: bool) -> None:
@@ -1060,9 +1140,7 @@ def _import_emulator() -> Any:
     try:
         import aiohttp  # noqa: F401
     except ImportError:
-        raise ConfigurationError(
-            "the emulator needs aiohttp: pip install 'swsync[emulator]'"
-        ) from None
+        raise ConfigurationError("the emulator needs aiohttp: pip install 'swsync[emulator]'") from None
     from . import emulator
 
     return emulator
@@ -1072,8 +1150,9 @@ def _cmd_emulator(args: argparse.Namespace) -> int:
     _import_emulator()
     from . import _emulator_cli
 
-    print("swsync: emulator starting; paste these lines into another shell, Ctrl-C to stop",
-          file=sys.stderr, flush=True)
+    print(
+        "swsync: emulator starting; paste these lines into another shell, Ctrl-C to stop", file=sys.stderr, flush=True
+    )
     return _emulator_cli.serve(args, prefix="export ")
 
 
@@ -1115,22 +1194,22 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
             inbox: queue.SimpleQueue[Message] = queue.SimpleQueue()
             client.on_message(inbox.put)
-            emu.inject_inbound(to_number=ours, from_number=theirs, body="Got it, thanks!",
-                               context=_DEMO_CONTEXT)
+            emu.inject_inbound(to_number=ours, from_number=theirs, body="Got it, thanks!", context=_DEMO_CONTEXT)
             try:
                 reply = inbox.get(timeout=10)
             except queue.Empty:
                 raise CommandError("the demo's inbound message did not arrive within 10 s") from None
-            say(f"   from {reply.from_number} to {reply.to_number} on context "
-                f"{reply.context!r}: {reply.body!r}")
+            say(f"   from {reply.from_number} to {reply.to_number} on context {reply.context!r}: {reply.body!r}")
             say()
         say("3. Listing the messages over the cXML REST API (RestClient):")
         from .rest import RestClient
 
         with RestClient(emu.project, emu.token, emu.rest_url) as rest:
             records = rest.messages.list(limit=10)
-        rows = [(r.sid[:8] + "…", r.direction or "-", r.from_ or "-", r.to or "-",
-                 str(r.status or "-"), _short(r.body, 30)) for r in records]
+        rows = [
+            (r.sid[:8] + "…", r.direction or "-", r.from_ or "-", r.to or "-", str(r.status or "-"), _short(r.body, 30))
+            for r in records
+        ]
         for line in format_table(rows, ("SID", "DIRECTION", "FROM", "TO", "STATUS", "BODY")):
             say("   " + line)
         say()

@@ -40,9 +40,7 @@ def _text(value: object, name: str) -> str:
         raise ValueError(f"{name} must be a non-empty string, got {value!r}")
     bad = _NOT_XML.search(value)
     if bad is not None:
-        raise ValueError(
-            f"{name} contains U+{ord(bad.group()):04X}, which an XML document cannot carry"
-        )
+        raise ValueError(f"{name} contains U+{ord(bad.group()):04X}, which an XML document cannot carry")
     return value
 
 
@@ -116,9 +114,7 @@ class MessagingResponse:
             "from": None if from_ is None else _text(from_, "from_"),
             "action": None if action is None else _text(action, "action"),
             "method": _method(method),
-            "statusCallback": (
-                None if status_callback is None else _text(status_callback, "status_callback")
-            ),
+            "statusCallback": (None if status_callback is None else _text(status_callback, "status_callback")),
         }
         element = _element("Message", attributes)
         if text is not None:

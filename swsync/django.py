@@ -86,8 +86,9 @@ def _answer(decision: core.Decision) -> HttpResponse:
     return HttpResponse(text, status=decision.status, content_type="text/plain; charset=utf-8")
 
 
-def _run(options: core.Options, accept: core.Accept, view: Callable[..., Any],
-         request: HttpRequest, args: Any, kwargs: Any) -> HttpResponseBase:
+def _run(
+    options: core.Options, accept: core.Accept, view: Callable[..., Any], request: HttpRequest, args: Any, kwargs: Any
+) -> HttpResponseBase:
     config = core.resolve(options, _setting)
     decision = core.decide(config, _incoming(request), accept, logger)
     if not decision.call_view:
@@ -101,16 +102,16 @@ def _run(options: core.Options, accept: core.Accept, view: Callable[..., Any],
     response = HttpResponse(text, content_type=CONTENT_TYPE) if text is not None else result
     if not isinstance(response, HttpResponseBase) or response.status_code >= 500:
         core.release(config, decision)
-    elif (isinstance(response, HttpResponse) and response.status_code == 200
-          and core.is_xml(response.get("Content-Type"))):
+    elif (
+        isinstance(response, HttpResponse) and response.status_code == 200 and core.is_xml(response.get("Content-Type"))
+    ):
         core.save_reply(config, decision, response.content.decode(response.charset or "utf-8"))
     return response
 
 
 # The public decorator's options and docstring; this function is its framework glue.
 @core.webhook_decorator(position=1)
-def validate_webhook(fn: Callable[..., Any], options: core.Options,
-                     kind: core.Accept) -> Callable[..., Any]:
+def validate_webhook(fn: Callable[..., Any], options: core.Options, kind: core.Accept) -> Callable[..., Any]:
     """Decorate a Django view that receives SignalWire messaging webhooks.
 
     Use bare (``@validate_webhook``) or with options (``@validate_webhook(public_url=...)``).
@@ -139,6 +140,7 @@ def validate_webhook(fn: Callable[..., Any], options: core.Options,
 
     Thread-safety: the decorated view may run on any number of threads at once.
     """
+
     @functools.wraps(fn)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         return _run(options, kind, fn, request, args, kwargs)
@@ -162,14 +164,17 @@ class WebhookMiddleware:
         self.get_response = get_response
         prefix = _setting("SWSYNC_WEBHOOK_PREFIX")
         if not isinstance(prefix, str) or not prefix.startswith("/"):
-            raise ImproperlyConfigured(
-                "WebhookMiddleware needs SWSYNC_WEBHOOK_PREFIX, a path such as '/signalwire/'")
+            raise ImproperlyConfigured("WebhookMiddleware needs SWSYNC_WEBHOOK_PREFIX, a path such as '/signalwire/'")
         middleware = list(_setting("MIDDLEWARE") or [])
-        if (CSRF_MIDDLEWARE in middleware and MIDDLEWARE_PATH in middleware
-                and middleware.index(CSRF_MIDDLEWARE) < middleware.index(MIDDLEWARE_PATH)):
+        if (
+            CSRF_MIDDLEWARE in middleware
+            and MIDDLEWARE_PATH in middleware
+            and middleware.index(CSRF_MIDDLEWARE) < middleware.index(MIDDLEWARE_PATH)
+        ):
             raise ImproperlyConfigured(
                 f"list {MIDDLEWARE_PATH} before {CSRF_MIDDLEWARE} in MIDDLEWARE, or Django "
-                "refuses webhooks (they carry no CSRF token) before they are validated")
+                "refuses webhooks (they carry no CSRF token) before they are validated"
+            )
         self.prefix = prefix
         self._options = core.Options()
         # Each view's accepted kind; racing requests store the same value (dict ops are atomic).
@@ -178,8 +183,9 @@ class WebhookMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         return self.get_response(request)
 
-    def process_view(self, request: HttpRequest, view: Callable[..., Any],
-                     args: Any, kwargs: Any) -> HttpResponseBase | None:
+    def process_view(
+        self, request: HttpRequest, view: Callable[..., Any], args: Any, kwargs: Any
+    ) -> HttpResponseBase | None:
         """Validate and run a view under the prefix (Django then skips CSRF checks)."""
         if not request.path_info.startswith(self.prefix) or getattr(view, "swsync_webhook", False):
             return None

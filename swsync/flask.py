@@ -78,14 +78,14 @@ def _answer(decision: core.Decision) -> flask.Response:
         text = decision.replay or core.cxml_text(None)
         return flask.Response(text, status=200, content_type=CONTENT_TYPE)
     if decision.status == 400:
-        return flask.Response(f"Bad Request: {decision.reason}\n", status=400,
-                              content_type="text/plain; charset=utf-8")
+        return flask.Response(f"Bad Request: {decision.reason}\n", status=400, content_type="text/plain; charset=utf-8")
     text = "Forbidden\n" if decision.status == 403 else "Request Entity Too Large\n"
     return flask.Response(text, status=decision.status, content_type="text/plain; charset=utf-8")
 
 
-def _run(options: core.Options, accept: core.Accept, view: Callable[..., Any],
-         args: tuple[Any, ...], kwargs: dict[str, Any]) -> flask.Response:
+def _run(
+    options: core.Options, accept: core.Accept, view: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> flask.Response:
     length = flask.request.content_length
     if length is not None and length > MAX_BODY_BYTES:
         return _answer(core.Decision(413, "too large"))
@@ -105,16 +105,14 @@ def _run(options: core.Options, accept: core.Accept, view: Callable[..., Any],
         raise
     if response.status_code >= 500:
         core.release(config, decision)
-    elif response.status_code == 200 and core.is_xml(response.content_type) \
-            and not response.is_streamed:
+    elif response.status_code == 200 and core.is_xml(response.content_type) and not response.is_streamed:
         core.save_reply(config, decision, response.get_data(as_text=True))
     return response
 
 
 # The public decorator's options and docstring; this function is its framework glue.
 @core.webhook_decorator(position=0)
-def validate_webhook(fn: Callable[..., Any], options: core.Options,
-                     kind: core.Accept) -> Callable[..., Any]:
+def validate_webhook(fn: Callable[..., Any], options: core.Options, kind: core.Accept) -> Callable[..., Any]:
     """Decorate a Flask view that receives SignalWire messaging webhooks.
 
     Use bare (``@validate_webhook``) or with options (``@validate_webhook(public_url=...)``).
@@ -142,6 +140,7 @@ def validate_webhook(fn: Callable[..., Any], options: core.Options,
 
     Thread-safety: the decorated view may run on any number of threads at once.
     """
+
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> flask.Response:
         return _run(options, kind, fn, args, kwargs)

@@ -142,12 +142,10 @@ class SQLiteOptOutStore:
         self.path = path
         # Guards _db; sqlite3 connections must not be used by two threads at once.
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, timeout=timeout, check_same_thread=False,
-                                   isolation_level=None)
+        self._db = sqlite3.connect(path, timeout=timeout, check_same_thread=False, isolation_level=None)
         with self._lock:
             self._db.execute(
-                "CREATE TABLE IF NOT EXISTS swsync_opt_outs"
-                " (number TEXT PRIMARY KEY, opted_out_at REAL NOT NULL)"
+                "CREATE TABLE IF NOT EXISTS swsync_opt_outs (number TEXT PRIMARY KEY, opted_out_at REAL NOT NULL)"
             )
 
     def __repr__(self) -> str:
@@ -156,9 +154,7 @@ class SQLiteOptOutStore:
     def is_opted_out(self, number: str) -> bool:
         """Whether ``number`` opted out."""
         with self._lock:
-            row = self._db.execute(
-                "SELECT 1 FROM swsync_opt_outs WHERE number = ?", (number,)
-            ).fetchone()
+            row = self._db.execute("SELECT 1 FROM swsync_opt_outs WHERE number = ?", (number,)).fetchone()
         return row is not None
 
     def opt_out(self, number: str) -> None:
@@ -194,8 +190,7 @@ def as_store(value: OptOutStore | str | os.PathLike[str] | None) -> OptOutStore 
     if isinstance(value, OptOutStore):
         return value
     raise ConfigurationError(
-        "opt_outs must be an opt-out store (is_opted_out/opt_out/opt_in) or an SQLite path, "
-        f"got {type(value).__name__}"
+        f"opt_outs must be an opt-out store (is_opted_out/opt_out/opt_in) or an SQLite path, got {type(value).__name__}"
     )
 
 
@@ -211,7 +206,6 @@ def check_not_opted_out(store: OptOutStore | None, number: str) -> None:
     """
     if store is not None and store.is_opted_out(number):
         raise OptedOutError(
-            f"not sent: {number} opted out (texted STOP); it must text START to receive "
-            "messages again",
+            f"not sent: {number} opted out (texted STOP); it must text START to receive messages again",
             number=number,
         )

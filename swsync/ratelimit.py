@@ -91,15 +91,15 @@ class _LocalBackend:
                 raise RateLimited(
                     f"rate limit for {key!r}: next slot in {delay:.3f} s, more than "
                     f"max_wait={max_wait} s; nothing was sent",
-                    key=key, retry_after=delay,
+                    key=key,
+                    retry_after=delay,
                 )
             self._tat[key] = start + cost * self.interval
             if len(self._tat) > 4096:
                 self._forget_idle(now)
             return delay
 
-    def acquire(self, key: str, cost: float, max_wait: float | None,
-                stop: threading.Event | None = None) -> None:
+    def acquire(self, key: str, cost: float, max_wait: float | None, stop: threading.Event | None = None) -> None:
         """Reserve a slot, then sleep until it (see :meth:`reserve`); return early once
         ``stop`` is set (the reservation is then wasted, which only slows later sends)."""
         delay = self.reserve(key, cost, max_wait)
@@ -198,8 +198,9 @@ class RateLimit:
             raise ConfigurationError(f"key must be one of {_KEYS}, got {key!r}")
         if weight not in _WEIGHTS:
             raise ConfigurationError(f"weight must be one of {_WEIGHTS}, got {weight!r}")
-        if max_wait is not None and (isinstance(max_wait, bool) or not isinstance(max_wait, (int, float))
-                                     or max_wait < 0):
+        if max_wait is not None and (
+            isinstance(max_wait, bool) or not isinstance(max_wait, (int, float)) or max_wait < 0
+        ):
             raise ConfigurationError(f"max_wait must be a number >= 0 or None, got {max_wait!r}")
         if redis_url is not None and (not isinstance(redis_url, str) or not redis_url):
             raise ConfigurationError("redis_url must be a non-empty string or None")
@@ -255,8 +256,15 @@ class RateLimit:
         """The bucket a send from ``from_number`` on ``account`` is counted in."""
         return f"account:{account}" if self.key == "account" else from_number
 
-    def acquire(self, *, from_number: str, body: str | None, media: Sequence[str] = (),
-                account: str = "", stop: threading.Event | None = None) -> None:
+    def acquire(
+        self,
+        *,
+        from_number: str,
+        body: str | None,
+        media: Sequence[str] = (),
+        account: str = "",
+        stop: threading.Event | None = None,
+    ) -> None:
         """Block the calling thread until this send is admitted (FIFO among threads).
 
         With ``stop``, the wait ends early once ``stop`` is set (in-process limits;
@@ -310,14 +318,17 @@ class RateLimit:
                 "RateLimit(redis_url=...) needs the Redis limiter (swsync._redis_limiter) and the "
                 "'redis' package: pip install 'swsync[celery]'"
             ) from exc
-        backend: _Backend = RedisBackend(self.redis_url, per_second=self.per_second,
-                                         burst=self.burst, namespace="swsync:rl")
+        backend: _Backend = RedisBackend(
+            self.redis_url, per_second=self.per_second, burst=self.burst, namespace="swsync:rl"
+        )
         return backend
 
     def __repr__(self) -> str:
         where = ", redis" if self.redis_url else ""
-        return (f"RateLimit(per_second={self.per_second:g}, burst={self.burst:g}, key={self.key!r}, "
-                f"weight={self.weight!r}, max_wait={self.max_wait!r}{where})")
+        return (
+            f"RateLimit(per_second={self.per_second:g}, burst={self.burst:g}, key={self.key!r}, "
+            f"weight={self.weight!r}, max_wait={self.max_wait!r}{where})"
+        )
 
 
 def checked_rate_limit(value: object) -> RateLimit | None:

@@ -137,8 +137,9 @@ class RedisRunOnceStore:
     Thread-safe (redis-py's client pools its connections).
     """
 
-    def __init__(self, url: str | None = None, *, client: Any = None, ttl: int = DEFAULT_TTL,
-                 prefix: str = "swsync:webhook:") -> None:
+    def __init__(
+        self, url: str | None = None, *, client: Any = None, ttl: int = DEFAULT_TTL, prefix: str = "swsync:webhook:"
+    ) -> None:
         if (url is None) == (client is None):
             raise ValueError("pass exactly one of url or client")
         if client is None:

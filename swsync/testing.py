@@ -86,9 +86,7 @@ def swsync_emulator_options(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 
 @pytest.fixture
-def swsync_emulator(
-    request: pytest.FixtureRequest, swsync_emulator_options: dict[str, Any]
-) -> Iterator[Emulator]:
+def swsync_emulator(request: pytest.FixtureRequest, swsync_emulator_options: dict[str, Any]) -> Iterator[Emulator]:
     """A running local emulator (RELAY and REST on one 127.0.0.1 port), closed after the test.
 
     Its ``project``, ``token``, ``relay_url`` and ``rest_url`` are what a client
@@ -209,12 +207,20 @@ class Outbox:
     def __repr__(self) -> str:
         return f"<Outbox {self.api_url!r}>"
 
-    def _call(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-              body: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: dict[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
         import requests
 
-        resp = requests.request(method, self.api_url + path, params=params, json=body, auth=self.auth,
-                                timeout=timeout or self.timeout)
+        resp = requests.request(
+            method, self.api_url + path, params=params, json=body, auth=self.auth, timeout=timeout or self.timeout
+        )
         if resp.status_code == 408:
             raise TimeoutError(resp.json().get("message", "timed out"))
         if resp.status_code >= 400:
@@ -230,8 +236,9 @@ class Outbox:
         wanted = {"direction": "outbound", "to": to, "from": from_, "contains": contains, "state": state}
         return {k: v for k, v in wanted.items() if v is not None}
 
-    def filter(self, *, to: str | None = None, from_: str | None = None, contains: str | None = None,
-               state: str | None = None) -> list[SentMessage]:
+    def filter(
+        self, *, to: str | None = None, from_: str | None = None, contains: str | None = None, state: str | None = None
+    ) -> list[SentMessage]:
         """The sent messages that match every given filter, oldest first.
 
         ``contains`` is a case-insensitive substring of the body; ``state`` one
@@ -266,8 +273,16 @@ class Outbox:
             raise AssertionError("nothing was sent")
         return found[-1]
 
-    def wait_for(self, *, to: str | None = None, from_: str | None = None, contains: str | None = None,
-                 state: str | None = None, count: int = 1, timeout: float = 5.0) -> list[SentMessage]:
+    def wait_for(
+        self,
+        *,
+        to: str | None = None,
+        from_: str | None = None,
+        contains: str | None = None,
+        state: str | None = None,
+        count: int = 1,
+        timeout: float = 5.0,
+    ) -> list[SentMessage]:
         """Block until at least ``count`` sent messages match (long poll); return them, oldest first.
 
         For code under test that sends from another thread or process.
@@ -280,8 +295,15 @@ class Outbox:
         found = self._call("GET", "wait", params=params, timeout=timeout + self.timeout)
         return [SentMessage.from_summary(m) for m in reversed(found["messages"])]
 
-    def assert_sent(self, *, to: str | None = None, from_: str | None = None, body: str | None = None,
-                    contains: str | None = None, count: int | None = None) -> SentMessage:
+    def assert_sent(
+        self,
+        *,
+        to: str | None = None,
+        from_: str | None = None,
+        body: str | None = None,
+        contains: str | None = None,
+        count: int | None = None,
+    ) -> SentMessage:
         """Assert that a message matching every given filter was sent; return the newest one.
 
         ``body`` must match exactly; ``count`` asks for exactly that many matches.
@@ -305,11 +327,20 @@ class Outbox:
         """
         found = self.messages
         if found:
-            raise AssertionError(f"expected no message, {len(found)} sent: "
-                                 + json.dumps([f"{m.to}: {m.body}" for m in found], ensure_ascii=False))
+            raise AssertionError(
+                f"expected no message, {len(found)} sent: "
+                + json.dumps([f"{m.to}: {m.body}" for m in found], ensure_ascii=False)
+            )
 
-    def reply(self, message: SentMessage | str, body: str | None = None, *, from_: str | None = None,
-              media: Sequence[str] | None = None, context: str = "default") -> str:
+    def reply(
+        self,
+        message: SentMessage | str,
+        body: str | None = None,
+        *,
+        from_: str | None = None,
+        media: Sequence[str] | None = None,
+        context: str = "default",
+    ) -> str:
         """Answer as the phone; return the inbound message's sid.
 
         ``message`` is a :class:`SentMessage` (the reply goes from its ``to`` back

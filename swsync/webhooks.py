@@ -191,9 +191,7 @@ class RequestValidator:
         """
         return self._sign(url, _grouped(params), submission_order=False)
 
-    def compute_body_signature(
-        self, url: str, body: RawBody, *, algorithm: Literal["sha1", "sha256"] = "sha1"
-    ) -> str:
+    def compute_body_signature(self, url: str, body: RawBody, *, algorithm: Literal["sha1", "sha256"] = "sha1") -> str:
         """Return the lowercase hex HMAC of ``url + body`` (raw-body scheme).
 
         Args:
@@ -210,9 +208,7 @@ class RequestValidator:
         data = url.encode("utf-8") + _as_bytes(body)
         return hmac.new(self._key, data, algorithm).hexdigest()
 
-    def validate(
-        self, url: str, params: Params | RawBody | None, signature: str | bytes | None
-    ) -> bool:
+    def validate(self, url: str, params: Params | RawBody | None, signature: str | bytes | None) -> bool:
         """Return ``True`` if ``signature`` is valid for this request.
 
         A form webhook (``params`` a mapping or pairs, ``None`` for a GET webhook)
@@ -270,9 +266,7 @@ class RequestValidator:
         query = url.partition("?")[2].partition("#")[0]
         body_hash = parse_qs(query, keep_blank_values=True).get("bodySHA256")
         if body_hash:
-            if _same(hashlib.sha256(raw).hexdigest(), body_hash[0].lower()) and self._check_form(
-                url, [], sig
-            ):
+            if _same(hashlib.sha256(raw).hexdigest(), body_hash[0].lower()) and self._check_form(url, [], sig):
                 return True
         params = _json_object(raw)
         if params is not None:
@@ -289,9 +283,7 @@ class RequestValidator:
                     return True
         return False
 
-    def _sign(
-        self, url: str, groups: list[tuple[str, list[str]]], *, submission_order: bool
-    ) -> str:
+    def _sign(self, url: str, groups: list[tuple[str, list[str]]], *, submission_order: bool) -> str:
         parts = [url]
         for name, values in groups:
             for value in values if submission_order else sorted(set(values)):
@@ -371,12 +363,7 @@ def _int(form: Mapping[str, Any], name: str) -> int | None:
         return None
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value  # a JSON payload may carry numbers
-    if (
-        isinstance(value, str)
-        and value.isascii()
-        and value.isdigit()
-        and len(value) <= _MAX_INT_DIGITS
-    ):
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= _MAX_INT_DIGITS:
         return int(value)
     raise ValueError(f"webhook parameter {name} must be a non-negative integer, got {value!r}")
 
@@ -493,9 +480,7 @@ class InboundMessage:
             # Bounded by the form's size, so a huge NumMedia cannot make us loop.
             for i in range(num_media):
                 if f"MediaUrl{i}" not in raw:
-                    raise ValueError(
-                        f"webhook parameter NumMedia is {num_media} but MediaUrl{i} is missing"
-                    )
+                    raise ValueError(f"webhook parameter NumMedia is {num_media} but MediaUrl{i} is missing")
                 media.append(_media(raw, i))
         return cls(
             message_sid=message_sid,

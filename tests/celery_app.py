@@ -26,8 +26,7 @@ app.conf.update(
     result_expires=600,
     broker_connection_retry_on_startup=True,
     # A killed worker's unacknowledged tasks come back to the queue after 2 s.
-    broker_transport_options={"visibility_timeout": 2, "unacked_restore_interval": 1,
-                              "unacked_restore_throttle": 1},
+    broker_transport_options={"visibility_timeout": 2, "unacked_restore_interval": 1, "unacked_restore_throttle": 1},
     worker_hijack_root_logger=False,
 )
 
@@ -35,8 +34,12 @@ options: dict[str, Any] = {}
 if os.environ.get("SWSYNC_TEST_RATE"):
     from swsync import RateLimit
 
-    options["rate_limit"] = RateLimit(float(os.environ["SWSYNC_TEST_RATE"]), burst=1,
-                                      weight="messages", redis_url=os.environ["SWSYNC_TEST_LIMIT_REDIS"])
+    options["rate_limit"] = RateLimit(
+        float(os.environ["SWSYNC_TEST_RATE"]),
+        burst=1,
+        weight="messages",
+        redis_url=os.environ["SWSYNC_TEST_LIMIT_REDIS"],
+    )
 
 send_message = swsync.celery.configure(
     app,

@@ -20,13 +20,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def worker_env(*, broker: str, emu: object, **extra: str) -> dict[str, str]:
     """The environment a worker needs: broker, emulator credentials, extra SWSYNC_TEST_* values."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGNALWIRE_", "SWSYNC_TEST_"))}
-    env.update({
-        "SWSYNC_TEST_BROKER": broker,
-        "SIGNALWIRE_PROJECT_ID": emu.project,  # type: ignore[attr-defined]
-        "SIGNALWIRE_API_TOKEN": emu.token,  # type: ignore[attr-defined]
-        "SIGNALWIRE_SPACE": emu.relay_url,  # type: ignore[attr-defined]
-        "PYTHONPATH": ROOT + os.pathsep + env.get("PYTHONPATH", ""),
-    })
+    env.update(
+        {
+            "SWSYNC_TEST_BROKER": broker,
+            "SIGNALWIRE_PROJECT_ID": emu.project,  # type: ignore[attr-defined]
+            "SIGNALWIRE_API_TOKEN": emu.token,  # type: ignore[attr-defined]
+            "SIGNALWIRE_SPACE": emu.relay_url,  # type: ignore[attr-defined]
+            "PYTHONPATH": ROOT + os.pathsep + env.get("PYTHONPATH", ""),
+        }
+    )
     env.update(extra)
     return env
 
@@ -34,17 +36,48 @@ def worker_env(*, broker: str, emu: object, **extra: str) -> dict[str, str]:
 class WorkerPool:
     """One ``celery worker`` subprocess with ``concurrency`` prefork processes."""
 
-    def __init__(self, name: str, env: Mapping[str, str], *, concurrency: int = 2,
-                 pool: str = "prefork", queues: str = "celery", loglevel: str = "info",
-                 app: str = "tests.celery_app") -> None:
+    def __init__(
+        self,
+        name: str,
+        env: Mapping[str, str],
+        *,
+        concurrency: int = 2,
+        pool: str = "prefork",
+        queues: str = "celery",
+        loglevel: str = "info",
+        app: str = "tests.celery_app",
+    ) -> None:
         self.name = name
         self.log = tempfile.NamedTemporaryFile(prefix=f"swsync-celery-{name}-", suffix=".log", delete=False)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", app, "worker",
-             "-P", pool, "-c", str(concurrency), "-n", f"{name}@%h", "-Q", queues,
-             "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", loglevel],
-            cwd=ROOT, env=dict(env), stdin=subprocess.DEVNULL, stdout=self.log,
-            stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                app,
+                "worker",
+                "-P",
+                pool,
+                "-c",
+                str(concurrency),
+                "-n",
+                f"{name}@%h",
+                "-Q",
+                queues,
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "-l",
+                loglevel,
+            ],
+            cwd=ROOT,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def output(self) -> str:
         """The worker's log so far (for assertion messages)."""
@@ -83,8 +116,13 @@ class Listener:
         self.log = tempfile.NamedTemporaryFile(prefix="swsync-listen-", suffix=".log", delete=False)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "swsync", "listen", "--celery-app", app, *args],
-            cwd=ROOT, env=dict(env), stdin=subprocess.DEVNULL, stdout=self.log,
-            stderr=subprocess.STDOUT, start_new_session=True)
+            cwd=ROOT,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def output(self) -> str:
         with open(self.log.name, encoding="utf-8", errors="replace") as f:

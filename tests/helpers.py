@@ -9,8 +9,14 @@ import pytest
 
 # The environment variables swsync reads for credentials and TLS: tests clear them
 # (the ``clean_signalwire_env`` fixture) or leave them out of a subprocess's environment.
-ENV_VARS = ("SIGNALWIRE_PROJECT_ID", "SIGNALWIRE_API_TOKEN", "SIGNALWIRE_SPACE", "SIGNALWIRE_JWT_TOKEN",
-            "SIGNALWIRE_RELAY_CA_FILE", "SIGNALWIRE_REST_CA_FILE")
+ENV_VARS = (
+    "SIGNALWIRE_PROJECT_ID",
+    "SIGNALWIRE_API_TOKEN",
+    "SIGNALWIRE_SPACE",
+    "SIGNALWIRE_JWT_TOKEN",
+    "SIGNALWIRE_RELAY_CA_FILE",
+    "SIGNALWIRE_REST_CA_FILE",
+)
 
 # Credentials of the mocked REST client (the ``rest`` fixture).
 PROJECT = "ea108133-d6b3-407c-9536-9fad8a929a6a"

@@ -37,8 +37,14 @@ def refuse(code: int, message: str = "refused") -> Reply:
 class RelayServer:
     """The server; a context manager. ``frames`` lists every frame received, in order."""
 
-    def __init__(self, on_connect: ConnectHook | None = None, on_request: RequestHook | None = None,
-                 *, accept_upgrade: bool = True, answer_connect: bool = True) -> None:
+    def __init__(
+        self,
+        on_connect: ConnectHook | None = None,
+        on_request: RequestHook | None = None,
+        *,
+        accept_upgrade: bool = True,
+        answer_connect: bool = True,
+    ) -> None:
         self.on_connect = on_connect or (lambda attempt, params: accept())
         self.on_request = on_request
         self.accept_upgrade = accept_upgrade  # False: accept TCP and the request, never answer
@@ -73,30 +79,49 @@ class RelayServer:
 
     def push_raw(self, text: str) -> None:
         """Send ``text`` as a text frame on the newest connection."""
+
         async def send() -> None:
             await self._sockets[-1].send_str(text)
+
         asyncio.run_coroutine_threadsafe(send(), self._loop).result(5)
 
     def inbound(self, message_id: str, body: str = "hi", context: str = "office") -> None:
         """Push a ``messaging.receive`` event for ``message_id``."""
-        self.push(event("messaging.receive", {
-            "message_id": message_id, "message_state": "received", "context": context,
-            "direction": "inbound", "from_number": "+15557654321", "to_number": "+15551234567",
-            "body": body, "media": [], "segments": 1, "tags": []}, next(self._ids)))
+        self.push(
+            event(
+                "messaging.receive",
+                {
+                    "message_id": message_id,
+                    "message_state": "received",
+                    "context": context,
+                    "direction": "inbound",
+                    "from_number": "+15557654321",
+                    "to_number": "+15551234567",
+                    "body": body,
+                    "media": [],
+                    "segments": 1,
+                    "tags": [],
+                },
+                next(self._ids),
+            )
+        )
 
     def drop(self) -> None:
         """Cut every connection (TCP close, no close frame)."""
+
         def abort() -> None:
             for ws in self._sockets:
                 req = getattr(ws, "_req", None)
                 if req is not None and req.transport is not None:
                     req.transport.abort()
+
         self._loop.call_soon_threadsafe(abort)
 
     def close(self) -> None:
         async def stop() -> None:
             self._closing.set()
             await self._runner.cleanup()
+
         asyncio.run_coroutine_threadsafe(stop(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
@@ -161,8 +186,7 @@ class RelayServer:
                 return reply
         if method == "messaging.send":
             self.sends.append(params)
-            return {"result": {"code": "200", "message": "Message accepted",
-                               "message_id": f"m-{len(self.sends)}"}}
+            return {"result": {"code": "200", "message": "Message accepted", "message_id": f"m-{len(self.sends)}"}}
         if method == "signalwire.ping":
             return {"result": {"timestamp": time.time()}}
         return {"result": {"code": "200", "message": "OK"}}
@@ -170,5 +194,9 @@ class RelayServer:
 
 def event(event_type: str, params: dict[str, Any], n: int) -> dict[str, Any]:
     """A ``signalwire.event`` request frame."""
-    return {"jsonrpc": "2.0", "id": f"ev-{n}", "method": "signalwire.event",
-            "params": {"event_type": event_type, "timestamp": time.time(), "params": params}}
+    return {
+        "jsonrpc": "2.0",
+        "id": f"ev-{n}",
+        "method": "signalwire.event",
+        "params": {"event_type": event_type, "timestamp": time.time(), "params": params},
+    }

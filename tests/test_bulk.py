@@ -41,11 +41,16 @@ def journal_rows(path: Path) -> dict[str, tuple[str, str | None]]:
 
 
 def test_each_outcome(emu: Any) -> None:
-    numbers = {"ok": "+15551230001", "undelivered": UNDELIVERED_NUMBER, "failed": FAILED_NUMBER,
-               "no_receipt": NO_DLR_NUMBER, "refused": REJECTED_NUMBER, "bad": "12"}
+    numbers = {
+        "ok": "+15551230001",
+        "undelivered": UNDELIVERED_NUMBER,
+        "failed": FAILED_NUMBER,
+        "no_receipt": NO_DLR_NUMBER,
+        "refused": REJECTED_NUMBER,
+        "bad": "12",
+    }
     with client_for(emu) as client:
-        batch = client.send_many((Outbound(n, FROM, "hi", key=k) for k, n in numbers.items()),
-                                 timeout=0.5)
+        batch = client.send_many((Outbound(n, FROM, "hi", key=k) for k, n in numbers.items()), timeout=0.5)
         results = {r.key: r for r in batch}
     assert results["ok"].outcome == "delivered" and results["ok"].state == "delivered"
     assert results["ok"].message_id and results["ok"].error is None
@@ -61,15 +66,13 @@ def test_each_outcome(emu: Any) -> None:
     assert results["bad"].outcome == "not_sent" and isinstance(results["bad"].error, ValueError)
     summary = batch.summary
     assert summary.done and summary.total == 6 and summary.sent == 4
-    assert summary.counts == {"delivered": 1, "undelivered": 1, "failed": 1, "accepted": 1,
-                              "unknown": 0, "not_sent": 2}
+    assert summary.counts == {"delivered": 1, "undelivered": 1, "failed": 1, "accepted": 1, "unknown": 0, "not_sent": 2}
     assert summary.rate > 0 and "6 results" in str(summary)
 
 
 def test_no_wait_stops_at_accepted(emu: Any) -> None:
     with client_for(emu) as client:
-        results = list(client.send_many(
-            [Outbound(f"+1555123{i:04d}", FROM, "hi") for i in range(20)], wait=False))
+        results = list(client.send_many([Outbound(f"+1555123{i:04d}", FROM, "hi") for i in range(20)], wait=False))
     assert len(results) == 20
     assert {r.outcome for r in results} == {"accepted"}
     assert all(r.message_id for r in results)
@@ -99,8 +102,7 @@ def test_lazy_and_windowed(emu: Any) -> None:
 
 def test_slow_consumer_stalls_nobody_else(emu: Any) -> None:
     with client_for(emu) as client:
-        batch = client.send_many((Outbound(f"+1555300{i:04d}", FROM, "hi") for i in range(10)),
-                                 window=2)
+        batch = client.send_many((Outbound(f"+1555300{i:04d}", FROM, "hi") for i in range(10)), window=2)
         first = next(batch)  # then the consumer pauses, holding the window full
         # Meanwhile other threads send on the same client, and events keep flowing.
         msg = client.send_message("+15553999999", FROM, "other")
@@ -133,7 +135,10 @@ def test_connection_lost_mid_batch(emu: Any, tmp_path: Path) -> None:
         assert results[key].outcome == "not_sent" and results[key].may_have_been_sent is False
     rows_now = journal_rows(journal)
     assert {k: o for k, (o, _) in rows_now.items()} == {
-        **{f"p{i}": "accepted" for i in range(5)}, "a1": "not_sent", "a2": "not_sent"}
+        **{f"p{i}": "accepted" for i in range(5)},
+        "a1": "not_sent",
+        "a2": "not_sent",
+    }
 
 
 def test_rerun_never_sends_twice(emu: Any, tmp_path: Path) -> None:
@@ -142,9 +147,14 @@ def test_rerun_never_sends_twice(emu: Any, tmp_path: Path) -> None:
     # Run 1: "ok" is delivered; "limited" is refused by the rate limit (provably not sent).
     strict = RateLimit(0.001, max_wait=0)
     with client_for(emu, rate_limit=strict) as client:
-        first = {r.key: r for r in client.send_many(
-            [Outbound(ok, FROM, "a", key="ok"), Outbound(limited, FROM, "b", key="limited")],
-            journal=journal, window=1)}
+        first = {
+            r.key: r
+            for r in client.send_many(
+                [Outbound(ok, FROM, "a", key="ok"), Outbound(limited, FROM, "b", key="limited")],
+                journal=journal,
+                window=1,
+            )
+        }
     assert first["ok"].outcome == "delivered"
     assert first["limited"].outcome == "not_sent" and isinstance(first["limited"].error, RateLimited)
     # Run 2: "unknown" gets no answer in time: it may have been sent.
@@ -155,8 +165,12 @@ def test_rerun_never_sends_twice(emu: Any, tmp_path: Path) -> None:
     assert second[0].outcome == "unknown" and isinstance(second[0].error, WaitTimeout)
     assert sent_to(emu)[unknown] == 1  # it did reach the emulator
 
-    everything = [Outbound(ok, FROM, "a", key="ok"), Outbound(limited, FROM, "b", key="limited"),
-                  Outbound(unknown, FROM, "c", key="unknown"), Outbound("+15555000004", FROM, "d", key="new")]
+    everything = [
+        Outbound(ok, FROM, "a", key="ok"),
+        Outbound(limited, FROM, "b", key="limited"),
+        Outbound(unknown, FROM, "c", key="unknown"),
+        Outbound("+15555000004", FROM, "d", key="new"),
+    ]
     with client_for(emu) as client:
         third = {r.key: r for r in client.send_many(everything, journal=journal)}
     assert third["ok"].outcome == "delivered" and third["ok"].replayed and third["ok"].error is None
@@ -198,8 +212,7 @@ def test_paced_by_the_clients_rate_limit(emu: Any) -> None:
                 calls.append((from_number, body, RateLimit(1).cost(body, media)))
 
     with client_for(emu, rate_limit=Recorder()) as client:
-        list(client.send_many([Outbound("+15557000001", FROM, "x" * 200),
-                               Outbound("+15557000002", FROM, "short")]))
+        list(client.send_many([Outbound("+15557000001", FROM, "x" * 200), Outbound("+15557000002", FROM, "short")]))
     assert sorted(calls) == [(FROM, "short", 1.0), (FROM, "x" * 200, 2.0)]
 
 
@@ -216,8 +229,9 @@ def test_bad_arguments(emu: Any) -> None:
 def test_stop_collects_the_answers_in_flight(emu: Any, tmp_path: Path) -> None:
     journal = str(tmp_path / "j.db")
     with client_for(emu) as client:
-        with client.send_many((Outbound(f"+1555800{i:04d}", FROM, "hi") for i in range(10_000)),
-                              journal=journal, window=8) as batch:
+        with client.send_many(
+            (Outbound(f"+1555800{i:04d}", FROM, "hi") for i in range(10_000)), journal=journal, window=8
+        ) as batch:
             first = next(batch)
             batch.stop()
             rest = list(batch)
@@ -245,7 +259,9 @@ def test_journal_resumes_after_sigkill(tmp_path: Path) -> None:
     with Emulator(state_delay=0.002) as emu:
         proc = subprocess.Popen(
             [sys.executable, "-c", KILLED_SENDER, emu.project, emu.token, emu.relay_url, str(journal)],
-            stdout=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert proc.stdout is not None
         for _ in range(50):  # let it get well into the batch, then kill -9
             assert proc.stdout.readline()
@@ -255,9 +271,14 @@ def test_journal_resumes_after_sigkill(tmp_path: Path) -> None:
         before = journal_rows(journal)
         assert 50 <= len(before) < 400
         with client_for(emu) as client:
-            results = {r.key: r for r in client.send_many(
-                (Outbound("+1555900%04d" % i, FROM, "hi", key=f"k{i}") for i in range(400)),
-                journal=str(journal), window=16)}
+            results = {
+                r.key: r
+                for r in client.send_many(
+                    (Outbound("+1555900%04d" % i, FROM, "hi", key=f"k{i}") for i in range(400)),
+                    journal=str(journal),
+                    window=16,
+                )
+            }
         counts = sent_to(emu)
     assert len(results) == 400
     assert max(counts.values()) == 1  # never twice
@@ -293,7 +314,9 @@ def test_waiting_for_a_turn_is_not_journaled(tmp_path: Path) -> None:
     with Emulator(state_delay=0.0) as emu:
         proc = subprocess.Popen(
             [sys.executable, "-c", PACED_SENDER, emu.project, emu.token, emu.relay_url, str(journal)],
-            stdout=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert proc.stdout is not None
         for _ in range(10):
             assert proc.stdout.readline()
@@ -304,9 +327,11 @@ def test_waiting_for_a_turn_is_not_journaled(tmp_path: Path) -> None:
         sending = [k for k, (o, _) in rows.items() if o == "sending"]
         assert len(sending) <= 3, sending
         with client_for(emu) as client:
-            results = list(client.send_many(
-                (Outbound("+1555910%04d" % i, FROM, "hi", key=f"k{i}") for i in range(200)),
-                journal=str(journal)))
+            results = list(
+                client.send_many(
+                    (Outbound("+1555910%04d" % i, FROM, "hi", key=f"k{i}") for i in range(200)), journal=str(journal)
+                )
+            )
         counts = sent_to(emu)
     assert max(counts.values()) == 1 and len(results) == 200
     assert sum(r.outcome == "unknown" for r in results) == len(sending)
@@ -394,8 +419,9 @@ def test_an_abandoned_batch_stops_and_its_threads_end(emu: Any, tmp_path: Path) 
     assert not batch_threads()
     journal = tmp_path / "j.db"
     with client_for(emu) as client:
-        batch = client.send_many((Outbound(f"+1555830{i:04d}", FROM, "hi") for i in range(1000)),
-                                 journal=str(journal), window=2)
+        batch = client.send_many(
+            (Outbound(f"+1555830{i:04d}", FROM, "hi") for i in range(1000)), journal=str(journal), window=2
+        )
         first = next(batch)
         threads = batch_threads()
         assert len(threads) == 2

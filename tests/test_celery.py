@@ -46,8 +46,9 @@ class Setup:
         self.pools: list[WorkerPool] = []
 
     def pool(self, name: str, pool: str = "prefork", concurrency: int = 2, **extra: str) -> WorkerPool:
-        worker = WorkerPool(name, worker_env(broker=self.broker, emu=self.emu, **extra), pool=pool,
-                            concurrency=concurrency)
+        worker = WorkerPool(
+            name, worker_env(broker=self.broker, emu=self.emu, **extra), pool=pool, concurrency=concurrency
+        )
         self.pools.append(worker)
         return worker
 
@@ -67,8 +68,7 @@ class Setup:
         return out
 
     def sent_bodies(self) -> collections.Counter[str]:
-        return collections.Counter(r.body or "" for r in self.emu.store.select(
-            lambda r: r.direction != "inbound"))
+        return collections.Counter(r.body or "" for r in self.emu.store.select(lambda r: r.direction != "inbound"))
 
     def close(self) -> None:
         for p in self.pools:
@@ -101,8 +101,7 @@ def test_n_tasks_send_exactly_n_messages(setup: Setup) -> None:
 
 
 @pytest.mark.parametrize("kind,concurrency", [("solo", 1), ("threads", 4)])
-def test_solo_and_threads_pools_send_through_one_client_per_process(setup: Setup, kind: str,
-                                                                    concurrency: int) -> None:
+def test_solo_and_threads_pools_send_through_one_client_per_process(setup: Setup, kind: str, concurrency: int) -> None:
     setup.pool("a", pool=kind, concurrency=concurrency)
     out = setup.results([setup.send(f"{kind}{i}", wait=True, timeout=20) for i in range(12)], 60)
     assert [r["outcome"] for r in out] == ["delivered"] * 12, out
@@ -184,8 +183,10 @@ def test_redis_stopped_mid_run_fails_closed_and_sends_nothing_twice(setup: Setup
             assert f"body {key}" not in bodies  # failed closed: never sent
         else:
             assert f"body {key}" in bodies and value["outcome"] == "delivered", value
-    print(f"\nRedis stopped mid-run: {len(bodies)} sent once each, {len(failed)} failed "
-          "with RedisUnavailable, 0 sent twice")
+    print(
+        f"\nRedis stopped mid-run: {len(bodies)} sent once each, {len(failed)} failed "
+        "with RedisUnavailable, 0 sent twice"
+    )
 
 
 def test_sigkill_mid_batch_loses_no_key_and_sends_none_twice(setup: Setup) -> None:
@@ -219,8 +220,7 @@ def test_two_worker_pools_share_one_rate_limit(setup: Setup) -> None:
     results = [setup.send(f"k{i}") for i in range(n)]
     out = setup.results(results, 90)
     assert all(r["outcome"] == "accepted" for r in out), out
-    times = sorted(r.date_created.timestamp() for r in setup.emu.store.select(
-        lambda r: r.direction != "inbound"))
+    times = sorted(r.date_created.timestamp() for r in setup.emu.store.select(lambda r: r.direction != "inbound"))
     assert len(times) == n
     measured = (n - 1) / (times[-1] - times[0])
     # Two unshared limits would allow 2x; the 10% margin absorbs scheduling jitter
@@ -237,8 +237,12 @@ def test_two_listeners_split_inbound_and_handle_each_once(setup: Setup) -> None:
     listeners = [Listener(env, "--task", "tests.handle_inbound", "--context", "inbound") for _ in range(2)]
     try:
         setup.emu.wait_for_clients(4, timeout=60)  # 2 worker processes + 2 listeners
-        ids = {setup.emu.inject_inbound(to_number="+15551110000", from_number="+15552220000",
-                                        body=f"in {i}", context="inbound") for i in range(1000)}
+        ids = {
+            setup.emu.inject_inbound(
+                to_number="+15551110000", from_number="+15552220000", body=f"in {i}", context="inbound"
+            )
+            for i in range(1000)
+        }
         r = redis.Redis.from_url(setup.broker)
         wait_for(lambda: r.llen("test:handled") >= 1000, 90, "1000 handled messages")
         setup.emu.wait_until(lambda: setup.emu.unacked_events == 0, timeout=30)  # all ACKed
@@ -277,8 +281,7 @@ def test_a_redelivered_inbound_message_is_enqueued_once(setup: Setup) -> None:
     client = RelayClient(setup.emu.project, setup.emu.token, setup.emu.relay_url, contexts=["office"])
     client.on_message(counting, ack_after=True)
     with client:
-        mid = setup.emu.inject_inbound(to_number="+15551110000", from_number="+15552220000", body="x",
-                                       context="office")
+        mid = setup.emu.inject_inbound(to_number="+15551110000", from_number="+15552220000", body="x", context="office")
         setup.emu.wait_until(lambda: setup.emu.unacked_events == 0)  # enqueued, then ACKed
     forwarder(inbound_copy(mid))  # the same message delivered again (another session, a resume)
     assert calls == [mid]
@@ -294,8 +297,9 @@ def test_inbound_hand_off_failure_releases_the_claim_and_raises(setup: Setup) ->
 
     dead = Celery("dead", broker=f"redis://127.0.0.1:{free_port()}/0")
     dead.conf.update(broker_connection_timeout=1.0)
-    forwarder = swsync.celery.InboundForwarder(dead, "tests.handle_inbound", redis_url=setup.broker,
-                                               task_options={"retry": False})
+    forwarder = swsync.celery.InboundForwarder(
+        dead, "tests.handle_inbound", redis_url=setup.broker, task_options={"retry": False}
+    )
     with pytest.raises(Exception):  # the broker is down: not enqueued, so not acknowledged
         forwarder(inbound_copy("m-1"))
     assert redis.Redis.from_url(setup.broker).get("swsync:inbound:m-1") is None  # free to retry
@@ -316,10 +320,12 @@ def test_the_core_never_imports_celery_or_redis() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, swsync, swsync.relay, swsync.rest, swsync.ratelimit, swsync.bulk, swsync.cli\n"
-            "from swsync import RateLimit\n"
-            "RateLimit(4).acquire(from_number='+15551230000', body='hi')\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('celery', 'redis', 'kombu')))")
+    code = (
+        "import sys, swsync, swsync.relay, swsync.rest, swsync.ratelimit, swsync.bulk, swsync.cli\n"
+        "from swsync import RateLimit\n"
+        "RateLimit(4).acquire(from_number='+15551230000', body='hi')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('celery', 'redis', 'kombu')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -342,8 +348,10 @@ def test_sigkill_while_sends_wait_for_the_limit_leaves_almost_no_key_in_doubt(se
     for key, value in zip(keys, out):
         assert f"body {key}" in bodies or value["outcome"] == "unknown", value
     assert outcomes["unknown"] <= 2, outcomes
-    print(f"\nSIGKILL with 8 sends waiting for the limit: {len(bodies)} of 60 sent, 0 twice, "
-          f"0 lost; outcomes {dict(outcomes)}")
+    print(
+        f"\nSIGKILL with 8 sends waiting for the limit: {len(bodies)} of 60 sent, 0 twice, "
+        f"0 lost; outcomes {dict(outcomes)}"
+    )
 
 
 def test_listen_api_hands_inbound_to_celery_until_sigterm(setup: Setup) -> None:
@@ -353,16 +361,18 @@ def test_listen_api_hands_inbound_to_celery_until_sigterm(setup: Setup) -> None:
 
     from .celeryd import ROOT
 
-    code = ("import swsync.celery\n"
-            "swsync.celery.listen('tests.celery_app:app', 'tests.handle_inbound', contexts=['desk'])\n"
-            "print('stopped cleanly')")
+    code = (
+        "import swsync.celery\n"
+        "swsync.celery.listen('tests.celery_app:app', 'tests.handle_inbound', contexts=['desk'])\n"
+        "print('stopped cleanly')"
+    )
     env = worker_env(broker=setup.broker, emu=setup.emu)
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         setup.emu.wait_for_clients(1, timeout=30)
-        mid = setup.emu.inject_inbound(to_number="+15551110000", from_number="+15552220000", body="x",
-                                       context="desk")
+        mid = setup.emu.inject_inbound(to_number="+15551110000", from_number="+15552220000", body="x", context="desk")
         r = redis.Redis.from_url(setup.broker)
         wait_for(lambda: r.llen("celery") == 1, 30, "the task in the broker")
         setup.emu.wait_until(lambda: setup.emu.unacked_events == 0)
@@ -373,8 +383,7 @@ def test_listen_api_hands_inbound_to_celery_until_sigterm(setup: Setup) -> None:
     assert proc.returncode == 0 and "stopped cleanly" in out, out
 
 
-def test_listen_refuses_a_task_the_app_does_not_know_before_connecting(
-        capsys: pytest.CaptureFixture[str]) -> None:
+def test_listen_refuses_a_task_the_app_does_not_know_before_connecting(capsys: pytest.CaptureFixture[str]) -> None:
     # A mistyped --task used to be enqueued, ACKed and then dropped by the worker
     # ("Received unregistered task"): every inbound message lost.
     import swsync.celery
@@ -382,13 +391,18 @@ def test_listen_refuses_a_task_the_app_does_not_know_before_connecting(
     from swsync.cli import main
 
     creds = ["--project", "p", "--token", "t", "--space", "ws://127.0.0.1:9"]
-    assert main(["listen", "--celery-app", "tests.celery_app:app", "--task", "tests.handle_inbond",
-                 *creds]) == 2
+    assert main(["listen", "--celery-app", "tests.celery_app:app", "--task", "tests.handle_inbond", *creds]) == 2
     err = capsys.readouterr().err
     assert "task 'tests.handle_inbond' is not registered" in err and "tests.handle_inbound" in err, err
     with pytest.raises(ConfigurationError, match="'tests.handle_inbond' is not registered"):
-        swsync.celery.listen("tests.celery_app:app", "tests.handle_inbond", project="p", token="t",
-                             space="ws://127.0.0.1:9", contexts=["x"])
+        swsync.celery.listen(
+            "tests.celery_app:app",
+            "tests.handle_inbond",
+            project="p",
+            token="t",
+            space="ws://127.0.0.1:9",
+            contexts=["x"],
+        )
     # A producer app that does not import the task's module: the dotted name is imported.
     producer = Celery("producer", broker=f"redis://127.0.0.1:{free_port()}/0")
     swsync.celery.check_task(producer, "tests.celery_tasks.handled")
@@ -397,22 +411,41 @@ def test_listen_refuses_a_task_the_app_does_not_know_before_connecting(
     producer.close()
 
 
-def test_listen_exits_4_before_connecting_when_redis_is_unreachable(
-        capsys: pytest.CaptureFixture[str]) -> None:
+def test_listen_exits_4_before_connecting_when_redis_is_unreachable(capsys: pytest.CaptureFixture[str]) -> None:
     from swsync.cli import main
 
     dead = f"redis://127.0.0.1:{free_port()}/0"
     creds = ["--project", "p", "--token", "t", "--space", "ws://127.0.0.1:9"]
-    assert main(["listen", "--celery-app", "tests.celery_app:app", "--task", "tests.handle_inbound",
-                 "--redis-url", dead, *creds]) == 4
+    assert (
+        main(
+            [
+                "listen",
+                "--celery-app",
+                "tests.celery_app:app",
+                "--task",
+                "tests.handle_inbound",
+                "--redis-url",
+                dead,
+                *creds,
+            ]
+        )
+        == 4
+    )
     err = capsys.readouterr().err
     assert "inbound claims unavailable" in err and "not listening" in err, err
     assert "nothing was sent" not in err and "ws://127.0.0.1:9" not in err, err
     import swsync.celery
 
     with pytest.raises(RedisUnavailable, match="inbound claims unavailable.*not listening"):
-        swsync.celery.listen("tests.celery_app:app", "tests.handle_inbound", redis_url=dead, project="p",
-                             token="t", space="ws://127.0.0.1:9", contexts=["x"])
+        swsync.celery.listen(
+            "tests.celery_app:app",
+            "tests.handle_inbound",
+            redis_url=dead,
+            project="p",
+            token="t",
+            space="ws://127.0.0.1:9",
+            contexts=["x"],
+        )
 
 
 def test_a_forwarder_whose_redis_fails_raises_quietly_and_asks_to_stop_once(redis_server: Any) -> None:
@@ -420,8 +453,12 @@ def test_a_forwarder_whose_redis_fails_raises_quietly_and_asks_to_stop_once(redi
 
     stops: list[str] = []
     with RedisServer() as claims:
-        forwarder = swsync.celery.InboundForwarder(Celery("p", broker=redis_server.url), "tests.celery_tasks.handled",
-                                                   redis_url=claims.url, on_failure=lambda: stops.append("x"))
+        forwarder = swsync.celery.InboundForwarder(
+            Celery("p", broker=redis_server.url),
+            "tests.celery_tasks.handled",
+            redis_url=claims.url,
+            on_failure=lambda: stops.append("x"),
+        )
         forwarder.check()
         claims.stop()
         for mid in ("m-1", "m-2"):
@@ -440,12 +477,10 @@ def test_listen_stops_when_redis_fails_and_leaves_the_message_unacknowledged(set
     listener = Listener(env, "--task", "tests.handle_inbound", "--context", "in", "--redis-url", claims.url)
     try:
         setup.emu.wait_for_clients(1, timeout=30)
-        first = setup.emu.inject_inbound(to_number="+15551110000", from_number="+15552220000", body="a",
-                                         context="in")
+        first = setup.emu.inject_inbound(to_number="+15551110000", from_number="+15552220000", body="a", context="in")
         setup.emu.wait_until(lambda: setup.emu.unacked_events == 0, timeout=30)  # handed on, ACKed
         claims.stop()
-        second = setup.emu.inject_inbound(to_number="+15551110000", from_number="+15552220000", body="b",
-                                          context="in")
+        second = setup.emu.inject_inbound(to_number="+15551110000", from_number="+15552220000", body="b", context="in")
         code = listener.proc.wait(timeout=30)  # it stops by itself: no share of traffic it cannot hand on
         out = listener.output()
         assert setup.emu.unacked_events == 1  # the second message: not acknowledged

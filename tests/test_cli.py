@@ -31,8 +31,12 @@ def json_lines(text: str) -> list[dict[str, Any]]:
 
 def subprocess_env(emu: Any, space: str | None = None) -> dict[str, str]:
     environ = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
-    environ.update(SIGNALWIRE_PROJECT_ID=emu.project, SIGNALWIRE_API_TOKEN=emu.token,
-                   SIGNALWIRE_SPACE=space or emu.relay_url, PYTHONUNBUFFERED="1")
+    environ.update(
+        SIGNALWIRE_PROJECT_ID=emu.project,
+        SIGNALWIRE_API_TOKEN=emu.token,
+        SIGNALWIRE_SPACE=space or emu.relay_url,
+        PYTHONUNBUFFERED="1",
+    )
     return environ
 
 
@@ -93,9 +97,27 @@ def test_send_json_prints_one_object_per_state(capsys: pytest.CaptureFixture[str
     from swsync.emulator import Emulator
 
     with Emulator(state_delay=0.05) as slow:  # the intermediate states are usually seen too
-        code, out, _ = run(capsys, "--project", slow.project, "--token", slow.token,
-                           "--space", slow.relay_url, "send", "--to", TO, "--from", FROM,
-                           "--body", "hi", "--json", "--tag", "a", "--tag", "b")
+        code, out, _ = run(
+            capsys,
+            "--project",
+            slow.project,
+            "--token",
+            slow.token,
+            "--space",
+            slow.relay_url,
+            "send",
+            "--to",
+            TO,
+            "--from",
+            FROM,
+            "--body",
+            "hi",
+            "--json",
+            "--tag",
+            "a",
+            "--tag",
+            "b",
+        )
         events = json_lines(out)
         stored = slow.get_message(events[0]["message_id"])
     assert code == 0
@@ -121,8 +143,7 @@ def test_send_not_delivered_exits_1_with_reason(
 
 
 def test_send_timeout_exits_3(env: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "send", "--to", NO_DLR_NUMBER, "--from", FROM, "--body", "x",
-                         "--timeout", "0.3")
+    code, out, err = run(capsys, "send", "--to", NO_DLR_NUMBER, "--from", FROM, "--body", "x", "--timeout", "0.3")
     assert code == cli.EXIT_TIMEOUT
     assert "timed out after 0.3 s" in err and "last state: sent" in err
     assert err.count("\n") == 1
@@ -135,16 +156,16 @@ def test_send_refused_by_server_exits_1(env: Any, capsys: pytest.CaptureFixture[
 
 
 def test_send_no_wait_exits_0_once_accepted(env: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "send", "--to", NO_DLR_NUMBER, "--from", FROM, "--body", "x", "--no-wait",
-                       "--json")
+    code, out, _ = run(capsys, "send", "--to", NO_DLR_NUMBER, "--from", FROM, "--body", "x", "--no-wait", "--json")
     assert code == 0
     (event,) = json_lines(out)
     assert event["state"] == "queued"
     assert env.wait_for_status(event["message_id"], "sent", timeout=5)["to"] == NO_DLR_NUMBER
 
 
-def test_send_reads_body_from_stdin(env: Any, capsys: pytest.CaptureFixture[str],
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_send_reads_body_from_stdin(
+    env: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     import io
 
     monkeypatch.setattr(sys, "stdin", io.StringIO("from a pipe\n"))
@@ -154,8 +175,21 @@ def test_send_reads_body_from_stdin(env: Any, capsys: pytest.CaptureFixture[str]
 
 
 def test_send_via_rest(env: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "send", "--via", "rest", "--to", TO, "--from", FROM, "--body", "r",
-                         "--json", "--media", "https://example.com/a.png")
+    code, out, err = run(
+        capsys,
+        "send",
+        "--via",
+        "rest",
+        "--to",
+        TO,
+        "--from",
+        FROM,
+        "--body",
+        "r",
+        "--json",
+        "--media",
+        "https://example.com/a.png",
+    )
     assert code == 0, err
     events = json_lines(out)
     assert events[-1]["state"] == "delivered"
@@ -164,15 +198,15 @@ def test_send_via_rest(env: Any, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_send_via_rest_not_delivered(env: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(capsys, "send", "--via", "rest", "--to", UNDELIVERED_NUMBER, "--from", FROM,
-                       "--body", "r")
+    code, _, err = run(capsys, "send", "--via", "rest", "--to", UNDELIVERED_NUMBER, "--from", FROM, "--body", "r")
     assert code == cli.EXIT_NOT_DELIVERED
     assert "undelivered" in err
 
 
 def test_send_via_rest_timeout(env: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(capsys, "send", "--via", "rest", "--to", NO_DLR_NUMBER, "--from", FROM,
-                       "--body", "r", "--timeout", "0.3")
+    code, _, err = run(
+        capsys, "send", "--via", "rest", "--to", NO_DLR_NUMBER, "--from", FROM, "--body", "r", "--timeout", "0.3"
+    )
     assert code == cli.EXIT_TIMEOUT
     assert "last status: sent" in err
 
@@ -198,13 +232,17 @@ def test_bad_arguments_exit_2_before_any_network(
 @pytest.mark.parametrize(
     ("present", "missing"),
     # No space is fine over RELAY (relay.signalwire.com, #10): the token is missing first.
-    [({}, "SIGNALWIRE_API_TOKEN"),
-     ({"SIGNALWIRE_SPACE": "ws://127.0.0.1:1"}, "SIGNALWIRE_API_TOKEN"),
-     ({"SIGNALWIRE_SPACE": "ws://127.0.0.1:1", "SIGNALWIRE_API_TOKEN": "t"}, "SIGNALWIRE_PROJECT_ID")],
+    [
+        ({}, "SIGNALWIRE_API_TOKEN"),
+        ({"SIGNALWIRE_SPACE": "ws://127.0.0.1:1"}, "SIGNALWIRE_API_TOKEN"),
+        ({"SIGNALWIRE_SPACE": "ws://127.0.0.1:1", "SIGNALWIRE_API_TOKEN": "t"}, "SIGNALWIRE_PROJECT_ID"),
+    ],
 )
 def test_missing_credentials_exit_2_naming_the_variable(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-    present: dict[str, str], missing: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    present: dict[str, str],
+    missing: str,
 ) -> None:
     for name, value in present.items():
         monkeypatch.setenv(name, value)
@@ -247,14 +285,14 @@ def test_bad_token_over_rest_exits_4(env: Any, capsys: pytest.CaptureFixture[str
 
 def test_unreachable_server_exits_4(capsys: pytest.CaptureFixture[str]) -> None:
     space = f"ws://127.0.0.1:{closed_port()}"
-    code, _, err = run(capsys, "--project", "p", "--token", "t", "--space", space,
-                       "send", "--to", TO, "--from", FROM, "--body", "x")
+    code, _, err = run(
+        capsys, "--project", "p", "--token", "t", "--space", space, "send", "--to", TO, "--from", FROM, "--body", "x"
+    )
     assert code == cli.EXIT_CONNECTION
     assert err.startswith("swsync: error: connection failed") and err.count("\n") == 1
 
 
-def test_timeout_also_bounds_connecting(capsys: pytest.CaptureFixture[str],
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_timeout_also_bounds_connecting(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     import swsync.relay
 
     made: list[dict[str, Any]] = []
@@ -269,8 +307,24 @@ def test_timeout_also_bounds_connecting(capsys: pytest.CaptureFixture[str],
         silent.bind(("127.0.0.1", 0))
         silent.listen(1)
         space = "ws://127.0.0.1:%d" % silent.getsockname()[1]
-        code, _, err = run(capsys, "--project", "p", "--token", "t", "--space", space,
-                           "send", "--to", TO, "--from", FROM, "--body", "x", "--timeout", "0.3")
+        code, _, err = run(
+            capsys,
+            "--project",
+            "p",
+            "--token",
+            "t",
+            "--space",
+            space,
+            "send",
+            "--to",
+            TO,
+            "--from",
+            FROM,
+            "--body",
+            "x",
+            "--timeout",
+            "0.3",
+        )
     assert code == cli.EXIT_CONNECTION
     assert err.startswith("swsync: error: connection failed")
     assert made[0]["connect_timeout"] == made[0]["request_timeout"] == 0.3
@@ -283,9 +337,7 @@ def test_debug_shows_traceback(env: Any, capsys: pytest.CaptureFixture[str]) -> 
     assert err.rstrip().splitlines()[-1].startswith("swsync: error: authentication failed")
 
 
-def test_global_options_work_before_and_after_the_command(
-    emu: Any, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_global_options_work_before_and_after_the_command(emu: Any, capsys: pytest.CaptureFixture[str]) -> None:
     creds = ["--project", emu.project, "--token", emu.token, "--space", emu.rest_url]  # http:// for RELAY too
     send = ["send", "--to", TO, "--from", FROM, "--body", "x"]
     assert run(capsys, *creds, *send)[0] == 0
@@ -352,7 +404,10 @@ def test_messages_get_redact_delete(env: Any, capsys: pytest.CaptureFixture[str]
 def test_python_m_swsync_send_subprocess(emu: Any) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "swsync", "send", "--to", TO, "--from", FROM, "--body", "cron"],
-        env=subprocess_env(emu), capture_output=True, text=True, timeout=60,
+        env=subprocess_env(emu),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     assert "delivered" in proc.stdout.splitlines()[-1]
@@ -361,15 +416,17 @@ def test_python_m_swsync_send_subprocess(emu: Any) -> None:
 def test_listen_prints_inbound_json_and_stops_on_sigterm(emu: Any) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "swsync", "listen", "--context", "office", "--context", "home"],
-        env=subprocess_env(emu), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=subprocess_env(emu),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     out, err = Lines(proc.stdout), Lines(proc.stderr)
     try:
         assert "listening on context(s) office, home" in err.next()
         emu.inject_inbound(to_number=FROM, from_number=TO, body="hi there", context="home")
         line = json.loads(out.next())
-        assert (line["from_number"], line["to_number"], line["body"], line["context"]) == (
-            TO, FROM, "hi there", "home")
+        assert (line["from_number"], line["to_number"], line["body"], line["context"]) == (TO, FROM, "hi there", "home")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
     finally:
@@ -380,13 +437,29 @@ def test_listen_prints_inbound_json_and_stops_on_sigterm(emu: Any) -> None:
         err.close()
 
 
-def test_emulator_command_prints_exports_and_serves(capsys: pytest.CaptureFixture[str],
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_emulator_command_prints_exports_and_serves(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     environ = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "swsync", "emulator", "--port", "0", "--state-delay", "0",
-         "--project", "proj-1", "--token", "tok-1"],
-        env=dict(environ, PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [
+            sys.executable,
+            "-m",
+            "swsync",
+            "emulator",
+            "--port",
+            "0",
+            "--state-delay",
+            "0",
+            "--project",
+            "proj-1",
+            "--token",
+            "tok-1",
+        ],
+        env=dict(environ, PYTHONUNBUFFERED="1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     lines = Lines(proc.stdout)
     try:
@@ -395,7 +468,7 @@ def test_emulator_command_prints_exports_and_serves(capsys: pytest.CaptureFixtur
             line = lines.next()
             assert line, "the emulator exited early"
             if line.startswith("export "):
-                name, _, value = line[len("export "):].strip().partition("=")
+                name, _, value = line[len("export ") :].strip().partition("=")
                 exports[name] = value
         assert exports["SIGNALWIRE_PROJECT_ID"] == "proj-1" and exports["SIGNALWIRE_API_TOKEN"] == "tok-1"
         for name in ("SIGNALWIRE_PROJECT_ID", "SIGNALWIRE_API_TOKEN", "SIGNALWIRE_SPACE"):
@@ -427,8 +500,7 @@ def test_demo_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
     assert [row.split()[4] for row in table[2:]] == ["received", "delivered"]
 
 
-def test_emulator_commands_need_aiohttp(capsys: pytest.CaptureFixture[str],
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_emulator_commands_need_aiohttp(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "aiohttp", None)  # makes "import aiohttp" fail
     for argv in (["demo"], ["emulator", "--port", "0"]):
         code, _, err = run(capsys, *argv)
@@ -436,8 +508,7 @@ def test_emulator_commands_need_aiohttp(capsys: pytest.CaptureFixture[str],
         assert "pip install 'swsync[emulator]'" in err
 
 
-def test_send_ctrl_c_exits_130(env: Any, capsys: pytest.CaptureFixture[str],
-                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_send_ctrl_c_exits_130(env: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     from swsync.relay import Message
 
     def interrupted(self: Message, timeout: float | None = None) -> None:
@@ -456,7 +527,10 @@ def test_send_exit_code_survives_a_closed_stdout(emu: Any) -> None:
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "swsync", "send", "--to", UNDELIVERED_NUMBER, "--from", FROM, "--body", "x"],
-            env=subprocess_env(emu), stdout=write_end, stderr=subprocess.PIPE, timeout=60,
+            env=subprocess_env(emu),
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            timeout=60,
         )
     finally:
         os.close(write_end)
@@ -466,7 +540,10 @@ def test_send_exit_code_survives_a_closed_stdout(emu: Any) -> None:
 def test_listen_stops_when_its_reader_goes_away(emu: Any) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "swsync", "listen", "--context", "office"],
-        env=subprocess_env(emu), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=subprocess_env(emu),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     err = Lines(proc.stderr)
     try:

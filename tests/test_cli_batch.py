@@ -26,8 +26,7 @@ FROM = "+15559990000"
 
 @pytest.fixture
 def env(emu: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    values = {"SIGNALWIRE_PROJECT_ID": emu.project, "SIGNALWIRE_API_TOKEN": emu.token,
-              "SIGNALWIRE_SPACE": emu.rest_url}
+    values = {"SIGNALWIRE_PROJECT_ID": emu.project, "SIGNALWIRE_API_TOKEN": emu.token, "SIGNALWIRE_SPACE": emu.rest_url}
     for k, v in values.items():
         monkeypatch.setenv(k, v)
     monkeypatch.delenv("SIGNALWIRE_JWT_TOKEN", raising=False)
@@ -45,15 +44,19 @@ def write_csv(path: Path, rows: list[str]) -> str:
 
 
 def test_bad_rows_are_reported_with_line_numbers_and_nothing_is_sent(
-        emu: Any, env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    f = write_csv(tmp_path / "in.csv", [
-        "to,name,media",
-        "+15551230001,Ann,",
-        "not-a-number,Bob,",                         # line 3: bad number
-        "+15551230003,Cy,ftp://example.com/a.png",   # line 4: bad media URL
-        "+15551230001,Ann,",                         # line 5: same as line 2
-        '"+15551230005,Dee',                         # line 6: unterminated quote -> wrong fields
-    ])
+    emu: Any, env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = write_csv(
+        tmp_path / "in.csv",
+        [
+            "to,name,media",
+            "+15551230001,Ann,",
+            "not-a-number,Bob,",  # line 3: bad number
+            "+15551230003,Cy,ftp://example.com/a.png",  # line 4: bad media URL
+            "+15551230001,Ann,",  # line 5: same as line 2
+            '"+15551230005,Dee',  # line 6: unterminated quote -> wrong fields
+        ],
+    )
     code = main(["send-batch", f, "--from", FROM, "--body", "Hi {name}"])
     err = capsys.readouterr().err
     assert code == 2
@@ -73,36 +76,43 @@ def test_header_problems(env: dict[str, str], tmp_path: Path, capsys: pytest.Cap
     assert main(["send-batch", str(tmp_path / "missing.csv"), "--from", FROM]) == 2
 
 
-def test_dry_run_prints_what_it_costs(emu: Any, env: dict[str, str], tmp_path: Path,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
-    f = write_csv(tmp_path / "in.csv", [
-        "to,body,media",
-        "+15551230001,hello,",
-        "+15551230002," + "x" * 161 + ",",          # 2 GSM-7 segments
-        "+15551230003,\u4f60\u597d,",               # UCS-2
-        "+15551230004,pic,https://example.com/a.png",  # MMS
-    ])
+def test_dry_run_prints_what_it_costs(
+    emu: Any, env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = write_csv(
+        tmp_path / "in.csv",
+        [
+            "to,body,media",
+            "+15551230001,hello,",
+            "+15551230002," + "x" * 161 + ",",  # 2 GSM-7 segments
+            "+15551230003,\u4f60\u597d,",  # UCS-2
+            "+15551230004,pic,https://example.com/a.png",  # MMS
+        ],
+    )
     assert main(["send-batch", f, "--from", FROM, "--dry-run", "--json"]) == 0
     totals = json.loads(capsys.readouterr().out)
-    assert totals == {"dry_run": True, "messages": 4, "segments": 5, "mms": 1,
-                      "by_encoding": {"GSM-7": {"messages": 2, "segments": 3},
-                                      "UCS-2": {"messages": 1, "segments": 1}}}
+    assert totals == {
+        "dry_run": True,
+        "messages": 4,
+        "segments": 5,
+        "mms": 1,
+        "by_encoding": {"GSM-7": {"messages": 2, "segments": 3}, "UCS-2": {"messages": 1, "segments": 1}},
+    }
     assert main(["send-batch", f, "--from", FROM, "--dry-run"]) == 0
     assert "4 messages, 5 segments" in capsys.readouterr().out
     assert sum(sent_to(emu).values()) == 0
 
 
-def test_send_out_and_rerun(emu: Any, env: dict[str, str], tmp_path: Path,
-                            capsys: pytest.CaptureFixture[str]) -> None:
-    f = write_csv(tmp_path / "in.csv", ["to,name,key", "+15551230001,Ann,a",
-                                        f"{UNDELIVERED_NUMBER},Bob,b", "+15551230003,Cy,c"])
+def test_send_out_and_rerun(emu: Any, env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = write_csv(
+        tmp_path / "in.csv", ["to,name,key", "+15551230001,Ann,a", f"{UNDELIVERED_NUMBER},Bob,b", "+15551230003,Cy,c"]
+    )
     out = tmp_path / "out.csv"
     argv = ["send-batch", f, "--from", FROM, "--body", "Hi {name}", "--json", "--out", str(out)]
     assert main(argv) == 1  # one undelivered
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     results = {x["key"]: x for x in lines if "key" in x}
-    assert {k: r["outcome"] for k, r in results.items()} == {
-        "a": "delivered", "b": "undelivered", "c": "delivered"}
+    assert {k: r["outcome"] for k, r in results.items()} == {"a": "delivered", "b": "undelivered", "c": "delivered"}
     assert results["b"]["line"] == 3 and results["b"]["reason"] == "carrier_blocked"
     assert lines[-1]["summary"]["delivered"] == 2
     rows = out.read_text().splitlines()
@@ -115,11 +125,15 @@ def test_send_out_and_rerun(emu: Any, env: dict[str, str], tmp_path: Path,
     assert sent_to(emu) == Counter({"+15551230001": 1, UNDELIVERED_NUMBER: 1, "+15551230003": 1})
     with sqlite3.connect(f + ".journal.db") as db:
         assert dict(db.execute("SELECT key, outcome FROM sends")) == {
-            "a": "delivered", "b": "undelivered", "c": "delivered"}
+            "a": "delivered",
+            "b": "undelivered",
+            "c": "delivered",
+        }
 
 
-def test_unknown_outcomes_have_their_own_exit_code(emu: Any, env: dict[str, str], tmp_path: Path,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_outcomes_have_their_own_exit_code(
+    emu: Any, env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     f = write_csv(tmp_path / "in.csv", ["to,body", "+15551230001,hi"])
     emu.faults.response_delay = 1.0
     assert main(["send-batch", f, "--from", FROM, "--timeout", "0.3"]) == 5
@@ -133,8 +147,13 @@ def test_unknown_outcomes_have_their_own_exit_code(emu: Any, env: dict[str, str]
 
 def test_no_progress_bar_when_stderr_is_not_a_terminal(env: dict[str, str], tmp_path: Path) -> None:
     f = write_csv(tmp_path / "in.csv", ["to,body"] + [f"+1555123{i:04d},hi" for i in range(5)])
-    p = subprocess.run([sys.executable, "-m", "swsync", "send-batch", f, "--from", FROM],
-                       env=env, capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [sys.executable, "-m", "swsync", "send-batch", f, "--from", FROM],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 0, p.stderr
     assert "\r" not in p.stderr and "ETA" not in p.stderr
     assert "5 results (5 delivered)" in p.stderr
@@ -158,8 +177,12 @@ def read_all(fd: int, timeout: float = 30.0) -> bytes:
 def test_progress_bar_on_a_terminal(env: dict[str, str], tmp_path: Path) -> None:
     f = write_csv(tmp_path / "in.csv", ["to,body"] + [f"+1555123{i:04d},hi" for i in range(20)])
     master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "swsync", "send-batch", f, "--from", FROM],
-                            env=env, stdout=subprocess.DEVNULL, stderr=slave)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "swsync", "send-batch", f, "--from", FROM],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=slave,
+    )
     os.close(slave)
     try:
         screen = read_all(master).decode()
@@ -178,8 +201,9 @@ BIG = 300
 def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path: Path) -> None:
     f = write_csv(tmp_path / "in.csv", ["to,body"] + [f"+1555400{i:04d},hi" for i in range(BIG)])
     with Emulator(state_delay=0.0) as emu:
-        env = dict(os.environ, SIGNALWIRE_PROJECT_ID=emu.project, SIGNALWIRE_API_TOKEN=emu.token,
-                   SIGNALWIRE_SPACE=emu.rest_url)
+        env = dict(
+            os.environ, SIGNALWIRE_PROJECT_ID=emu.project, SIGNALWIRE_API_TOKEN=emu.token, SIGNALWIRE_SPACE=emu.rest_url
+        )
         argv = [sys.executable, "-m", "swsync", "send-batch", f, "--from", FROM, "--rate", "50"]
         proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert proc.stdout is not None
@@ -205,8 +229,7 @@ def test_ctrl_c_during_a_slow_pace_sends_nothing_more(emu: Any, env: dict[str, s
     # --rate 1: after the first row, every sender waits for its turn; Ctrl-C must end
     # those waits at once, with no further row sent.
     f = write_csv(tmp_path / "r20.csv", ["to,name"] + [f"+1555410{i:04d},n{i}" for i in range(20)])
-    argv = [sys.executable, "-m", "swsync", "send-batch", f, "--from", FROM, "--body", "Hi {name}",
-            "--rate", "1"]
+    argv = [sys.executable, "-m", "swsync", "send-batch", f, "--from", FROM, "--body", "Hi {name}", "--rate", "1"]
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     assert proc.stdout.readline()  # the first row is out
@@ -223,12 +246,12 @@ def test_ctrl_c_during_a_slow_pace_sends_nothing_more(emu: Any, env: dict[str, s
     assert len(counts) == 20 and set(counts.values()) == {1}
 
 
-def test_a_rerun_gives_the_same_exit_code(emu: Any, env: dict[str, str], tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_rerun_gives_the_same_exit_code(
+    emu: Any, env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from swsync.emulator.store import NO_DLR_NUMBER
 
-    f = write_csv(tmp_path / "nodlr.csv", ["to,body,key", f"{NO_DLR_NUMBER},no receipt,a1",
-                                           "+15551230001,hello,a2"])
+    f = write_csv(tmp_path / "nodlr.csv", ["to,body,key", f"{NO_DLR_NUMBER},no receipt,a1", "+15551230001,hello,a2"])
     argv = ["send-batch", f, "--from", FROM, "--timeout", "0.5"]
     assert main(argv) == 3
     assert main(argv) == 3  # the same state: still no final state for a1
@@ -241,8 +264,14 @@ def test_a_reader_going_away_does_not_stop_the_batch(emu: Any, env: dict[str, st
     f = write_csv(tmp_path / "in.csv", ["to,body"] + [f"+1555420{i:04d},hi" for i in range(10)])
     r, w = os.pipe()
     os.close(r)  # `| head -1` that has already gone
-    p = subprocess.run([sys.executable, "-m", "swsync", "send-batch", f, "--from", FROM],
-                       env=env, stdout=w, stderr=subprocess.PIPE, text=True, timeout=60)
+    p = subprocess.run(
+        [sys.executable, "-m", "swsync", "send-batch", f, "--from", FROM],
+        env=env,
+        stdout=w,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+    )
     os.close(w)
     assert p.returncode == 1, p.stderr
     assert "connection failed" not in p.stderr
@@ -256,8 +285,14 @@ def test_a_reader_going_away_does_not_stop_the_batch(emu: Any, env: dict[str, st
 def test_a_full_stdout_does_not_stop_the_batch(emu: Any, env: dict[str, str], tmp_path: Path) -> None:
     f = write_csv(tmp_path / "in.csv", ["to,body"] + [f"+1555430{i:04d},hi" for i in range(5)])
     with open("/dev/full", "w") as full:
-        p = subprocess.run([sys.executable, "-m", "swsync", "send-batch", f, "--from", FROM, "--json"],
-                           env=env, stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
+        p = subprocess.run(
+            [sys.executable, "-m", "swsync", "send-batch", f, "--from", FROM, "--json"],
+            env=env,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
     assert p.returncode == 1, p.stderr
     assert "connection failed" not in p.stderr
     assert p.stderr.count("cannot write to standard output") == 1
@@ -265,9 +300,9 @@ def test_a_full_stdout_does_not_stop_the_batch(emu: Any, env: dict[str, str], tm
     assert len(sent_to(emu)) == 5
 
 
-def test_bad_out_and_journal_paths_are_usage_errors(emu: Any, env: dict[str, str], tmp_path: Path,
-                                                     capsys: pytest.CaptureFixture[str],
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_out_and_journal_paths_are_usage_errors(
+    emu: Any, env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     f = write_csv(tmp_path / "in.csv", ["to,body", "+15551230001,hi"])
     # Nothing may connect: point the client at a port where nobody listens.
     monkeypatch.setenv("SIGNALWIRE_SPACE", "http://127.0.0.1:9")
@@ -280,8 +315,9 @@ def test_bad_out_and_journal_paths_are_usage_errors(emu: Any, env: dict[str, str
     assert "Traceback" not in err and "OperationalError" not in err
 
 
-def test_missing_credentials_name_the_cli_options(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_credentials_name_the_cli_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     for name in ("SIGNALWIRE_PROJECT_ID", "SIGNALWIRE_API_TOKEN", "SIGNALWIRE_JWT_TOKEN", "SIGNALWIRE_SPACE"):
         monkeypatch.delenv(name, raising=False)
     f = write_csv(tmp_path / "in.csv", ["to,body", "+15551230001,hi"])
@@ -305,8 +341,9 @@ def test_rate_spaces_sends_evenly_by_default(env: dict[str, str]) -> None:
     assert _client(args).rate_limit.burst == 5
 
 
-def test_a_failing_out_file_does_not_stop_the_batch(emu: Any, env: dict[str, str], tmp_path: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_failing_out_file_does_not_stop_the_batch(
+    emu: Any, env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     f = write_csv(tmp_path / "in.csv", ["to,body"] + [f"+1555440{i:04d},hi" for i in range(3)])
     assert main(["send-batch", f, "--from", FROM, "--out", "/dev/full"]) == 1
     captured = capsys.readouterr()

@@ -31,8 +31,9 @@ pytestmark = pytest.mark.usefixtures("clean_signalwire_env")
 
 def subprocess_env(project: str, token: str, space: str) -> dict[str, str]:
     environ = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
-    environ.update(SIGNALWIRE_PROJECT_ID=project, SIGNALWIRE_API_TOKEN=token,
-                   SIGNALWIRE_SPACE=space, PYTHONUNBUFFERED="1")
+    environ.update(
+        SIGNALWIRE_PROJECT_ID=project, SIGNALWIRE_API_TOKEN=token, SIGNALWIRE_SPACE=space, PYTHONUNBUFFERED="1"
+    )
     return environ
 
 
@@ -40,34 +41,48 @@ def swsync(emu: Any, *argv: str, space: str | None = None, **kwargs: Any) -> sub
     """Run ``python -m swsync ARGV`` against the emulator; ``kwargs`` go to subprocess.run."""
     kwargs.setdefault("stdout", subprocess.PIPE)
     kwargs.setdefault("stderr", subprocess.PIPE)
-    return subprocess.run([sys.executable, "-m", "swsync", *argv],
-                          env=subprocess_env(emu.project, emu.token, space or emu.relay_url),
-                          timeout=60, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "swsync", *argv],
+        env=subprocess_env(emu.project, emu.token, space or emu.relay_url),
+        timeout=60,
+        **kwargs,
+    )
 
 
 # ------------------------------------------------- a global option's value that is a command
 
 
 @pytest.mark.parametrize("project", ["demo", "send", "messages", "listen", "emulator"])
-def test_a_global_option_value_may_equal_a_command_name(
-    capsys: pytest.CaptureFixture[str], project: str
-) -> None:
+def test_a_global_option_value_may_equal_a_command_name(capsys: pytest.CaptureFixture[str], project: str) -> None:
     from swsync.emulator import Emulator
 
     with Emulator(state_delay=0.0, project=project) as emu:
-        code, out, err = run(capsys, "--project", project, "--token", emu.token, "--space", emu.relay_url,
-                             "send", "--to", TO, "--from", FROM, "--body", "x")
+        code, out, err = run(
+            capsys,
+            "--project",
+            project,
+            "--token",
+            emu.token,
+            "--space",
+            emu.relay_url,
+            "send",
+            "--to",
+            TO,
+            "--from",
+            FROM,
+            "--body",
+            "x",
+        )
         assert code == 0, err
         assert "delivered" in out
-        code, out, err = run(capsys, f"--project={project}", "--token", emu.token,
-                             "--space", emu.rest_url, "messages", "list", "--json")
+        code, out, err = run(
+            capsys, f"--project={project}", "--token", emu.token, "--space", emu.rest_url, "messages", "list", "--json"
+        )
         assert code == 0, err
         assert len(out.splitlines()) == 1
 
 
-def test_an_unknown_option_after_the_guessed_command_is_still_a_usage_error(
-    capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_an_unknown_option_after_the_guessed_command_is_still_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         cli.main(["--project", "demo", "send", "--to", TO, "--from", FROM, "--body", "x", "--bogus"])
     assert info.value.code == cli.EXIT_USAGE
@@ -78,9 +93,7 @@ def test_an_unknown_option_after_the_guessed_command_is_still_a_usage_error(
 
 
 @pytest.mark.parametrize("value", ["nan", "-1", "0", "-inf", "soon"])
-def test_nan_negative_and_zero_timeouts_are_usage_errors(
-    capsys: pytest.CaptureFixture[str], value: str
-) -> None:
+def test_nan_negative_and_zero_timeouts_are_usage_errors(capsys: pytest.CaptureFixture[str], value: str) -> None:
     with pytest.raises(SystemExit) as info:
         cli.main(["send", "--to", TO, "--from", FROM, "--body", "x", f"--timeout={value}"])
     assert info.value.code == cli.EXIT_USAGE
@@ -93,8 +106,7 @@ def test_nan_negative_and_zero_timeouts_are_usage_errors(
 def test_huge_and_infinite_timeouts_mean_no_limit(
     env: Any, capsys: pytest.CaptureFixture[str], value: str, via: str
 ) -> None:
-    code, out, err = run(capsys, "send", "--to", TO, "--from", FROM, "--body", "x",
-                         "--via", via, "--timeout", value)
+    code, out, err = run(capsys, "send", "--to", TO, "--from", FROM, "--body", "x", "--via", via, "--timeout", value)
     assert code == cli.EXIT_OK, err
     assert "delivered" in out.splitlines()[-1]
     assert err == ""
@@ -110,8 +122,9 @@ def test_huge_timeout_in_a_subprocess_exits_0_without_a_traceback(emu: Any) -> N
 
 
 def test_body_from_a_closed_stdin_is_a_usage_error(emu: Any) -> None:
-    proc = swsync(emu, "send", "--to", TO, "--from", FROM, "--body", "-",
-                  stdin=subprocess.DEVNULL, preexec_fn=lambda: os.close(0))
+    proc = swsync(
+        emu, "send", "--to", TO, "--from", FROM, "--body", "-", stdin=subprocess.DEVNULL, preexec_fn=lambda: os.close(0)
+    )
     assert proc.returncode == cli.EXIT_USAGE
     err = proc.stderr.decode()
     assert err.count("\n") == 1 and "standard input is closed" in err
@@ -169,8 +182,26 @@ def test_send_via_rest_timeout_bounds_retry_after_waits(
 ) -> None:
     space = f"http://127.0.0.1:{too_many_requests.server_address[1]}"
     start = time.monotonic()
-    code, out, err = run(capsys, "--project", "p", "--token", "t", "--space", space,
-                         "send", "--via", "rest", "--to", TO, "--from", FROM, "--body", "x", "--timeout", "3")
+    code, out, err = run(
+        capsys,
+        "--project",
+        "p",
+        "--token",
+        "t",
+        "--space",
+        space,
+        "send",
+        "--via",
+        "rest",
+        "--to",
+        TO,
+        "--from",
+        FROM,
+        "--body",
+        "x",
+        "--timeout",
+        "3",
+    )
     elapsed = time.monotonic() - start
     # Before the fix it slept the 20 s Retry-After three times; generous for a loaded machine.
     assert elapsed < 10, f"took {elapsed:.1f} s with --timeout 3"
@@ -186,8 +217,26 @@ def test_send_via_rest_retries_only_while_the_deadline_allows(
     too_many_requests.retry_after = "1"
     space = f"http://127.0.0.1:{too_many_requests.server_address[1]}"
     start = time.monotonic()
-    code, _, err = run(capsys, "--project", "p", "--token", "t", "--space", space,
-                       "send", "--via", "rest", "--to", TO, "--from", FROM, "--body", "x", "--timeout", "2.5")
+    code, _, err = run(
+        capsys,
+        "--project",
+        "p",
+        "--token",
+        "t",
+        "--space",
+        space,
+        "send",
+        "--via",
+        "rest",
+        "--to",
+        TO,
+        "--from",
+        FROM,
+        "--body",
+        "x",
+        "--timeout",
+        "2.5",
+    )
     elapsed = time.monotonic() - start
     assert code == cli.EXIT_NOT_DELIVERED, err
     # Each 1 s wait is made only if it ends before the deadline: at most three attempts
@@ -226,9 +275,14 @@ def test_messages_list_refuses_a_malformed_number_before_any_request(
 # ------------------------------------------------------------- a bare --space on a plain server
 
 
-@pytest.mark.parametrize("command", [["send", "--to", TO, "--from", FROM, "--body", "x"],
-                                     ["send", "--via", "rest", "--to", TO, "--from", FROM, "--body", "x"],
-                                     ["messages", "list"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["send", "--to", TO, "--from", FROM, "--body", "x"],
+        ["send", "--via", "rest", "--to", TO, "--from", FROM, "--body", "x"],
+        ["messages", "list"],
+    ],
+)
 def test_bare_space_on_the_plain_http_emulator_hints_at_http(
     emu: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, command: list[str]
 ) -> None:
@@ -274,9 +328,7 @@ def assert_one_output_error(stderr: bytes, why: str) -> None:
 
 @pytest.mark.parametrize("stdout", ["closed", "full"])
 @pytest.mark.parametrize("extra", [[], ["--json"], ["--via", "rest"]])
-def test_send_exit_code_is_the_outcome_when_stdout_is_unusable(
-    emu: Any, stdout: str, extra: list[str]
-) -> None:
+def test_send_exit_code_is_the_outcome_when_stdout_is_unusable(emu: Any, stdout: str, extra: list[str]) -> None:
     from swsync.emulator import UNDELIVERED_NUMBER
 
     why = "closed" if stdout == "closed" else "No space left on device"
@@ -284,8 +336,9 @@ def test_send_exit_code_is_the_outcome_when_stdout_is_unusable(
     assert delivered.returncode == cli.EXIT_OK, delivered.stderr
     assert_one_output_error(delivered.stderr, why)
     assert statuses(emu) == ["delivered"]
-    refused = swsync(emu, "send", "--to", UNDELIVERED_NUMBER, "--from", FROM, "--body", "x", *extra,
-                     **STDOUTS[stdout]())
+    refused = swsync(
+        emu, "send", "--to", UNDELIVERED_NUMBER, "--from", FROM, "--body", "x", *extra, **STDOUTS[stdout]()
+    )
     assert refused.returncode == cli.EXIT_NOT_DELIVERED
     assert_one_output_error(refused.stderr, why)
     assert "undelivered" in refused.stderr.decode().splitlines()[-1]
@@ -293,9 +346,7 @@ def test_send_exit_code_is_the_outcome_when_stdout_is_unusable(
 
 @pytest.mark.parametrize("stdout", ["closed", "full"])
 @pytest.mark.parametrize("command", [["messages", "list"], ["messages", "list", "--json"], ["messages", "get"]])
-def test_messages_commands_report_unusable_stdout_in_one_line(
-    emu: Any, stdout: str, command: list[str]
-) -> None:
+def test_messages_commands_report_unusable_stdout_in_one_line(emu: Any, stdout: str, command: list[str]) -> None:
     (sid,) = emu.add_messages(1)
     argv = [*command, sid] if command[-1] == "get" else command
     proc = swsync(emu, *argv, space=emu.rest_url, **STDOUTS[stdout]())
@@ -314,9 +365,13 @@ def test_messages_delete_exit_code_is_the_outcome_when_stdout_is_unusable(emu: A
 
 @pytest.mark.parametrize("stdout", ["closed", "full"])
 def test_demo_reports_unusable_stdout_in_one_line(stdout: str) -> None:
-    proc = subprocess.run([sys.executable, "-m", "swsync", "demo", "--state-delay", "0"],
-                          env={k: v for k, v in os.environ.items() if k not in ENV_VARS},
-                          stderr=subprocess.PIPE, timeout=60, **STDOUTS[stdout]())
+    proc = subprocess.run(
+        [sys.executable, "-m", "swsync", "demo", "--state-delay", "0"],
+        env={k: v for k, v in os.environ.items() if k not in ENV_VARS},
+        stderr=subprocess.PIPE,
+        timeout=60,
+        **STDOUTS[stdout](),
+    )
     assert proc.returncode == cli.EXIT_NOT_DELIVERED
     assert_one_output_error(proc.stderr, "closed" if stdout == "closed" else "No space left on device")
 
@@ -352,7 +407,8 @@ def test_listen_with_stdout_full_stops_without_acknowledging_what_it_did_not_pri
     proc = subprocess.Popen(
         [sys.executable, "-m", "swsync", "listen", "--context", "office"],
         env=subprocess_env(emu.project, emu.token, emu.relay_url),
-        stdout=open("/dev/full", "wb"), stderr=subprocess.PIPE,  # noqa: SIM115
+        stdout=open("/dev/full", "wb"),
+        stderr=subprocess.PIPE,  # noqa: SIM115
     )
     try:
         assert proc.stderr is not None
@@ -372,8 +428,9 @@ def test_listen_with_stdout_full_stops_without_acknowledging_what_it_did_not_pri
             proc.stderr.close()
     assert "Traceback" not in err
     assert err.count("cannot write to standard output: [Errno 28] No space left on device") == 1
-    reported = [json.loads(line.split("): ", 1)[1]) for line in err.splitlines()
-                if line.startswith("swsync: not printed")]
+    reported = [
+        json.loads(line.split("): ", 1)[1]) for line in err.splitlines() if line.startswith("swsync: not printed")
+    ]
     # The first message is reported whole; every other one the client received likewise.
     assert reported and reported[0]["body"] == "inbound 0"
     assert [m["body"] for m in reported] == bodies[: len(reported)]
@@ -383,8 +440,9 @@ def test_listen_with_stdout_full_stops_without_acknowledging_what_it_did_not_pri
 # ------------------------------------------------------------------------- a missing space
 
 
-@pytest.mark.parametrize("command", [["messages", "list"],
-                                     ["send", "--via", "rest", "--to", TO, "--from", FROM, "--body", "x"]])
+@pytest.mark.parametrize(
+    "command", [["messages", "list"], ["send", "--via", "rest", "--to", TO, "--from", FROM, "--body", "x"]]
+)
 def test_rest_commands_without_a_space_say_the_rest_api_needs_one(
     capsys: pytest.CaptureFixture[str], command: list[str]
 ) -> None:

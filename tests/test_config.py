@@ -58,8 +58,20 @@ def test_relay_url(host: str, url: str) -> None:
 
 @pytest.mark.parametrize(
     "host",
-    ["user:pw@example.com", "example.com/path", "example.com?x=1", "exa mple.com", "example.com\r\nX: y",
-     "ftp://example.com", "wss://example.com/path", "https://example.com/x", "wss://u@example.com", "", "example.com\t", "ex\\ample"],
+    [
+        "user:pw@example.com",
+        "example.com/path",
+        "example.com?x=1",
+        "exa mple.com",
+        "example.com\r\nX: y",
+        "ftp://example.com",
+        "wss://example.com/path",
+        "https://example.com/x",
+        "wss://u@example.com",
+        "",
+        "example.com\t",
+        "ex\\ample",
+    ],
 )
 def test_bad_hosts_rejected(host: str) -> None:
     with pytest.raises(ConfigurationError):

@@ -95,7 +95,7 @@ NASTY = "Tom & Jerry <b>\"quoted\" 'single'</b> ]]> café ♥ 😀 \t line\nbrea
 def test_escaping_round_trips_text_and_attributes() -> None:
     url = "https://example.com/a?x=1&y=<2>&z=\"q\"&w='s'&é=😀"
     r = MessagingResponse()
-    r.message(NASTY, to="{{From}}", from_="Tom & \"Jerry\" <x>", action=url, media=[url])
+    r.message(NASTY, to="{{From}}", from_='Tom & "Jerry" <x>', action=url, media=[url])
     r.redirect(url, method="get")
     xml = r.to_xml()
     assert "Tom & Jerry" not in xml and "<b>" not in xml and "\r" not in xml

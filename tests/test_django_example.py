@@ -47,13 +47,27 @@ def app_port() -> int:
 def emulator_env(app_port: int) -> Iterator[dict[str, str]]:
     """``swsync emulator`` posting inbound messages to the app; yields its exported variables."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "swsync", "emulator", "--port", "0", "--state-delay", "0",
-         "--inbound-webhook-url", f"http://127.0.0.1:{app_port}/signalwire/sms"],
-        env=_clean_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [
+            sys.executable,
+            "-m",
+            "swsync",
+            "emulator",
+            "--port",
+            "0",
+            "--state-delay",
+            "0",
+            "--inbound-webhook-url",
+            f"http://127.0.0.1:{app_port}/signalwire/sms",
+        ],
+        env=_clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     lines: queue.Queue[str] = queue.Queue()
-    reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout or ()],
-                              name="test-emulator-stdout", daemon=True)
+    reader = threading.Thread(
+        target=lambda: [lines.put(line) for line in proc.stdout or ()], name="test-emulator-stdout", daemon=True
+    )
     reader.start()
     env: dict[str, str] = {}
     try:
@@ -61,7 +75,7 @@ def emulator_env(app_port: int) -> Iterator[dict[str, str]]:
             line = lines.get(timeout=30)
             if not line.startswith("export SIGNALWIRE_"):
                 continue
-            name, _, value = line[len("export "):].strip().partition("=")
+            name, _, value = line[len("export ") :].strip().partition("=")
             env[name] = value
         yield env
     finally:
@@ -97,7 +111,10 @@ def test_documented_commands_against_swsync_emulator(
     with open(tmp_path / "runserver.log", "w") as out:
         server = subprocess.Popen(
             [sys.executable, str(PROJECT / "manage.py"), "runserver", "--noreload", f"127.0.0.1:{app_port}"],
-            env=env, stdout=out, stderr=subprocess.STDOUT, text=True,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
     log = Log(tmp_path / "runserver.log", server)
     inject = ["-m", "swsync", "emulator", "inject", "--to", OURS, "--from", CUSTOMER, "--body"]
@@ -126,8 +143,9 @@ def test_documented_commands_against_swsync_emulator(
         for state in ("queued", "sent", "delivered"):
             assert f"status {sid} {state}" in text
         assert "refused webhook" not in text and "'STOP'" not in text  # STOP never reached the view
-        with RestClient(env["SIGNALWIRE_PROJECT_ID"], env["SIGNALWIRE_API_TOKEN"],
-                        space=env["SIGNALWIRE_SPACE"]) as rest:
+        with RestClient(
+            env["SIGNALWIRE_PROJECT_ID"], env["SIGNALWIRE_API_TOKEN"], space=env["SIGNALWIRE_SPACE"]
+        ) as rest:
             records = rest.messages.list(to=CUSTOMER)
         replies = [m.body for m in records if m.direction == "outbound-reply"]
         # The app's cXML replies to hello and START were sent by the emulator; none to STOP.

@@ -60,8 +60,19 @@ def test_both_entry_points_share_one_option_table() -> None:
     alone = options(standalone.build_parser())
     swsync = cli.build_parser("emulator")._subparsers._group_actions[0].choices["emulator"]  # type: ignore[union-attr]
     sub = options(swsync)
-    server = {"--host", "--port", "--state-delay", "--certfile", "--keyfile", "--signing-key",
-              "--inbound-webhook-url", "--ping-interval", "--session-ttl", "--project", "--token"}
+    server = {
+        "--host",
+        "--port",
+        "--state-delay",
+        "--certfile",
+        "--keyfile",
+        "--signing-key",
+        "--inbound-webhook-url",
+        "--ping-interval",
+        "--session-ttl",
+        "--project",
+        "--token",
+    }
     assert server <= set(alone) and server <= set(sub)
     assert set(alone) - set(sub) == {"-v", "--verbose"}  # swsync has --debug instead
     assert set(sub) - set(alone) == {"--space", "--debug"}  # swsync's global options
@@ -84,24 +95,44 @@ def test_credentials_come_from_options_then_a_local_environment() -> None:
     assert note is not None and "SIGNALWIRE_PROJECT_ID, SIGNALWIRE_API_TOKEN" in note
     assert "t-env" not in note and "k-env" not in note
     kwargs, _ = emulator_cli.emulator_kwargs(
-        parser.parse_args(["--inbound-webhook-url", "http://127.0.0.1:1/in", "--state-delay", "0",
-                           "--ping-interval", "2", "--session-ttl", "5"]), {})
-    assert (kwargs["inbound_webhook_url"], kwargs["state_delay"], kwargs["ping_interval"],
-            kwargs["session_ttl"]) == ("http://127.0.0.1:1/in", 0.0, 2.0, 5.0)
+        parser.parse_args(
+            [
+                "--inbound-webhook-url",
+                "http://127.0.0.1:1/in",
+                "--state-delay",
+                "0",
+                "--ping-interval",
+                "2",
+                "--session-ttl",
+                "5",
+            ]
+        ),
+        {},
+    )
+    assert (kwargs["inbound_webhook_url"], kwargs["state_delay"], kwargs["ping_interval"], kwargs["session_ttl"]) == (
+        "http://127.0.0.1:1/in",
+        0.0,
+        2.0,
+        5.0,
+    )
     Emulator(**kwargs)  # every keyword is one the constructor takes
 
 
 def start(args: list[str], environ: dict[str, str]) -> tuple[subprocess.Popen[str], Lines, dict[str, str]]:
     """Start ``swsync emulator ARGS``; return it, its output and the variables it exported."""
-    proc = subprocess.Popen([sys.executable, "-m", "swsync", "emulator", "--port", "0", *args],
-                            env=dict(environ, PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "swsync", "emulator", "--port", "0", *args],
+        env=dict(environ, PYTHONUNBUFFERED="1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     lines = Lines(proc.stdout)
     exports: dict[str, str] = {}
     while len(exports) < len(EXPORTED):
         line = lines.next()
         assert line.startswith("export "), line or "the emulator exited early"
-        name, _, value = line[len("export "):].strip().partition("=")
+        name, _, value = line[len("export ") :].strip().partition("=")
         exports[name] = value
     assert list(exports) == EXPORTED
     return proc, lines, exports
@@ -120,12 +151,16 @@ def stop(proc: subprocess.Popen[str], lines: Lines) -> int:
 
 @pytest.mark.timeout(120)
 def test_the_shell_workflow_options_inject_and_a_restart(
-    hook: Hook, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch  # noqa: F811
+    hook: Hook,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,  # noqa: F811
 ) -> None:
     base = {k: v for k, v in os.environ.items() if k not in ALL_ENV}
     url = f"{hook.url}/sms"
-    proc, lines, first = start(["--state-delay", "0", "--inbound-webhook-url", url,
-                                "--signing-key", "PSK_fixed"], dict(base, SIGNALWIRE_PROJECT_ID="proj-env"))
+    proc, lines, first = start(
+        ["--state-delay", "0", "--inbound-webhook-url", url, "--signing-key", "PSK_fixed"],
+        dict(base, SIGNALWIRE_PROJECT_ID="proj-env"),
+    )
     try:
         assert first["SIGNALWIRE_PROJECT_ID"] == "proj-env" and first["SIGNALWIRE_SIGNING_KEY"] == "PSK_fixed"
         for name, value in first.items():
@@ -136,7 +171,12 @@ def test_the_shell_workflow_options_inject_and_a_restart(
         assert "no RELAY client receives context 'default'" in err
         path, headers, form = hook.next()
         assert (path, form["MessageSid"], form["To"], form["From"], form["Body"]) == (
-            "/sms", sid, SHORT, TO, "from the shell")
+            "/sms",
+            sid,
+            SHORT,
+            TO,
+            "from the shell",
+        )
         assert headers["X-SignalWire-Signature"] == expected_signature("PSK_fixed", url, form)
     finally:
         assert stop(proc, lines) == 0
@@ -145,7 +185,8 @@ def test_the_shell_workflow_options_inject_and_a_restart(
     proc, lines, second = start(["--state-delay", "0"], {**base, **first})
     try:
         assert {k: second[k] for k in EXPORTED if k != "SIGNALWIRE_SPACE"} == {
-            k: first[k] for k in EXPORTED if k != "SIGNALWIRE_SPACE"}
+            k: first[k] for k in EXPORTED if k != "SIGNALWIRE_SPACE"
+        }
         monkeypatch.setenv("SIGNALWIRE_SPACE", second["SIGNALWIRE_SPACE"])  # port 0: a new port
         code, _, err = run(capsys, "send", "--to", TO, "--from", SHORT, "--body", "after a restart")
         assert code == 0, err
@@ -160,21 +201,48 @@ def test_inject_reaches_a_listening_relay_client(env: Emulator, capsys: pytest.C
     inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
     with RelayClient(env.project, env.token, env.relay_url, contexts=["office"]) as client:
         client.on_message(inbox.put)
-        code, out, err = run(capsys, "emulator", "inject", "--to", SHORT, "--from", TO, "--body", "STOP",
-                             "--media", "https://e.com/a.png", "--context", "office", "--json")
+        code, out, err = run(
+            capsys,
+            "emulator",
+            "inject",
+            "--to",
+            SHORT,
+            "--from",
+            TO,
+            "--body",
+            "STOP",
+            "--media",
+            "https://e.com/a.png",
+            "--context",
+            "office",
+            "--json",
+        )
         assert code == 0, err
         answer = json.loads(out)
-        assert answer == {"sid": answer["sid"], "to": SHORT, "from": TO, "body": "STOP",
-                          "media": ["https://e.com/a.png"], "context": "office", "sessions": 1}
+        assert answer == {
+            "sid": answer["sid"],
+            "to": SHORT,
+            "from": TO,
+            "body": "STOP",
+            "media": ["https://e.com/a.png"],
+            "context": "office",
+            "sessions": 1,
+        }
         message = inbox.get(timeout=10)
     assert (message.message_id, message.to_number, message.from_number, message.body, message.context) == (
-        answer["sid"], SHORT, TO, "STOP", "office")
+        answer["sid"],
+        SHORT,
+        TO,
+        "STOP",
+        "office",
+    )
     stored = env.get_message(answer["sid"])
     assert stored is not None and stored["direction"] == "inbound" and stored["status"] == "received"
 
 
-def test_inject_against_a_ws_space_url(env: Emulator, monkeypatch: pytest.MonkeyPatch,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_inject_against_a_ws_space_url(
+    env: Emulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("SIGNALWIRE_SPACE", env.relay_url)  # ws://: the same server
     code, out, err = run(capsys, "emulator", "inject", "--to", TO, "--from", FROM, "--body", "x")
     assert code == 0, err
@@ -188,14 +256,21 @@ def test_inject_against_a_ws_space_url(env: Emulator, monkeypatch: pytest.Monkey
         (["--to", TO, "--from", "+1 555", "--body", "x"], cli.EXIT_USAGE, "short code"),
         (["--to", TO, "--from", FROM], cli.EXIT_USAGE, "body"),
         (["--to", TO, "--from", FROM, "--body", "x", "--token", "wrong"], cli.EXIT_CONNECTION, "authentication"),
-        (["--to", TO, "--from", FROM, "--body", "x", "--space", "example.signalwire.com"], cli.EXIT_USAGE,
-         "must be its URL"),
-        (["--to", TO, "--from", FROM, "--body", "x", "--space", f"http://127.0.0.1:{closed_port()}"],
-         cli.EXIT_CONNECTION, "cannot reach the emulator"),
+        (
+            ["--to", TO, "--from", FROM, "--body", "x", "--space", "example.signalwire.com"],
+            cli.EXIT_USAGE,
+            "must be its URL",
+        ),
+        (
+            ["--to", TO, "--from", FROM, "--body", "x", "--space", f"http://127.0.0.1:{closed_port()}"],
+            cli.EXIT_CONNECTION,
+            "cannot reach the emulator",
+        ),
     ],
 )
-def test_inject_errors(env: Emulator, capsys: pytest.CaptureFixture[str], argv: list[str], code: int,
-                       text: str) -> None:
+def test_inject_errors(
+    env: Emulator, capsys: pytest.CaptureFixture[str], argv: list[str], code: int, text: str
+) -> None:
     got, out, err = run(capsys, "emulator", "inject", *argv)
     assert (got, out) == (code, "")
     assert err.startswith("swsync: error: ") and text in err and env.token not in err
@@ -207,8 +282,9 @@ def test_inject_needs_the_space(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == cli.EXIT_USAGE and "SIGNALWIRE_SPACE" in err
 
 
-def test_inject_on_loopback_needs_only_the_space(emu: Emulator, monkeypatch: pytest.MonkeyPatch,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_inject_on_loopback_needs_only_the_space(
+    emu: Emulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("SIGNALWIRE_SPACE", emu.rest_url)
     code, out, err = run(capsys, "emulator", "inject", "--to", TO, "--from", FROM, "--body", "x")
     assert code == 0, err
@@ -227,9 +303,14 @@ def test_control_api_inbound(emu: Emulator) -> None:
     # On 127.0.0.1 the control API, like the inbox's, is open to this machine without
     # credentials (#14); bound elsewhere it needs them (tests/test_inbox_api.py).
     assert requests.post(url, json={"to": SHORT, "from": TO, "body": "hi"}, timeout=10).status_code == 201
-    for bad in ({"to": "12", "from": TO, "body": "x"}, {"to": TO, "from": TO}, {"to": TO, "from": TO, "body": "x",
-                "media": "https://e.com/a.png"}, {"to": TO, "from": TO, "body": "x", "context": ""},
-                {"to": TO, "from": TO, "body": "x", "extra": 1}, ["not", "an", "object"]):
+    for bad in (
+        {"to": "12", "from": TO, "body": "x"},
+        {"to": TO, "from": TO},
+        {"to": TO, "from": TO, "body": "x", "media": "https://e.com/a.png"},
+        {"to": TO, "from": TO, "body": "x", "context": ""},
+        {"to": TO, "from": TO, "body": "x", "extra": 1},
+        ["not", "an", "object"],
+    ):
         r = requests.post(url, json=bad, auth=auth, timeout=10)
         assert r.status_code == 400 and r.json()["status"] == 400 and r.json()["message"], bad
     r = requests.post(url, data="{not json", auth=auth, timeout=10)

@@ -17,8 +17,7 @@ import pytest
 import requests
 
 from swsync import RelayClient
-from swsync.emulator import Emulator
-from swsync.emulator import SERVICE_NUMBER
+from swsync.emulator import SERVICE_NUMBER, Emulator
 from swsync.rest import RestClient
 
 from .test_emulator_relay import Client, clients, open_client, state_events, states  # noqa: F401 - the clients fixture
@@ -81,9 +80,7 @@ def test_a_send_on_a_context_the_session_does_not_receive_gets_no_state_events(
     assert states(state_events(sender, 4)) == DELIVERED
 
 
-def test_the_session_protocol_is_the_default_context_and_always_received(
-    emu: Emulator, clients: list[Client]
-) -> None:
+def test_the_session_protocol_is_the_default_context_and_always_received(emu: Emulator, clients: list[Client]) -> None:
     sender, other = open_client(emu, clients), open_client(emu, clients)
     sender.connect(emu, contexts=[])
     other.connect(emu, contexts=["office"])
@@ -131,9 +128,7 @@ def test_state_events_reach_a_resumable_session_of_the_context(clients: list[Cli
 # -- #10.3: each inbound message goes to exactly one subscribed session -------------------------------------------
 
 
-def test_inbound_messages_are_spread_round_robin_over_the_listeners(
-    emu: Emulator, clients: list[Client]
-) -> None:
+def test_inbound_messages_are_spread_round_robin_over_the_listeners(emu: Emulator, clients: list[Client]) -> None:
     listeners = [open_client(emu, clients) for _ in range(3)]
     for c in listeners:
         c.connect(emu, contexts=["office"])
@@ -158,6 +153,7 @@ def test_two_relay_clients_on_one_context_split_1000_inbound_messages(emu: Emula
             with lock:
                 seen[i].append(message.message_id)
                 lock.notify_all()
+
         return on_message
 
     clients = [RelayClient(emu.project, emu.token, emu.relay_url, contexts=["office"]) for _ in range(2)]
@@ -291,8 +287,7 @@ def test_rest_create_with_a_messaging_service_and_no_from(emu: Emulator, api: Ap
     assert_error(api.post("/Messages.json", {"To": TO, "Body": "x"}), 400, 21212)  # neither
 
 
-@pytest.mark.parametrize("status", ["initiated", "sending", "sent", "delivered", "undelivered", "failed",
-                                    "received"])
+@pytest.mark.parametrize("status", ["initiated", "sending", "sent", "delivered", "undelivered", "failed", "received"])
 def test_delete_in_any_state_but_queued(emu: Emulator, api: Api, status: str) -> None:
     sid = emu.add_messages(1, status=status, media=["https://e.com/a.png"])[0]
     media_sid = api.get(f"/Messages/{sid}/Media.json").json()["media_list"][0]["sid"]
@@ -324,8 +319,7 @@ def test_send_as_mms(emu: Emulator, api: Api) -> None:
     fetched = api.get(f"/Messages/{mms['sid']}.json").json()
     assert fetched["price"] == 0.02 and fetched["num_media"] == 0
     assert emu.get_message(mms["sid"])["send_as_mms"] is True  # type: ignore[index]
-    assert_error(api.post("/Messages.json", {"To": TO, "From": FROM, "Body": "x", "SendAsMms": "maybe"}),
-                 400, 10000)
+    assert_error(api.post("/Messages.json", {"To": TO, "From": FROM, "Body": "x", "SendAsMms": "maybe"}), 400, 10000)
     with RestClient(emu.project, emu.token, emu.rest_url) as rest:  # the client's send_as_mms
         record = rest.messages.create(to=TO, from_=SHORT, body="x" * 200, send_as_mms=True)
     assert record.num_segments == 1 and emu.get_message(record.sid)["send_as_mms"] is True  # type: ignore[index]

@@ -49,9 +49,7 @@ class Client:
         except (OSError, websocket.WebSocketException):
             pass
 
-    def send(
-        self, method: str, params: dict[str, Any] | None = None, mid: str | None = None
-    ) -> str:
+    def send(self, method: str, params: dict[str, Any] | None = None, mid: str | None = None) -> str:
         mid = mid or str(uuid.uuid4())
         frame: dict[str, Any] = {"jsonrpc": "2.0", "id": mid, "method": method}
         if params is not None:
@@ -81,9 +79,7 @@ class Client:
             if frame.get("id") == mid:
                 return frame
 
-    def call(
-        self, method: str, params: dict[str, Any] | None = None, *, ack: bool = True
-    ) -> dict[str, Any]:
+    def call(self, method: str, params: dict[str, Any] | None = None, *, ack: bool = True) -> dict[str, Any]:
         return self.response(self.send(method, params), ack=ack)
 
     def _note(self, frame: dict[str, Any]) -> None:
@@ -217,9 +213,7 @@ def test_connect_with_jwt(emu: Emulator, client: Client) -> None:
     assert reply["result"]["authorization"]["project_id"] == emu.project
 
 
-def test_each_connect_issues_a_new_authorization_state(
-    emu: Emulator, clients: list[Client]
-) -> None:
+def test_each_connect_issues_a_new_authorization_state(emu: Emulator, clients: list[Client]) -> None:
     a, b = open_client(emu, clients), open_client(emu, clients)
     a.connect(emu)
     b.connect(emu)
@@ -236,9 +230,7 @@ def test_each_connect_issues_a_new_authorization_state(
         {},
     ],
 )
-def test_bad_credentials_are_refused_and_the_socket_closed(
-    emu: Emulator, client: Client, auth: dict[str, str]
-) -> None:
+def test_bad_credentials_are_refused_and_the_socket_closed(emu: Emulator, client: Client, auth: dict[str, str]) -> None:
     auth = {k: (emu.project if v == "PROJECT" else v) for k, v in auth.items()}
     reply = client.call("signalwire.connect", {"authentication": auth})
     assert reply["error"]["code"] == -32002
@@ -255,9 +247,7 @@ def test_missing_authentication_is_invalid_params(client: Client) -> None:
     assert reply["error"]["data"]["signalwire_error_code"] == "INVALID_PARAMS"
 
 
-def test_methods_before_connect_are_refused_but_the_socket_stays(
-    emu: Emulator, client: Client
-) -> None:
+def test_methods_before_connect_are_refused_but_the_socket_stays(emu: Emulator, client: Client) -> None:
     for method in ("messaging.send", "signalwire.receive", "signalwire.ping", "no.such.method"):
         reply = client.call(method, {})
         assert reply["error"]["code"] == -32002, method
@@ -267,18 +257,14 @@ def test_methods_before_connect_are_refused_but_the_socket_stays(
 
 def test_second_connect_on_one_socket_is_refused(emu: Emulator, client: Client) -> None:
     client.connect(emu)
-    reply = client.call(
-        "signalwire.connect", {"authentication": {"project": emu.project, "token": emu.token}}
-    )
+    reply = client.call("signalwire.connect", {"authentication": {"project": emu.project, "token": emu.token}})
     assert reply["error"]["code"] == -32600
 
 
 # -- framing errors ----------------------------------------------------------------------
 
 
-def test_unparseable_json_gets_parse_error_and_connection_survives(
-    emu: Emulator, client: Client
-) -> None:
+def test_unparseable_json_gets_parse_error_and_connection_survives(emu: Emulator, client: Client) -> None:
     client.connect(emu)
     client.ws.send("{not json")
     reply = client.recv()
@@ -428,9 +414,7 @@ def test_execute_wrapper(emu: Emulator, client: Client) -> None:
         (TO, ["queued", "initiated", "sent", "delivered"], None),
     ],
 )
-def test_special_numbers(
-    emu: Emulator, client: Client, number: str, expected: list[str], reason: str | None
-) -> None:
+def test_special_numbers(emu: Emulator, client: Client, number: str, expected: list[str], reason: str | None) -> None:
     client.connect(emu)
     reply = client.send_message(number)
     message_id = reply["result"]["message_id"]
@@ -457,9 +441,7 @@ def test_rejected_number_gets_non_2xx_result_and_no_events(emu: Emulator, client
 def test_state_before_response_with_zero_delay(emu: Emulator, client: Client) -> None:
     client.connect(emu)
     emu.faults.state_before_response = True
-    mid = client.send(
-        "messaging.send", {"context": "office", "to_number": TO, "from_number": FROM, "body": "b"}
-    )
+    mid = client.send("messaging.send", {"context": "office", "to_number": TO, "from_number": FROM, "body": "b"})
     frames = [client.recv() for _ in range(5)]
     assert states(frames[:4]) == ["queued", "initiated", "sent", "delivered"]
     assert frames[4]["id"] == mid and frames[4]["result"]["code"] == "200"
@@ -470,9 +452,7 @@ def test_state_before_response_with_delay(slow_emu: Emulator, clients: list[Clie
     client = open_client(slow_emu, clients)
     client.connect(slow_emu)
     slow_emu.faults.state_before_response = True
-    mid = client.send(
-        "messaging.send", {"context": "office", "to_number": TO, "from_number": FROM, "body": "b"}
-    )
+    mid = client.send("messaging.send", {"context": "office", "to_number": TO, "from_number": FROM, "body": "b"})
     first, second = client.recv(), client.recv()
     assert states([first]) == ["queued"]
     assert second["id"] == mid
@@ -482,9 +462,7 @@ def test_state_before_response_with_delay(slow_emu: Emulator, clients: list[Clie
 def test_response_delay_lets_events_overtake_the_response(emu: Emulator, client: Client) -> None:
     client.connect(emu)
     emu.faults.response_delay = 0.2
-    mid = client.send(
-        "messaging.send", {"context": "office", "to_number": TO, "from_number": FROM, "body": "b"}
-    )
+    mid = client.send("messaging.send", {"context": "office", "to_number": TO, "from_number": FROM, "body": "b"})
     frames = [client.recv() for _ in range(5)]
     assert states(frames[:4]) == ["queued", "initiated", "sent", "delivered"]
     assert frames[4]["id"] == mid
@@ -581,9 +559,7 @@ def test_inject_inbound_validates(emu: Emulator) -> None:
 # -- sessions and resume --------------------------------------------------------------------------
 
 
-def test_resume_delivers_missed_and_unacked_events(
-    slow_emu: Emulator, clients: list[Client]
-) -> None:
+def test_resume_delivers_missed_and_unacked_events(slow_emu: Emulator, clients: list[Client]) -> None:
     emu = slow_emu
     first = open_client(emu, clients)
     first.connect(emu, contexts=["office"])
@@ -599,9 +575,7 @@ def test_resume_delivers_missed_and_unacked_events(
         for _ in range(10):
             first.recv()
     emu.wait_for_status(message_id, "delivered", timeout=5)  # produced while away
-    inbound_sid = emu.inject_inbound(
-        "+15551234567", "+15550001111", body="while away", context="office"
-    )
+    inbound_sid = emu.inject_inbound("+15551234567", "+15550001111", body="while away", context="office")
 
     second = open_client(emu, clients)
     result = second.connect(emu, protocol=first.protocol, authorization_state=first.auth_state)
@@ -616,9 +590,7 @@ def test_resume_delivers_missed_and_unacked_events(
     assert emu.unacked_events == 0
 
 
-def test_resume_with_stale_authorization_state_is_refused(
-    emu: Emulator, clients: list[Client]
-) -> None:
+def test_resume_with_stale_authorization_state_is_refused(emu: Emulator, clients: list[Client]) -> None:
     first = open_client(emu, clients)
     first.connect(emu)
     stale = first.auth_state
@@ -649,15 +621,10 @@ def test_resume_with_stale_authorization_state_is_refused(
 
 def test_resume_of_unknown_protocol_is_auth_required(emu: Emulator, client: Client) -> None:
     auth = {"project": emu.project, "token": emu.token}
-    reply = client.call(
-        "signalwire.connect", {"authentication": auth, "protocol": f"signalwire_{uuid.uuid4()}"}
-    )
+    reply = client.call("signalwire.connect", {"authentication": auth, "protocol": f"signalwire_{uuid.uuid4()}"})
     assert reply["error"]["code"] == -32002
     assert reply["error"]["data"]["signalwire_error_code"] == "AUTH_REQUIRED"
-    assert (
-        client.call("signalwire.connect", {"authentication": auth})["result"]["session_restored"]
-        is False
-    )
+    assert client.call("signalwire.connect", {"authentication": auth})["result"]["session_restored"] is False
 
 
 def test_reject_resume_fault(emu: Emulator, clients: list[Client]) -> None:
@@ -697,9 +664,7 @@ def test_session_expires_after_ttl(clients: list[Client]) -> None:
         assert reply["error"]["code"] == -32002
 
 
-def test_resume_while_old_socket_still_open_takes_over(
-    emu: Emulator, clients: list[Client]
-) -> None:
+def test_resume_while_old_socket_still_open_takes_over(emu: Emulator, clients: list[Client]) -> None:
     first = open_client(emu, clients)
     first.connect(emu, contexts=["office"])
     second = open_client(emu, clients)
@@ -739,9 +704,7 @@ def test_silent_discards_everything(emu: Emulator, client: Client) -> None:
     client.connect(emu)
     emu.faults.silent = True
     client.send("signalwire.ping", {})
-    client.send(
-        "messaging.send", {"context": "office", "to_number": TO, "from_number": FROM, "body": "b"}
-    )
+    client.send("messaging.send", {"context": "office", "to_number": TO, "from_number": FROM, "body": "b"})
     emu.inject_inbound("+15551234567", "+15550001111", body="x", context="default")
     client.ws.settimeout(0.3)
     with pytest.raises(websocket.WebSocketTimeoutException):
@@ -790,9 +753,7 @@ def test_server_disconnect(emu: Emulator, clients: list[Client], restart: bool) 
         assert reply["result"]["session_restored"] is True
 
 
-def test_server_disconnect_closes_unacked_socket_after_a_second(
-    emu: Emulator, client: Client
-) -> None:
+def test_server_disconnect_closes_unacked_socket_after_a_second(emu: Emulator, client: Client) -> None:
     client.connect(emu)
     emu.server_disconnect()
     assert client.recv()["method"] == "signalwire.disconnect"
@@ -895,11 +856,7 @@ def test_port_in_use_raises_from_start() -> None:
 
 
 def test_importing_swsync_does_not_import_aiohttp() -> None:
-    code = (
-        "import sys, swsync; assert 'aiohttp' not in sys.modules, 'aiohttp imported'; print('ok')"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60
-    )
+    code = "import sys, swsync; assert 'aiohttp' not in sys.modules, 'aiohttp imported'; print('ok')"
+    out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"

@@ -121,18 +121,12 @@ def test_create_returns_the_message_object(emu: Emulator, api: Api) -> None:
     assert m["num_segments"] == 2 and m["num_media"] == 2
     assert m["status"] == "queued" and m["direction"] == "outbound-api"
     assert m["date_sent"] is None and m["price"] is None and m["price_unit"] == "USD"
-    assert (
-        m["error_code"] is None
-        and m["error_message"] is None
-        and m["messaging_service_sid"] is None
-    )
+    assert m["error_code"] is None and m["error_message"] is None and m["messaging_service_sid"] is None
     created = parsedate_to_datetime(m["date_created"])
     assert created.utcoffset() == timedelta(0) and m["date_created"].endswith("+0000")
     # Both end in .json, as in SignalWire's published examples.
     assert m["uri"] == f"/api/laml/2010-04-01/Accounts/{emu.project}/Messages/{sid}.json"
-    assert m["subresource_uris"] == {
-        "media": f"/api/laml/2010-04-01/Accounts/{emu.project}/Messages/{sid}/Media.json"
-    }
+    assert m["subresource_uris"] == {"media": f"/api/laml/2010-04-01/Accounts/{emu.project}/Messages/{sid}/Media.json"}
     assert requests.get(emu.rest_url + m["uri"], auth=(emu.project, emu.token), timeout=10).json()["sid"] == sid
 
     record = emu.wait_for_status(sid, "delivered", timeout=5)
@@ -188,9 +182,7 @@ def test_unknown_parameters_are_ignored(api: Api) -> None:
         ({"To": REJECTED_NUMBER, "From": FROM, "Body": "x"}, 422, 21211),
     ],
 )
-def test_create_validation(
-    emu: Emulator, api: Api, data: dict[str, Any], status: int, code: int
-) -> None:
+def test_create_validation(emu: Emulator, api: Api, data: dict[str, Any], status: int, code: int) -> None:
     assert_error(api.post("/Messages.json", data), status, code)
     assert len(emu.store) == 0
 
@@ -204,9 +196,7 @@ def test_body_of_exactly_1600_and_ten_media_are_accepted(api: Api) -> None:
     ("number", "final", "code"),
     [(UNDELIVERED_NUMBER, "undelivered", "30004"), (FAILED_NUMBER, "failed", "30003")],
 )
-def test_failing_numbers_set_error_code(
-    emu: Emulator, api: Api, number: str, final: str, code: str
-) -> None:
+def test_failing_numbers_set_error_code(emu: Emulator, api: Api, number: str, final: str, code: str) -> None:
     sid = api.create(To=number)["sid"]
     emu.wait_for_status(sid, final, timeout=5)
     m = api.get(f"/Messages/{sid}").json()
@@ -239,9 +229,7 @@ def test_auth_required(emu: Emulator, api: Api) -> None:
     url = api.base + "/Messages.json"
     assert_error(requests.get(url, timeout=10), 401, 20003)
     assert_error(requests.get(url, auth=(emu.project, "wrong"), timeout=10), 401, 20003)
-    assert_error(
-        requests.post(url, data={"To": TO, "From": FROM, "Body": "x"}, timeout=10), 401, 20003
-    )
+    assert_error(requests.post(url, data={"To": TO, "From": FROM, "Body": "x"}, timeout=10), 401, 20003)
     other = url.replace(emu.project, "00000000-0000-0000-0000-000000000000")
     assert_error(requests.get(other, auth=(emu.project, emu.token), timeout=10), 401, 20003)
     bad_header = {"Authorization": "Basic !!!"}
@@ -305,9 +293,7 @@ def test_paging_2500_records_in_pages_of_1000(emu: Emulator, api: Api) -> None:
     assert [m["sid"] for p in pages for m in p["messages"]] == seeded  # newest first
     first = pages[0]
     assert first["previous_page_uri"] is None
-    assert (
-        first["uri"] == f"/api/laml/2010-04-01/Accounts/{emu.project}/Messages?Page=0&PageSize=1000"
-    )
+    assert first["uri"] == f"/api/laml/2010-04-01/Accounts/{emu.project}/Messages?Page=0&PageSize=1000"
     assert first["first_page_uri"] == first["uri"]
     query = parse_qs(urlsplit(first["next_page_uri"]).query)
     assert query["Page"] == ["1"] and query["PageToken"] == ["PA" + seeded[999]]
@@ -358,9 +344,7 @@ def test_list_parameter_errors(api: Api, params: dict[str, Any], code: int) -> N
 
 def test_list_filters(emu: Emulator, api: Api) -> None:
     emu.add_messages(30, to="+15550000100", from_="+15550000200")
-    emu.add_messages(
-        30, to="+15550000101", from_="+15550000200", status="undelivered", error_code="30004"
-    )
+    emu.add_messages(30, to="+15550000101", from_="+15550000200", status="undelivered", error_code="30004")
     emu.add_messages(30, to="+15550000101", from_="+15550000201", status="failed")
     everything = api.get("/Messages", params={"PageSize": 1000}).json()["messages"]
     assert len(everything) == 90
@@ -394,9 +378,7 @@ def test_list_filters(emu: Emulator, api: Api) -> None:
 def test_page_uris_carry_the_filters(emu: Emulator, api: Api) -> None:
     emu.add_messages(5, to="+15550000100")
     emu.add_messages(5, to="+15550000101")
-    r = api.get(
-        "/Messages.json", params={"To": "+15550000101", "DateSent>": "2000-01-01", "PageSize": 2}
-    )
+    r = api.get("/Messages.json", params={"To": "+15550000101", "DateSent>": "2000-01-01", "PageSize": 2})
     page = r.json()
     pages = [page]
     while page["next_page_uri"]:
@@ -444,9 +426,7 @@ def test_delete(emu: Emulator, api: Api) -> None:
 
 
 def test_media(emu: Emulator, api: Api) -> None:
-    m = api.create(
-        Body="", MediaUrl=["https://e.com/pic.png", "https://e.com/clip.mp4", "https://e.com/noext"]
-    )
+    m = api.create(Body="", MediaUrl=["https://e.com/pic.png", "https://e.com/clip.mp4", "https://e.com/noext"])
     sid = m["sid"]
     emu.wait_for_status(sid, "delivered", timeout=5)
     page = api.get(f"/Messages/{sid}/Media.json").json()
@@ -464,17 +444,12 @@ def test_media(emu: Emulator, api: Api) -> None:
         "uri",
     }
     assert first["parent_sid"] == sid and first["account_sid"] == emu.project
-    assert (
-        first["uri"]
-        == f"/api/laml/2010-04-01/Accounts/{emu.project}/Messages/{sid}/Media/{first['sid']}.json"
-    )
+    assert first["uri"] == f"/api/laml/2010-04-01/Accounts/{emu.project}/Messages/{sid}/Media/{first['sid']}.json"
     assert api.follow(first["uri"]).json() == first
 
     small = api.get(f"/Messages/{sid}/Media.json", params={"PageSize": 2}).json()
     assert [x["sid"] for x in small["media_list"]] == [x["sid"] for x in media[:2]]
-    assert [x["sid"] for x in api.follow(small["next_page_uri"]).json()["media_list"]] == [
-        media[2]["sid"]
-    ]
+    assert [x["sid"] for x in api.follow(small["next_page_uri"]).json()["media_list"]] == [media[2]["sid"]]
 
     r = api.delete(f"/Messages/{sid}/Media/{first['sid']}")
     assert r.status_code == 204 and r.content == b""
@@ -500,9 +475,7 @@ def test_relay_messages_and_inbound_are_visible_over_rest(emu: Emulator, api: Ap
             "from_number": FROM,
             "body": "via relay",
         }
-        ws.send(
-            json.dumps({"jsonrpc": "2.0", "id": "s", "method": "messaging.send", "params": params})
-        )
+        ws.send(json.dumps({"jsonrpc": "2.0", "id": "s", "method": "messaging.send", "params": params}))
         while True:
             frame = json.loads(ws.recv())
             if frame.get("id") == "s":
@@ -515,9 +488,7 @@ def test_relay_messages_and_inbound_are_visible_over_rest(emu: Emulator, api: Ap
     assert m["direction"] == "outbound-api" and m["status"] == "undelivered"
     assert m["body"] == "via relay" and m["to"] == UNDELIVERED_NUMBER and m["error_code"] == "30004"
 
-    inbound = emu.inject_inbound(
-        FROM, "+15550001111", body="hello back", media=["https://e.com/x.gif"]
-    )
+    inbound = emu.inject_inbound(FROM, "+15550001111", body="hello back", media=["https://e.com/x.gif"])
     m = api.get(f"/Messages/{inbound}.json").json()
     assert m["direction"] == "inbound" and m["status"] == "received" and m["num_media"] == 1
     listed = api.get("/Messages.json", params={"Status": "received"}).json()["messages"]
@@ -555,8 +526,12 @@ def test_command_line_serves_until_sigterm() -> None:
             key, _, value = proc.stdout.readline().strip().partition("=")
             env[key] = value
         # Exactly what the clients and webhook validators read (nothing reads a RELAY URL variable).
-        assert list(env) == ["SIGNALWIRE_PROJECT_ID", "SIGNALWIRE_API_TOKEN", "SIGNALWIRE_SPACE",
-                             "SIGNALWIRE_SIGNING_KEY"]
+        assert list(env) == [
+            "SIGNALWIRE_PROJECT_ID",
+            "SIGNALWIRE_API_TOKEN",
+            "SIGNALWIRE_SPACE",
+            "SIGNALWIRE_SIGNING_KEY",
+        ]
         assert env["SIGNALWIRE_PROJECT_ID"] == "proj-1" and env["SIGNALWIRE_API_TOKEN"] == "tok-1"
         assert env["SIGNALWIRE_SPACE"].startswith("http://127.0.0.1:")
         r = requests.post(
@@ -673,9 +648,7 @@ def test_status_callbacks_are_signed_and_in_order(emu: Emulator, api: Api, hook:
     assert emu.stats.webhooks_sent == 4
 
 
-def test_status_callback_of_a_failed_message_has_error_fields(
-    emu: Emulator, api: Api, hook: Hook
-) -> None:
+def test_status_callback_of_a_failed_message_has_error_fields(emu: Emulator, api: Api, hook: Hook) -> None:
     api.create(To=FAILED_NUMBER, StatusCallback=f"{hook.url}/cb")
     forms = [hook.next()[2] for _ in range(2)]
     assert [f["MessageStatus"] for f in forms] == ["queued", "failed"]
@@ -717,9 +690,7 @@ def test_inbound_webhook_and_cxml_reply(hook: Hook) -> None:
     hook.reply = (200, "text/xml", CXML_REPLY)
     url = f"{hook.url}/sms"
     with Emulator(state_delay=0, inbound_webhook_url=url) as emu:
-        sid = emu.inject_inbound(
-            FROM, "+15550001111", body="Hi there", media=["https://e.com/in.gif"]
-        )
+        sid = emu.inject_inbound(FROM, "+15550001111", body="Hi there", media=["https://e.com/in.gif"])
         path, headers, form = hook.next()
         assert path == "/sms"
         assert headers["X-SignalWire-Signature"] == expected_signature(emu.signing_key, url, form)
@@ -728,9 +699,7 @@ def test_inbound_webhook_and_cxml_reply(hook: Hook) -> None:
         assert (form["From"], form["To"], form["Body"]) == ("+15550001111", FROM, "Hi there")
         assert form["AccountSid"] == emu.project and form["SmsStatus"] == "received"
         assert form["NumMedia"] == "1" and form["NumSegments"] == "1"
-        assert (
-            form["MediaUrl0"] == "https://e.com/in.gif" and form["MediaContentType0"] == "image/gif"
-        )
+        assert form["MediaUrl0"] == "https://e.com/in.gif" and form["MediaContentType0"] == "image/gif"
 
         emu.wait_until(lambda: len(emu.store) == 3, timeout=10)
         a = Api(emu)

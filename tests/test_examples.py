@@ -24,8 +24,9 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 def example_env(emu: Any, space: str) -> dict[str, str]:
     environ = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
-    environ.update(SIGNALWIRE_PROJECT_ID=emu.project, SIGNALWIRE_API_TOKEN=emu.token,
-                   SIGNALWIRE_SPACE=space, PYTHONUNBUFFERED="1")
+    environ.update(
+        SIGNALWIRE_PROJECT_ID=emu.project, SIGNALWIRE_API_TOKEN=emu.token, SIGNALWIRE_SPACE=space, PYTHONUNBUFFERED="1"
+    )
     return environ
 
 
@@ -33,13 +34,14 @@ def run_example(emu: Any, name: str, *args: str, space: str | None = None) -> su
     return subprocess.run(
         [sys.executable, str(EXAMPLES / name), *args],
         env=example_env(emu, space or emu.relay_url),
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
 def test_every_example_is_covered() -> None:
-    tested = {"send_and_wait.py", "fire_and_forget.py", "auto_responder.py", "cron_batch.py",
-              "rest_list_redact.py"}
+    tested = {"send_and_wait.py", "fire_and_forget.py", "auto_responder.py", "cron_batch.py", "rest_list_redact.py"}
     present = {p.name for p in EXAMPLES.glob("*.py")} - {"flask_app.py"}
     assert present == tested
 
@@ -67,8 +69,18 @@ def test_cron_batch_exit_code_reflects_failures(emu: Any) -> None:
     proc = run_example(emu, "cron_batch.py")
     assert proc.returncode == 0, proc.stderr
     assert "5 of 5 delivered" in proc.stdout
-    proc = run_example(emu, "cron_batch.py", "--to", "+15551230001", "--to", UNDELIVERED_NUMBER,
-                       "--to", REJECTED_NUMBER, "--to", "not-a-number")
+    proc = run_example(
+        emu,
+        "cron_batch.py",
+        "--to",
+        "+15551230001",
+        "--to",
+        UNDELIVERED_NUMBER,
+        "--to",
+        REJECTED_NUMBER,
+        "--to",
+        "not-a-number",
+    )
     assert proc.returncode == 1
     assert "1 of 4 delivered" in proc.stdout
     assert f"{UNDELIVERED_NUMBER}: undelivered (carrier_blocked)" in proc.stderr
@@ -100,14 +112,19 @@ def test_auto_responder_replies_and_stops_on_sigterm(emu: Any) -> None:
     proc = subprocess.Popen(
         [sys.executable, str(EXAMPLES / "auto_responder.py")],
         env=example_env(emu, emu.relay_url),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         emu.wait_for_clients(1, timeout=30)
         emu.inject_inbound(to_number=ours, from_number=sender, body="is this thing on?", context="default")
         emu.wait_until(lambda: emu.stats.accepted_sends >= 1, timeout=30)
-        replies = [m for m in (emu.get_message(sid) for sid in _sids_to(emu, sender))
-                   if m is not None and m["origin"] == "relay"]
+        replies = [
+            m
+            for m in (emu.get_message(sid) for sid in _sids_to(emu, sender))
+            if m is not None and m["origin"] == "relay"
+        ]
         assert len(replies) == 1
         assert replies[0]["from"] == ours
         assert replies[0]["body"] == "Thanks! You said: is this thing on?"
@@ -132,7 +149,8 @@ def _sids_to(emu: Any, number: str) -> list[str]:
 @pytest.mark.parametrize("name", ["send_and_wait.py", "rest_list_redact.py"])
 def test_examples_report_missing_credentials(name: str) -> None:
     environ = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
-    proc = subprocess.run([sys.executable, str(EXAMPLES / name)], env=environ,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / name)], env=environ, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode != 0
     assert "SIGNALWIRE_PROJECT_ID" in proc.stderr

@@ -21,11 +21,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import pytest
-
 import flask  # noqa: E402  (the dev extra installs it: the example's tests never skip)
+import pytest
 import requests  # noqa: E402
-
 
 from swsync import Emulator, RestClient  # noqa: E402
 from swsync.cxml import CONTENT_TYPE  # noqa: E402
@@ -168,13 +166,12 @@ def test_emulator_callbacks_and_inbound_reply_through_the_app(http: Any) -> None
 
     seen = Requests(finished)
     with flask.request_finished.connected_to(seen, app), LocalServer(app) as server:
-        with Emulator(
-            signing_key=KEY, state_delay=0.0, inbound_webhook_url=server.url + "/sms"
-        ) as emu, RestClient(emu.project, emu.token, space=emu.rest_url) as rest:
+        with (
+            Emulator(signing_key=KEY, state_delay=0.0, inbound_webhook_url=server.url + "/sms") as emu,
+            RestClient(emu.project, emu.token, space=emu.rest_url) as rest,
+        ):
             callback_url = server.url + "/status?tenant=acme"
-            sent = rest.messages.create(
-                to=THEIRS, from_=OURS, body="Your code is 1234", status_callback=callback_url
-            )
+            sent = rest.messages.create(to=THEIRS, from_=OURS, body="Your code is 1234", status_callback=callback_url)
             assert statuses.terminal.wait(TIMEOUT), "no terminal status callback arrived"
             assert seen.done.wait(TIMEOUT)
             history = emu.get_message(sent.sid)["history"]
@@ -206,9 +203,7 @@ def test_emulator_callbacks_and_inbound_reply_through_the_app(http: Any) -> None
             # An inbound message: the app answers with cXML, the emulator sends it.
             seen_sms = Requests(lambda hits: any(h.path == "/sms" for h in hits))
             with flask.request_finished.connected_to(seen_sms, app):
-                inbound_sid = emu.inject_inbound(
-                    to_number=OURS, from_number=THEIRS, body="Is <this> & that open?"
-                )
+                inbound_sid = emu.inject_inbound(to_number=OURS, from_number=THEIRS, body="Is <this> & that open?")
                 assert seen_sms.done.wait(TIMEOUT), "the inbound webhook never reached the app"
             (hit,) = [h for h in seen_sms.snapshot() if h.path == "/sms"]
             assert hit.status == 200 and hit.content_type == CONTENT_TYPE
@@ -218,10 +213,7 @@ def test_emulator_callbacks_and_inbound_reply_through_the_app(http: Any) -> None
 
             # The emulator turns the <Message> into an outbound reply to the sender.
             def reply_delivered() -> bool:
-                return any(
-                    r.direction == "outbound-reply" and r.status == "delivered"
-                    for r in emu.store.select(None)
-                )
+                return any(r.direction == "outbound-reply" and r.status == "delivered" for r in emu.store.select(None))
 
             emu.wait_until(reply_delivered, timeout=TIMEOUT)
             replies = [m for m in rest.messages.list(to=THEIRS) if m.direction == "outbound-reply"]
@@ -246,15 +238,14 @@ def test_emulator_callbacks_signed_with_another_key_are_refused() -> None:
     statuses = Statuses()
     app = example.create_app(KEY, on_status=statuses, expose_status_log=True)
     with LocalServer(app) as server:
-        with Emulator(signing_key="PSK_someOtherProjectsKey", state_delay=0.0) as emu, RestClient(
-            emu.project, emu.token, space=emu.rest_url
-        ) as rest:
+        with (
+            Emulator(signing_key="PSK_someOtherProjectsKey", state_delay=0.0) as emu,
+            RestClient(emu.project, emu.token, space=emu.rest_url) as rest,
+        ):
             history = ["queued", "initiated", "sent", "delivered"]  # the emulator's default path
             seen = Requests(lambda hits: sum(h.path == "/status" for h in hits) >= len(history))
             with flask.request_finished.connected_to(seen, app):
-                sent = rest.messages.create(
-                    to=THEIRS, from_=OURS, body="hi", status_callback=server.url + "/status"
-                )
+                sent = rest.messages.create(to=THEIRS, from_=OURS, body="hi", status_callback=server.url + "/status")
                 assert seen.done.wait(TIMEOUT), "the emulator's callbacks never reached the app"
             assert emu.get_message(sent.sid)["history"] == history
     assert [h.status for h in seen.snapshot()] == [403] * len(history)
@@ -268,9 +259,10 @@ def test_emulator_signs_a_percent_encoded_callback_url_as_it_sends_it() -> None:
     history = ["queued", "initiated", "sent", "delivered"]  # the emulator's default path
     seen = Requests(lambda hits: sum(h.path == "/status" for h in hits) >= len(history))
     with flask.request_finished.connected_to(seen, app), LocalServer(app) as server:
-        with Emulator(signing_key=KEY, state_delay=0.0) as emu, RestClient(
-            emu.project, emu.token, space=emu.rest_url
-        ) as rest:
+        with (
+            Emulator(signing_key=KEY, state_delay=0.0) as emu,
+            RestClient(emu.project, emu.token, space=emu.rest_url) as rest,
+        ):
             callback_url = server.url + "/status?next=%2Fhome&q=caf%C3%A9"
             rest.messages.create(to=THEIRS, from_=OURS, body="hi", status_callback=callback_url)
             assert seen.done.wait(TIMEOUT), "the emulator's callbacks never reached the app"
@@ -437,9 +429,7 @@ def test_a_retried_webhook_is_answered_once(served: Any, http: Any) -> None:
 
 def _post(client: Any, key: str, url: str, form: dict[str, str], **kw: Any) -> Any:
     path = url.split("://", 1)[1].partition("/")[2]
-    return client.post(
-        "/" + path, data=form, headers={"X-SignalWire-Signature": sign(key, url, form)}, **kw
-    )
+    return client.post("/" + path, data=form, headers={"X-SignalWire-Signature": sign(key, url, form)}, **kw)
 
 
 def test_key_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -506,9 +496,7 @@ def test_json_status_callback_signed_over_the_raw_body() -> None:
             headers={"X-SignalWire-Signature": signature},
         )
         assert reply.status_code == expected
-    assert [(cb.message_sid, cb.message_status) for cb in statuses.snapshot()] == [
-        ("abc", "delivered")
-    ]
+    assert [(cb.message_sid, cb.message_status) for cb in statuses.snapshot()] == [("abc", "delivered")]
 
 
 def test_signed_but_malformed_webhooks_get_400() -> None:
@@ -595,9 +583,7 @@ def test_refusals_are_logged_without_the_key_or_the_signature(
     app = example.create_app(KEY)
     bad = sign("PSK_other", "http://localhost/status", STATUS_FORM)
     with caplog.at_level(logging.DEBUG):
-        reply = app.test_client().post(
-            "/status", data=STATUS_FORM, headers={"X-SignalWire-Signature": bad}
-        )
+        reply = app.test_client().post("/status", data=STATUS_FORM, headers={"X-SignalWire-Signature": bad})
     assert reply.status_code == 403
     assert "refused webhook POST /status (403)" in caplog.text
     assert KEY not in caplog.text and bad not in caplog.text

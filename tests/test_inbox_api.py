@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from swsync import RelayClient, RestClient
-from swsync.emulator import FAILED_NUMBER, UNDELIVERED_NUMBER, Emulator
+from swsync.emulator import UNDELIVERED_NUMBER, Emulator
 
 from .test_emulator_rest import Hook as RecordingHook
 
@@ -53,8 +53,7 @@ def api(emu: Emulator, path: str) -> str:
 
 
 def relay_client(emu: Emulator, contexts: list[str] | None = None) -> RelayClient:
-    client = RelayClient(project=emu.project, token=emu.token, host=emu.relay_url,
-                         contexts=contexts or ["default"])
+    client = RelayClient(project=emu.project, token=emu.token, host=emu.relay_url, contexts=contexts or ["default"])
     client.connect()
     return client
 
@@ -74,7 +73,10 @@ def test_store_listeners_hear_create_state_webhook_delete_and_reset(emu: Emulato
     emu.wait_idle()
     events = [heard.get(timeout=5) for _ in range(1 + 3 + 4)]  # queued is the created state
     assert [e[:2] for e in events if e[0] != "webhook"] == [
-        ("created", "queued"), ("state", "initiated"), ("state", "sent"), ("state", "delivered"),
+        ("created", "queued"),
+        ("state", "initiated"),
+        ("state", "sent"),
+        ("state", "delivered"),
     ]
     hooks = [e[2] for e in events if e[0] == "webhook"]
     assert [h["state"] for h in hooks if h] == ["queued", "initiated", "sent", "delivered"]
@@ -88,8 +90,7 @@ def test_store_listeners_hear_create_state_webhook_delete_and_reset(emu: Emulato
     assert heard.empty()
 
 
-def test_a_failing_listener_is_logged_and_the_store_goes_on(emu: Emulator,
-                                                            caplog: pytest.LogCaptureFixture) -> None:
+def test_a_failing_listener_is_logged_and_the_store_goes_on(emu: Emulator, caplog: pytest.LogCaptureFixture) -> None:
     def broken(event: str, record: Any, info: Any) -> None:
         raise RuntimeError("boom")
 
@@ -161,8 +162,9 @@ def test_wait_long_polls_until_a_message_matches(emu: Emulator) -> None:
     result: queue.Queue[requests.Response] = queue.Queue()
 
     def poll() -> None:
-        result.put(requests.get(api(emu, "wait"), params={"contains": "code", "count": "2", "timeout": "20"},
-                                timeout=30))
+        result.put(
+            requests.get(api(emu, "wait"), params={"contains": "code", "count": "2", "timeout": "20"}, timeout=30)
+        )
 
     waiter = threading.Thread(target=poll, name="test-wait")
     waiter.start()
@@ -209,9 +211,17 @@ def test_inbound_reaches_relay_client_and_webhook(hook: Hook) -> None:
         client = relay_client(emu, ["office"])
         try:
             client.on_message(got.put)
-            r = requests.post(api(emu, "inbound"), timeout=10, json={
-                "from": PHONE, "to": APP, "body": "hello from the phone", "context": "office",
-                "media": ["https://example.com/cat.png"]})
+            r = requests.post(
+                api(emu, "inbound"),
+                timeout=10,
+                json={
+                    "from": PHONE,
+                    "to": APP,
+                    "body": "hello from the phone",
+                    "context": "office",
+                    "media": ["https://example.com/cat.png"],
+                },
+            )
             assert r.status_code == 201
             message = got.get(timeout=10)
             assert (message.from_number, message.to_number, message.body) == (PHONE, APP, "hello from the phone")
@@ -222,11 +232,14 @@ def test_inbound_reaches_relay_client_and_webhook(hook: Hook) -> None:
             client.disconnect()
 
 
-@pytest.mark.parametrize("body, error", [
-    ({"from": "nope", "to": APP, "body": "x"}, "from must be an E.164 number"),
-    ({"from": PHONE, "to": APP}, "needs a body or at least one media URL"),
-    ({"from": PHONE, "to": APP, "body": "x", "context": 5}, "context must be a non-empty string"),
-])
+@pytest.mark.parametrize(
+    "body, error",
+    [
+        ({"from": "nope", "to": APP, "body": "x"}, "from must be an E.164 number"),
+        ({"from": PHONE, "to": APP}, "needs a body or at least one media URL"),
+        ({"from": PHONE, "to": APP, "body": "x", "context": 5}, "context must be a non-empty string"),
+    ],
+)
 def test_inbound_refuses_bad_input(emu: Emulator, body: dict[str, Any], error: str) -> None:
     r = requests.post(api(emu, "inbound"), json=body, timeout=10)
     assert r.status_code == 400 and error in r.json()["message"]
@@ -326,8 +339,9 @@ def test_page_and_static_files_are_served_from_the_package(emu: Emulator) -> Non
 def test_cross_site_posts_and_foreign_host_names_are_refused(emu: Emulator) -> None:
     r = requests.post(api(emu, "reset"), headers={"Origin": "http://evil.example"}, timeout=10)
     assert r.status_code == 403
-    r = requests.post(api(emu, "inbound"), data="from=x", timeout=10,
-                      headers={"Content-Type": "application/x-www-form-urlencoded"})
+    r = requests.post(
+        api(emu, "inbound"), data="from=x", timeout=10, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
     assert r.status_code == 415
     r = requests.get(api(emu, "messages"), headers={"Host": f"rebound.example:{emu.port}"}, timeout=10)
     assert r.status_code == 403
@@ -356,8 +370,13 @@ def test_emulator_command_prints_the_inbox_url_and_opens_it(tmp_path: Any) -> No
     browser.write_text('#!/bin/sh\necho "opened:$1" >&2\n')
     browser.chmod(0o755)
     env = dict(os.environ, PYTHONUNBUFFERED="1", BROWSER=str(browser))
-    proc = subprocess.Popen([sys.executable, "-m", "swsync", "emulator", "--port", "0", "--open"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "swsync", "emulator", "--port", "0", "--open"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stderr is not None
         url = opened = None
@@ -367,7 +386,7 @@ def test_emulator_command_prints_the_inbox_url_and_opens_it(tmp_path: Any) -> No
             if "inbox at " in line:
                 url = line.split("inbox at ", 1)[1].strip()
             elif line.startswith("opened:"):
-                opened = line[len("opened:"):].strip()
+                opened = line[len("opened:") :].strip()
         assert url is not None and url.startswith("http://127.0.0.1:") and url.endswith("/_emulator/")
         assert opened == url
         assert "swsync emulator inbox" in requests.get(url, timeout=10).text
@@ -382,8 +401,15 @@ def test_live_updates_encode_exactly_what_the_list_endpoint_returns(emu: Emulato
     from swsync.emulator.inbox.journal import FIELDS, encode
     from swsync.emulator.inbox.views import summary
 
-    emu.add_messages(1, body='quote " backslash \\ ü ✓ \u2028', tags=["a", "ß"], media=["https://e.com/p.png"],
-                     status="failed", error_code="30003", context="office")
+    emu.add_messages(
+        1,
+        body='quote " backslash \\ ü ✓ \u2028',
+        tags=["a", "ß"],
+        media=["https://e.com/p.png"],
+        status="failed",
+        error_code="30003",
+        context="office",
+    )
     emu.add_messages(1, body=None, to='a "seeded" number', status='odd "status"')
     emu.inject_inbound(APP, PHONE, "plain")
     static: dict[str, str] = {}

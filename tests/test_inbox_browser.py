@@ -29,9 +29,15 @@ from .test_inbox_api import Hook
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 FLAGS = (
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--no-first-run", "--window-size=1400,860",
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1400,860",
 )
 WAIT = 10.0  # seconds any one thing may take on a loaded machine
 APP = "+15559870000"
@@ -57,8 +63,9 @@ def browser() -> Iterator[WebDriver]:
 
 def wait(driver: WebDriver, condition: Any, timeout: float = WAIT) -> Any:
     # A live update may redraw a row between finding and using it: try again.
-    return WebDriverWait(driver, timeout, poll_frequency=0.05,
-                         ignored_exceptions=(StaleElementReferenceException,)).until(condition)
+    return WebDriverWait(
+        driver, timeout, poll_frequency=0.05, ignored_exceptions=(StaleElementReferenceException,)
+    ).until(condition)
 
 
 def open_inbox(driver: WebDriver, emu: Emulator) -> None:
@@ -92,9 +99,7 @@ def click_row(driver: WebDriver, list_id: str, key: str) -> None:
 
 
 def timeline_states(driver: WebDriver) -> list[str]:
-    return driver.execute_script(
-        "return [...document.querySelectorAll('ol.timeline li')].map(li => li.dataset.state)"
-    )
+    return driver.execute_script("return [...document.querySelectorAll('ol.timeline li')].map(li => li.dataset.state)")
 
 
 def relay_client(emu: Emulator) -> RelayClient:

@@ -117,9 +117,21 @@ OFFICIAL_SCRIPT = textwrap.dedent(
 
 def _install_sdk(target: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-input",
-         "--target", str(target), SDK],
-        capture_output=True, text=True, timeout=180,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--target",
+            str(target),
+            SDK,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     if proc.returncode != 0:
         lines = [line for line in proc.stderr.splitlines() if line.strip() and "WARNING" not in line]
@@ -172,7 +184,7 @@ def assert_progress(seen: list[str], final: str) -> None:
     With STATE_DELAY between states a handler registered right after the send sees
     all three; a badly stalled machine may make it miss the first, never reorder.
     """
-    assert seen and seen == ["initiated", "sent", final][-len(seen):]
+    assert seen and seen == ["initiated", "sent", final][-len(seen) :]
 
 
 def _all_events_acked(emu: Emulator) -> None:
@@ -186,8 +198,9 @@ def _all_events_acked(emu: Emulator) -> None:
 # ------------------------------------------------------------------------- tests
 
 
-def test_official_sdk_against_the_emulator(official_sdk: Path, tls_emu: Emulator,
-                                           tls_files: dict[str, str], tmp_path: Path) -> None:
+def test_official_sdk_against_the_emulator(
+    official_sdk: Path, tls_emu: Emulator, tls_files: dict[str, str], tmp_path: Path
+) -> None:
     script = tmp_path / "official_client.py"
     script.write_text(OFFICIAL_SCRIPT, encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if k not in ENV_VARS and k != "PYTHONPATH"}
@@ -204,7 +217,11 @@ def test_official_sdk_against_the_emulator(official_sdk: Path, tls_emu: Emulator
     stderr_file = stderr_path.open("w", encoding="utf-8")
     proc = subprocess.Popen(
         [sys.executable, str(script), TO, FROM, CONTEXT, UNDELIVERED_NUMBER, REJECTED_NUMBER],
-        env=env, stdout=subprocess.PIPE, stderr=stderr_file, text=True, cwd=str(tmp_path),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=stderr_file,
+        text=True,
+        cwd=str(tmp_path),
     )
     lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
     assert proc.stdout is not None
@@ -250,7 +267,11 @@ def test_official_sdk_against_the_emulator(official_sdk: Path, tls_emu: Emulator
     stored = tls_emu.get_message(delivered["message_id"])
     assert stored is not None and stored["history"] == ["queued", "initiated", "sent", "delivered"]
     assert (stored["status"], stored["body"], stored["tags"], stored["origin"]) == (
-        "delivered", "interop hello", ["interop"], "relay")
+        "delivered",
+        "interop hello",
+        ["interop"],
+        "relay",
+    )
 
     named = reports["named"]
     assert (named["state"], named["context"]) == ("delivered", CONTEXT)
@@ -264,8 +285,13 @@ def test_official_sdk_against_the_emulator(official_sdk: Path, tls_emu: Emulator
     assert reports["rejected"]["code"] == 422
 
     inbound = reports["inbound"]
-    assert (inbound["body"], inbound["from_number"], inbound["to_number"], inbound["context"],
-            inbound["state"]) == ("inbound over wss", TO, FROM, CONTEXT, "received")
+    assert (inbound["body"], inbound["from_number"], inbound["to_number"], inbound["context"], inbound["state"]) == (
+        "inbound over wss",
+        TO,
+        FROM,
+        CONTEXT,
+        "received",
+    )
     _all_events_acked(tls_emu)
 
 
@@ -273,8 +299,7 @@ def test_official_sdk_against_the_emulator(official_sdk: Path, tls_emu: Emulator
 def test_swsync_client_same_scenario(tls_emu: Emulator, tls_files: dict[str, str]) -> None:
     from swsync import RelayClient, RelayError
 
-    client = RelayClient(tls_emu.project, tls_emu.token, tls_emu.relay_url, contexts=[CONTEXT],
-                         ca_file=tls_files["ca"])
+    client = RelayClient(tls_emu.project, tls_emu.token, tls_emu.relay_url, contexts=[CONTEXT], ca_file=tls_files["ca"])
     inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
     client.on_message(inbox.put)
     with client:
@@ -287,16 +312,24 @@ def test_swsync_client_same_scenario(tls_emu: Emulator, tls_files: dict[str, str
 
         failed = client.send_message(UNDELIVERED_NUMBER, FROM, "to a blocked number")
         event = failed.wait(timeout=15)
-        assert (event.message_state, event.reason, failed.reason) == ("undelivered", "carrier_blocked",
-                                                                      "carrier_blocked")
+        assert (event.message_state, event.reason, failed.reason) == (
+            "undelivered",
+            "carrier_blocked",
+            "carrier_blocked",
+        )
         with pytest.raises(RelayError) as refused:
             client.send_message(REJECTED_NUMBER, FROM, "refused")
         assert refused.value.code == 422
 
         tls_emu.inject_inbound(to_number=FROM, from_number=TO, body="inbound over wss", context=CONTEXT)
         received = inbox.get(timeout=15)
-        assert (received.body, received.from_number, received.to_number, received.context,
-                received.state) == ("inbound over wss", TO, FROM, CONTEXT, "received")
+        assert (received.body, received.from_number, received.to_number, received.context, received.state) == (
+            "inbound over wss",
+            TO,
+            FROM,
+            CONTEXT,
+            "received",
+        )
         _all_events_acked(tls_emu)
     # Handlers run on the dispatch thread, possibly after wait() returned; leaving
     # "with" runs every queued callback first.

@@ -21,13 +21,24 @@ from swsync.optouts import (
 @pytest.mark.parametrize(
     "body, expected",
     [
-        ("STOP", Keyword.OPT_OUT), ("stop", Keyword.OPT_OUT), ("  Stop.  ", Keyword.OPT_OUT),
-        ("STOPALL", Keyword.OPT_OUT), ("unsubscribe", Keyword.OPT_OUT), ("Cancel", Keyword.OPT_OUT),
-        ("END", Keyword.OPT_OUT), ("quit!", Keyword.OPT_OUT),
-        ("START", Keyword.OPT_IN), ("unstop", Keyword.OPT_IN),
-        ("HELP", Keyword.HELP), ("info", Keyword.HELP),
-        ("please stop texting me", None), ("STOP IT", None), ("YES", None), ("", None),
-        (None, None), ("stopp", None),
+        ("STOP", Keyword.OPT_OUT),
+        ("stop", Keyword.OPT_OUT),
+        ("  Stop.  ", Keyword.OPT_OUT),
+        ("STOPALL", Keyword.OPT_OUT),
+        ("unsubscribe", Keyword.OPT_OUT),
+        ("Cancel", Keyword.OPT_OUT),
+        ("END", Keyword.OPT_OUT),
+        ("quit!", Keyword.OPT_OUT),
+        ("START", Keyword.OPT_IN),
+        ("unstop", Keyword.OPT_IN),
+        ("HELP", Keyword.HELP),
+        ("info", Keyword.HELP),
+        ("please stop texting me", None),
+        ("STOP IT", None),
+        ("YES", None),
+        ("", None),
+        (None, None),
+        ("stopp", None),
     ],
 )
 def test_keywords(body: str | None, expected: Keyword | None) -> None:
@@ -87,8 +98,7 @@ def test_sqlite_store_is_thread_safe(tmp_path: Path) -> None:
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=work, args=(numbers[i::4],), name=f"test-optout-{i}")
-               for i in range(4)]
+    threads = [threading.Thread(target=work, args=(numbers[i::4],), name=f"test-optout-{i}") for i in range(4)]
     for t in threads:
         t.start()
     for t in threads:
@@ -105,9 +115,12 @@ def test_send_many_reports_opted_out_numbers_as_not_sent(emu: object) -> None:
     client = RelayClient(emu.project, emu.token, host=emu.relay_url, opt_outs=store)  # type: ignore[attr-defined]
     with client:
         batch = client.send_many(
-            [Outbound(to_number=to, from_number="+15551230001", body="hi", key=to)
-             for to in ("+15557650001", "+15557650002")],
-            wait=True, timeout=10,
+            [
+                Outbound(to_number=to, from_number="+15551230001", body="hi", key=to)
+                for to in ("+15557650001", "+15557650002")
+            ],
+            wait=True,
+            timeout=10,
         )
         results = {r.key: r for r in batch}
     assert results["+15557650001"].outcome == "delivered"

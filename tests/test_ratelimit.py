@@ -167,11 +167,19 @@ def test_presets_cite_the_documented_rates_and_can_be_overridden() -> None:
     assert "redis" not in repr(RateLimit(1))
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"per_second": 0}, {"per_second": -1}, {"per_second": True}, {"per_second": 1, "burst": 0},
-    {"per_second": 1, "key": "to_number"}, {"per_second": 1, "weight": "bytes"},
-    {"per_second": 1, "max_wait": -1}, {"per_second": 1, "redis_url": ""},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"per_second": 0},
+        {"per_second": -1},
+        {"per_second": True},
+        {"per_second": 1, "burst": 0},
+        {"per_second": 1, "key": "to_number"},
+        {"per_second": 1, "weight": "bytes"},
+        {"per_second": 1, "max_wait": -1},
+        {"per_second": 1, "redis_url": ""},
+    ],
+)
 def test_bad_options(kwargs: dict[str, object]) -> None:
     with pytest.raises(ConfigurationError):
         RateLimit(**kwargs)  # type: ignore[arg-type]
@@ -225,8 +233,7 @@ def test_relay_client_paces_send_message(emu: object) -> None:
     e: swsync.Emulator = emu  # type: ignore[assignment]
     with swsync.RelayClient(e.project, e.token, e.relay_url, rate_limit=rec) as client:
         client.send_message("+15551230001", "+15550001111", "hello").wait(timeout=5)
-    assert rec.calls == [{"from_number": "+15550001111", "body": "hello", "media": [],
-                          "account": e.project}]
+    assert rec.calls == [{"from_number": "+15550001111", "body": "hello", "media": [], "account": e.project}]
 
 
 def test_rest_client_paces_create_and_refuses_past_max_wait(emu: object) -> None:
@@ -248,8 +255,10 @@ def test_one_limit_shared_by_two_clients(emu: object) -> None:
     e: swsync.Emulator = emu  # type: ignore[assignment]
     clock = FakeClock()
     limit = RateLimit(2, burst=1, max_wait=None, clock=clock, sleep=clock.sleep)
-    with swsync.RelayClient(e.project, e.token, e.relay_url, rate_limit=limit) as relay, \
-            swsync.RestClient(e.project, e.token, e.rest_url, rate_limit=limit) as rest:
+    with (
+        swsync.RelayClient(e.project, e.token, e.relay_url, rate_limit=limit) as relay,
+        swsync.RestClient(e.project, e.token, e.rest_url, rate_limit=limit) as rest,
+    ):
         relay.send_message("+15551230001", "+15550001111", "a")
         rest.messages.create(to="+15551230002", from_="+15550001111", body="b")
         relay.send_message("+15551230003", "+15550001111", "c")

@@ -24,8 +24,9 @@ def backend(server: Any, **kw: Any) -> RedisBackend:
     return RedisBackend(server.url, namespace=f"t:{uuid.uuid4().hex}", **kw)
 
 
-def timed_reserve(b: RedisBackend, key: str, cost: float = 1.0,
-                  max_wait: float | None = None) -> tuple[float, float, float]:
+def timed_reserve(
+    b: RedisBackend, key: str, cost: float = 1.0, max_wait: float | None = None
+) -> tuple[float, float, float]:
     before = time.monotonic()
     wait = b.reserve(key, cost, max_wait)
     return before, wait, time.monotonic()

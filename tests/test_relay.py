@@ -87,8 +87,9 @@ class TestConnect:
 
 class TestSend:
     def test_body_tags_context_and_progression(self, client: RelayClient, emu: Emulator) -> None:
-        msg = client.send_message(to_number=TO, from_number=FROM, body="Your code is 123456",
-                                  tags=["otp"], context="office", region="us")
+        msg = client.send_message(
+            to_number=TO, from_number=FROM, body="Your code is 123456", tags=["otp"], context="office", region="us"
+        )
         assert isinstance(msg, Message) and msg.direction == "outbound"
         event = msg.wait(timeout=5)
         assert isinstance(event, MessageStateEvent) and event.message_state == "delivered"
@@ -205,11 +206,15 @@ class TestHandlers:
             msg.on(lambda e: seen.append((e.message_state, threading.current_thread().name)))
             assert completed.wait(5)
         states = [s for s, _ in seen]
-        assert states[-1] == "delivered" and states == sorted(states, key=["queued", "initiated", "sent", "delivered"].index)
+        assert states[-1] == "delivered" and states == sorted(
+            states, key=["queued", "initiated", "sent", "delivered"].index
+        )
         assert all(name.startswith("swsync-dispatch") for _, name in seen)
         assert done_events[0].message_state == "delivered"
 
-    def test_handler_exception_is_logged_and_harmless(self, client: RelayClient, caplog: pytest.LogCaptureFixture) -> None:
+    def test_handler_exception_is_logged_and_harmless(
+        self, client: RelayClient, caplog: pytest.LogCaptureFixture
+    ) -> None:
         ran = threading.Event()
         msg = client.send_message(to_number=TO, from_number=FROM, body="x", on_completed=lambda e: 1 / 0)
         msg.wait(5)
@@ -292,21 +297,31 @@ class TestConcurrencyAndRaces:
 
     def test_state_events_before_the_send_response_are_not_lost(self, client: RelayClient, emu: Emulator) -> None:
         emu.faults.state_before_response = True
-        msgs = [client.send_message(to_number=n, from_number=FROM, body="x")
-                for n in (TO, UNDELIVERED_NUMBER, FAILED_NUMBER) * 10]
+        msgs = [
+            client.send_message(to_number=n, from_number=FROM, body="x")
+            for n in (TO, UNDELIVERED_NUMBER, FAILED_NUMBER) * 10
+        ]
         states = [m.wait(5).message_state for m in msgs]
         assert states == ["delivered", "undelivered", "failed"] * 10
 
-    def test_malformed_and_unknown_frames_are_skipped(self, client: RelayClient, emu: Emulator,
-                                                      caplog: pytest.LogCaptureFixture) -> None:
+    def test_malformed_and_unknown_frames_are_skipped(
+        self, client: RelayClient, emu: Emulator, caplog: pytest.LogCaptureFixture
+    ) -> None:
         caplog.set_level(logging.DEBUG, logger="swsync")
         protocol = client.protocol
-        for raw in ("not json", "[1,2]", '{"jsonrpc":"2.0"}', '{"jsonrpc":"2.0","id":"x","method":"weird.thing"}',
-                    '{"jsonrpc":"2.0","id":"e","method":"signalwire.event","params":{"event_type":"messaging.state","params":{"message_id":7}}}',
-                    '{"jsonrpc":"2.0","id":"f","method":"signalwire.event","params":{"event_type":"surprise.event","params":{}}}',
-                    '{"jsonrpc":"2.0","id":"nobody-asked","result":{}}'):
+        for raw in (
+            "not json",
+            "[1,2]",
+            '{"jsonrpc":"2.0"}',
+            '{"jsonrpc":"2.0","id":"x","method":"weird.thing"}',
+            '{"jsonrpc":"2.0","id":"e","method":"signalwire.event","params":{"event_type":"messaging.state","params":{"message_id":7}}}',
+            '{"jsonrpc":"2.0","id":"f","method":"signalwire.event","params":{"event_type":"surprise.event","params":{}}}',
+            '{"jsonrpc":"2.0","id":"nobody-asked","result":{}}',
+        ):
             emu.send_raw(raw)
-        assert client.send_message(to_number=TO, from_number=FROM, body="still fine").wait(5).message_state == "delivered"
+        assert (
+            client.send_message(to_number=TO, from_number=FROM, body="still fine").wait(5).message_state == "delivered"
+        )
         assert client.protocol == protocol and emu.stats.connections == 1
         assert "not valid JSON" in caplog.text
 

@@ -20,8 +20,7 @@ def inject_when_settled(emu: Any) -> str:
     and the tests count un-ACKed events.
     """
     emu.wait_until(lambda: emu.unacked_events == 0)
-    mid: str = emu.inject_inbound(to_number="+15551110000", from_number="+15552220000", body="hi",
-                                  context="office")
+    mid: str = emu.inject_inbound(to_number="+15551110000", from_number="+15552220000", body="hi", context="office")
     return mid
 
 
@@ -53,8 +52,7 @@ def test_plain_handlers_are_acked_first(emu: Any) -> None:
 
     with make_client(emu) as client:
         client.on_message(handler)
-        emu.inject_inbound(to_number="+15551110000", from_number="+15552220000", body="hi",
-                           context="office")
+        emu.inject_inbound(to_number="+15551110000", from_number="+15552220000", body="hi", context="office")
         assert started.wait(5)
         emu.wait_until(lambda: emu.unacked_events == 0)  # ACKed while the handler still runs
         release.set()
@@ -74,8 +72,7 @@ def test_a_failed_handler_leaves_the_event_unacked_and_it_comes_again(emu: Any) 
         done.set()
 
     with client:
-        mid = emu.inject_inbound(to_number="+15551110000", from_number="+15552220000", body="hi",
-                                 context="office")
+        mid = emu.inject_inbound(to_number="+15551110000", from_number="+15552220000", body="hi", context="office")
         emu.wait_until(lambda: len(calls) == 1)
         assert emu.unacked_events == 1
         emu.drop_connections()  # the client resumes its session; the server redelivers

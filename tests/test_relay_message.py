@@ -37,8 +37,8 @@ from swsync import (
     RestClient,
     RestError,
     WaitTimeout,
+    _validate,
 )
-from swsync import _validate
 from swsync.emulator import FAILED_NUMBER, NO_DLR_NUMBER, Emulator
 from swsync.errors import RestConnectionError, RestTimeout
 from swsync.relay.dispatcher import Dispatcher
@@ -60,8 +60,9 @@ def client(emu: Emulator) -> Iterator[RelayClient]:
 
 def run_script(code: str, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PYTHONPATH=os.getcwd())
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], capture_output=True,
-                          text=True, timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *args], capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 # ------------------------------------------------------------------ #10 point 2(b)
@@ -96,8 +97,7 @@ class TestContexts:
             client.send_message(to_number=TO, from_number=FROM, body="x", context="office")
 
     def test_check_context_false_sends_anyway(self, client: RelayClient, emu: Emulator) -> None:
-        msg = client.send_message(to_number=TO, from_number=FROM, body="x", context="billing",
-                                  check_context=False)
+        msg = client.send_message(to_number=TO, from_number=FROM, body="x", context="billing", check_context=False)
         assert emu.wait_for_status(msg.message_id, "delivered")["context"] == "billing"
 
 
@@ -147,8 +147,7 @@ class TestCallbackErrors:
         first = client.send_message(to_number=TO, from_number=FROM, body="x", on_completed=lambda e: sys.exit(2))
         first.wait(5)
         done: queue.SimpleQueue[str] = queue.SimpleQueue()
-        client.send_message(to_number=TO, from_number=FROM, body="y",
-                            on_completed=lambda e: done.put(e.message_state))
+        client.send_message(to_number=TO, from_number=FROM, body="y", on_completed=lambda e: done.put(e.message_state))
         assert done.get(timeout=5) == "delivered"
 
     def test_unhandled_callback_error_goes_to_stderr_without_logging_config(self, emu: Emulator) -> None:
@@ -216,8 +215,14 @@ def _send_and_wait(args: tuple[str, str, str, str]) -> tuple[RelayEvent, Message
 class TestPickleAndCopy:
     def test_events_round_trip(self) -> None:
         events: list[RelayEvent] = [
-            MessageStateEvent("messaging.state", {"message_id": "m1", "message_state": "failed",
-                                                   "reason": "unreachable"}, 12.5, "m1", "failed", "unreachable"),
+            MessageStateEvent(
+                "messaging.state",
+                {"message_id": "m1", "message_state": "failed", "reason": "unreachable"},
+                12.5,
+                "m1",
+                "failed",
+                "unreachable",
+            ),
             MessageReceiveEvent("messaging.receive", {"message_id": "m2", "body": "hi"}, None, "m2"),
             RelayEvent("custom.event", {"a": [1, 2]}, 1.0),
         ]
@@ -227,19 +232,22 @@ class TestPickleAndCopy:
                 with pytest.raises(AttributeError, match="immutable"):
                     clone.timestamp = 0  # type: ignore[misc]
 
-    @pytest.mark.parametrize("error", [
-        WaitTimeout("late"),
-        ConnectionClosedError("gone", may_have_been_sent=True),
-        OutcomeUnknownError("accepted, outcome unknown", message_id="m1"),
-        RelayError(-32602, "bad params"),
-        AuthenticationError(-32002, "no"),
-        ConfigurationError("missing"),
-        RestError(404, "nope", code=20404, more_info="https://x", method="GET", url="https://e/x"),
-        RestConnectionError("down", method="POST", url="https://e/x", may_have_been_sent=False),
-        RestTimeout("slow", method="GET", url="https://e/x", may_have_been_sent=True),
-        RateLimited("wait", key="+1555", retry_after=2.0),
-        OptedOutError("stop", number="+1555"),
-    ])
+    @pytest.mark.parametrize(
+        "error",
+        [
+            WaitTimeout("late"),
+            ConnectionClosedError("gone", may_have_been_sent=True),
+            OutcomeUnknownError("accepted, outcome unknown", message_id="m1"),
+            RelayError(-32602, "bad params"),
+            AuthenticationError(-32002, "no"),
+            ConfigurationError("missing"),
+            RestError(404, "nope", code=20404, more_info="https://x", method="GET", url="https://e/x"),
+            RestConnectionError("down", method="POST", url="https://e/x", may_have_been_sent=False),
+            RestTimeout("slow", method="GET", url="https://e/x", may_have_been_sent=True),
+            RateLimited("wait", key="+1555", retry_after=2.0),
+            OptedOutError("stop", number="+1555"),
+        ],
+    )
     def test_errors_round_trip(self, error: Exception) -> None:
         for clone in _round_trips(error):
             assert type(clone) is type(error) and str(clone) == str(error)
@@ -251,7 +259,13 @@ class TestPickleAndCopy:
         for clone in _round_trips(msg):
             assert isinstance(clone, Message) and clone is not msg
             assert (clone.message_id, clone.state, clone.reason, clone.tags, clone.body, clone.is_done) == (
-                msg.message_id, "failed", "unreachable", ["t"], "x", True)
+                msg.message_id,
+                "failed",
+                "unreachable",
+                ["t"],
+                "x",
+                True,
+            )
             assert clone.wait(0) == event and clone.result == event
 
     def test_snapshot_of_a_pending_message_does_not_hang(self, client: RelayClient) -> None:
@@ -325,16 +339,27 @@ class TestTimeouts:
         assert msg.wait(math.inf).message_state == "delivered"
         assert msg.wait(1e10).message_state == "delivered"
 
-    @pytest.mark.parametrize("option", ["request_timeout", "connect_timeout", "queue_timeout",
-                                        "max_reconnect_delay", "message_ttl", "ping_interval"])
+    @pytest.mark.parametrize(
+        "option",
+        ["request_timeout", "connect_timeout", "queue_timeout", "max_reconnect_delay", "message_ttl", "ping_interval"],
+    )
     @pytest.mark.parametrize("bad", [math.nan, -5, 0])
     def test_client_options_reject_nan_and_negative(self, emu: Emulator, option: str, bad: float) -> None:
         with pytest.raises(ConfigurationError, match=option):
             make_client(emu, **{option: bad})
 
     def test_client_options_accept_infinity(self, emu: Emulator) -> None:
-        options = {name: math.inf for name in ("request_timeout", "connect_timeout", "queue_timeout",
-                                                "max_reconnect_delay", "message_ttl", "ping_interval")}
+        options = {
+            name: math.inf
+            for name in (
+                "request_timeout",
+                "connect_timeout",
+                "queue_timeout",
+                "max_reconnect_delay",
+                "message_ttl",
+                "ping_interval",
+            )
+        }
         with make_client(emu, **options) as c:
             assert c.send_message(to_number=TO, from_number=FROM, body="x").wait(math.inf).message_state == "delivered"
 
@@ -348,14 +373,38 @@ class TestTimeouts:
 
 # ------------------------------------------------------------------ #11 point 14
 
-GOOD_URLS = ["https://example.com/a.png", "HTTPS://EXAMPLE.COM/a.png", "Http://example.com:8080/x?y=1",
-             "http://127.0.0.1/a.gif", "https://[::1]/a.png"]
-BAD_URLS = ["http://", "https://", "http:///path", "ftp://example.com/a.png", "example.com/a.png",
-            "http://exa mple.com/a.png", "https://example.com/a b.png", "https://example.com/a\r\nX-Evil: 1",
-            "https://example.com/a\n", " https://example.com/a", "https://example.com/\ta",
-            "https://example.com/\u00a0a", "http://example.com:port/", "http://[::1/a", "javascript:alert(1)"]
-BAD_MEDIA: list[Any] = [{"url": "https://example.com/a.png"}, "https://example.com/a.png",
-                        b"https://example.com/a.png", 5, [5], [None]]
+GOOD_URLS = [
+    "https://example.com/a.png",
+    "HTTPS://EXAMPLE.COM/a.png",
+    "Http://example.com:8080/x?y=1",
+    "http://127.0.0.1/a.gif",
+    "https://[::1]/a.png",
+]
+BAD_URLS = [
+    "http://",
+    "https://",
+    "http:///path",
+    "ftp://example.com/a.png",
+    "example.com/a.png",
+    "http://exa mple.com/a.png",
+    "https://example.com/a b.png",
+    "https://example.com/a\r\nX-Evil: 1",
+    "https://example.com/a\n",
+    " https://example.com/a",
+    "https://example.com/\ta",
+    "https://example.com/\u00a0a",
+    "http://example.com:port/",
+    "http://[::1/a",
+    "javascript:alert(1)",
+]
+BAD_MEDIA: list[Any] = [
+    {"url": "https://example.com/a.png"},
+    "https://example.com/a.png",
+    b"https://example.com/a.png",
+    5,
+    [5],
+    [None],
+]
 
 
 class TestMediaUrls:
@@ -464,9 +513,14 @@ print("run returned", flush=True)
 
 @pytest.mark.timeout(90)
 def test_sigterm_drains_queued_callbacks_before_disconnecting(emu: Emulator) -> None:
-    proc = subprocess.Popen([sys.executable, "-c", RUN_SCRIPT, emu.project, emu.token, emu.relay_url],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, PYTHONPATH=os.getcwd()))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", RUN_SCRIPT, emu.project, emu.token, emu.relay_url],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=os.getcwd()),
+    )
     try:
         assert proc.stdout is not None and proc.stdin is not None
         assert proc.stdout.readline().strip() == "ready"
@@ -484,8 +538,12 @@ def test_sigterm_drains_queued_callbacks_before_disconnecting(emu: Emulator) -> 
             proc.wait()
     assert proc.returncode == 0, err
     lines = out.splitlines()
-    assert lines == ["replied first delivered", "replied second delivered", "replied third delivered",
-                     "run returned"], err
+    assert lines == [
+        "replied first delivered",
+        "replied second delivered",
+        "replied third delivered",
+        "run returned",
+    ], err
 
 
 def test_readme_documents_the_drain_bound() -> None:
@@ -497,8 +555,26 @@ def test_readme_documents_the_drain_bound() -> None:
 def test_cli_send_on_a_named_context_subscribes_to_it(emu: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
     from swsync import cli
 
-    code = cli.main(["--project", emu.project, "--token", emu.token, "--space", emu.relay_url, "send",
-                     "--to", TO, "--from", FROM, "--body", "x", "--context", "billing", "--json"])
+    code = cli.main(
+        [
+            "--project",
+            emu.project,
+            "--token",
+            emu.token,
+            "--space",
+            emu.relay_url,
+            "send",
+            "--to",
+            TO,
+            "--from",
+            FROM,
+            "--body",
+            "x",
+            "--context",
+            "billing",
+            "--json",
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0, err
     last = [line for line in out.splitlines() if line.strip()][-1]
@@ -574,8 +650,9 @@ class TestOnMessageState:
         with make_client(emu) as sender, make_client(emu, contexts=["fleet-status"]) as tracker:
             seen = _Collect()
             tracker.on_message_state(seen)
-            msg = sender.send_message(to_number=TO, from_number=FROM, body="x", context="fleet-status",
-                                      check_context=False)
+            msg = sender.send_message(
+                to_number=TO, from_number=FROM, body="x", context="fleet-status", check_context=False
+            )
             assert seen.until_done()[-1] == (msg.message_id, "delivered")
             with pytest.raises(WaitTimeout):
                 msg.wait(0)  # the sender gets no events on a context it does not receive
@@ -650,8 +727,9 @@ def test_send_held_across_a_session_restart_gets_its_events(emu: Emulator) -> No
             emu.server_disconnect(restart=True)
             proxy.wait_refused(1)  # the old session is gone; the client is reconnecting
             done: queue.SimpleQueue[Any] = queue.SimpleQueue()
-            sender = threading.Thread(target=lambda: done.put(
-                c.send_message(to_number=TO, from_number=FROM, body="held")))
+            sender = threading.Thread(
+                target=lambda: done.put(c.send_message(to_number=TO, from_number=FROM, body="held"))
+            )
             sender.start()
             proxy.refuse(False)
             sender.join(10)

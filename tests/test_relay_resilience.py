@@ -132,8 +132,9 @@ def test_half_open_connection_is_detected_and_replaced(slow_emu: Emulator, proxy
 
 @pytest.mark.parametrize("restart", [False, True])
 def test_server_disconnect(slow_emu: Emulator, restart: bool) -> None:
-    client = RelayClient(project=slow_emu.project, token=slow_emu.token, host=slow_emu.relay_url,
-                         max_reconnect_delay=0.2)
+    client = RelayClient(
+        project=slow_emu.project, token=slow_emu.token, host=slow_emu.relay_url, max_reconnect_delay=0.2
+    )
     with client:
         protocol = client.protocol
         slow_emu.server_disconnect(restart=restart)
@@ -189,8 +190,9 @@ def test_chaos_every_send_is_accounted_for() -> None:
 
     with Emulator(state_delay=0.0) as emu:
         emu.faults.drop_every = 300
-        client = RelayClient(project=emu.project, token=emu.token, host=emu.relay_url,
-                             max_reconnect_delay=0.2, request_timeout=10)
+        client = RelayClient(
+            project=emu.project, token=emu.token, host=emu.relay_url, max_reconnect_delay=0.2, request_timeout=10
+        )
         returned: dict[str, Message] = {}
         maybe_sent: list[str] = []
         not_sent: list[str] = []
@@ -230,22 +232,24 @@ def test_chaos_every_send_is_accounted_for() -> None:
     assert stored_set - set(returned) <= set(maybe_sent)
     assert len(returned) + len(maybe_sent) + len(not_sent) == 1000
     assert drops >= 3
-    print(f"\nchaos: {drops} drops, {len(returned)} delivered, {len(maybe_sent)} maybe-sent "
-          f"({len(stored_set - set(returned))} of them accepted), {len(not_sent)} not sent")
+    print(
+        f"\nchaos: {drops} drops, {len(returned)} delivered, {len(maybe_sent)} maybe-sent "
+        f"({len(stored_set - set(returned))} of them accepted), {len(not_sent)} not sent"
+    )
 
 
 def test_fifty_thousand_completed_messages_leave_no_state() -> None:
     """Drive the client's event path directly: tracked, completed, forgotten."""
     client = RelayClient(project="p", token="t", host="ws://127.0.0.1:9")
     tracker = client._tracker
-    fields = {"context": "c", "to_number": TO, "from_number": FROM, "direction": "outbound",
-              "message_state": "queued"}
+    fields = {"context": "c", "to_number": TO, "from_number": FROM, "direction": "outbound", "message_state": "queued"}
     for i in range(50_000):
         mid = f"m-{i}"
         tracker.register(mid, dict(fields), None)
         for state in ("queued", "initiated", "sent", "delivered"):
-            client._on_event(tracker, client._dispatcher, "messaging.state",
-                             {"message_id": mid, "message_state": state}, {})
+            client._on_event(
+                tracker, client._dispatcher, "messaging.state", {"message_id": mid, "message_state": state}, {}
+            )
     assert len(tracker) == 0 and tracker.early_count == 0
 
 
@@ -282,8 +286,9 @@ def test_wait_timeout_does_not_break_the_connection(emu: Emulator) -> None:
 
 
 def test_server_restart_fails_waiters_of_the_old_session(slow_emu: Emulator) -> None:
-    with RelayClient(project=slow_emu.project, token=slow_emu.token, host=slow_emu.relay_url,
-                     max_reconnect_delay=0.2) as client:
+    with RelayClient(
+        project=slow_emu.project, token=slow_emu.token, host=slow_emu.relay_url, max_reconnect_delay=0.2
+    ) as client:
         msg = client.send_message(to_number=NO_DLR_NUMBER, from_number=FROM, body="pending")
         slow_emu.server_disconnect(restart=True)
         with pytest.raises(ConnectionClosedError, match="not resumed"):
@@ -305,8 +310,7 @@ def test_connect_again_after_the_client_stopped_on_its_own(slow_emu: Emulator, p
     assert dispatchers == []
 
 
-def test_requests_queued_when_reauthentication_fails_get_connection_closed(slow_emu: Emulator,
-                                                                          proxy: TcpProxy) -> None:
+def test_requests_queued_when_reauthentication_fails_get_connection_closed(slow_emu: Emulator, proxy: TcpProxy) -> None:
     with Emulator(state_delay=0.0) as other:
         client = via(proxy, slow_emu)
         client.connect()

@@ -29,13 +29,15 @@ def tls_emu(tls_files: dict[str, str]) -> Iterator[Emulator]:
 
 def test_tls_with_ca_file(tls_emu: Emulator, tls_files: dict[str, str]) -> None:
     assert tls_emu.relay_url.startswith("wss://")
-    with RelayClient(project=tls_emu.project, token=tls_emu.token, host=tls_emu.relay_url,
-                     ca_file=tls_files["ca"]) as client:
+    with RelayClient(
+        project=tls_emu.project, token=tls_emu.token, host=tls_emu.relay_url, ca_file=tls_files["ca"]
+    ) as client:
         assert client.send_message(to_number=TO, from_number=FROM, body="tls").wait(5).message_state == "delivered"
 
 
-def test_tls_ca_file_from_environment(tls_emu: Emulator, tls_files: dict[str, str],
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tls_ca_file_from_environment(
+    tls_emu: Emulator, tls_files: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SIGNALWIRE_RELAY_CA_FILE", tls_files["ca"])
     with RelayClient(project=tls_emu.project, token=tls_emu.token, host=tls_emu.relay_url) as client:
         assert client.send_message(to_number=TO, from_number=FROM, body="tls").wait(5).message_state == "delivered"
@@ -51,8 +53,9 @@ def test_tls_is_verified_by_default(tls_emu: Emulator) -> None:
 def test_full_session_at_debug_never_logs_secrets(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     with Emulator(state_delay=0.0) as emu:
-        client = RelayClient(project=emu.project, token=emu.token, host=emu.relay_url,
-                             contexts=["office"], max_reconnect_delay=0.2)
+        client = RelayClient(
+            project=emu.project, token=emu.token, host=emu.relay_url, contexts=["office"], max_reconnect_delay=0.2
+        )
         with client:
             client.on_message(lambda m: None)
             client.send_message(to_number=TO, from_number=FROM, body="x").wait(5)
@@ -80,9 +83,29 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5),
     max_leaves=10,
 )
-keys = st.sampled_from(["jsonrpc", "id", "method", "params", "result", "error", "event_type", "message_id",
-                        "message_state", "reason", "media", "tags", "segments", "body", "code", "message",
-                        "restart", "timestamp", "authorization_state"])
+keys = st.sampled_from(
+    [
+        "jsonrpc",
+        "id",
+        "method",
+        "params",
+        "result",
+        "error",
+        "event_type",
+        "message_id",
+        "message_state",
+        "reason",
+        "media",
+        "tags",
+        "segments",
+        "body",
+        "code",
+        "message",
+        "restart",
+        "timestamp",
+        "authorization_state",
+    ]
+)
 methods = st.sampled_from(["signalwire.event", "signalwire.ping", "signalwire.disconnect", "other", ""])
 event_types = st.sampled_from(["messaging.state", "messaging.receive", "signalwire.authorization.state", "x"])
 
@@ -108,11 +131,21 @@ def _router() -> tuple[Connection, RelayClient]:
     tracker = MessageTracker(_NullDispatcher())
     tracker.register("known", {}, lambda e: None)
     conn = Connection(
-        "ws://127.0.0.1:9", auth={"project": "p", "token": "t"}, contexts=list,
+        "ws://127.0.0.1:9",
+        auth={"project": "p", "token": "t"},
+        contexts=list,
         on_event=functools.partial(client._on_event, tracker, tracker.dispatcher),
-        on_lost=lambda r: None, on_fresh_session=lambda: None,
-        on_tick=lambda: None, on_batch_end=tracker.notify_deferred, ssl_context=None, connect_timeout=1, request_timeout=1,
-        queue_timeout=1, reconnect=False, max_reconnect_delay=1, ping_interval=None,
+        on_lost=lambda r: None,
+        on_fresh_session=lambda: None,
+        on_tick=lambda: None,
+        on_batch_end=tracker.notify_deferred,
+        ssl_context=None,
+        connect_timeout=1,
+        request_timeout=1,
+        queue_timeout=1,
+        reconnect=False,
+        max_reconnect_delay=1,
+        ping_interval=None,
     )
     return conn, client
 
@@ -183,8 +216,7 @@ def test_redirects_are_never_followed(emu: Emulator) -> None:
     t = threading.Thread(target=server.serve_forever, name="test-redirect", daemon=True)
     t.start()
     try:
-        client = RelayClient(project=emu.project, token=emu.token,
-                             host=f"ws://127.0.0.1:{server.server_address[1]}")
+        client = RelayClient(project=emu.project, token=emu.token, host=f"ws://127.0.0.1:{server.server_address[1]}")
         with pytest.raises(ConnectionClosedError, match="could not connect"):
             client.connect()
     finally:
@@ -216,8 +248,9 @@ def test_a_trickling_handshake_is_bounded_by_connect_timeout() -> None:
     t = threading.Thread(target=trickle, name="test-trickle", daemon=True)
     t.start()
     try:
-        client = RelayClient(project="p", token="t", host=f"ws://127.0.0.1:{listener.getsockname()[1]}",
-                             connect_timeout=0.5)
+        client = RelayClient(
+            project="p", token="t", host=f"ws://127.0.0.1:{listener.getsockname()[1]}", connect_timeout=0.5
+        )
         with pytest.raises(ConnectionClosedError):
             client.connect()
     finally:

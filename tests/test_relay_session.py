@@ -53,12 +53,14 @@ def test_same_protocol_without_session_restored_is_a_resume() -> None:
         assert msg.wait(10).message_state == "delivered"  # the waiter was kept
 
 
-@pytest.mark.parametrize("second", [accept("signalwire_other"), accept(session_restored=False)],
-                         ids=["another-protocol", "session_restored-false"])
+@pytest.mark.parametrize(
+    "second",
+    [accept("signalwire_other"), accept(session_restored=False)],
+    ids=["another-protocol", "session_restored-false"],
+)
 def test_another_protocol_or_restored_false_is_a_fresh_session(second: dict[str, Any]) -> None:
     replies = [accept(), second]
-    with RelayServer(on_connect=lambda n, params: replies[min(n, 2) - 1]) as server, \
-            client_for(server) as client:
+    with RelayServer(on_connect=lambda n, params: replies[min(n, 2) - 1]) as server, client_for(server) as client:
         msg = client.send_message(to_number=TO, from_number=FROM, body="hi")
         server.drop()
         with pytest.raises(OutcomeUnknownError, match="not resumed") as info:
@@ -67,8 +69,9 @@ def test_another_protocol_or_restored_false_is_a_fresh_session(second: dict[str,
 
 
 def test_emulator_resume_and_restart_are_told_apart(slow_emu: Emulator, proxy: TcpProxy) -> None:
-    with RelayClient(project=slow_emu.project, token=slow_emu.token, host=proxy.url,
-                     max_reconnect_delay=0.05) as client:
+    with RelayClient(
+        project=slow_emu.project, token=slow_emu.token, host=proxy.url, max_reconnect_delay=0.05
+    ) as client:
         kept = client.send_message(to_number=TO, from_number=FROM, body="resumed")
         proxy.drop_all()
         assert kept.wait(10).message_state == "delivered"
@@ -84,8 +87,12 @@ def test_emulator_resume_and_restart_are_told_apart(slow_emu: Emulator, proxy: T
 @pytest.mark.parametrize("restart", [False, True], ids=["resume", "after-restart"])
 def test_transient_refusals_on_reconnect_are_retried_and_the_listener_carries_on(restart: bool) -> None:
     """The service refuses two reconnects (-32000, -32603), then accepts: the listener lives on."""
-    script = [accept(), refuse(-32000, "auth backend unavailable"), refuse(-32603, "internal error"),
-              accept("signalwire_new")]
+    script = [
+        accept(),
+        refuse(-32000, "auth backend unavailable"),
+        refuse(-32603, "internal error"),
+        accept("signalwire_new"),
+    ]
     got: list[str] = []
     arrived = threading.Event()
     with RelayServer(on_connect=lambda n, params: script[min(n, 4) - 1]) as server:
@@ -95,8 +102,7 @@ def test_transient_refusals_on_reconnect_are_retried_and_the_listener_carries_on
         server.wait_for(lambda: len(server.connect_params) == 1)
         client.execute("signalwire.ping", {})  # returns once connected
         if restart:  # the service restarts the session: the next connect is a fresh one
-            server.push({"jsonrpc": "2.0", "id": "d-1", "method": "signalwire.disconnect",
-                         "params": {"restart": True}})
+            server.push({"jsonrpc": "2.0", "id": "d-1", "method": "signalwire.disconnect", "params": {"restart": True}})
             server.wait_for(lambda: any(f.get("id") == "d-1" for f in server.frames))
         server.drop()
         server.wait_for(lambda: len(server.connect_params) == 4)
@@ -211,8 +217,9 @@ def test_inbound_refused_by_a_stopped_dispatcher_is_kept_for_the_next_connect(em
     tracker, dispatcher = client._tracker, client._dispatcher
     client.disconnect()
     # As if the old connection's reader handed over one more inbound message just now.
-    client._on_event(tracker, dispatcher, "messaging.receive",
-                     {"message_id": "late-1", "body": "late", "context": "office"}, {})
+    client._on_event(
+        tracker, dispatcher, "messaging.receive", {"message_id": "late-1", "body": "late", "context": "office"}, {}
+    )
     assert got == []
     with client:
         assert arrived.wait(10)
@@ -235,8 +242,7 @@ def _unknown_after(scenario: str, emu: Emulator, proxy: TcpProxy, completed: lis
     kw: dict[str, Any] = {"reconnect": scenario != "drop-no-reconnect", "max_reconnect_delay": 0.05}
     client = RelayClient(project=emu.project, token=emu.token, host=proxy.url, **kw)
     client.connect()
-    msg = client.send_message(to_number=NO_DLR_NUMBER, from_number=FROM, body=scenario,
-                              on_completed=completed.append)
+    msg = client.send_message(to_number=NO_DLR_NUMBER, from_number=FROM, body=scenario, on_completed=completed.append)
     if scenario == "disconnect":
         client.disconnect()
     elif scenario == "restart":
@@ -255,8 +261,7 @@ def _unknown_after(scenario: str, emu: Emulator, proxy: TcpProxy, completed: lis
 
 
 @pytest.mark.parametrize("scenario", ["disconnect", "restart", "refused-resume", "drop-no-reconnect"])
-def test_accepted_message_is_never_reported_as_not_sent(slow_emu: Emulator, proxy: TcpProxy,
-                                                        scenario: str) -> None:
+def test_accepted_message_is_never_reported_as_not_sent(slow_emu: Emulator, proxy: TcpProxy, scenario: str) -> None:
     completed: list[Any] = []
     msg, error = _unknown_after(scenario, slow_emu, proxy, completed)
     assert isinstance(error, ConnectionClosedError) and error.may_have_been_sent is True
@@ -273,10 +278,13 @@ def test_accepted_message_is_never_reported_as_not_sent(slow_emu: Emulator, prox
 def test_on_completed_hears_about_eviction(emu: Emulator) -> None:
     completed: list[MessageStateEvent] = []
     done = threading.Event()
-    with RelayClient(project=emu.project, token=emu.token, host=emu.relay_url,
-                     max_tracked_messages=1) as client:
-        first = client.send_message(to_number=NO_DLR_NUMBER, from_number=FROM, body="1",
-                                    on_completed=lambda e: (completed.append(e), done.set()))
+    with RelayClient(project=emu.project, token=emu.token, host=emu.relay_url, max_tracked_messages=1) as client:
+        first = client.send_message(
+            to_number=NO_DLR_NUMBER,
+            from_number=FROM,
+            body="1",
+            on_completed=lambda e: (completed.append(e), done.set()),
+        )
         client.send_message(to_number=NO_DLR_NUMBER, from_number=FROM, body="2")
         assert done.wait(10)
     assert [(e.message_id, e.message_state) for e in completed] == [(first.message_id, "unknown")]
@@ -313,7 +321,8 @@ def test_inbound_dedupe_memory_is_bounded(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_send_refused_because_the_session_was_discarded_goes_out_on_the_next_one(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(connection_module, "SESSION_GONE_DRAIN", 0.1)
     refused: list[dict[str, Any]] = []
 
@@ -323,9 +332,10 @@ def test_send_refused_because_the_session_was_discarded_goes_out_on_the_next_one
             return {"error": {"code": -32002, "message": "Authentication required"}}
         return None
 
-    with RelayServer(on_request=on_request,
-                     on_connect=lambda n, p: accept(f"signalwire_s{n}")) as server, \
-            client_for(server) as client:
+    with (
+        RelayServer(on_request=on_request, on_connect=lambda n, p: accept(f"signalwire_s{n}")) as server,
+        client_for(server) as client,
+    ):
         msg = client.send_message(to_number=TO, from_number=FROM, body="held")
         assert msg.message_id == "m-1"
         assert len(refused) == 1 and len(server.sends) == 1
@@ -347,8 +357,7 @@ def test_connect_timeout_says_timeout_not_connection_lost() -> None:
 
 
 def test_tls_against_a_plain_port_hints_at_ws(emu: Emulator) -> None:
-    client = RelayClient(project=emu.project, token=emu.token, host=f"wss://127.0.0.1:{emu.port}",
-                         connect_timeout=5)
+    client = RelayClient(project=emu.project, token=emu.token, host=f"wss://127.0.0.1:{emu.port}", connect_timeout=5)
     with pytest.raises(ConnectionClosedError) as info:
         client.connect()
     assert "ws://" in str(info.value) and "does not speak TLS" in str(info.value)
@@ -386,8 +395,9 @@ def _exit_code(pid: int) -> int:
 def test_prefork_pattern_connects_in_each_worker_and_never_in_the_master(emu: Emulator) -> None:
     # What gunicorn --preload does: the app module (and its client) is imported in the
     # master, which then forks the workers.
-    client = RelayClient(project=emu.project, token=emu.token, host=emu.relay_url,
-                         contexts=["office"], auto_connect=True)
+    client = RelayClient(
+        project=emu.project, token=emu.token, host=emu.relay_url, contexts=["office"], auto_connect=True
+    )
     handled_r, handled_w = os.pipe()
     stop_r, stop_w = os.pipe()
 

@@ -286,4 +286,3 @@ def test_dispatcher_survives_raising_job(caplog: pytest.LogCaptureFixture) -> No
     assert ran.wait(5)
     d.stop()
     assert "raised" in caplog.text
-

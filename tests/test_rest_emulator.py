@@ -100,7 +100,7 @@ def test_list_with_each_filter(emu: Emulator, rest: RestClient) -> None:
 
     start = len(emu.request_log)
     rest.messages.list(to=TO, status="delivered", date_sent_before=middle)
-    (method, path), = log_since(emu, start)
+    ((method, path),) = log_since(emu, start)
     assert method == "GET" and "DateSent%3C=" in path and "To=%2B15557654321" in path
 
 

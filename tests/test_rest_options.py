@@ -21,16 +21,31 @@ SID = "9f4a3a5e-8d22-4c0c-9f0b-3d2a1e5b7c61"
 
 
 def message_json(**over: Any) -> dict[str, Any]:
-    payload = {"sid": SID, "account_sid": PROJECT, "to": "+15557654321", "from": "12345",
-               "body": "hi", "status": "queued", "num_segments": "1", "num_media": "0"}
+    payload = {
+        "sid": SID,
+        "account_sid": PROJECT,
+        "to": "+15557654321",
+        "from": "12345",
+        "body": "hi",
+        "status": "queued",
+        "num_segments": "1",
+        "num_media": "0",
+    }
     payload.update(over)
     return payload
 
 
 def page_json(records: list[dict[str, Any]]) -> dict[str, Any]:
     uri = f"/api/laml/2010-04-01/Accounts/{PROJECT}/Messages.json?Page=0&PageSize=50"
-    return {"uri": uri, "first_page_uri": uri, "next_page_uri": None, "previous_page_uri": None,
-            "page": 0, "page_size": 50, "messages": records}
+    return {
+        "uri": uri,
+        "first_page_uri": uri,
+        "next_page_uri": None,
+        "previous_page_uri": None,
+        "page": 0,
+        "page_size": 50,
+        "messages": records,
+    }
 
 
 class FakeClock:
@@ -60,11 +75,14 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
 # --- the deadline: every attempt and every wait of one call ends within it -------------
 
 
-def test_a_retry_after_past_the_deadline_is_not_waited_for(
-    rsps: responses.RequestsMock, clock: FakeClock
-) -> None:
-    rsps.add(responses.POST, f"{BASE}/Messages.json", status=429, headers={"Retry-After": "20"},
-             json={"code": 20429, "message": "Too Many Requests"})
+def test_a_retry_after_past_the_deadline_is_not_waited_for(rsps: responses.RequestsMock, clock: FakeClock) -> None:
+    rsps.add(
+        responses.POST,
+        f"{BASE}/Messages.json",
+        status=429,
+        headers={"Retry-After": "20"},
+        json={"code": 20429, "message": "Too Many Requests"},
+    )
     with RestClient(PROJECT, TOKEN, "example.signalwire.com", total_timeout=3) as rest:
         with pytest.raises(RestError) as info:
             rest.messages.create(to="+15557654321", from_="+15551234567", body="x")
@@ -146,8 +164,7 @@ def test_send_as_mms_is_sent_as_send_as_mms_true(rsps: responses.RequestsMock, r
     rest.messages.create(to="+15557654321", from_="12345", body="a long text", send_as_mms=True)
     rest.messages.create(to="+15557654321", from_="12345", body="plain")
     first, second = (parse_qsl(c.request.body) for c in rsps.calls)
-    assert first == [("To", "+15557654321"), ("From", "12345"), ("Body", "a long text"),
-                     ("SendAsMms", "true")]
+    assert first == [("To", "+15557654321"), ("From", "12345"), ("Body", "a long text"), ("SendAsMms", "true")]
     assert "SendAsMms" not in dict(second)
 
 

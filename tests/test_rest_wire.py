@@ -51,12 +51,23 @@ AUTH = "Basic " + base64.b64encode(f"{PROJECT}:{TOKEN}".encode()).decode()
 
 def message_json(sid: str = SID, **over: Any) -> dict[str, Any]:
     payload: dict[str, Any] = {
-        "account_sid": PROJECT, "api_version": "2010-04-01", "body": "Hello World!",
-        "num_segments": 1, "num_media": 2,
-        "date_created": "Mon, 13 Aug 2018 21:38:46 +0000", "date_sent": None,
-        "date_updated": "Mon, 13 Aug 2018 21:38:47 +0000", "direction": "outbound-api",
-        "error_code": None, "error_message": None, "from": "+15551234567", "price": None,
-        "price_unit": "USD", "sid": sid, "status": "queued", "to": "+15557654321",
+        "account_sid": PROJECT,
+        "api_version": "2010-04-01",
+        "body": "Hello World!",
+        "num_segments": 1,
+        "num_media": 2,
+        "date_created": "Mon, 13 Aug 2018 21:38:46 +0000",
+        "date_sent": None,
+        "date_updated": "Mon, 13 Aug 2018 21:38:47 +0000",
+        "direction": "outbound-api",
+        "error_code": None,
+        "error_message": None,
+        "from": "+15551234567",
+        "price": None,
+        "price_unit": "USD",
+        "sid": sid,
+        "status": "queued",
+        "to": "+15557654321",
         "messaging_service_sid": None,
         "uri": f"/api/laml/2010-04-01/Accounts/{PROJECT}/Messages/{sid}",
         "subresource_uris": {"media": f"/api/laml/2010-04-01/Accounts/{PROJECT}/Messages/{sid}/Media"},
@@ -67,8 +78,15 @@ def message_json(sid: str = SID, **over: Any) -> dict[str, Any]:
 
 def page_json(records: list[dict[str, Any]], next_uri: str | None, key: str = "messages") -> dict[str, Any]:
     uri = f"/api/laml/2010-04-01/Accounts/{PROJECT}/Messages?Page=0&PageSize=50"
-    return {"uri": uri, "first_page_uri": uri, "next_page_uri": next_uri,
-            "previous_page_uri": None, "page": 0, "page_size": 50, key: records}
+    return {
+        "uri": uri,
+        "first_page_uri": uri,
+        "next_page_uri": next_uri,
+        "previous_page_uri": None,
+        "page": 0,
+        "page_size": 50,
+        key: records,
+    }
 
 
 @pytest.fixture(autouse=True)
@@ -94,7 +112,9 @@ def query(call: Any) -> str:
 def test_create_sends_exact_form_headers_and_path(rsps: responses.RequestsMock, rest: RestClient) -> None:
     rsps.add(responses.POST, f"{BASE}/Messages.json", json=message_json(), status=201)
     record = rest.messages.create(
-        to="+15557654321", from_="+15551234567", body="Hello World!",
+        to="+15557654321",
+        from_="+15551234567",
+        body="Hello World!",
         media_url=["https://example.com/a.jpg", "https://example.com/b.png"],
         status_callback="https://hooks.example.com/sms/status",
     )
@@ -117,14 +137,22 @@ def test_create_sends_exact_form_headers_and_path(rsps: responses.RequestsMock, 
 def test_create_optional_fields(rsps: responses.RequestsMock, rest: RestClient) -> None:
     rsps.add(responses.POST, f"{BASE}/Messages.json", json=message_json(), status=201)
     rest.messages.create(
-        to="+15557654321", from_="+15551234567", media_url=["https://example.com/a.jpg"],
-        application_sid="app-1", max_price=Decimal("0.0075"), validity_period=600,
+        to="+15557654321",
+        from_="+15551234567",
+        media_url=["https://example.com/a.jpg"],
+        application_sid="app-1",
+        max_price=Decimal("0.0075"),
+        validity_period=600,
         messaging_service_sid="group-1",
     )
     assert form(rsps.calls[0]) == [
-        ("To", "+15557654321"), ("From", "+15551234567"),
-        ("MediaUrl", "https://example.com/a.jpg"), ("ApplicationSid", "app-1"),
-        ("MessagingServiceSid", "group-1"), ("MaxPrice", "0.0075"), ("ValidityPeriod", "600"),
+        ("To", "+15557654321"),
+        ("From", "+15551234567"),
+        ("MediaUrl", "https://example.com/a.jpg"),
+        ("ApplicationSid", "app-1"),
+        ("MessagingServiceSid", "group-1"),
+        ("MaxPrice", "0.0075"),
+        ("ValidityPeriod", "600"),
     ]
 
 
@@ -155,7 +183,9 @@ def test_create_bad_arguments_raise_before_sending(
 def test_list_filters_on_the_wire(rsps: responses.RequestsMock, rest: RestClient) -> None:
     rsps.add(responses.GET, f"{BASE}/Messages.json", json=page_json([message_json()], None))
     records = rest.messages.list(
-        to="+15557654321", from_="+15551234567", status=MessageStatus.DELIVERED,
+        to="+15557654321",
+        from_="+15551234567",
+        status=MessageStatus.DELIVERED,
         date_sent=dt.date(2024, 1, 2),
         # 01:30 at +05:00 is still the previous day in UTC.
         date_sent_before=dt.datetime(2024, 3, 1, 1, 30, tzinfo=dt.timezone(dt.timedelta(hours=5))),
@@ -186,8 +216,7 @@ def test_list_bad_arguments_raise_before_sending(
 
 def test_stream_follows_next_page_uri_exactly(rsps: responses.RequestsMock, rest: RestClient) -> None:
     next_uri = f"/api/laml/2010-04-01/Accounts/{PROJECT}/Messages?Page=1&PageSize=2&PageToken=PAxyz"
-    rsps.add(responses.GET, f"{BASE}/Messages.json",
-             json=page_json([message_json("a"), message_json("b")], next_uri))
+    rsps.add(responses.GET, f"{BASE}/Messages.json", json=page_json([message_json("a"), message_json("b")], next_uri))
     rsps.add(responses.GET, f"{BASE}/Messages", json=page_json([message_json("c")], None))
     stream = rest.messages.stream(page_size=2)
     assert len(rsps.calls) == 0  # lazy: nothing fetched before iteration
@@ -198,8 +227,7 @@ def test_stream_follows_next_page_uri_exactly(rsps: responses.RequestsMock, rest
 
 def test_limit_stops_without_fetching_more_pages(rsps: responses.RequestsMock, rest: RestClient) -> None:
     next_uri = f"/api/laml/2010-04-01/Accounts/{PROJECT}/Messages?Page=1&PageSize=3&PageToken=PAc"
-    rsps.add(responses.GET, f"{BASE}/Messages.json",
-             json=page_json([message_json(s) for s in "abc"], next_uri))
+    rsps.add(responses.GET, f"{BASE}/Messages.json", json=page_json([message_json(s) for s in "abc"], next_uri))
     assert [r.sid for r in rest.messages.list(limit=3)] == ["a", "b", "c"]
     assert len(rsps.calls) == 1
     assert query(rsps.calls[0]) == "PageSize=3"
@@ -223,8 +251,11 @@ def test_page_and_next_page(rsps: responses.RequestsMock, rest: RestClient) -> N
 
 
 def test_next_page_uri_on_another_host_is_refused(rsps: responses.RequestsMock, rest: RestClient) -> None:
-    rsps.add(responses.GET, f"{BASE}/Messages.json",
-             json=page_json([message_json()], "https://evil.example.net/steal?Page=1"))
+    rsps.add(
+        responses.GET,
+        f"{BASE}/Messages.json",
+        json=page_json([message_json()], "https://evil.example.net/steal?Page=1"),
+    )
     with pytest.raises(RestError, match="malformed list response"):
         rest.messages.list()
     assert len(rsps.calls) == 1
@@ -238,8 +269,7 @@ def test_context_fetch_redact_delete(rsps: responses.RequestsMock, rest: RestCli
     assert rest.messages(SID).fetch().status == "delivered"
     assert rest.messages(SID).update(body="").body == ""
     rest.messages(SID).delete()  # returns None on 204
-    assert [(c.request.method, c.request.url) for c in rsps.calls] == [
-        ("GET", url), ("POST", url), ("DELETE", url)]
+    assert [(c.request.method, c.request.url) for c in rsps.calls] == [("GET", url), ("POST", url), ("DELETE", url)]
     assert rsps.calls[1].request.body == "Body="
     with pytest.raises(ValueError):
         rest.messages(SID).update(body="new text")
@@ -255,10 +285,15 @@ def test_sid_is_quoted_into_one_path_segment(rsps: responses.RequestsMock, rest:
 
 
 def test_media_list_fetch_delete(rsps: responses.RequestsMock, rest: RestClient) -> None:
-    media = {"sid": MEDIA_SID, "account_sid": PROJECT, "parent_sid": SID, "content_type": "image/png",
-             "date_created": "Wed, 19 Dec 2018 16:23:50 +0000",
-             "date_updated": "Wed, 19 Dec 2018 16:23:50 +0000",
-             "uri": f"/api/laml/2010-04-01/Accounts/{PROJECT}/Messages/{SID}/Media/{MEDIA_SID}.json"}
+    media = {
+        "sid": MEDIA_SID,
+        "account_sid": PROJECT,
+        "parent_sid": SID,
+        "content_type": "image/png",
+        "date_created": "Wed, 19 Dec 2018 16:23:50 +0000",
+        "date_updated": "Wed, 19 Dec 2018 16:23:50 +0000",
+        "uri": f"/api/laml/2010-04-01/Accounts/{PROJECT}/Messages/{SID}/Media/{MEDIA_SID}.json",
+    }
     rsps.add(responses.GET, f"{BASE}/Messages/{SID}/Media.json", json=page_json([media], None, "media_list"))
     rsps.add(responses.GET, f"{BASE}/Messages/{SID}/Media/{MEDIA_SID}.json", json=media)
     rsps.add(responses.DELETE, f"{BASE}/Messages/{SID}/Media/{MEDIA_SID}.json", status=204)
@@ -276,7 +311,9 @@ def test_media_list_fetch_delete(rsps: responses.RequestsMock, rest: RestClient)
 
 
 def refused() -> requests.exceptions.ConnectionError:
-    reason = urllib3.exceptions.NewConnectionError(None, "Failed to establish a new connection: [Errno 111] Connection refused")  # type: ignore[arg-type]
+    reason = urllib3.exceptions.NewConnectionError(
+        None, "Failed to establish a new connection: [Errno 111] Connection refused"
+    )  # type: ignore[arg-type]
     return requests.exceptions.ConnectionError(urllib3.exceptions.MaxRetryError(None, BASE, reason))  # type: ignore[arg-type]
 
 
@@ -289,7 +326,9 @@ def test_post_is_not_retried_after_500(rsps: responses.RequestsMock, rest: RestC
     assert len(rsps.calls) == 1 and sleeps == []
 
 
-def test_post_is_not_retried_after_read_timeout(rsps: responses.RequestsMock, rest: RestClient, sleeps: list[float]) -> None:
+def test_post_is_not_retried_after_read_timeout(
+    rsps: responses.RequestsMock, rest: RestClient, sleeps: list[float]
+) -> None:
     rsps.add(responses.POST, f"{BASE}/Messages.json", body=requests.exceptions.ReadTimeout("read timed out"))
     with pytest.raises(RestTimeout) as info:
         rest.messages.create(to="+15557654321", from_="+15551234567", body="once")
@@ -300,24 +339,28 @@ def test_post_is_not_retried_after_read_timeout(rsps: responses.RequestsMock, re
 
 
 def test_post_is_retried_after_429(rsps: responses.RequestsMock, rest: RestClient, sleeps: list[float]) -> None:
-    rsps.add(responses.POST, f"{BASE}/Messages.json", status=429,
-             json={"code": 20429, "message": "Too many requests"})
+    rsps.add(responses.POST, f"{BASE}/Messages.json", status=429, json={"code": 20429, "message": "Too many requests"})
     rsps.add(responses.POST, f"{BASE}/Messages.json", status=201, json=message_json())
     assert rest.messages.create(to="+15557654321", from_="+15551234567", body="hi").sid == SID
     assert len(rsps.calls) == 2 and sleeps == [0.5]
     assert rsps.calls[0].request.body == rsps.calls[1].request.body
 
 
-def test_post_is_retried_when_connection_refused(rsps: responses.RequestsMock, rest: RestClient, sleeps: list[float]) -> None:
+def test_post_is_retried_when_connection_refused(
+    rsps: responses.RequestsMock, rest: RestClient, sleeps: list[float]
+) -> None:
     rsps.add(responses.POST, f"{BASE}/Messages.json", body=refused())
     rsps.add(responses.POST, f"{BASE}/Messages.json", status=201, json=message_json())
     assert rest.messages.create(to="+15557654321", from_="+15551234567", body="hi").sid == SID
     assert len(rsps.calls) == 2 and sleeps == [0.5]
 
 
-def test_post_is_not_retried_after_connection_reset(rsps: responses.RequestsMock, rest: RestClient, sleeps: list[float]) -> None:
+def test_post_is_not_retried_after_connection_reset(
+    rsps: responses.RequestsMock, rest: RestClient, sleeps: list[float]
+) -> None:
     reset = requests.exceptions.ConnectionError(
-        urllib3.exceptions.ProtocolError("Connection aborted.", ConnectionResetError(104, "reset")))
+        urllib3.exceptions.ProtocolError("Connection aborted.", ConnectionResetError(104, "reset"))
+    )
     rsps.add(responses.POST, f"{BASE}/Messages.json", body=reset)
     with pytest.raises(RestConnectionError) as info:
         rest.messages.create(to="+15557654321", from_="+15551234567", body="hi")
@@ -335,7 +378,9 @@ def test_get_retried_on_503_then_succeeds(rsps: responses.RequestsMock, rest: Re
     assert sleeps == [0.5, 1.0]  # full-jitter upper bounds: base * 2**attempt
 
 
-def test_get_and_delete_retried_on_connection_errors(rsps: responses.RequestsMock, rest: RestClient, sleeps: list[float]) -> None:
+def test_get_and_delete_retried_on_connection_errors(
+    rsps: responses.RequestsMock, rest: RestClient, sleeps: list[float]
+) -> None:
     url = f"{BASE}/Messages/{SID}.json"
     rsps.add(responses.GET, url, body=requests.exceptions.ReadTimeout("slow"))
     rsps.add(responses.GET, url, json=message_json())
@@ -373,13 +418,23 @@ def test_retries_exhausted_raise_rest_error_with_every_attribute(
     rsps: responses.RequestsMock, rest: RestClient, sleeps: list[float]
 ) -> None:
     url = f"{BASE}/Messages/{SID}.json"
-    rsps.add(responses.GET, url, status=503,
-             json={"code": "20504", "message": "Internal error", "more_info": "https://signalwire.com", "status": 500})
+    rsps.add(
+        responses.GET,
+        url,
+        status=503,
+        json={"code": "20504", "message": "Internal error", "more_info": "https://signalwire.com", "status": 500},
+    )
     with pytest.raises(RestError) as info:
         rest.messages(SID).fetch()
     err = info.value
     assert (err.status, err.code, err.message, err.more_info, err.method, err.url) == (
-        503, 20504, "Internal error", "https://signalwire.com", "GET", url)
+        503,
+        20504,
+        "Internal error",
+        "https://signalwire.com",
+        "GET",
+        url,
+    )
     assert len(rsps.calls) == 1 + rest.max_retries
     assert sleeps == [0.5, 1.0, 2.0]
     assert TOKEN not in str(err) and AUTH not in str(err)
@@ -406,22 +461,34 @@ def test_max_retries_zero_disables_retries(rsps: responses.RequestsMock, sleeps:
 @pytest.mark.parametrize(
     ("status", "body", "expected"),
     [
-        (422, json.dumps({"code": "21210", "message": "From must be a number in your project.",
-                          "more_info": "https://signalwire.com", "status": 400}),
-         (422, 21210, "From must be a number in your project.", "https://signalwire.com")),
-        (400, json.dumps({"errors": [{"code": 21602, "message": "Body or media required",
-                                      "more_info": "https://docs"}]}),
-         (400, 21602, "Body or media required", "https://docs")),
+        (
+            422,
+            json.dumps(
+                {
+                    "code": "21210",
+                    "message": "From must be a number in your project.",
+                    "more_info": "https://signalwire.com",
+                    "status": 400,
+                }
+            ),
+            (422, 21210, "From must be a number in your project.", "https://signalwire.com"),
+        ),
+        (
+            400,
+            json.dumps({"errors": [{"code": 21602, "message": "Body or media required", "more_info": "https://docs"}]}),
+            (400, 21602, "Body or media required", "https://docs"),
+        ),
         (400, json.dumps({"errors": ["To is invalid"]}), (400, None, "To is invalid", None)),
-        (502, "<html><body>Bad gateway " + "x" * 500 + "</body></html>",
-         (502, None, ("<html><body>Bad gateway " + "x" * 500)[:200] + "...", None)),
+        (
+            502,
+            "<html><body>Bad gateway " + "x" * 500 + "</body></html>",
+            (502, None, ("<html><body>Bad gateway " + "x" * 500)[:200] + "...", None),
+        ),
         (401, "", (401, None, "Unauthorized", None)),
         (404, json.dumps([1, 2]), (404, None, "Not Found", None)),
     ],
 )
-def test_error_body_shapes(
-    rsps: responses.RequestsMock, status: int, body: str, expected: tuple[Any, ...]
-) -> None:
+def test_error_body_shapes(rsps: responses.RequestsMock, status: int, body: str, expected: tuple[Any, ...]) -> None:
     url = f"{BASE}/Messages.json"
     rsps.add(responses.POST, url, status=status, body=body)
     with RestClient(PROJECT, TOKEN, ORIGIN, max_retries=0) as rest, pytest.raises(RestError) as info:
@@ -449,9 +516,15 @@ def test_success_with_malformed_record_is_a_rest_error(rsps: responses.RequestsM
 
 
 def test_message_record_parsing() -> None:
-    payload = message_json(price="-0.00750", num_segments="3", num_media="0", error_code="30003",
-                           date_sent="Tue, 14 Aug 2018 01:02:03 -0500", status="delivered",
-                           brand_new_field={"x": 1})
+    payload = message_json(
+        price="-0.00750",
+        num_segments="3",
+        num_media="0",
+        error_code="30003",
+        date_sent="Tue, 14 Aug 2018 01:02:03 -0500",
+        status="delivered",
+        brand_new_field={"x": 1},
+    )
     record = MessageRecord.from_payload(payload)
     assert record.price == Decimal("-0.00750")
     assert (record.num_segments, record.num_media, record.error_code) == (3, 0, 30003)
@@ -473,9 +546,16 @@ def test_message_record_parsing() -> None:
 
 
 def test_message_record_lenient_values() -> None:
-    record = MessageRecord.from_payload(message_json(
-        price=0.005, status="partially_delivered", date_created="not a date", date_updated=None,
-        num_segments="many", error_code=21601))
+    record = MessageRecord.from_payload(
+        message_json(
+            price=0.005,
+            status="partially_delivered",
+            date_created="not a date",
+            date_updated=None,
+            num_segments="many",
+            error_code=21601,
+        )
+    )
     assert record.price == Decimal("0.005")
     assert record.status == "partially_delivered" and not isinstance(record.status, MessageStatus)
     assert record.date_created is None and record.date_updated is None
@@ -532,9 +612,15 @@ def test_record_to_dict_has_every_typed_attribute() -> None:
     assert data["date_created"] == dt.datetime(2018, 8, 13, 21, 38, 46, tzinfo=dt.timezone.utc)
     assert "brand_new_field" not in data and len(data) == 20
     media = MediaRecord.from_payload({"sid": MEDIA_SID, "content_type": "image/png"})
-    assert media.to_dict() == {"sid": MEDIA_SID, "account_sid": None, "parent_sid": None,
-                               "content_type": "image/png", "date_created": None,
-                               "date_updated": None, "uri": None}
+    assert media.to_dict() == {
+        "sid": MEDIA_SID,
+        "account_sid": None,
+        "parent_sid": None,
+        "content_type": "image/png",
+        "date_created": None,
+        "date_updated": None,
+        "uri": None,
+    }
 
 
 def test_record_first_reads_from_many_threads_agree() -> None:
@@ -556,11 +642,12 @@ def test_record_first_reads_from_many_threads_agree() -> None:
     assert seen[0] == (record.price, record.date_updated, record.status)
 
 
-def test_stream_reports_a_malformed_record_when_it_reaches_it(
-    rsps: responses.RequestsMock, rest: RestClient
-) -> None:
-    rsps.add(responses.GET, f"{BASE}/Messages.json",
-             json=page_json([message_json("a"), {"status": "queued"}, message_json("c")], None))
+def test_stream_reports_a_malformed_record_when_it_reaches_it(rsps: responses.RequestsMock, rest: RestClient) -> None:
+    rsps.add(
+        responses.GET,
+        f"{BASE}/Messages.json",
+        json=page_json([message_json("a"), {"status": "queued"}, message_json("c")], None),
+    )
     stream = rest.messages.stream()
     assert next(stream).sid == "a"
     with pytest.raises(RestError, match="malformed list response: a message has no 'sid'") as info:
@@ -579,8 +666,16 @@ def test_record_repr_is_short_and_has_no_body() -> None:
 def test_status_enum_is_a_str() -> None:
     assert str(MessageStatus.FAILED) == "failed" and f"{MessageStatus.FAILED}" == "failed"
     assert {s.value for s in MessageStatus} == {
-        "queued", "initiated", "sending", "sent", "delivered", "undelivered", "failed",
-        "receiving", "received"}
+        "queued",
+        "initiated",
+        "sending",
+        "sent",
+        "delivered",
+        "undelivered",
+        "failed",
+        "receiving",
+        "received",
+    }
 
 
 # --- configuration and security ---------------------------------------------------------------
@@ -609,8 +704,11 @@ def test_credentials_from_environment(monkeypatch: pytest.MonkeyPatch, rsps: res
     [("SIGNALWIRE_PROJECT_ID", "project"), ("SIGNALWIRE_API_TOKEN", "token"), ("SIGNALWIRE_SPACE", "space")],
 )
 def test_missing_credential_names_arg_and_variable(monkeypatch: pytest.MonkeyPatch, missing: str, arg: str) -> None:
-    for name, value in (("SIGNALWIRE_PROJECT_ID", PROJECT), ("SIGNALWIRE_API_TOKEN", TOKEN),
-                        ("SIGNALWIRE_SPACE", "example.signalwire.com")):
+    for name, value in (
+        ("SIGNALWIRE_PROJECT_ID", PROJECT),
+        ("SIGNALWIRE_API_TOKEN", TOKEN),
+        ("SIGNALWIRE_SPACE", "example.signalwire.com"),
+    ):
         monkeypatch.setenv(name, value)
     monkeypatch.delenv(missing)
     with pytest.raises(ConfigurationError) as info:
@@ -620,9 +718,11 @@ def test_missing_credential_names_arg_and_variable(monkeypatch: pytest.MonkeyPat
 
 @pytest.mark.parametrize(
     ("space", "origin"),
-    [("example.signalwire.com", "https://example.signalwire.com"),
-     ("http://127.0.0.1:8765", "http://127.0.0.1:8765"),
-     ("https://example.signalwire.com/", "https://example.signalwire.com")],
+    [
+        ("example.signalwire.com", "https://example.signalwire.com"),
+        ("http://127.0.0.1:8765", "http://127.0.0.1:8765"),
+        ("https://example.signalwire.com/", "https://example.signalwire.com"),
+    ],
 )
 def test_space_forms(space: str, origin: str) -> None:
     with RestClient(PROJECT, TOKEN, space) as rest:
@@ -631,8 +731,15 @@ def test_space_forms(space: str, origin: str) -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"space": "user:pw@example.com"}, {"space": "ftp://example.com"}, {"space": "https://h/path"},
-     {"timeout": 0}, {"timeout": "10"}, {"max_retries": -1}, {"ca_file": "/no/such/file.pem"}],
+    [
+        {"space": "user:pw@example.com"},
+        {"space": "ftp://example.com"},
+        {"space": "https://h/path"},
+        {"timeout": 0},
+        {"timeout": "10"},
+        {"max_retries": -1},
+        {"ca_file": "/no/such/file.pem"},
+    ],
 )
 def test_bad_configuration(kwargs: dict[str, Any]) -> None:
     args = {"project": PROJECT, "token": TOKEN, "space": "example.signalwire.com", **kwargs}
@@ -802,7 +909,9 @@ def tls_server(tmp_path: Any) -> Iterator[tuple[str, str]]:
         thread.join(timeout=5)
 
 
-def test_tls_verified_with_ca_file(tls_server: tuple[str, str], monkeypatch: pytest.MonkeyPatch, sleeps: list[float]) -> None:
+def test_tls_verified_with_ca_file(
+    tls_server: tuple[str, str], monkeypatch: pytest.MonkeyPatch, sleeps: list[float]
+) -> None:
     url, ca_path = tls_server
     with RestClient(PROJECT, TOKEN, url, ca_file=ca_path) as rest:
         assert rest.messages(SID).fetch().sid == SID
@@ -822,8 +931,10 @@ def test_tls_verified_with_ca_file(tls_server: tuple[str, str], monkeypatch: pyt
 
 def test_proxy_from_environment_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
     body = json.dumps(message_json()).encode()
-    reply = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
-             b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    reply = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
     proxy = _Server(lambda conn: conn.sendall(reply))
     try:
         for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
@@ -833,7 +944,8 @@ def test_proxy_from_environment_is_used(monkeypatch: pytest.MonkeyPatch) -> None
         with RestClient(PROJECT, TOKEN, "http://api.example.test") as rest:
             assert rest.messages(SID).fetch().sid == SID
         assert proxy.requests[0].startswith(
-            f"GET http://api.example.test/api/laml/2010-04-01/Accounts/{PROJECT}/Messages/{SID}.json ".encode())
+            f"GET http://api.example.test/api/laml/2010-04-01/Accounts/{PROJECT}/Messages/{SID}.json ".encode()
+        )
     finally:
         proxy.close()
 
@@ -861,8 +973,9 @@ def test_messaging_service_sid_alone_picks_the_sender(rsps: responses.RequestsMo
 
 
 @pytest.mark.parametrize(("price", "wire"), [(Decimal("1E+2"), "100"), ("0.0079", "0.0079"), (0.5, "0.5")])
-def test_max_price_is_sent_in_the_api_pattern(rsps: responses.RequestsMock, rest: RestClient,
-                                               price: Any, wire: str) -> None:
+def test_max_price_is_sent_in_the_api_pattern(
+    rsps: responses.RequestsMock, rest: RestClient, price: Any, wire: str
+) -> None:
     rsps.add(responses.POST, f"{BASE}/Messages.json", json=message_json(), status=201)
     rest.messages.create(to="+15557654321", from_="+15551234567", body="x", max_price=price)
     assert ("MaxPrice", wire) in form(rsps.calls[0])

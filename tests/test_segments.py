@@ -69,9 +69,7 @@ def as_tuple(s: Segments) -> tuple[str, int, int, int]:
 
 
 def test_api_example() -> None:
-    assert count_segments("hello") == Segments(
-        encoding="GSM-7", segments=1, units=5, per_segment=160
-    )
+    assert count_segments("hello") == Segments(encoding="GSM-7", segments=1, units=5, per_segment=160)
 
 
 @pytest.mark.parametrize(

@@ -20,8 +20,12 @@ FORWARDED = [
     {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "hooks.example.com"},
     {"X-Forwarded-Host": "hooks.example.com:8443"},
     {"X-Forwarded-Host": "a.example, b.example", "X-Forwarded-Port": "444, 443"},
-    {"X-Forwarded-Proto": "http, https", "X-Forwarded-Host": "evil, hooks.example.com",
-     "X-Forwarded-Port": "1, 443", "X-Forwarded-Prefix": "/x, /bot"},
+    {
+        "X-Forwarded-Proto": "http, https",
+        "X-Forwarded-Host": "evil, hooks.example.com",
+        "X-Forwarded-Port": "1, 443",
+        "X-Forwarded-Prefix": "/x, /bot",
+    },
     {"X-Forwarded-Host": "[::1]:8080", "X-Forwarded-Port": "9"},
     {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "[::1]", "X-Forwarded-Port": "443"},
     {"X-Forwarded-Prefix": "/bot/"},
@@ -59,8 +63,9 @@ def test_signed_url_prefers_public_url_then_proxies_then_own() -> None:
     assert core.signed_url(environ, "http://127.0.0.1:1", own) == "http://127.0.0.1:1/sms?a=1"
     proxied = core.Config(signing_key="k", public_url=None, trusted_proxies=1, run_once=None, opt_outs=None)
     assert core.signed_url(environ, "http://127.0.0.1:1", proxied) == "http://proxy.example/sms?a=1"
-    public = core.Config(signing_key="k", public_url="https://h.example/p", trusted_proxies=1,
-                         run_once=None, opt_outs=None)
+    public = core.Config(
+        signing_key="k", public_url="https://h.example/p", trusted_proxies=1, run_once=None, opt_outs=None
+    )
     assert core.signed_url(environ, "http://127.0.0.1:1", public) == "https://h.example/p/sms?a=1"
 
 

@@ -164,9 +164,7 @@ def test_tampering_fails(validator: RequestValidator) -> None:
 
 
 @pytest.mark.parametrize("signature", [None, "", b"", "  ", "ktBy1SQhuyhi++2WdZhjwy3gbJü="])
-def test_missing_or_garbage_signature_is_false(
-    validator: RequestValidator, signature: str | bytes | None
-) -> None:
+def test_missing_or_garbage_signature_is_false(validator: RequestValidator, signature: str | bytes | None) -> None:
     assert validator.validate(URL, PARAMS, signature) is False
     assert validator.validate_body(URL, JSON_BODY, signature) is False
 
@@ -312,9 +310,7 @@ def flask_server() -> Iterator[tuple[str, list[tuple[bool, object]]]]:
 
     @app.post("/sms/inbound")
     def inbound() -> tuple[str, int]:
-        ok = RequestValidator(KEY).validate(
-            request.url, request.form, signature_from_headers(request.headers)
-        )
+        ok = RequestValidator(KEY).validate(request.url, request.form, signature_from_headers(request.headers))
         seen.append((ok, InboundMessage.from_params(request.form)))
         return ("", 204) if ok else ("forbidden", 403)
 

@@ -109,23 +109,27 @@ def served(fresh: None) -> Iterator[LocalServer]:
 
 
 def test_emulator_callbacks_and_inbound_reply(served: LocalServer) -> None:
-    with Emulator(signing_key=KEY, state_delay=0.0, inbound_webhook_url=served.url + "/hooks/sms") as emu, \
-            RestClient(emu.project, emu.token, space=emu.rest_url) as rest:
+    with (
+        Emulator(signing_key=KEY, state_delay=0.0, inbound_webhook_url=served.url + "/hooks/sms") as emu,
+        RestClient(emu.project, emu.token, space=emu.rest_url) as rest,
+    ):
         # A percent-encoded query: wsgiref gives no raw target, so it is rebuilt.
-        sent = rest.messages.create(to=THEIRS, from_=OURS, body="hi",
-                                    status_callback=served.url + "/hooks/status?next=%2Fhome&q=caf%C3%A9")
+        sent = rest.messages.create(
+            to=THEIRS, from_=OURS, body="hi", status_callback=served.url + "/hooks/status?next=%2Fhome&q=caf%C3%A9"
+        )
         got = SEEN.wait(lambda items: any(getattr(i, "message_status", "") == "delivered" for i in items))
         history = emu.get_message(sent.sid)["history"]
         assert [cb.message_status for cb in got] == history
         finished = served.recorder.wait_for(lambda f: len(f) >= len(history))
-        assert all((f.status, f.content_type, f.body.decode()) == (200, CONTENT_TYPE, EMPTY)
-                   for f in finished)
+        assert all((f.status, f.content_type, f.body.decode()) == (200, CONTENT_TYPE, EMPTY) for f in finished)
 
         inbound_sid = emu.inject_inbound(to_number=OURS, from_number="12345", body="hello")
         message = SEEN.wait(lambda items: isinstance(items[-1], InboundMessage))[-1]
         assert (message.message_sid, message.from_) == (inbound_sid, "12345")  # a short code
-        emu.wait_until(lambda: any(r.direction == "outbound-reply" and r.status == "delivered"
-                                   for r in emu.store.select(None)), timeout=TIMEOUT)
+        emu.wait_until(
+            lambda: any(r.direction == "outbound-reply" and r.status == "delivered" for r in emu.store.select(None)),
+            timeout=TIMEOUT,
+        )
         replies = [m.body for m in rest.messages.list(to="12345") if m.direction == "outbound-reply"]
         assert replies == ["echo: hello"]
 
@@ -134,14 +138,14 @@ def test_middleware_validates_views_under_the_prefix_and_csrf_still_guards_the_r
     served: LocalServer,
 ) -> None:
     assert post(served.url + "/form", {"a": "b"})[0] == 403  # Django's CSRF protection is on
-    with Emulator(signing_key=KEY, state_delay=0.0,
-                  inbound_webhook_url=served.url + "/signalwire/sms") as emu, \
-            RestClient(emu.project, emu.token, space=emu.rest_url) as rest:
+    with (
+        Emulator(signing_key=KEY, state_delay=0.0, inbound_webhook_url=served.url + "/signalwire/sms") as emu,
+        RestClient(emu.project, emu.token, space=emu.rest_url) as rest,
+    ):
         emu.inject_inbound(to_number=OURS, from_number=THEIRS, body="hi")
         SEEN.wait(lambda items: len(items) == 1)
         # A status callback posted to the inbound route: answered, never given to the view.
-        sent = rest.messages.create(to=THEIRS, from_=OURS, body="x",
-                                    status_callback=served.url + "/signalwire/sms")
+        sent = rest.messages.create(to=THEIRS, from_=OURS, body="x", status_callback=served.url + "/signalwire/sms")
         emu.wait_until(lambda: emu.get_message(sent.sid)["history"][-1] == "delivered", timeout=TIMEOUT)
         n = len(emu.get_message(sent.sid)["history"])
         finished = served.recorder.wait_for(lambda f: len(f) >= 2 + n)
@@ -171,8 +175,9 @@ def test_forged_and_retried_and_json(served: LocalServer, caplog: pytest.LogCapt
 
     url = served.url + "/hooks/sms"
     body = json.dumps({**INBOUND, "MessageSid": "SM-json"}).encode()
-    status_code, ctype, reply = post(url, body, {"X-SignalWire-Signature": sign_body(KEY, url, body)},
-                                     content_type="application/json")
+    status_code, ctype, reply = post(
+        url, body, {"X-SignalWire-Signature": sign_body(KEY, url, body)}, content_type="application/json"
+    )
     assert (status_code, ctype) == (200, CONTENT_TYPE) and b"echo: hello" in reply
     assert SEEN.snapshot()[-1].message_sid == "SM-json"
     with override_settings(SWSYNC_RUN_ONCE=CacheRunOnceStore(cache, ttl=60)):
@@ -186,28 +191,29 @@ def test_forged_and_retried_and_json(served: LocalServer, caplog: pytest.LogCapt
     "overrides, expected",
     [
         ({}, 403),
-        ({"USE_X_FORWARDED_HOST": True, "SECURE_PROXY_SSL_HEADER": ("HTTP_X_FORWARDED_PROTO", "https")},
-         200),
+        ({"USE_X_FORWARDED_HOST": True, "SECURE_PROXY_SSL_HEADER": ("HTTP_X_FORWARDED_PROTO", "https")}, 200),
         ({"USE_X_FORWARDED_HOST": True}, 403),  # the scheme is still http
         ({"SWSYNC_TRUSTED_PROXIES": 1}, 200),
         ({"SWSYNC_PUBLIC_URL": "https://hooks.example.com"}, 200),
     ],
 )
-def test_behind_a_tls_terminating_proxy(served: LocalServer, overrides: dict[str, Any],
-                                        expected: int) -> None:
+def test_behind_a_tls_terminating_proxy(served: LocalServer, overrides: dict[str, Any], expected: int) -> None:
     public = "https://hooks.example.com/hooks/sms"
-    with override_settings(**overrides), LocalServer(
-        ReverseProxy(served.url, proto="https", host="hooks.example.com"), name="proxy"
-    ) as proxy:
+    with (
+        override_settings(**overrides),
+        LocalServer(ReverseProxy(served.url, proto="https", host="hooks.example.com"), name="proxy") as proxy,
+    ):
         headers = {"X-SignalWire-Signature": sign_form(KEY, public, INBOUND)}
         assert post(proxy.url + "/hooks/sms", INBOUND, headers)[0] == expected
 
 
 def test_stop_then_send_raises_opted_out(served: LocalServer) -> None:
     store = MemoryOptOutStore()
-    with override_settings(SWSYNC_OPT_OUTS=store), \
-            Emulator(signing_key=KEY, state_delay=0.0, inbound_webhook_url=served.url + "/hooks/sms") as emu, \
-            RestClient(emu.project, emu.token, space=emu.rest_url, opt_outs=store) as rest:
+    with (
+        override_settings(SWSYNC_OPT_OUTS=store),
+        Emulator(signing_key=KEY, state_delay=0.0, inbound_webhook_url=served.url + "/hooks/sms") as emu,
+        RestClient(emu.project, emu.token, space=emu.rest_url, opt_outs=store) as rest,
+    ):
         emu.inject_inbound(to_number=OURS, from_number=THEIRS, body="UNSUBSCRIBE")
         (finished,) = served.recorder.wait_for(lambda f: len(f) == 1)
         assert (finished.status, finished.body.decode()) == (200, EMPTY)

@@ -34,10 +34,16 @@ OURS = "+15551234567"
 THEIRS = "+15557654321"
 EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response />'
 
-INBOUND = {"MessageSid": "SM-in-1", "AccountSid": "AC1", "From": THEIRS, "To": OURS,
-           "Body": "hello", "NumMedia": "0", "SmsStatus": "received"}
-STATUS = {"MessageSid": "SM-out-1", "AccountSid": "AC1", "From": OURS, "To": THEIRS,
-          "MessageStatus": "delivered"}
+INBOUND = {
+    "MessageSid": "SM-in-1",
+    "AccountSid": "AC1",
+    "From": THEIRS,
+    "To": OURS,
+    "Body": "hello",
+    "NumMedia": "0",
+    "SmsStatus": "received",
+}
+STATUS = {"MessageSid": "SM-out-1", "AccountSid": "AC1", "From": OURS, "To": THEIRS, "MessageStatus": "delivered"}
 
 
 class Seen:
@@ -112,26 +118,29 @@ def _bodies(xml: bytes) -> list[str]:
 
 
 def test_emulator_status_callbacks_and_inbound_reply(seen: Seen, served: LocalServer) -> None:
-    with Emulator(signing_key=KEY, state_delay=0.0, inbound_webhook_url=served.url + "/sms") as emu, \
-            RestClient(emu.project, emu.token, space=emu.rest_url) as rest:
-        sent = rest.messages.create(to=THEIRS, from_=OURS, body="hi",
-                                    status_callback=served.url + "/status?tenant=a%2Fb")
-        got = seen.wait(lambda items: any(getattr(i, "message_status", "") == "delivered"
-                                          for i in items))
+    with (
+        Emulator(signing_key=KEY, state_delay=0.0, inbound_webhook_url=served.url + "/sms") as emu,
+        RestClient(emu.project, emu.token, space=emu.rest_url) as rest,
+    ):
+        sent = rest.messages.create(
+            to=THEIRS, from_=OURS, body="hi", status_callback=served.url + "/status?tenant=a%2Fb"
+        )
+        got = seen.wait(lambda items: any(getattr(i, "message_status", "") == "delivered" for i in items))
         history = emu.get_message(sent.sid)["history"]
         statuses = [cb for cb in got if isinstance(cb, StatusCallback)]
         assert [cb.message_status for cb in statuses] == history
         assert {cb.message_sid for cb in statuses} == {sent.sid}
         finished = served.recorder.wait_for(lambda f: len(f) >= len(history))
-        assert all(f.status == 200 and f.content_type == CONTENT_TYPE and f.body.decode() == EMPTY
-                   for f in finished)
+        assert all(f.status == 200 and f.content_type == CONTENT_TYPE and f.body.decode() == EMPTY for f in finished)
 
         inbound_sid = emu.inject_inbound(to_number=OURS, from_number=THEIRS, body="a & <b>")
         (message,) = seen.wait(lambda items: any(isinstance(i, InboundMessage) for i in items))[-1:]
         assert isinstance(message, InboundMessage)
         assert (message.message_sid, message.from_, message.body) == (inbound_sid, THEIRS, "a & <b>")
-        emu.wait_until(lambda: any(r.direction == "outbound-reply" and r.status == "delivered"
-                                   for r in emu.store.select(None)), timeout=TIMEOUT)
+        emu.wait_until(
+            lambda: any(r.direction == "outbound-reply" and r.status == "delivered" for r in emu.store.select(None)),
+            timeout=TIMEOUT,
+        )
         replies = [m for m in rest.messages.list(to=THEIRS) if m.direction == "outbound-reply"]
         assert [r.body for r in replies] == ["echo: a & <b>"]
 
@@ -139,13 +148,13 @@ def test_emulator_status_callbacks_and_inbound_reply(seen: Seen, served: LocalSe
 def test_status_callback_posted_to_the_inbound_route_gets_no_reply(
     seen: Seen, served: LocalServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.INFO, logger="swsync.flask"), \
-            Emulator(signing_key=KEY, state_delay=0.0) as emu, \
-            RestClient(emu.project, emu.token, space=emu.rest_url) as rest:
-        sent = rest.messages.create(to=THEIRS, from_=OURS, body="hi",
-                                    status_callback=served.url + "/sms")
-        emu.wait_until(lambda: emu.get_message(sent.sid)["history"][-1] == "delivered",
-                       timeout=TIMEOUT)
+    with (
+        caplog.at_level(logging.INFO, logger="swsync.flask"),
+        Emulator(signing_key=KEY, state_delay=0.0) as emu,
+        RestClient(emu.project, emu.token, space=emu.rest_url) as rest,
+    ):
+        sent = rest.messages.create(to=THEIRS, from_=OURS, body="hi", status_callback=served.url + "/sms")
+        emu.wait_until(lambda: emu.get_message(sent.sid)["history"][-1] == "delivered", timeout=TIMEOUT)
         n = len(emu.get_message(sent.sid)["history"])
         finished = served.recorder.wait_for(lambda f: len(f) >= n)
         emu.wait_until(lambda: emu.stats.webhooks_sent >= n, timeout=TIMEOUT)
@@ -160,13 +169,13 @@ def test_status_callback_posted_to_the_inbound_route_gets_no_reply(
 def test_callbacks_signed_with_another_key_are_refused(
     seen: Seen, served: LocalServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="swsync.flask"), \
-            Emulator(signing_key="PSK_otherProjectKey", state_delay=0.0) as emu, \
-            RestClient(emu.project, emu.token, space=emu.rest_url) as rest:
-        sent = rest.messages.create(to=THEIRS, from_=OURS, body="hi",
-                                    status_callback=served.url + "/status")
-        emu.wait_until(lambda: emu.get_message(sent.sid)["history"][-1] == "delivered",
-                       timeout=TIMEOUT)
+    with (
+        caplog.at_level(logging.WARNING, logger="swsync.flask"),
+        Emulator(signing_key="PSK_otherProjectKey", state_delay=0.0) as emu,
+        RestClient(emu.project, emu.token, space=emu.rest_url) as rest,
+    ):
+        sent = rest.messages.create(to=THEIRS, from_=OURS, body="hi", status_callback=served.url + "/status")
+        emu.wait_until(lambda: emu.get_message(sent.sid)["history"][-1] == "delivered", timeout=TIMEOUT)
         n = len(emu.get_message(sent.sid)["history"])
         finished = served.recorder.wait_for(lambda f: len(f) >= n)
     assert [f.status for f in finished] == [403] * n
@@ -179,11 +188,15 @@ def test_callbacks_signed_with_another_key_are_refused(
 def test_stop_then_send_raises_opted_out(tmp_path: Any) -> None:
     seen = Seen()
     db = str(tmp_path / "optouts.db")
-    with LocalServer(make_app(seen, opt_outs=db)) as server, \
-            Emulator(signing_key=KEY, state_delay=0.0, inbound_webhook_url=server.url + "/sms") as emu:
+    with (
+        LocalServer(make_app(seen, opt_outs=db)) as server,
+        Emulator(signing_key=KEY, state_delay=0.0, inbound_webhook_url=server.url + "/sms") as emu,
+    ):
         store = SQLiteOptOutStore(db)  # another connection to the same file, as another process
-        with RestClient(emu.project, emu.token, space=emu.rest_url, opt_outs=store) as rest, \
-                RelayClient(emu.project, emu.token, host=emu.relay_url, opt_outs=store) as relay:
+        with (
+            RestClient(emu.project, emu.token, space=emu.rest_url, opt_outs=store) as rest,
+            RelayClient(emu.project, emu.token, host=emu.relay_url, opt_outs=store) as relay,
+        ):
             emu.inject_inbound(to_number=OURS, from_number=THEIRS, body=" Stop ")
             server.recorder.wait_for(lambda f: len(f) == 1)
             assert seen.snapshot() == []  # a STOP never reaches reply logic
@@ -219,7 +232,9 @@ def test_retried_webhook_reaches_the_view_once(seen: Seen, served: LocalServer) 
     sending = {**STATUS, "MessageStatus": "sent"}
     assert post(url, sending, {"X-SignalWire-Signature": sign_form(KEY, url, sending)})[0] == 200
     assert [(cb.message_sid, cb.message_status) for cb in seen.snapshot()] == [
-        ("SM-out-1", "delivered"), ("SM-out-1", "sent")]
+        ("SM-out-1", "delivered"),
+        ("SM-out-1", "sent"),
+    ]
 
     url = served.url + "/sms"
     headers = {"X-SignalWire-Signature": sign_form(KEY, url, INBOUND)}
@@ -234,16 +249,20 @@ def test_retried_webhook_reaches_the_view_once(seen: Seen, served: LocalServer) 
 def test_emulator_webhooks_retried_by_the_network_run_once_and_reply_once(seen: Seen) -> None:
     # Every webhook the emulator sends is delivered twice (a provider retry after a
     # lost answer); the emulator gets the retry's answer.
-    with LocalServer(make_app(seen, trusted_proxies=1)) as app, \
-            LocalServer(ReverseProxy(app.url, repeat=2), name="proxy") as proxy, \
-            Emulator(signing_key=KEY, state_delay=0.0, inbound_webhook_url=proxy.url + "/sms") as emu, \
-            RestClient(emu.project, emu.token, space=emu.rest_url) as rest:
+    with (
+        LocalServer(make_app(seen, trusted_proxies=1)) as app,
+        LocalServer(ReverseProxy(app.url, repeat=2), name="proxy") as proxy,
+        Emulator(signing_key=KEY, state_delay=0.0, inbound_webhook_url=proxy.url + "/sms") as emu,
+        RestClient(emu.project, emu.token, space=emu.rest_url) as rest,
+    ):
         sent = rest.messages.create(to=THEIRS, from_=OURS, body="hi", status_callback=proxy.url + "/status")
         emu.wait_until(lambda: emu.get_message(sent.sid)["history"][-1] == "delivered", timeout=TIMEOUT)
         history = emu.get_message(sent.sid)["history"]
         emu.inject_inbound(to_number=OURS, from_number=THEIRS, body="once")
-        emu.wait_until(lambda: any(r.direction == "outbound-reply" and r.status == "delivered"
-                                   for r in emu.store.select(None)), timeout=TIMEOUT)
+        emu.wait_until(
+            lambda: any(r.direction == "outbound-reply" and r.status == "delivered" for r in emu.store.select(None)),
+            timeout=TIMEOUT,
+        )
         finished = app.recorder.wait_for(lambda f: len(f) >= 2 * (len(history) + 1))
         emu.wait_until(lambda: emu.stats.webhooks_sent >= len(history) + 1, timeout=TIMEOUT)
         replies = [r.body for r in emu.store.select(None) if r.direction == "outbound-reply"]
@@ -311,20 +330,34 @@ def test_json_webhooks(seen: Seen, served: LocalServer) -> None:
 
     status_body = json.dumps({**STATUS, "MessageSid": "SM-json"}).encode()
     signed = f"{url}?bodySHA256={hashlib.sha256(status_body).hexdigest()}"
-    assert post(signed, status_body, {"X-SignalWire-Signature": sign_form(KEY, signed, {})},
-                content_type="application/json")[0] == 200
+    assert (
+        post(
+            signed, status_body, {"X-SignalWire-Signature": sign_form(KEY, signed, {})}, content_type="application/json"
+        )[0]
+        == 200
+    )
     tampered = status_body.replace(b"delivered", b"failed")
-    assert post(signed, tampered, {"X-SignalWire-Signature": sign_form(KEY, signed, {})},
-                content_type="application/json")[0] == 403
+    assert (
+        post(signed, tampered, {"X-SignalWire-Signature": sign_form(KEY, signed, {})}, content_type="application/json")[
+            0
+        ]
+        == 403
+    )
     got = seen.snapshot()
     assert [type(w).__name__ for _, w in got] == ["InboundMessage", "StatusCallback"]  # run once
     assert got[0][1].num_media == 0 and got[1][1].message_sid == "SM-json"
-    forged = post(url, body, {"X-SignalWire-Signature": sign_body("PSK_x", url, body)},
-                  content_type="application/json")
+    forged = post(url, body, {"X-SignalWire-Signature": sign_body("PSK_x", url, body)}, content_type="application/json")
     assert forged[0] == 403
     not_object = b"[1]"
-    assert post(url, not_object, {"X-SignalWire-Signature": sign_body(KEY, url, not_object)},
-                content_type="application/json")[0] == 400
+    assert (
+        post(
+            url,
+            not_object,
+            {"X-SignalWire-Signature": sign_body(KEY, url, not_object)},
+            content_type="application/json",
+        )[0]
+        == 400
+    )
 
 
 def test_forged_missing_and_unconfigured_signatures_fail_closed(
@@ -378,15 +411,17 @@ def test_inbound_posted_to_a_status_view_is_answered_empty(seen: Seen, served: L
 
 def test_emulator_through_a_reverse_proxy_needs_trusted_proxies() -> None:
     seen = Seen()
-    with LocalServer(make_app(seen)) as plain, LocalServer(make_app(seen, trusted_proxies=1)) as fixed, \
-            LocalServer(ReverseProxy(plain.url), name="proxy") as proxy_plain, \
-            LocalServer(ReverseProxy(fixed.url), name="proxy") as proxy_fixed, \
-            Emulator(signing_key=KEY, state_delay=0.0) as emu, \
-            RestClient(emu.project, emu.token, space=emu.rest_url) as rest:
+    with (
+        LocalServer(make_app(seen)) as plain,
+        LocalServer(make_app(seen, trusted_proxies=1)) as fixed,
+        LocalServer(ReverseProxy(plain.url), name="proxy") as proxy_plain,
+        LocalServer(ReverseProxy(fixed.url), name="proxy") as proxy_fixed,
+        Emulator(signing_key=KEY, state_delay=0.0) as emu,
+        RestClient(emu.project, emu.token, space=emu.rest_url) as rest,
+    ):
         # The emulator signs the proxy's URL; the app behind it sees its own host and port.
         for proxy in (proxy_plain, proxy_fixed):
-            rest.messages.create(to=THEIRS, from_=OURS, body="hi",
-                                 status_callback=proxy.url + "/status?x=1")
+            rest.messages.create(to=THEIRS, from_=OURS, body="hi", status_callback=proxy.url + "/status?x=1")
         n = 4  # queued, initiated, sent, delivered
         plain.recorder.wait_for(lambda f: len(f) >= n)
         fixed.recorder.wait_for(lambda f: len(f) >= n)
@@ -409,9 +444,13 @@ def test_tls_terminating_proxy_with_a_path_prefix(options: dict[str, Any], expec
     # /bot and forwards plain HTTP to the app on another host and port.
     seen = Seen()
     public = "https://hooks.example.com/bot/sms?tenant=acme"
-    with LocalServer(make_app(seen, **options)) as app, LocalServer(
-        ReverseProxy(app.url, proto="https", host="hooks.example.com", port="443",
-                     strip_prefix="/bot"), name="proxy") as proxy:
+    with (
+        LocalServer(make_app(seen, **options)) as app,
+        LocalServer(
+            ReverseProxy(app.url, proto="https", host="hooks.example.com", port="443", strip_prefix="/bot"),
+            name="proxy",
+        ) as proxy,
+    ):
         headers = {"X-SignalWire-Signature": sign_form(KEY, public, INBOUND)}
         status, _, _ = post(proxy.url + "/bot/sms?tenant=acme", INBOUND, headers)
     assert status == expected
@@ -424,13 +463,19 @@ def test_trusted_hops_pick_the_right_forwarded_values(hops: int, expected: int) 
     # The client also sends a spoofed X-Forwarded-Host: it must never be used.
     seen = Seen()
     public = "https://hooks.example.com/sms"
-    with LocalServer(make_app(seen, trusted_proxies=hops)) as app, \
-            LocalServer(ReverseProxy(app.url), name="proxy") as internal, \
-            LocalServer(ReverseProxy(internal.url, proto="https", host="hooks.example.com",
-                                     port="443"), name="proxy") as edge:
-        headers = {"X-SignalWire-Signature": sign_form(KEY, public, INBOUND),
-                   "X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https",
-                   "X-Forwarded-Port": "443"}
+    with (
+        LocalServer(make_app(seen, trusted_proxies=hops)) as app,
+        LocalServer(ReverseProxy(app.url), name="proxy") as internal,
+        LocalServer(
+            ReverseProxy(internal.url, proto="https", host="hooks.example.com", port="443"), name="proxy"
+        ) as edge,
+    ):
+        headers = {
+            "X-SignalWire-Signature": sign_form(KEY, public, INBOUND),
+            "X-Forwarded-Host": "evil.example",
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-Port": "443",
+        }
         status, _, _ = post(edge.url + "/sms", INBOUND, headers)
     assert status == expected
 
@@ -441,10 +486,15 @@ def test_spoofed_forwarded_headers_cannot_match_an_attackers_url() -> None:
     # but appends, and the app reads the value the proxy appended.
     seen = Seen()
     attacker_url = "https://evil.example/sms"
-    with LocalServer(make_app(seen, trusted_proxies=1)) as app, \
-            LocalServer(ReverseProxy(app.url), name="proxy") as proxy:
-        headers = {"X-SignalWire-Signature": sign_form(KEY, attacker_url, INBOUND),
-                   "X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"}
+    with (
+        LocalServer(make_app(seen, trusted_proxies=1)) as app,
+        LocalServer(ReverseProxy(app.url), name="proxy") as proxy,
+    ):
+        headers = {
+            "X-SignalWire-Signature": sign_form(KEY, attacker_url, INBOUND),
+            "X-Forwarded-Host": "evil.example",
+            "X-Forwarded-Proto": "https",
+        }
         assert post(proxy.url + "/sms", INBOUND, headers)[0] == 403
     assert seen.snapshot() == []
 
@@ -465,16 +515,18 @@ def test_redis_run_once_is_shared_by_two_apps(redis_server: Any) -> None:
         client.flushdb()
         store_a = RedisRunOnceStore(redis_url, ttl=60)
         store_b = RedisRunOnceStore(client=client, ttl=60)
-        with LocalServer(make_app(seen, run_once=store_a, public_url="https://hooks.example.com")) as a, \
-                LocalServer(make_app(seen, run_once=store_b, public_url="https://hooks.example.com")) as b:
+        with (
+            LocalServer(make_app(seen, run_once=store_a, public_url="https://hooks.example.com")) as a,
+            LocalServer(make_app(seen, run_once=store_b, public_url="https://hooks.example.com")) as b,
+        ):
             signature = sign_form(KEY, "https://hooks.example.com/status", STATUS)
-            answers = [post(s.url + "/status", STATUS, {"X-SignalWire-Signature": signature})
-                       for s in (a, b, a)]
+            answers = [post(s.url + "/status", STATUS, {"X-SignalWire-Signature": signature}) for s in (a, b, a)]
         assert [status for status, _, _ in answers] == [200, 200, 200]
         assert len(seen.snapshot()) == 1
         inbound_sig = sign_form(KEY, "https://hooks.example.com/sms", INBOUND)
-        with LocalServer(make_app(seen, run_once=RedisRunOnceStore(redis_url, ttl=60),
-                                  public_url="https://hooks.example.com")) as c:
+        with LocalServer(
+            make_app(seen, run_once=RedisRunOnceStore(redis_url, ttl=60), public_url="https://hooks.example.com")
+        ) as c:
             first = post(c.url + "/sms", INBOUND, {"X-SignalWire-Signature": inbound_sig})
         with LocalServer(make_app(seen, run_once=store_b, public_url="https://hooks.example.com")) as d:
             retry = post(d.url + "/sms", INBOUND, {"X-SignalWire-Signature": inbound_sig})
@@ -513,7 +565,7 @@ def test_get_webhooks_and_oversized_bodies(tmp_path: Any) -> None:
         url = f"{server.url}/get-sms?{urlencode(INBOUND)}"
         for signature, expected in ((sign_form(KEY, url, {}), 200), (sign_form("PSK_x", url, {}), 403)):
             conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=TIMEOUT)
-            conn.request("GET", url[len(server.url):], headers={"X-SignalWire-Signature": signature})
+            conn.request("GET", url[len(server.url) :], headers={"X-SignalWire-Signature": signature})
             assert conn.getresponse().status == expected
             conn.close()
         big = {**INBOUND, "Body": "x" * 300_000}
@@ -521,8 +573,7 @@ def test_get_webhooks_and_oversized_bodies(tmp_path: Any) -> None:
     assert [m.body for m in seen.snapshot()] == ["hello"]
 
 
-def test_logged_url_hides_query_values(seen: Seen, served: LocalServer,
-                                       caplog: pytest.LogCaptureFixture) -> None:
+def test_logged_url_hides_query_values(seen: Seen, served: LocalServer, caplog: pytest.LogCaptureFixture) -> None:
     url = served.url + "/sms?tenant=acme&token=s3cret"
     with caplog.at_level(logging.WARNING, logger="swsync.flask"):
         assert post(url, INBOUND, {"X-SignalWire-Signature": sign_form("PSK_x", url, INBOUND)})[0] == 403
@@ -542,8 +593,7 @@ def test_clients_take_an_opt_out_path_and_refuse_anything_else(tmp_path: Any) ->
 
     db = str(tmp_path / "o.db")
     SQLiteOptOutStore(db).opt_out(THEIRS)
-    with Emulator(state_delay=0.0) as emu, \
-            RestClient(emu.project, emu.token, space=emu.rest_url, opt_outs=db) as rest:
+    with Emulator(state_delay=0.0) as emu, RestClient(emu.project, emu.token, space=emu.rest_url, opt_outs=db) as rest:
         with pytest.raises(OptedOutError):
             rest.messages.create(to=THEIRS, from_=OURS, body="x")
         with pytest.raises(ConfigurationError, match="opt_outs"):

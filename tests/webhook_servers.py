@@ -71,8 +71,7 @@ class Recorder:
         body = b"".join(self._app(environ, recording_start))
         target = environ.get("RAW_URI") or environ.get("PATH_INFO", "")
         with self._cond:
-            self.finished.append(Finished(environ["REQUEST_METHOD"], target, seen["status"],
-                                          seen["ctype"], body))
+            self.finished.append(Finished(environ["REQUEST_METHOD"], target, seen["status"], seen["ctype"], body))
             self._cond.notify_all()
         return [body]
 
@@ -90,20 +89,18 @@ class LocalServer:
     ``kind="wsgiref"`` does not, so the helpers must rebuild it.
     """
 
-    def __init__(self, app: Any, *, kind: str = "werkzeug", name: str = "app",
-                 threaded: bool = False) -> None:
+    def __init__(self, app: Any, *, kind: str = "werkzeug", name: str = "app", threaded: bool = False) -> None:
         self.recorder = Recorder(app)
         if kind == "werkzeug":
             # threaded: one thread per request; server_close() joins them.
             self._server: Any = werkzeug_make_server("127.0.0.1", 0, self.recorder, threaded=threaded)
         else:
-            self._server = wsgiref_make_server("127.0.0.1", 0, self.recorder, WSGIServer,
-                                               _QuietHandler)
+            self._server = wsgiref_make_server("127.0.0.1", 0, self.recorder, WSGIServer, _QuietHandler)
         self.port: int = self._server.server_port
         self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05},
-                                        name=f"test-{name}-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"test-{name}-server", daemon=True
+        )
 
     def __enter__(self) -> LocalServer:
         self._thread.start()
@@ -133,8 +130,16 @@ class ReverseProxy:
     when a provider's first attempt lost its answer and it retried.
     """
 
-    def __init__(self, upstream: str, *, proto: str | None = None, host: str | None = None,
-                 port: str | None = None, strip_prefix: str = "", repeat: int = 1) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        *,
+        proto: str | None = None,
+        host: str | None = None,
+        port: str | None = None,
+        strip_prefix: str = "",
+        repeat: int = 1,
+    ) -> None:
         self._repeat = repeat
         parts = urlsplit(upstream)
         self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
@@ -142,16 +147,18 @@ class ReverseProxy:
         self._strip = strip_prefix
 
     def _headers(self, environ: dict[str, Any]) -> dict[str, str]:
-        headers = {k[5:].replace("_", "-").title(): v for k, v in environ.items()
-                   if k.startswith("HTTP_") and not k.startswith("HTTP_X_FORWARDED_")}
+        headers = {
+            k[5:].replace("_", "-").title(): v
+            for k, v in environ.items()
+            if k.startswith("HTTP_") and not k.startswith("HTTP_X_FORWARDED_")
+        }
         if environ.get("CONTENT_TYPE"):
             headers["Content-Type"] = environ["CONTENT_TYPE"]
         proto, host, port = self._claims
         seen_host = environ.get("HTTP_HOST", "")
         headers["X-Forwarded-Proto"] = _append(environ, "X-Forwarded-Proto", proto or "http")
         headers["X-Forwarded-Host"] = _append(environ, "X-Forwarded-Host", host or seen_host)
-        headers["X-Forwarded-Port"] = _append(environ, "X-Forwarded-Port",
-                                              port or seen_host.rpartition(":")[2])
+        headers["X-Forwarded-Port"] = _append(environ, "X-Forwarded-Port", port or seen_host.rpartition(":")[2])
         if self._strip:
             headers["X-Forwarded-Prefix"] = _append(environ, "X-Forwarded-Prefix", self._strip)
         headers["Host"] = f"{self._upstream[0]}:{self._upstream[1]}"
@@ -160,31 +167,33 @@ class ReverseProxy:
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         target = environ["RAW_URI"]
         if self._strip and target.startswith(self._strip):
-            target = target[len(self._strip):] or "/"
+            target = target[len(self._strip) :] or "/"
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""
         for _ in range(self._repeat):
             conn = http.client.HTTPConnection(*self._upstream, timeout=TIMEOUT)
             try:
-                conn.request(environ["REQUEST_METHOD"], target, body=body,
-                             headers=self._headers(environ))
+                conn.request(environ["REQUEST_METHOD"], target, body=body, headers=self._headers(environ))
                 reply = conn.getresponse()
                 data = reply.read()
             finally:
                 conn.close()
-        headers = [(k, v) for k, v in reply.getheaders()
-                   if k.lower() not in ("connection", "transfer-encoding", "content-length")]
+        headers = [
+            (k, v)
+            for k, v in reply.getheaders()
+            if k.lower() not in ("connection", "transfer-encoding", "content-length")
+        ]
         start_response(f"{reply.status} {reply.reason}", headers)
         return [data]
 
 
-def post(url: str, data: bytes | dict[str, str], headers: dict[str, str] | None = None,
-         *, content_type: str | None = None) -> tuple[int, str, bytes]:
+def post(
+    url: str, data: bytes | dict[str, str], headers: dict[str, str] | None = None, *, content_type: str | None = None
+) -> tuple[int, str, bytes]:
     """POST with http.client (the target is sent exactly as given); returns (status, ctype, body)."""
     parts = urlsplit(url)
     body = urlencode(data).encode() if isinstance(data, dict) else data
-    all_headers = {"Content-Type": content_type or "application/x-www-form-urlencoded",
-                   **(headers or {})}
+    all_headers = {"Content-Type": content_type or "application/x-www-form-urlencoded", **(headers or {})}
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=TIMEOUT)
     try:
         target = parts.path + (f"?{parts.query}" if parts.query else "")

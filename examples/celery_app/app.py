@@ -23,9 +23,9 @@ REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
 app = Celery("celery_app", broker=REDIS_URL, backend=REDIS_URL, include=["examples.celery_app.tasks"])
 app.conf.update(
-    task_acks_late=True,             # a task whose worker dies is run again (swsync never sends twice)
+    task_acks_late=True,  # a task whose worker dies is run again (swsync never sends twice)
     task_reject_on_worker_lost=True,
-    worker_prefetch_multiplier=1,    # a slow limit holds back one task per process, not a batch
+    worker_prefetch_multiplier=1,  # a slow limit holds back one task per process, not a batch
     result_expires=24 * 3600,
 )
 

@@ -17,8 +17,11 @@ def main(argv: list[str] | None = None) -> int:
     count = int(args[0]) if args else 5
     to, from_ = (args[1], args[2]) if len(args) > 2 else ("+15557654321", "+15551234567")
     results = [
-        app.send_task("swsync.send_message", args=[to, from_, f"Hello #{i}"],
-                      kwargs={"key": f"demo-{i}", "wait": True, "timeout": 30})
+        app.send_task(
+            "swsync.send_message",
+            args=[to, from_, f"Hello #{i}"],
+            kwargs={"key": f"demo-{i}", "wait": True, "timeout": 30},
+        )
         for i in range(count)
     ]
     outcomes = [result.get(timeout=120) for result in results]

@@ -27,8 +27,12 @@ def main(argv: list[str]) -> int:
     opt_outs = SQLiteOptOutStore(os.environ.get("OPT_OUTS", "optouts.db"))
     try:
         with RestClient(opt_outs=opt_outs) as rest:  # credentials from the environment
-            sent = rest.messages.create(to=to, from_=os.environ.get("FROM_NUMBER", "+15551230001"),
-                                        body=body, status_callback=app_url + "/signalwire/status")
+            sent = rest.messages.create(
+                to=to,
+                from_=os.environ.get("FROM_NUMBER", "+15551230001"),
+                body=body,
+                status_callback=app_url + "/signalwire/status",
+            )
     except OptedOutError as exc:
         print(f"refused: {exc}")
         return 3

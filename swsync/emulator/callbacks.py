@@ -154,9 +154,7 @@ class Webhooks:
         if self._chains.get(sid) is task:
             del self._chains[sid]
 
-    async def _post_after(
-        self, previous: asyncio.Task[None] | None, url: str, params: dict[str, str]
-    ) -> None:
+    async def _post_after(self, previous: asyncio.Task[None] | None, url: str, params: dict[str, str]) -> None:
         if previous is not None:
             await asyncio.wait([previous])
         await self._post(url, params)
@@ -220,9 +218,7 @@ class Webhooks:
             self._posted(url, params, started, None, str(exc) or type(exc).__name__)
             return None
 
-    def _posted(
-        self, url: str, params: dict[str, str], started: float, status: int | None, error: str | None
-    ) -> None:
+    def _posted(self, url: str, params: dict[str, str], started: float, status: int | None, error: str | None) -> None:
         """Tell the store's listeners (the inbox) that a webhook was posted."""
         store = self._emu.store
         record = store.get(params["MessageSid"])

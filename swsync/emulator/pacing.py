@@ -60,8 +60,10 @@ REST_RATE_CODE = 20429
 
 def backlog_message(backlog: int) -> str:
     """The text of a backlog refusal (RELAY and REST alike)."""
-    return (f"Queue overflow ({BACKLOG_CODE}): the messaging backlog of {backlog} queued "
-            "messages is full; nothing was sent, try again once it drains")
+    return (
+        f"Queue overflow ({BACKLOG_CODE}): the messaging backlog of {backlog} queued "
+        "messages is full; nothing was sent, try again once it drains"
+    )
 
 
 def segments_for(body: str | None, media: object) -> int:
@@ -80,10 +82,10 @@ class Pacer:
         clock: monotonic seconds (tests may inject one).
     """
 
-    def __init__(self, mps: float | None, backlog: int = DEFAULT_BACKLOG,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        if mps is not None and (isinstance(mps, bool) or not isinstance(mps, (int, float))
-                                or not 0 < mps < 1e9):
+    def __init__(
+        self, mps: float | None, backlog: int = DEFAULT_BACKLOG, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if mps is not None and (isinstance(mps, bool) or not isinstance(mps, (int, float)) or not 0 < mps < 1e9):
             raise ValueError(f"mps must be a positive number or None, got {mps!r}")
         if isinstance(backlog, bool) or not isinstance(backlog, int) or backlog < 0:
             raise ValueError(f"backlog must be an integer >= 0, got {backlog!r}")
@@ -128,8 +130,7 @@ class Pacer:
             heapq.heappush(self._waiting, start)
         return start
 
-    def book(self, to_number: str, from_number: str, body: str | None,
-             media: object) -> tuple[bool, float | None]:
+    def book(self, to_number: str, from_number: str, body: str | None, media: object) -> tuple[bool, float | None]:
         """Admission of one outbound send: ``(admitted, departure)``.
 
         A message that fails before ``sent`` takes no turn. ``(True, None)`` when

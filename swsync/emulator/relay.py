@@ -89,8 +89,6 @@ def _result(mid: Any, result: Any) -> str:
     return _dumps({"jsonrpc": "2.0", "id": mid, "result": result})
 
 
-
-
 def _message_payload(record: MessageRecord, direction: str, state: str) -> dict[str, Any]:
     """The inner params of a messaging.state / messaging.receive event (SignalWire RELAY messaging docs: the message object)."""
     return {
@@ -105,6 +103,7 @@ def _message_payload(record: MessageRecord, direction: str, state: str) -> dict[
         "segments": record.num_segments,
         "tags": record.tags,
     }
+
 
 class Session:
     """A RELAY session: credentials' project, contexts, resume state, un-ACKed events."""
@@ -227,9 +226,7 @@ class Connection:
             return
         transport.write(data)
         if transport.get_write_buffer_size() > MAX_BUFFER:
-            logger.warning(
-                "RELAY client is not reading (over %d bytes buffered): dropping it", MAX_BUFFER
-            )
+            logger.warning("RELAY client is not reading (over %d bytes buffered): dropping it", MAX_BUFFER)
             self.abort()
 
     def abort(self) -> None:
@@ -283,9 +280,7 @@ class RelayServer:
         if then_close:
             self.spawn(self._close(conn, 1008))
 
-    async def _reply_later(
-        self, conn: Connection, text: str, delay: float, then_close: bool
-    ) -> None:
+    async def _reply_later(self, conn: Connection, text: str, delay: float, then_close: bool) -> None:
         await asyncio.sleep(delay)
         self._send(conn, text)
         if then_close:
@@ -315,9 +310,7 @@ class RelayServer:
         if conn is not None and self._send(conn, text):
             self.counters.events_sent += 1
 
-    def _event(
-        self, session: Session, event_type: str, context: str | None, params: Any
-    ) -> tuple[str, str]:
+    def _event(self, session: Session, event_type: str, context: str | None, params: Any) -> tuple[str, str]:
         eid = str(_uuid4())
         text = _dumps(
             {
@@ -501,9 +494,7 @@ class RelayServer:
         if params is None:
             params = {}
         elif not isinstance(params, dict):
-            self._reply(
-                conn, _error(mid, INVALID_PARAMS, "params must be an object", "INVALID_PARAMS")
-            )
+            self._reply(conn, _error(mid, INVALID_PARAMS, "params must be an object", "INVALID_PARAMS"))
             return
         if method == "signalwire.connect":
             self._connect(conn, mid, params)
@@ -657,9 +648,7 @@ class RelayServer:
         await asyncio.sleep(delay)
         self._connected(conn, session, result, backlog)
 
-    def _connected(
-        self, conn: Connection, session: Session, result: str, backlog: list[tuple[Any, str]]
-    ) -> None:
+    def _connected(self, conn: Connection, session: Session, result: str, backlog: list[tuple[Any, str]]) -> None:
         # Order on the wire: connect result, fresh grant, then the backlog.
         self._send(conn, result)
         session.auth_state = _new_authorization_state()
@@ -687,9 +676,7 @@ class RelayServer:
         try:
             fields = _send_fields(session, params)
         except (ValueError, TypeError) as exc:
-            self._reply(
-                conn, _error(mid, INVALID_PARAMS, f"Invalid params: {exc}", "INVALID_PARAMS")
-            )
+            self._reply(conn, _error(mid, INVALID_PARAMS, f"Invalid params: {exc}", "INVALID_PARAMS"))
             return
         to = fields["to"]
         if to == REJECTED_NUMBER:
@@ -709,9 +696,7 @@ class RelayServer:
         if not admitted:
             self._reply(conn, _result(mid, {"code": "400", "message": backlog_message(pacing.backlog)}))
             return
-        record = self.emu.store.new_message(
-            account_sid=session.project, origin="relay", **fields
-        )
+        record = self.emu.store.new_message(account_sid=session.project, origin="relay", **fields)
         pacing.assign(record.sid, departure)
         self.counters.accepted_sends += 1
         self._accepted(conn, mid, record)
@@ -721,9 +706,7 @@ class RelayServer:
         emu = self.emu
         outcome = outcome_for(record.to)
         states = outcome.states
-        response = _result(
-            mid, {"code": "200", "message": "Message accepted", "message_id": record.sid}
-        )
+        response = _result(mid, {"code": "200", "message": "Message accepted", "message_id": record.sid})
         delay = emu.state_delay
         advance = emu.advance
         if self.faults.state_before_response:
@@ -744,11 +727,7 @@ class RelayServer:
 
     def _contexts(self, params: dict[str, Any]) -> list[str]:
         contexts = params.get("contexts")
-        if (
-            not isinstance(contexts, list)
-            or not contexts
-            or not all(isinstance(c, str) and c for c in contexts)
-        ):
+        if not isinstance(contexts, list) or not contexts or not all(isinstance(c, str) and c for c in contexts):
             raise ValueError("contexts must be a non-empty list of strings")
         return contexts
 

@@ -33,10 +33,10 @@ from .store import (
     API_VERSION,
     REJECTED_NUMBER,
     SERVICE_NUMBER,
-    sort_key,
     MediaRecord,
     MessageRecord,
     rfc2822,
+    sort_key,
 )
 
 if TYPE_CHECKING:
@@ -133,9 +133,7 @@ def _date_param(name: str, value: str) -> date:
         raise ApiError(400, 10000, f"Invalid {name}: {value!r} (expected YYYY-MM-DD)") from None
 
 
-def _date_filter(
-    query: Any, names: Sequence[str], attr: Callable[[Any], Any]
-) -> Callable[[Any], bool] | None:
+def _date_filter(query: Any, names: Sequence[str], attr: Callable[[Any], Any]) -> Callable[[Any], bool] | None:
     """A predicate for ``Name``, ``Name<``, ``Name>`` date filters (inclusive)."""
     exact_s, before_s, after_s = (query.get(n) for n in names)
     if not (exact_s or before_s or after_s):
@@ -182,8 +180,12 @@ class RestApi:
                 raise ApiError(500, 20504, "Internal Server Error (injected by the emulator)")
             retry = emu.pacing.rest_request(request.method)  # Emulator(mps=...) only
             if retry is not None:
-                raise ApiError(429, REST_RATE_CODE, "Too Many Requests: over the API request rate",
-                               headers={"Retry-After": str(retry)})
+                raise ApiError(
+                    429,
+                    REST_RATE_CODE,
+                    "Too Many Requests: over the API request rate",
+                    headers={"Retry-After": str(retry)},
+                )
             m = _ROUTE.fullmatch(request.path)
             if m is None:
                 raise ApiError(404, 20404, f"The requested resource {request.path} was not found")
@@ -281,9 +283,7 @@ class RestApi:
                 f"The concatenated message body exceeds the {_validate.MAX_BODY_CHARS} character limit.",
             )
         if len(media) > _validate.MAX_MEDIA:
-            raise ApiError(
-                400, 21623, f"Too many media URLs: at most {_validate.MAX_MEDIA} are allowed."
-            )
+            raise ApiError(400, 21623, f"Too many media URLs: at most {_validate.MAX_MEDIA} are allowed.")
         urls: list[str] = []
         for url in media:
             if not isinstance(url, str) or not _is_http_url(url):
@@ -292,9 +292,7 @@ class RestApi:
         if callback is not None and not _is_http_url(callback):
             raise ApiError(400, 21402, "StatusCallback must be an http(s) URL.")
         if to == REJECTED_NUMBER:
-            raise ApiError(
-                422, 21211, f"The 'To' number {to} is not a valid, SMS-capable phone number."
-            )
+            raise ApiError(422, 21211, f"The 'To' number {to} is not a valid, SMS-capable phone number.")
         pacing = self.emu.pacing  # Emulator(mps=...): carrier turns and backlog
         admitted, departure = pacing.book(to, from_, body, urls)
         if not admitted:
@@ -317,9 +315,7 @@ class RestApi:
     async def _redact(self, request: web.Request, record: MessageRecord) -> web.Response:
         form = await request.post()
         if form.get("Body") != "":
-            raise ApiError(
-                400, 50509, "The only supported update is redaction: Body must be empty."
-            )
+            raise ApiError(400, 50509, "The only supported update is redaction: Body must be empty.")
         if record.status in ("queued", "initiated"):
             raise ApiError(400, 10000, "Cannot redact a message that is still in progress.")
         self.emu.store.redact(record)
@@ -472,9 +468,7 @@ def _page(
         "uri": uri(page, token),
         "first_page_uri": uri(0, None),
         "next_page_uri": uri(page + 1, "PA" + _sid(chunk[-1])) if more and chunk else None,
-        "previous_page_uri": uri(page - 1, "PB" + _sid(chunk[0]))
-        if page > 0 and start > 0 and chunk
-        else None,
+        "previous_page_uri": uri(page - 1, "PB" + _sid(chunk[0])) if page > 0 and start > 0 and chunk else None,
         "page": page,
         "page_size": size,
         name: [render(it) for it in chunk],

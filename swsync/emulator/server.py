@@ -58,9 +58,7 @@ def _check_options(
         raise ValueError("session_ttl must be >= 0")
     if keyfile is not None and certfile is None:
         raise ValueError("keyfile needs certfile")
-    if inbound_webhook_url is not None and not inbound_webhook_url.startswith(
-        ("http://", "https://")
-    ):
+    if inbound_webhook_url is not None and not inbound_webhook_url.startswith(("http://", "https://")):
         raise ValueError("inbound_webhook_url must be an http(s) URL")
 
 
@@ -199,8 +197,9 @@ class Emulator:
             sock = self._bind()
             ready = threading.Event()
             failure: list[BaseException] = []
-            thread = threading.Thread(name="swsync-emulator", target=self._run,
-                                      args=(sock, ssl_context, ready, failure), daemon=True)
+            thread = threading.Thread(
+                name="swsync-emulator", target=self._run, args=(sock, ssl_context, ready, failure), daemon=True
+            )
             thread.start()
             ready.wait()
             if failure:
@@ -273,9 +272,7 @@ class Emulator:
         await site.start()
         self._runner = runner
         if self.ping_interval:
-            self._ping_task = asyncio.get_running_loop().create_task(
-                self.relay.ping_loop(self.ping_interval)
-            )
+            self._ping_task = asyncio.get_running_loop().create_task(self.relay.ping_loop(self.ping_interval))
 
     def close(self) -> None:
         """Close every connection, stop serving and join the thread. Idempotent."""
@@ -323,16 +320,12 @@ class Emulator:
 
     # -- calls onto the loop -----------------------------------------------------------
 
-    def _call(
-        self, fn: Callable[..., Awaitable[T]], *args: Any, timeout: float = _CALL_TIMEOUT
-    ) -> T:
+    def _call(self, fn: Callable[..., Awaitable[T]], *args: Any, timeout: float = _CALL_TIMEOUT) -> T:
         loop = self._loop
         if not self._running or loop is None:
             raise RuntimeError("the emulator is not running (call start() first)")
         if threading.current_thread() is self._thread:
-            raise RuntimeError(
-                "this Emulator method cannot be called from the emulator's own thread"
-            )
+            raise RuntimeError("this Emulator method cannot be called from the emulator's own thread")
 
         async def runner() -> T:
             return await fn(*args)
@@ -363,9 +356,7 @@ class Emulator:
 
         With ``start > 0`` the first of them also waits ``state_delay``.
         """
-        task = asyncio.get_running_loop().create_task(
-            self._progress(record, outcome, start)
-        )
+        task = asyncio.get_running_loop().create_task(self._progress(record, outcome, start))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -447,9 +438,7 @@ class Emulator:
             raise ValueError("context must be a non-empty string")
         return self._call(self._inject, to_number, from_number, body, context, urls)
 
-    async def _inject(
-        self, to: str, from_: str, body: str | None, context: str, media: list[str]
-    ) -> str:
+    async def _inject(self, to: str, from_: str, body: str | None, context: str, media: list[str]) -> str:
         return self.receive_inbound(to, from_, body, context, media)[0].sid
 
     def receive_inbound(
@@ -483,9 +472,7 @@ class Emulator:
         """
         with self._clients:
             if not self._clients.wait_for(lambda: self._live_clients >= n, timeout):
-                raise TimeoutError(
-                    f"{self._live_clients} authenticated RELAY clients after {timeout} s, wanted {n}"
-                )
+                raise TimeoutError(f"{self._live_clients} authenticated RELAY clients after {timeout} s, wanted {n}")
 
     @property
     def clients(self) -> int:

@@ -90,9 +90,7 @@ _OUTCOMES = {
         "30004",
         "Message blocked by the destination carrier",
     ),
-    FAILED_NUMBER: Outcome(
-        ("queued", "failed"), "unreachable", "30003", "Unreachable destination handset"
-    ),
+    FAILED_NUMBER: Outcome(("queued", "failed"), "unreachable", "30003", "Unreachable destination handset"),
     NO_DLR_NUMBER: Outcome(("queued", "initiated", "sent")),
 }
 
@@ -237,9 +235,7 @@ class Store:
         with self._lock:
             self._listeners = tuple(x for x in self._listeners if x is not listener)
 
-    def notify(
-        self, event: str, record: MessageRecord | None = None, info: dict[str, Any] | None = None
-    ) -> None:
+    def notify(self, event: str, record: MessageRecord | None = None, info: dict[str, Any] | None = None) -> None:
         """Tell every listener about ``event``; a failing listener is logged, never raised."""
         for listener in self._listeners:
             try:
@@ -294,10 +290,7 @@ class Store:
         if status == "received":
             record.date_sent = now
         if media:
-            record.media = [
-                MediaRecord(str(uuid.uuid4()), sid, url, content_type_of(url), now, now)
-                for url in media
-            ]
+            record.media = [MediaRecord(str(uuid.uuid4()), sid, url, content_type_of(url), now, now) for url in media]
         with self._lock:
             record.seq = next(self._seq)
             self._messages[sid] = record
@@ -354,10 +347,7 @@ class Store:
                 tags=list(fields.get("tags") or ()),
                 origin="seed",
                 history=[status],
-                media=[
-                    MediaRecord(str(uuid.uuid4()), sid, u, content_type_of(u), created, created)
-                    for u in media
-                ],
+                media=[MediaRecord(str(uuid.uuid4()), sid, u, content_type_of(u), created, created) for u in media],
             )
             if not unsent and direction != "inbound":
                 record.price = price_for(record)
@@ -478,10 +468,7 @@ class Store:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     current = record.status if record is not None else "unknown"
-                    raise TimeoutError(
-                        f"message {sid} did not reach {status!r} within {timeout} s "
-                        f"(status: {current})"
-                    )
+                    raise TimeoutError(f"message {sid} did not reach {status!r} within {timeout} s (status: {current})")
                 self._changed.wait(remaining)
 
     def __len__(self) -> int:

@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import _config, _validate
-from ..ratelimit import checked_rate_limit
 from ..errors import ConfigurationError, ConnectionClosedError
 from ..optouts import OptOutStore, as_store, check_not_opted_out
+from ..ratelimit import checked_rate_limit
 from .connection import CLOSED, ConnectAborted, Connection
 from .dispatcher import Dispatcher, report_callback_error
 from .events import MessageReceiveEvent, parse_message_fields
@@ -29,10 +29,7 @@ logger = logging.getLogger("swsync.relay")
 
 InboundHandler = Callable[[Message], Any]
 
-_SESSION_LOST = (
-    "the RELAY session was not resumed after a reconnect; "
-    "the outcome of messages sent before it is unknown"
-)
+_SESSION_LOST = "the RELAY session was not resumed after a reconnect; the outcome of messages sent before it is unknown"
 
 MAX_BUFFERED_INBOUND = 1000
 # Inbound message ids remembered to drop redeliveries (a resumed session resends events
@@ -122,10 +119,15 @@ class RelayClient:
         cafile = _config.ca_file(ca_file, _config.ENV_RELAY_CA)
         try:  # NaN, negative: refused; infinity and huge values: clamped (never OverflowError)
             request_timeout, connect_timeout, max_reconnect_delay, queue_timeout, message_ttl = (
-                _validate.duration(value, name) for name, value in (
-                    ("request_timeout", request_timeout), ("connect_timeout", connect_timeout),
-                    ("max_reconnect_delay", max_reconnect_delay), ("queue_timeout", queue_timeout),
-                    ("message_ttl", message_ttl)))
+                _validate.duration(value, name)
+                for name, value in (
+                    ("request_timeout", request_timeout),
+                    ("connect_timeout", connect_timeout),
+                    ("max_reconnect_delay", max_reconnect_delay),
+                    ("queue_timeout", queue_timeout),
+                    ("message_ttl", message_ttl),
+                )
+            )
             if ping_interval is not None:
                 ping_interval = _validate.duration(ping_interval, "ping_interval")
         except ValueError as exc:
@@ -140,8 +142,10 @@ class RelayClient:
         if self._url.startswith("wss://"):
             self._ssl_context = ssl.create_default_context(cafile=cafile)
         self._options = dict(
-            request_timeout=float(request_timeout), connect_timeout=float(connect_timeout),
-            queue_timeout=float(queue_timeout), reconnect=bool(reconnect),
+            request_timeout=float(request_timeout),
+            connect_timeout=float(connect_timeout),
+            queue_timeout=float(queue_timeout),
+            reconnect=bool(reconnect),
             max_reconnect_delay=float(max_reconnect_delay),
             ping_interval=None if ping_interval is None else float(ping_interval),
         )
@@ -160,8 +164,12 @@ class RelayClient:
         self._conn: Connection | None = None
         self._dispatcher = Dispatcher(handler_workers)
         self._state_handlers: tuple[Handler, ...] = ()  # replaced whole, never mutated
-        self._tracker = MessageTracker(self._dispatcher, max_tracked=max_tracked_messages,
-                                       message_ttl=self._message_ttl, foreign=self._foreign_handlers)
+        self._tracker = MessageTracker(
+            self._dispatcher,
+            max_tracked=max_tracked_messages,
+            message_ttl=self._message_ttl,
+            foreign=self._foreign_handlers,
+        )
         self._stopped = threading.Event()
         self._stop_error: BaseException | None = None
         # Serializes connect() and disconnect(); never held while calling user code.
@@ -188,9 +196,13 @@ class RelayClient:
                 return self
             stale = (self._conn, self._dispatcher)
             dispatcher = Dispatcher(self._handler_workers)
-            tracker = MessageTracker(dispatcher, max_tracked=self._max_tracked,
-                                     message_ttl=self._message_ttl, defer_notify=True,
-                                     foreign=self._foreign_handlers)
+            tracker = MessageTracker(
+                dispatcher,
+                max_tracked=self._max_tracked,
+                message_ttl=self._message_ttl,
+                defer_notify=True,
+                foreign=self._foreign_handlers,
+            )
             conn = Connection(
                 self._url,
                 auth=self._auth,
@@ -260,8 +272,10 @@ class RelayClient:
         with self._lock:
             waiting = len(self._inbound_buffer)
         if waiting:
-            logger.warning("%d inbound message(s) not yet handed to an on_message handler; "
-                           "they are kept for the next connect()", waiting)
+            logger.warning(
+                "%d inbound message(s) not yet handed to an on_message handler; they are kept for the next connect()",
+                waiting,
+            )
 
     def __enter__(self) -> RelayClient:
         return self.connect()
@@ -372,8 +386,9 @@ class RelayClient:
             return "client is not connected: disconnect() was called; call connect() to use it again"
         return "client is not connected; call connect() or use 'with client:'"
 
-    def execute(self, method: str, params: Mapping[str, Any] | None = None,
-                *, timeout: float | None = None) -> dict[str, Any]:
+    def execute(
+        self, method: str, params: Mapping[str, Any] | None = None, *, timeout: float | None = None
+    ) -> dict[str, Any]:
         """Send a raw JSON-RPC request and return its ``result`` object.
 
         Raises:
@@ -447,8 +462,7 @@ class RelayClient:
         if context is not None and check_context:
             self._check_context(context, conn)
         if self.rate_limit is not None:  # blocks until admitted, or raises RateLimited
-            self.rate_limit.acquire(from_number=from_number, body=body, media=urls,
-                                    account=self.project)
+            self.rate_limit.acquire(from_number=from_number, body=body, media=urls, account=self.project)
         params: dict[str, Any] = {}
         default_context = context or conn.protocol
         if default_context:
@@ -465,8 +479,7 @@ class RelayClient:
             params["tags"] = tag_list
         if region:
             params["region"] = region
-        fields = dict(params, direction="outbound", message_state="queued",
-                      media=urls, tags=tag_list)
+        fields = dict(params, direction="outbound", message_state="queued", media=urls, tags=tag_list)
         tracker = self._tracker
 
         def register(result: dict[str, Any]) -> Message:
@@ -486,17 +499,25 @@ class RelayClient:
             raise
         return message
 
-    def send_many(self, outbounds: Iterable[Outbound], *, journal: str | None = None,
-                  window: int = 64, wait: bool = True, timeout: float | None = 60.0,
-                  retry_unknown: bool = False) -> Batch:
+    def send_many(
+        self,
+        outbounds: Iterable[Outbound],
+        *,
+        journal: str | None = None,
+        window: int = 64,
+        wait: bool = True,
+        timeout: float | None = 60.0,
+        retry_unknown: bool = False,
+    ) -> Batch:
         """Send many messages, at most ``window`` in flight, never twice with a journal.
 
         See :func:`swsync.bulk.send_many` (the implementation) for the details.
         """
         from ..bulk import send_many
 
-        return send_many(self, outbounds, journal=journal, window=window, wait=wait,
-                         timeout=timeout, retry_unknown=retry_unknown)
+        return send_many(
+            self, outbounds, journal=journal, window=window, wait=wait, timeout=timeout, retry_unknown=retry_unknown
+        )
 
     def _check_context(self, context: str, conn: Connection) -> None:
         # In production a message's state events go only to sessions that receive its
@@ -616,8 +637,12 @@ class RelayClient:
         self._stopped = threading.Event()
         self._conn = None
         self._dispatcher = Dispatcher(self._handler_workers)
-        self._tracker = MessageTracker(self._dispatcher, max_tracked=self._max_tracked,
-                                       message_ttl=self._message_ttl, foreign=self._foreign_handlers)
+        self._tracker = MessageTracker(
+            self._dispatcher,
+            max_tracked=self._max_tracked,
+            message_ttl=self._message_ttl,
+            foreign=self._foreign_handlers,
+        )
 
     # ------------------------------------------------- reader-thread callbacks
 
@@ -625,9 +650,15 @@ class RelayClient:
         # Reader thread: hold the ACK of inbound messages while an ack_after handler exists.
         return bool(self._ack_after) and envelope.get("event_type") == "messaging.receive"
 
-    def _on_event(self, tracker: MessageTracker, dispatcher: Dispatcher, event_type: str,
-                  params: Mapping[str, Any], envelope: Mapping[str, Any],
-                  ack: Callable[[], None] | None = None) -> None:
+    def _on_event(
+        self,
+        tracker: MessageTracker,
+        dispatcher: Dispatcher,
+        event_type: str,
+        params: Mapping[str, Any],
+        envelope: Mapping[str, Any],
+        ack: Callable[[], None] | None = None,
+    ) -> None:
         ts = envelope.get("timestamp")
         timestamp = float(ts) if isinstance(ts, (int, float)) and not isinstance(ts, bool) else None
         if event_type == "messaging.state":
@@ -644,8 +675,14 @@ class RelayClient:
         else:
             logger.debug("ignoring %s event", event_type)
 
-    def _on_receive(self, tracker: MessageTracker, dispatcher: Dispatcher, params: Mapping[str, Any],
-                    timestamp: float | None, ack: Callable[[], None] | None) -> None:
+    def _on_receive(
+        self,
+        tracker: MessageTracker,
+        dispatcher: Dispatcher,
+        params: Mapping[str, Any],
+        timestamp: float | None,
+        ack: Callable[[], None] | None,
+    ) -> None:
         fields = parse_message_fields(params)
         mid = fields.get("message_id")
         if not mid or not self._seen_inbound.add(mid):
@@ -670,8 +707,11 @@ class RelayClient:
             # No handler yet, or this connection's dispatcher was stopped: keep it.
             if len(self._inbound_buffer) >= MAX_BUFFERED_INBOUND:
                 dropped = self._inbound_buffer.popleft()
-                logger.warning("%d inbound messages waiting for a handler; dropped message %s",
-                               MAX_BUFFERED_INBOUND, dropped.message_id)
+                logger.warning(
+                    "%d inbound messages waiting for a handler; dropped message %s",
+                    MAX_BUFFERED_INBOUND,
+                    dropped.message_id,
+                )
             self._inbound_buffer.append(msg)
         if ack is not None:
             ack()
@@ -684,7 +724,6 @@ class RelayClient:
                 return  # an older connection: the client has moved on
             self._stop_error = conn.closed_error
         self._stopped.set()
-
 
     def _hold_duplicate_ack(self, mid: str | None, ack: Callable[[], None]) -> bool:
         # A copy of a message whose hand-off still runs: its ACK waits for that outcome.
@@ -713,8 +752,7 @@ def _authentication(project: str | None, token: str | None, jwt_token: str | Non
     API token is given either way (a stale exported JWT must not shadow the token).
     """
     jwt = _config.setting(jwt_token, _config.ENV_JWT, "jwt_token", required=False)
-    if jwt is not None and (jwt_token is not None or
-                            (token is None and not os.environ.get(_config.ENV_TOKEN))):
+    if jwt is not None and (jwt_token is not None or (token is None and not os.environ.get(_config.ENV_TOKEN))):
         auth = {"jwt_token": jwt}
         proj = _config.setting(project, _config.ENV_PROJECT, "project", required=False)
         if proj:
@@ -754,9 +792,12 @@ class _RecentIds:
         return len(self._ids)
 
 
-def _run_inbound(handlers: list[InboundHandler], msg: Message,
-                 finish: Callable[[bool], None] | None = None,
-                 must_succeed: Sequence[InboundHandler] = ()) -> None:
+def _run_inbound(
+    handlers: list[InboundHandler],
+    msg: Message,
+    finish: Callable[[bool], None] | None = None,
+    must_succeed: Sequence[InboundHandler] = (),
+) -> None:
     failed = False
     for handler in handlers:
         try:

@@ -25,15 +25,15 @@ from __future__ import annotations
 
 import copy
 import functools
+import itertools
 import json
 import logging
+import os
 import selectors
 import socket
 import ssl
 import threading
 import time
-import itertools
-import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -415,7 +415,9 @@ class Connection:
         if not written:
             raise ConnectionClosedError(
                 f"{call.method} was not sent: the server discarded the session and no new "
-                f"one was ready within {timeout} s", may_have_been_sent=False)
+                f"one was ready within {timeout} s",
+                may_have_been_sent=False,
+            )
         raise WaitTimeout(
             f"no reply to {call.method} within {timeout} s of sending it (it may have reached the server)"
         )
@@ -459,8 +461,7 @@ class Connection:
         except _Refused as exc:
             if resuming:
                 # Not a verdict on the credentials: start afresh next time, after the backoff.
-                logger.info("session refused (code %s); the next attempt starts a fresh session",
-                            exc.error.code)
+                logger.info("session refused (code %s); the next attempt starts a fresh session", exc.error.code)
                 self._forget_session()
             raise
         if resuming and not resumed:
@@ -518,8 +519,9 @@ class Connection:
             timer.join()
         # The official SDK never reads session_restored and a server may omit it: the same
         # protocol back means the session was resumed, unless the flag says otherwise.
-        resumed = (self.protocol is not None and protocol == self.protocol
-                   and result.get("session_restored") is not False)
+        resumed = (
+            self.protocol is not None and protocol == self.protocol and result.get("session_restored") is not False
+        )
         self.protocol = self._last_protocol = protocol
         logger.info("connected to %s (session %s)", self.url, "resumed" if resumed else "new")
         return conn, resumed
@@ -529,8 +531,12 @@ class Connection:
         try:
             # redirect_limit=0: never follow a redirect (it could downgrade wss:// to
             # ws:// or send the credentials to another host).
-            ws.connect(self.url, timeout=self.connect_timeout,  # type: ignore[no-untyped-call]
-                       header=[f"User-Agent: {AGENT}"], redirect_limit=0)
+            ws.connect(
+                self.url,
+                timeout=self.connect_timeout,  # type: ignore[no-untyped-call]
+                header=[f"User-Agent: {AGENT}"],
+                redirect_limit=0,
+            )
         except (OSError, websocket.WebSocketException) as exc:
             try:
                 ws.close(timeout=0)
@@ -540,14 +546,17 @@ class Connection:
                 raise ConnectionClosedError(self._timeout_text("connecting")) from exc
             text = f"could not connect to {self.url}: {exc}"
             if isinstance(exc, ssl.SSLError) and any(r in str(exc) for r in _NOT_TLS):
-                text += ("; the server does not speak TLS on this port: for a plain-HTTP server "
-                         "such as the local emulator use a ws:// or http:// URL, "
-                         "e.g. host='ws://127.0.0.1:8765'")
+                text += (
+                    "; the server does not speak TLS on this port: for a plain-HTTP server "
+                    "such as the local emulator use a ws:// or http:// URL, "
+                    "e.g. host='ws://127.0.0.1:8765'"
+                )
             raise ConnectionClosedError(text) from exc
 
     def _timeout_text(self, step: str) -> str:
-        return (f"could not connect to {self.url}: no answer within connect_timeout="
-                f"{self.connect_timeout:g} s while {step}")
+        return (
+            f"could not connect to {self.url}: no answer within connect_timeout={self.connect_timeout:g} s while {step}"
+        )
 
     def _abort_handshake(self) -> None:
         """Wake a handshake blocked in a read (deadline passed, or close())."""
@@ -588,7 +597,7 @@ class Connection:
             if not isinstance(result, dict):
                 raise ConnectionClosedError("signalwire.connect result is not an object")
             return result
-        except socket.timeout as exc:
+        except TimeoutError as exc:
             raise ConnectionClosedError(self._timeout_text("authenticating")) from exc
         except (OSError, wsframes.ProtocolError) as exc:
             raise ConnectionClosedError(f"connection to {self.url} failed during authentication: {exc}") from exc
@@ -601,7 +610,7 @@ class Connection:
                 return msgs
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise socket.timeout("no reply to signalwire.connect")
+                raise TimeoutError("no reply to signalwire.connect")
             conn.sock.settimeout(remaining)
             data = conn.sock.recv(READ_SIZE)
             if not data:
@@ -866,8 +875,9 @@ class Connection:
                 if self._hold_for_next_session(call, err):
                     return
                 gone = ConnectionClosedError(
-                    f"{call.method} was not sent: the server discarded the session before "
-                    f"executing it ({err})", may_have_been_sent=False)
+                    f"{call.method} was not sent: the server discarded the session before executing it ({err})",
+                    may_have_been_sent=False,
+                )
                 gone.__cause__ = err
                 self._answered.append((call, None, gone))
                 return
@@ -909,8 +919,7 @@ class Connection:
             if not self._draining:
                 self._draining = True
                 self._drain_deadline = time.monotonic() + SESSION_GONE_DRAIN
-        logger.info("%s refused (%s): the server discarded the session; held for the next one",
-                    call.method, err)
+        logger.info("%s refused (%s): the server discarded the session; held for the next one", call.method, err)
         return True
 
     def _complete_answered(self) -> None:
@@ -955,7 +964,7 @@ class Connection:
 
         attempt = 0
         while True:
-            delay = random.uniform(0, min(self.max_reconnect_delay, 0.25 * (2 ** attempt)))
+            delay = random.uniform(0, min(self.max_reconnect_delay, 0.25 * (2**attempt)))
             if self._stop.wait(delay):
                 return False
             try:

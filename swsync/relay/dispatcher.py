@@ -53,12 +53,12 @@ def report_callback_error(what: str, fn: object) -> None:
     if stderr is None:  # pythonw, or a daemon that closed it: nowhere to write
         return
     try:
-        stderr.write(f"Exception in swsync {what} {fn!r} "
-                     f"(thread {threading.current_thread().name}):\n")
+        stderr.write(f"Exception in swsync {what} {fn!r} (thread {threading.current_thread().name}):\n")
         traceback.print_exc(file=stderr)
         stderr.flush()
     except (OSError, ValueError):  # a closed or full stderr must not kill the worker
         pass
+
 
 _STOP = object()
 

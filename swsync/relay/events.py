@@ -168,8 +168,17 @@ def parse_message_fields(params: Mapping[str, Any]) -> dict[str, Any]:
     partial payload can only fail to update a field, never raise later.
     """
     out: dict[str, Any] = {}
-    for key in ("message_id", "message_state", "reason", "context", "direction",
-                "from_number", "to_number", "body", "region"):
+    for key in (
+        "message_id",
+        "message_state",
+        "reason",
+        "context",
+        "direction",
+        "from_number",
+        "to_number",
+        "body",
+        "region",
+    ):
         v = _str(params.get(key))
         if v is not None:
             out[key] = v

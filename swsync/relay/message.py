@@ -20,8 +20,8 @@ from typing import Any
 from .. import _validate
 from ..errors import OutcomeUnknownError, SwsyncError, WaitTimeout
 from .dispatcher import Dispatcher, report_callback_error
-from .foreign import ForeignHandlers, ForeignStates
 from .events import STATE_RANK, TERMINAL_STATES, MessageReceiveEvent, MessageStateEvent, RelayEvent
+from .foreign import ForeignHandlers, ForeignStates
 
 logger = logging.getLogger(__name__)
 
@@ -41,11 +41,24 @@ def outcome_unknown_error(message_id: str, why: str) -> OutcomeUnknownError:
         f"do not send it again: look it up over REST by id, rest.messages({message_id!r}).fetch()",
         message_id=message_id,
     )
+
+
 _Early = tuple[dict[str, Any], Mapping[str, Any], "float | None"]
 
 # The public fields a Message snapshot (copy, pickle) carries.
-_SNAPSHOT_FIELDS = ("message_id", "context", "direction", "from_number", "to_number", "body",
-                    "media", "segments", "reason", "tags", "region")
+_SNAPSHOT_FIELDS = (
+    "message_id",
+    "context",
+    "direction",
+    "from_number",
+    "to_number",
+    "body",
+    "media",
+    "segments",
+    "reason",
+    "tags",
+    "region",
+)
 
 
 class Message:
@@ -63,13 +76,30 @@ class Message:
     """
 
     __slots__ = (
-        "_tracker", "_cond", "_handlers", "_completed", "_result", "_error", "_done",
-        "_state", "_seen_rank", "_tracked_at", "message_id", "context", "direction", "from_number",
-        "to_number", "body", "media", "segments", "reason", "tags", "region",
+        "_tracker",
+        "_cond",
+        "_handlers",
+        "_completed",
+        "_result",
+        "_error",
+        "_done",
+        "_state",
+        "_seen_rank",
+        "_tracked_at",
+        "message_id",
+        "context",
+        "direction",
+        "from_number",
+        "to_number",
+        "body",
+        "media",
+        "segments",
+        "reason",
+        "tags",
+        "region",
     )
 
-    def __init__(self, tracker: MessageTracker | _Detached, message_id: str,
-                 fields: dict[str, Any]) -> None:
+    def __init__(self, tracker: MessageTracker | _Detached, message_id: str, fields: dict[str, Any]) -> None:
         self._tracker = tracker
         self._cond: threading.Condition | None = None
         self._handlers: list[Handler] = []
@@ -152,9 +182,7 @@ class Message:
                 # A fresh copy per raise: one instance raised in many threads would
                 # collect their tracebacks.
                 raise copy.copy(self._error).with_traceback(None)
-        raise WaitTimeout(
-            f"message {self.message_id} still {self._state!r} after {timeout} s"
-        )
+        raise WaitTimeout(f"message {self.message_id} still {self._state!r} after {timeout} s")
 
     def __reduce__(self) -> tuple[Any, ...]:
         # A detached snapshot: the tracker (locks, handlers) stays with the original.
@@ -200,8 +228,9 @@ class _Detached:
         self.lock = threading.Lock()
 
 
-def _restore_message(fields: dict[str, Any], state: str, done: bool,
-                     result: RelayEvent | None, error: SwsyncError | None) -> Message:
+def _restore_message(
+    fields: dict[str, Any], state: str, done: bool, result: RelayEvent | None, error: SwsyncError | None
+) -> Message:
     """Rebuild a detached ``Message`` snapshot (the other half of ``Message.__reduce__``)."""
     msg = Message(_Detached(), fields["message_id"], fields)
     msg._state, msg._done, msg._result = state, done, result
@@ -261,7 +290,10 @@ class MessageTracker:
         return len(self._early)
 
     def register(
-        self, message_id: str, fields: dict[str, Any], on_completed: Handler | None,
+        self,
+        message_id: str,
+        fields: dict[str, Any],
+        on_completed: Handler | None,
         seq: int | None = None,
     ) -> Message:
         """Create and track an outbound message; replay events that came early.
@@ -292,9 +324,7 @@ class MessageTracker:
         self._submit_foreign(released)
         return msg
 
-    def apply_state(
-        self, fields: dict[str, Any], params: Mapping[str, Any], timestamp: float | None = None
-    ) -> None:
+    def apply_state(self, fields: dict[str, Any], params: Mapping[str, Any], timestamp: float | None = None) -> None:
         """Apply a ``messaging.state`` event (reader thread); dispatch its handlers.
 
         ``fields`` are the event's type-checked message fields (with
@@ -344,8 +374,9 @@ class MessageTracker:
         if handlers:
             self.dispatcher.submit(mid, run_handlers, handlers, event)
 
-    def _untracked_locked(self, fields: dict[str, Any], params: Mapping[str, Any],
-                          timestamp: float | None) -> tuple[list[Handler], MessageStateEvent] | None:
+    def _untracked_locked(
+        self, fields: dict[str, Any], params: Mapping[str, Any], timestamp: float | None
+    ) -> tuple[list[Handler], MessageStateEvent] | None:
         # Caller holds self.lock. An event for an id this client is not tracking: an
         # early event of its own send, a late one of its own message, or a foreign one.
         mid = fields["message_id"]
@@ -359,15 +390,15 @@ class MessageTracker:
             return None
         return self._foreign_job_locked(fields, params, timestamp)
 
-    def _foreign_job_locked(self, fields: dict[str, Any], params: Mapping[str, Any],
-                            timestamp: float | None) -> tuple[list[Handler], MessageStateEvent] | None:
+    def _foreign_job_locked(
+        self, fields: dict[str, Any], params: Mapping[str, Any], timestamp: float | None
+    ) -> tuple[list[Handler], MessageStateEvent] | None:
         # Caller holds self.lock.
         mid, state = fields["message_id"], fields["message_state"]
         handlers = list(self.foreign.handlers())
         if not handlers or not self.foreign.is_new(mid, state):
             return None
-        return handlers, MessageStateEvent("messaging.state", params, timestamp, mid, state,
-                                           fields.get("reason", ""))
+        return handlers, MessageStateEvent("messaging.state", params, timestamp, mid, state, fields.get("reason", ""))
 
     def send_started(self) -> int:
         """Note a ``messaging.send`` about to be written; return its number for ``register``."""

@@ -77,8 +77,21 @@ class PendingCall:
     connection's lock.
     """
 
-    __slots__ = ("call_id", "method", "payload", "on_result", "written", "written_at", "abandoned",
-                 "held", "retarget", "progress", "_latch", "_value", "_error")
+    __slots__ = (
+        "call_id",
+        "method",
+        "payload",
+        "on_result",
+        "written",
+        "written_at",
+        "abandoned",
+        "held",
+        "retarget",
+        "progress",
+        "_latch",
+        "_value",
+        "_error",
+    )
 
     def __init__(
         self,

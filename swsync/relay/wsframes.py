@@ -178,9 +178,7 @@ class FrameWriter:
             keys.append((key * (n // 4 + 1))[:n])
         data = b"".join(payloads)
         size = len(data)
-        masked = (int.from_bytes(data, "little") ^ int.from_bytes(b"".join(keys), "little")).to_bytes(
-            size, "little"
-        )
+        masked = (int.from_bytes(data, "little") ^ int.from_bytes(b"".join(keys), "little")).to_bytes(size, "little")
         out = []
         pos = 0
         for head, payload in zip(heads, payloads):

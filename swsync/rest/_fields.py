@@ -15,9 +15,7 @@ from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
 from typing import Any
 
-_MONTHS = {
-    m: f"{i:02d}" for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)
-}
+_MONTHS = {m: f"{i:02d}" for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
 _UTC = _dt.timezone.utc
 EMPTY: Mapping[str, Any] = MappingProxyType({})
 _fromisoformat = _dt.datetime.fromisoformat
@@ -82,9 +80,7 @@ def _parse_date(value: str) -> _dt.datetime | None:
         month = _MONTHS.get(value[8:11])
         if month is not None:
             try:
-                return _fromisoformat(
-                    f"{value[12:16]}-{month}-{value[5:7]}T{value[17:25]}+00:00"
-                )
+                return _fromisoformat(f"{value[12:16]}-{month}-{value[5:7]}T{value[17:25]}+00:00")
             except ValueError:
                 pass
     try:
@@ -120,9 +116,7 @@ def query_date(value: _dt.date | _dt.datetime | str, arg: str) -> str:
                 text = text[:-1] + "+00:00"
             value = _dt.datetime.fromisoformat(text)
         except ValueError:
-            raise ValueError(
-                f"{arg} must be a date, a datetime or an ISO 8601 string, got {value!r}"
-            ) from None
+            raise ValueError(f"{arg} must be a date, a datetime or an ISO 8601 string, got {value!r}") from None
     if isinstance(value, _dt.datetime):
         if value.tzinfo is not None:
             value = value.astimezone(_UTC)

@@ -77,10 +77,14 @@ class Record:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls._fields = tuple(dict.fromkeys(
-            name for klass in reversed(cls.__mro__)
-            for name, value in vars(klass).items() if isinstance(value, cached_field)
-        ))
+        cls._fields = tuple(
+            dict.fromkeys(
+                name
+                for klass in reversed(cls.__mro__)
+                for name, value in vars(klass).items()
+                if isinstance(value, cached_field)
+            )
+        )
 
     def __init__(self, payload: Mapping[str, Any]) -> None:
         """Same as :meth:`from_payload`."""

@@ -39,9 +39,11 @@ from .._config import (
     ENV_REST_CA,
     ENV_SPACE,
     ENV_TOKEN,
-    ca_file as _ca_file,
     rest_origin,
     setting,
+)
+from .._config import (
+    ca_file as _ca_file,
 )
 from .._version import __version__
 from ..errors import ConfigurationError, RestConnectionError, RestError, RestTimeout
@@ -77,8 +79,7 @@ _NO_SPACE = (
     "defaults to relay.signalwire.com, the REST API has no default host"
 )
 _NOT_TLS_HINT = (
-    "; the server answered in plain text, not TLS: for a local emulator give the space as an "
-    "http:// URL ({url})"
+    "; the server answered in plain text, not TLS: for a local emulator give the space as an http:// URL ({url})"
 )
 
 
@@ -192,15 +193,11 @@ def _error_from_response(response: requests.Response, method: str, url: str) -> 
         if len(text) > _MAX_ERROR_TEXT:
             text = text[:_MAX_ERROR_TEXT] + "..."
         message = text or response.reason or f"HTTP {response.status_code}"
-    return RestError(
-        response.status_code, message, code=code, more_info=more_info, method=method, url=url
-    )
+    return RestError(response.status_code, message, code=code, more_info=more_info, method=method, url=url)
 
 
 def _check_timeout(value: float | None, arg: str) -> None:
-    if value is not None and (
-        isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e9
-    ):
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e9):
         raise ConfigurationError(f"{arg} must be a positive number or None, got {value!r}")
 
 
@@ -288,9 +285,7 @@ class RestClient:
             # as a quarter of a small request's CPU time.
             self._proxies = requests.utils.get_environ_proxies(self.base_url)
             if self._verify is True:
-                self._verify = (
-                    os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-                )
+                self._verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
             session.trust_env = False
         self._session = session
         self.rate_limit = checked_rate_limit(rate_limit)
@@ -439,20 +434,31 @@ class RestClient:
         return remaining if self.timeout is None else min(self.timeout, remaining)
 
     def _pause(
-        self, attempt: int, retry_after: float | None, deadline: float | None,
-        method: str, url: str, why: str,
+        self,
+        attempt: int,
+        retry_after: float | None,
+        deadline: float | None,
+        method: str,
+        url: str,
+        why: str,
     ) -> bool:
         """Wait before retry ``attempt + 1``; False (no wait) when no retry may be made."""
         if attempt >= self.max_retries:
             return False
         delay = _backoff(attempt) if retry_after is None else retry_after
         if deadline is not None and _monotonic() + delay >= deadline:
-            logger.debug("%s %s: %s; not retried: a %.2f s wait would pass the call's deadline",
-                         method, url, why, delay)
+            logger.debug(
+                "%s %s: %s; not retried: a %.2f s wait would pass the call's deadline", method, url, why, delay
+            )
             return False
         logger.debug(
             "%s %s: %s; retry %d of %d in %.2f s",
-            method, url, why, attempt + 1, self.max_retries, delay,
+            method,
+            url,
+            why,
+            attempt + 1,
+            self.max_retries,
+            delay,
         )
         _sleep(delay)
         return True
@@ -492,17 +498,20 @@ class RestClient:
         if "WRONG_VERSION_NUMBER" in str(exc):
             parts = urlsplit(url)
             hint = _NOT_TLS_HINT.format(url=f"http://{parts.netloc}")
-        return cls(f"{method} {url} {what}: {exc}{hint}", method=method, url=url,
-                   may_have_been_sent=reached or not never)
+        return cls(
+            f"{method} {url} {what}: {exc}{hint}", method=method, url=url, may_have_been_sent=reached or not never
+        )
 
     def _record(
-        self, parse: Callable[[Mapping[str, Any]], T], status: int, payload: Any,
-        method: str, url: str,
+        self,
+        parse: Callable[[Mapping[str, Any]], T],
+        status: int,
+        payload: Any,
+        method: str,
+        url: str,
     ) -> T:
         """Build a record from a response body, turning a malformed body into RestError."""
         try:
             return parse(payload)
         except (TypeError, ValueError) as exc:
-            raise RestError(
-                status, f"malformed response: {exc}", method=method, url=self.url(url)
-            ) from None
+            raise RestError(status, f"malformed response: {exc}", method=method, url=self.url(url)) from None

@@ -61,10 +61,7 @@ class MediaRecord(Record):
         return opt_str(self._payload.get("uri"))
 
     def __repr__(self) -> str:
-        return (
-            f"MediaRecord(sid={self.sid!r}, parent_sid={self.parent_sid!r}, "
-            f"content_type={self.content_type!r})"
-        )
+        return f"MediaRecord(sid={self.sid!r}, parent_sid={self.parent_sid!r}, content_type={self.content_type!r})"
 
 
 class MediaContext:
@@ -158,8 +155,7 @@ class MediaList:
             ValueError: bad arguments, before anything is sent.
             RestError, RestConnectionError: as for any request.
         """
-        return list(self.stream(date_created, date_created_before, date_created_after,
-                                limit, page_size))
+        return list(self.stream(date_created, date_created_before, date_created_after, limit, page_size))
 
     def stream(
         self,
@@ -170,10 +166,8 @@ class MediaList:
         page_size: int | None = None,
     ) -> Iterator[MediaRecord]:
         """Like :meth:`list`, lazily, one page in memory (arguments validated now)."""
-        params = self._filters(date_created, date_created_before, date_created_after,
-                               limit, page_size)
-        return iterate(self._client, self._path, params, self._KEY, MediaRecord._wrap,
-                       limit)
+        params = self._filters(date_created, date_created_before, date_created_after, limit, page_size)
+        return iterate(self._client, self._path, params, self._KEY, MediaRecord._wrap, limit)
 
     def page(
         self,
@@ -184,8 +178,7 @@ class MediaList:
         page_token: str | None = None,
     ) -> Page[MediaRecord]:
         """Fetch one page of the message's media; ``page.next_page()`` continues."""
-        params = self._filters(date_created, date_created_before, date_created_after,
-                               None, page_size)
+        params = self._filters(date_created, date_created_before, date_created_after, None, page_size)
         if page_token is not None:
             params["PageToken"] = nonempty(page_token, "page_token")
         return Page.fetch(self._client, self._path, params, self._KEY, MediaRecord._wrap)

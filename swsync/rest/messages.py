@@ -74,16 +74,12 @@ def _str_map(value: Any) -> Mapping[str, str]:
         return EMPTY
     for k, v in value.items():
         if not isinstance(k, str) or not isinstance(v, str):
-            return MappingProxyType(
-                {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)}
-            )
+            return MappingProxyType({k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)})
     return MappingProxyType(value)
 
 
 _STATUS: dict[str, MessageStatus] = {m.value: m for m in MessageStatus}
-_FINAL = frozenset(
-    {MessageStatus.DELIVERED, MessageStatus.UNDELIVERED, MessageStatus.FAILED, MessageStatus.RECEIVED}
-)
+_FINAL = frozenset({MessageStatus.DELIVERED, MessageStatus.UNDELIVERED, MessageStatus.FAILED, MessageStatus.RECEIVED})
 
 
 class MessageRecord(Record):
@@ -204,10 +200,7 @@ class MessageRecord(Record):
 
     def __repr__(self) -> str:
         status = self.status.value if isinstance(self.status, MessageStatus) else self.status
-        return (
-            f"MessageRecord(sid={self.sid!r}, status={status!r}, "
-            f"to={self.to!r}, from_={self.from_!r})"
-        )
+        return f"MessageRecord(sid={self.sid!r}, status={status!r}, to={self.to!r}, from_={self.from_!r})"
 
 
 def _filters(
@@ -238,9 +231,7 @@ def _filters(
     return params
 
 
-def _limits(
-    max_price: Decimal | str | float | None, validity_period: int | None
-) -> list[tuple[str, str]]:
+def _limits(max_price: Decimal | str | float | None, validity_period: int | None) -> list[tuple[str, str]]:
     """The ``MaxPrice`` and ``ValidityPeriod`` form fields of a create, checked."""
     data: list[tuple[str, str]] = []
     if max_price is not None:
@@ -248,9 +239,7 @@ def _limits(
         text = format(price, "f") if price is not None and price.is_finite() else ""
         # The API's pattern: digits, optionally a point and at most 4 decimals.
         if not _MAX_PRICE.fullmatch(text):
-            raise ValueError(
-                f"max_price must be a non-negative amount with at most 4 decimals, got {max_price!r}"
-            )
+            raise ValueError(f"max_price must be a non-negative amount with at most 4 decimals, got {max_price!r}")
         data.append(("MaxPrice", text))
     if validity_period is not None:
         if (
@@ -259,8 +248,7 @@ def _limits(
             or not 1 <= validity_period <= MAX_VALIDITY_PERIOD
         ):
             raise ValueError(
-                f"validity_period must be an int from 1 to {MAX_VALIDITY_PERIOD} seconds, "
-                f"got {validity_period!r}"
+                f"validity_period must be an int from 1 to {MAX_VALIDITY_PERIOD} seconds, got {validity_period!r}"
             )
         data.append(("ValidityPeriod", str(validity_period)))
     return data
@@ -414,8 +402,9 @@ class MessageList:
         check_not_opted_out(getattr(self._client, "opt_outs", None), to)
         limit = self._client.rate_limit
         if limit is not None:  # blocks until admitted, or raises RateLimited (nothing sent)
-            limit.acquire(from_number=from_ or messaging_service_sid or "", body=body,
-                          media=urls, account=self._client.project)
+            limit.acquire(
+                from_number=from_ or messaging_service_sid or "", body=body, media=urls, account=self._client.project
+            )
         status, payload = self._client._send("POST", self._PATH, data=data)
         return self._client._record(MessageRecord._wrap, status, payload, "POST", self._PATH)
 
@@ -446,10 +435,7 @@ class MessageList:
             ValueError: bad arguments, before anything is sent.
             RestError, RestConnectionError: as for any request.
         """
-        return list(
-            self.stream(to, from_, status, date_sent, date_sent_before, date_sent_after,
-                        limit, page_size)
-        )
+        return list(self.stream(to, from_, status, date_sent, date_sent_before, date_sent_after, limit, page_size))
 
     def stream(
         self,
@@ -466,10 +452,8 @@ class MessageList:
 
         Arguments are validated now; the first request is made on the first ``next()``.
         """
-        params = _filters(to, from_, status, date_sent, date_sent_before, date_sent_after,
-                          limit, page_size)
-        return iterate(self._client, self._PATH, params, self._KEY,
-                       MessageRecord._wrap, limit)
+        params = _filters(to, from_, status, date_sent, date_sent_before, date_sent_after, limit, page_size)
+        return iterate(self._client, self._PATH, params, self._KEY, MessageRecord._wrap, limit)
 
     def page(
         self,
@@ -490,8 +474,7 @@ class MessageList:
             ValueError: bad arguments, before anything is sent.
             RestError, RestConnectionError: as for any request.
         """
-        params = _filters(to, from_, status, date_sent, date_sent_before, date_sent_after,
-                          None, page_size)
+        params = _filters(to, from_, status, date_sent, date_sent_before, date_sent_after, None, page_size)
         if page_token is not None:
             params["PageToken"] = nonempty(page_token, "page_token")
         return Page.fetch(self._client, self._PATH, params, self._KEY, MessageRecord._wrap)

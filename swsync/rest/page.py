@@ -21,8 +21,7 @@ T = TypeVar("T")
 
 MAX_PAGE_SIZE = 1000
 _META = frozenset(
-    "uri first_page_uri next_page_uri previous_page_uri last_page_uri page page_size "
-    "start end total num_pages".split()
+    "uri first_page_uri next_page_uri previous_page_uri last_page_uri page page_size start end total num_pages".split()
 )
 
 
@@ -38,8 +37,16 @@ class Page(Generic[T]):
     """
 
     __slots__ = (
-        "records", "uri", "first_page_uri", "next_page_uri", "previous_page_uri",
-        "page", "page_size", "_client", "_key", "_parse",
+        "records",
+        "uri",
+        "first_page_uri",
+        "next_page_uri",
+        "previous_page_uri",
+        "page",
+        "page_size",
+        "_client",
+        "_key",
+        "_parse",
     )
 
     def __init__(
@@ -95,10 +102,7 @@ class Page(Generic[T]):
         return len(self.records)
 
     def __repr__(self) -> str:
-        return (
-            f"<Page page={self.page} records={len(self.records)} "
-            f"has_next={self.next_page_uri is not None}>"
-        )
+        return f"<Page page={self.page} records={len(self.records)} has_next={self.next_page_uri is not None}>"
 
 
 def paging_params(limit: int | None, page_size: int | None) -> dict[str, str]:
@@ -113,9 +117,7 @@ def paging_params(limit: int | None, page_size: int | None) -> dict[str, str]:
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ValueError(f"limit must be a positive int or None, got {limit!r}")
     if page_size is not None and (
-        isinstance(page_size, bool)
-        or not isinstance(page_size, int)
-        or not 1 <= page_size <= MAX_PAGE_SIZE
+        isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= MAX_PAGE_SIZE
     ):
         raise ValueError(f"page_size must be an int from 1 to {MAX_PAGE_SIZE}, got {page_size!r}")
     if page_size is None and limit is not None:

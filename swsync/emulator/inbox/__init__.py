@@ -42,8 +42,9 @@ class Inbox:
         self.journal.attach(asyncio.get_running_loop())
         self.api.mount(app)
 
-    def guard(self, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-              ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    def guard(
+        self, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         """Wrap another ``/_emulator/`` handler (the control API's) in the inbox's access rule."""
         return self.api.guard(handler)
 

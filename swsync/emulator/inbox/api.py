@@ -221,8 +221,9 @@ class InboxApi:
         if record is None or snap is None:
             return None
         times = self.journal.times.get(sid) or [(s, record.date_created.timestamp()) for s in record.history]
-        return detail(snap, list(times), list(self.journal.webhooks.get(sid, ())),
-                      [m.content_type for m in record.media])
+        return detail(
+            snap, list(times), list(self.journal.webhooks.get(sid, ())), [m.content_type for m in record.media]
+        )
 
     async def delete_one(self, request: web.Request) -> web.StreamResponse:
         if self.emu.store.delete(request.match_info["sid"]) is None:
@@ -298,8 +299,7 @@ class InboxApi:
     async def events(self, request: web.Request) -> web.StreamResponse:
         """Server-sent events: a ``snapshot`` of every message, then ``update`` batches."""
         resp = web.StreamResponse(
-            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-                     "X-Accel-Buffering": "no"}
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         )
         await resp.prepare(request)
         watcher = Watcher()

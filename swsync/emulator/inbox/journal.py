@@ -158,8 +158,10 @@ class Journal:
         deleted = [sid for sid, r in dirty.items() if r is None]
         for sid in deleted:
             static.pop(sid, None)
-        text = (f'{{"reset":{"true" if reset else "false"},"fields":{FIELDS_JSON},"rows":[{",".join(changed)}],'
-                f'"deleted":{json.dumps(deleted)}}}')
+        text = (
+            f'{{"reset":{"true" if reset else "false"},"fields":{FIELDS_JSON},"rows":[{",".join(changed)}],'
+            f'"deleted":{json.dumps(deleted)}}}'
+        )
         return f"event: update\ndata: {text}\n\n".encode()
 
     def close(self) -> None:
@@ -175,8 +177,23 @@ _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 #: The order of a row's values in an ``update`` event: a summary's keys. Rows
 #: (lists) rather than objects: the page's event-stream parser is the browser's
 #: main cost under a flood, and rows are a third shorter.
-FIELDS = ("sid", "seq", "from", "to", "body", "direction", "date", "segments", "media", "context",
-          "tags", "origin", "status", "reason", "error_code")
+FIELDS = (
+    "sid",
+    "seq",
+    "from",
+    "to",
+    "body",
+    "direction",
+    "date",
+    "segments",
+    "media",
+    "context",
+    "tags",
+    "origin",
+    "status",
+    "reason",
+    "error_code",
+)
 FIELDS_JSON = json.dumps(FIELDS, separators=(",", ":"))
 
 
@@ -192,8 +209,10 @@ def _static_json(r: MessageRecord) -> str:
     tags = _dumps(r.tags) if r.tags else "[]"
     context = "null" if r.context is None else _dumps(r.context)
     body = "null" if r.body is None else _dumps(r.body)
-    return (f'["{r.sid}",{r.seq},{_dumps(r.from_)},{_dumps(r.to)},{body},{_word(r.direction)},{date},'
-            f'{r.num_segments},{media},{context},{tags},{_word(r.origin)}')
+    return (
+        f'["{r.sid}",{r.seq},{_dumps(r.from_)},{_dumps(r.to)},{body},{_word(r.direction)},{date},'
+        f"{r.num_segments},{media},{context},{tags},{_word(r.origin)}"
+    )
 
 
 @functools.lru_cache(maxsize=256)
@@ -211,5 +230,7 @@ def encode(record: MessageRecord, static: dict[str, str]) -> str:
     if head is None:
         head = static[record.sid] = _static_json(record)
     reason, code = record.reason, record.error_code
-    return (f'{head},{_word(record.status)},{"null" if reason is None else _dumps(reason)},'
-            f'{"null" if code is None else _dumps(code)}]')
+    return (
+        f"{head},{_word(record.status)},{'null' if reason is None else _dumps(reason)},"
+        f"{'null' if code is None else _dumps(code)}]"
+    )
