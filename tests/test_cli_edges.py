@@ -286,9 +286,9 @@ def test_messages_list_refuses_a_malformed_number_before_any_request(
 def test_bare_space_on_the_plain_http_emulator_hints_at_http(
     emu: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, command: list[str]
 ) -> None:
-    from swsync.rest import client as client_mod
+    from swsync.rest import _transport as transport_mod
 
-    monkeypatch.setattr(client_mod, "_sleep", lambda seconds: None)
+    monkeypatch.setattr(transport_mod, "_sleep", lambda seconds: None)
     hostport = urlsplit(emu.rest_url).netloc
     code, _, err = run(capsys, "--project", emu.project, "--token", emu.token, "--space", hostport, *command)
     assert code == cli.EXIT_CONNECTION

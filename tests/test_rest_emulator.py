@@ -14,7 +14,7 @@ import pytest
 from swsync.emulator import FAILED_NUMBER, REJECTED_NUMBER, Emulator
 from swsync.errors import RestError
 from swsync.rest import MessageRecord, MessageStatus, Page, RestClient
-from swsync.rest import client as client_mod
+from swsync.rest import _transport as transport_mod
 
 TO = "+15557654321"
 FROM = "+15551234567"
@@ -25,8 +25,8 @@ OTHER = "+15557000001"
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """Record retry delays instead of sleeping (jitter picks its upper bound)."""
     delays: list[float] = []
-    monkeypatch.setattr(client_mod, "_sleep", delays.append)
-    monkeypatch.setattr(client_mod, "_uniform", lambda low, high: high)
+    monkeypatch.setattr(transport_mod, "_sleep", delays.append)
+    monkeypatch.setattr(transport_mod, "_uniform", lambda low, high: high)
     return delays
 
 

@@ -12,7 +12,7 @@ import responses
 
 from swsync.errors import ConfigurationError, RestError
 from swsync.rest import RestClient, RestConnectionError
-from swsync.rest import client as client_mod
+from swsync.rest import _transport as transport_mod
 
 from .helpers import PROJECT, TOKEN  # the credentials of the ``rest`` fixture (conftest)
 
@@ -66,9 +66,9 @@ class FakeClock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     fake = FakeClock()
-    monkeypatch.setattr(client_mod, "_monotonic", fake.monotonic)
-    monkeypatch.setattr(client_mod, "_sleep", fake.sleep)
-    monkeypatch.setattr(client_mod, "_uniform", lambda low, high: high)
+    monkeypatch.setattr(transport_mod, "_monotonic", fake.monotonic)
+    monkeypatch.setattr(transport_mod, "_sleep", fake.sleep)
+    monkeypatch.setattr(transport_mod, "_uniform", lambda low, high: high)
     return fake
 
 
@@ -187,7 +187,7 @@ def test_missing_space_says_the_rest_client_needs_it(monkeypatch: pytest.MonkeyP
 
 
 def test_bare_space_on_a_plain_http_server_hints_at_http(emu: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(client_mod, "_sleep", lambda seconds: None)
+    monkeypatch.setattr(transport_mod, "_sleep", lambda seconds: None)
     hostport = urlsplit(emu.rest_url).netloc  # the emulator serves plain HTTP
     with RestClient(emu.project, emu.token, hostport) as rest:
         with pytest.raises(RestConnectionError) as info:

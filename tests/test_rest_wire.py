@@ -37,7 +37,7 @@ from swsync.rest import (
     RestConnectionError,
     RestTimeout,
 )
-from swsync.rest import client as client_mod
+from swsync.rest import _transport as transport_mod
 
 from .helpers import PROJECT, TOKEN  # the credentials of the ``rest`` fixture (conftest)
 
@@ -93,8 +93,8 @@ def page_json(records: list[dict[str, Any]], next_uri: str | None, key: str = "m
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """Record retry delays instead of sleeping; jitter always picks its upper bound."""
     delays: list[float] = []
-    monkeypatch.setattr(client_mod, "_sleep", delays.append)
-    monkeypatch.setattr(client_mod, "_uniform", lambda low, high: high)
+    monkeypatch.setattr(transport_mod, "_sleep", delays.append)
+    monkeypatch.setattr(transport_mod, "_uniform", lambda low, high: high)
     return delays
 
 
@@ -755,7 +755,7 @@ def test_own_session_closed_and_given_session_left_open(monkeypatch: pytest.Monk
         pass
     assert closed == []
     own = RestClient(PROJECT, TOKEN, ORIGIN)
-    monkeypatch.setattr(own._session, "close", lambda: closed.append("own"))
+    monkeypatch.setattr(own._transport.session, "close", lambda: closed.append("own"))
     own.close()
     assert closed == ["own"]
 

@@ -9,10 +9,12 @@
         for record in rest.messages.stream(status="delivered", page_size=1000):
             ...
 
-Layout: :class:`RestClient` (session, auth, retries) -> ``rest.messages``
-(:class:`MessageList`) -> ``rest.messages(sid)`` (:class:`MessageContext`) ->
-:class:`MessageRecord`; ``.media`` works the same way one level down. Importing this
-module imports ``requests``; ``import swsync`` alone does not.
+Layout: :class:`RestClient` builds one transport (``_transport``: session, auth,
+retries, error parsing) and hands it to ``rest.messages`` (:class:`MessageList`) ->
+``rest.messages(sid)`` (:class:`MessageContext`) -> :class:`MessageRecord`; ``.media``
+works the same way one level down, and :class:`Page` walks list responses. Records
+(``_record``) are typed views of the JSON, converted lazily (``_fields``). Importing
+this module imports ``requests``; ``import swsync`` alone does not.
 """
 
 from __future__ import annotations

@@ -1,16 +1,16 @@
 """``Record``: an immutable, typed view of one JSON object, converted lazily.
 
 A record holds the decoded JSON object and nothing else when it is built (one object
-allocation). Each typed attribute is a :class:`cached_field`: the first access converts
-the raw value and stores the result in the instance ``__dict__`` under the attribute's
-own name, so every later access is a plain attribute lookup that never reaches the
+allocation). Each typed attribute is a :class:`Field`: the first access converts the
+raw value and stores the result in the instance ``__dict__`` under the attribute's own
+name, so every later access is a plain attribute lookup that never reaches the
 descriptor again. Listing 1,000 messages therefore costs about what decoding their JSON
 costs; converting every field of every record up front cost ~10 µs a record.
 
 Records stay immutable: ``__setattr__``/``__delattr__`` raise, ``raw`` is a read-only
 view, and the object given to :meth:`Record.from_payload` is copied, so later changes
 to the caller's dict cannot reach a field that has not been read yet. The client adopts
-the objects it decodes itself without a copy (:meth:`Record._wrap`): nobody else holds them.
+the objects it decodes itself without a copy (:func:`from_decoded`): nobody else holds them.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import FrozenInstanceError
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, NoReturn, TypeVar, overload
 
-__all__ = ["Record", "cached_field"]
+__all__ = ["Field", "Record", "from_decoded"]
 
 T = TypeVar("T")
 R = TypeVar("R", bound="Record")
@@ -28,8 +28,14 @@ R = TypeVar("R", bound="Record")
 _new = object.__new__
 
 
-class cached_field(Generic[T]):  # noqa: N801 - used as a decorator, like property
-    """Decorator for a record attribute computed from the JSON object on first access.
+class Field(Generic[T]):
+    """A record attribute: one JSON member, converted on first access and cached.
+
+    ``price = Field(opt_decimal, "Cost in ...")`` reads ``payload.get("price")`` through
+    ``opt_decimal`` the first time ``record.price`` is read; ``key`` names another JSON
+    member (``from_`` reads ``"from"``), and ``key=None`` hands ``convert`` the whole
+    object. ``doc`` becomes the attribute's docstring (``help()``, IDEs); the attribute's
+    type is what ``convert`` returns.
 
     A non-data descriptor, like :func:`functools.cached_property` but without that
     class's lock on Python < 3.12 and without going through the record's blocking
@@ -37,27 +43,51 @@ class cached_field(Generic[T]):  # noqa: N801 - used as a decorator, like proper
     convert it; both get equal values and one of them is kept.
     """
 
-    def __init__(self, func: Callable[[Any], T]) -> None:
-        self.func = func
-        self.name = func.__name__
-        self.__doc__ = func.__doc__
+    def __init__(self, convert: Callable[[Any], T], doc: str, *, key: str | None = "") -> None:
+        self.convert = convert
+        self.key = key  # "" until __set_name__: the attribute's own name
+        self.name = ""
+        self.__doc__ = doc
+
+    def __set_name__(self, owner: type[Any], name: str) -> None:
+        self.name = name
+        if self.key == "":
+            self.key = name
+
+    def __repr__(self) -> str:
+        return f"<Field {self.name}>"
 
     @overload
-    def __get__(self, obj: None, owner: type[Any] | None = None) -> cached_field[T]: ...
+    def __get__(self, obj: None, owner: type[Any] | None = None) -> Field[T]: ...
 
     @overload
-    def __get__(self, obj: object, owner: type[Any] | None = None) -> T: ...
+    def __get__(self, obj: Record, owner: type[Any] | None = None) -> T: ...
 
-    def __get__(self, obj: object | None, owner: type[Any] | None = None) -> Any:
+    def __get__(self, obj: Record | None, owner: type[Any] | None = None) -> Any:
         if obj is None:
             return self
-        value = self.func(obj)
+        key = self.key
+        payload = obj._payload
+        value = self.convert(payload if key is None else payload.get(key))
         obj.__dict__[self.name] = value
         return value
 
     if TYPE_CHECKING:  # lets type checkers flag an assignment; at run time __setattr__ refuses it
 
-        def __set__(self, obj: object, value: NoReturn) -> NoReturn: ...
+        def __set__(self, obj: Record, value: NoReturn) -> NoReturn: ...
+
+
+def _sid(value: str) -> str:
+    return value  # checked by the constructor: always a non-empty string
+
+
+def from_decoded(cls: type[R]) -> Callable[[Any], R]:
+    """The function a resource builds ``cls`` records with from the JSON it decoded.
+
+    It adopts a decoded dict without copying it (nobody else holds it) and otherwise
+    behaves like :meth:`Record.from_payload` (``ValueError`` for a malformed object).
+    """
+    return cls._wrap
 
 
 class Record:
@@ -75,14 +105,17 @@ class Record:
     _fields: ClassVar[tuple[str, ...]] = ()  # typed attributes, in definition order
     _payload: dict[str, Any]
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(cls, *, kind: str = "", **kwargs: Any) -> None:
+        """``class MessageRecord(Record, kind="a message")``: ``kind`` names it in errors."""
         super().__init_subclass__(**kwargs)
+        if kind:
+            cls._kind = kind
         cls._fields = tuple(
             dict.fromkeys(
                 name
                 for klass in reversed(cls.__mro__)
                 for name, value in vars(klass).items()
-                if isinstance(value, cached_field)
+                if isinstance(value, Field)
             )
         )
 
@@ -118,19 +151,15 @@ class Record:
                 return record
         return cls(payload)
 
-    @cached_field
-    def sid(self) -> str:
-        """The resource's SID (always a non-empty string)."""
-        sid: str = self._payload["sid"]
-        return sid
-
-    @cached_field
-    def raw(self) -> Mapping[str, Any]:
+    sid = Field(_sid, "The resource's SID (always a non-empty string).")
+    raw: Field[Mapping[str, Any]] = Field(
+        MappingProxyType,
         """A read-only view of the whole JSON object, unknown fields included.
 
         Shallow: nested objects are the decoded dicts.
-        """
-        return MappingProxyType(self._payload)
+        """,
+        key=None,
+    )
 
     def to_dict(self) -> dict[str, Any]:
         """Return every typed attribute (not ``raw``) by name, converting any not read yet."""

@@ -1,204 +1,70 @@
-"""``RestClient``: base URL, credentials, one ``requests.Session``, and ``request()``.
+"""``RestClient``: the public face of the REST API; builds the transport and the resources.
 
-Retry policy (the one place it lives):
-
-* GET and DELETE are retried on connection errors, timeouts, HTTP 429 and 5xx.
-* A POST is retried only when the request provably never reached the server (the TCP
-  connection could not be opened: refused, DNS failure, connect timeout) or when the
-  server answered 429. Never after a 5xx, a read timeout or a connection lost mid-way:
-  the message may have been accepted, and sending it twice would send two SMS.
-* Delays: exponential backoff with full jitter (``uniform(0, min(cap, base * 2**n))``),
-  or the server's ``Retry-After`` (seconds or an HTTP date) when it sends one, capped.
-* Deadline: a whole call, every attempt and every wait included, ends within
-  ``total_timeout``. Each attempt's connect and read timeouts are cut to what remains,
-  and a retry whose wait would end past the deadline is not made: the call raises the
-  error it has (a 429 ``RestError``, say) at once instead of sleeping in vain.
+The session, base URL, credentials and the retry policy live in
+:mod:`swsync.rest._transport`; resources (``rest.messages``, its media, pages) receive
+that transport and never this client.
 """
 
 from __future__ import annotations
 
-import email.utils
-import json
-import logging
-import math
-import os
-import random
-import time
-from base64 import b64encode
-from collections.abc import Callable, Mapping
-from http.cookiejar import DefaultCookiePolicy
-from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import quote, urlsplit
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 import requests
-from requests.__version__ import __version__ as _requests_version
-from requests.auth import AuthBase
 
-from .._config import (
-    ENV_PROJECT,
-    ENV_REST_CA,
-    ENV_SPACE,
-    ENV_TOKEN,
-    rest_origin,
-    setting,
-)
-from .._config import (
-    ca_file as _ca_file,
-)
-from .._version import __version__
-from ..errors import ConfigurationError, RestConnectionError, RestError, RestTimeout
+from .._config import ENV_PROJECT, ENV_SPACE, ENV_TOKEN, rest_origin, setting
+from ..errors import ConfigurationError, RestConnectionError, RestTimeout
 from ..optouts import OptOutStore, as_store
 from ..ratelimit import RateLimit, checked_rate_limit
-from ._fields import opt_int, opt_str
+from ._transport import Transport
 from .messages import MessageList
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from types import TracebackType
 
 __all__ = ["RestClient", "RestConnectionError", "RestTimeout"]
 
-logger = logging.getLogger(__name__)
-
 T = TypeVar("T")
-
-API_PATH = "/api/laml/2010-04-01/Accounts/"
-BACKOFF_BASE = 0.5  # seconds; first retry waits up to this long
-BACKOFF_CAP = 8.0  # seconds; no computed backoff is longer
-RETRY_AFTER_CAP = 30.0  # seconds; a longer Retry-After is shortened to this
-_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "PUT"})
-_MAX_ERROR_TEXT = 200
-
-# Tests replace these to run retries without waiting (and with a clock of their own).
-_sleep: Callable[[float], None] = time.sleep
-_uniform: Callable[[float, float], float] = random.uniform
-_monotonic: Callable[[], float] = time.monotonic
 
 _NO_SPACE = (
     "missing space: the REST client needs your space's host name (example.signalwire.com); "
     f"pass space=... or set the {ENV_SPACE} environment variable. Unlike RelayClient, which "
     "defaults to relay.signalwire.com, the REST API has no default host"
 )
-_NOT_TLS_HINT = (
-    "; the server answered in plain text, not TLS: for a local emulator give the space as an http:// URL ({url})"
-)
-
-
-class _BasicAuth(AuthBase):
-    """HTTP Basic auth with the header computed once; its repr hides the secret."""
-
-    __slots__ = ("_header",)
-
-    def __init__(self, user: str, password: str) -> None:
-        self._header = "Basic " + b64encode(f"{user}:{password}".encode()).decode("ascii")
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = self._header
-        return request
-
-    def __repr__(self) -> str:
-        return "<BasicAuth ***>"
-
-    def __reduce__(self) -> Any:
-        raise TypeError("credentials are not picklable")
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    """The exception and what it wraps (``args[0]``, urllib3's ``.reason``, causes)."""
-    seen: list[BaseException] = []
-    todo: list[Any] = [exc]
-    while todo:
-        item = todo.pop()
-        if not isinstance(item, BaseException) or any(item is s for s in seen):
-            continue
-        seen.append(item)
-        todo.extend((getattr(item, "reason", None), item.__cause__, item.__context__))
-        todo.extend(item.args[:1])
-    return seen
-
-
-def _never_sent(exc: requests.RequestException) -> bool:
-    """True when the connection could not be opened, so no byte of the request left."""
-    import urllib3.exceptions as u3
-
-    if isinstance(exc, requests.exceptions.SSLError):
-        return False  # handshake failures are not retried; see _retryable
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return True
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        return any(isinstance(e, u3.NewConnectionError) for e in _chain(exc))
-    return False
-
-
-def _retryable(exc: requests.RequestException, idempotent: bool) -> bool:
-    if isinstance(exc, requests.exceptions.SSLError):
-        return False  # a certificate problem does not fix itself
-    if _never_sent(exc):
-        return True
-    return idempotent and isinstance(
-        exc,
-        (
-            requests.exceptions.ConnectionError,
-            requests.exceptions.Timeout,
-            requests.exceptions.ChunkedEncodingError,
-        ),
-    )
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date), capped."""
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        delay = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            return None
-        delay = when.timestamp() - time.time()
-    if not math.isfinite(delay):
-        return None
-    return min(max(delay, 0.0), RETRY_AFTER_CAP)
-
-
-def _backoff(attempt: int) -> float:
-    return _uniform(0.0, min(BACKOFF_CAP, BACKOFF_BASE * (2**attempt)))
-
-
-def _error_from_response(response: requests.Response, method: str, url: str) -> RestError:
-    """Build a RestError from any of the three error-body shapes, or a non-JSON body."""
-    message: str | None = None
-    code: int | None = None
-    more_info: str | None = None
-    try:
-        body: Any = json.loads(response.content) if response.content else None
-    except ValueError:
-        body = None
-    if isinstance(body, dict):
-        errors = body.get("errors")
-        if isinstance(errors, list) and errors:
-            # {"errors": [{"code", "message", "more_info"}]} or {"errors": ["text"]}
-            first = errors[0]
-            if isinstance(first, str):
-                message = first
-            body = first if isinstance(first, dict) else {}
-        message = message or opt_str(body.get("message"))
-        code = opt_int(body.get("code"))
-        more_info = opt_str(body.get("more_info"))
-    if not message:
-        text = response.text.strip() if body is None and response.content else ""
-        if len(text) > _MAX_ERROR_TEXT:
-            text = text[:_MAX_ERROR_TEXT] + "..."
-        message = text or response.reason or f"HTTP {response.status_code}"
-    return RestError(response.status_code, message, code=code, more_info=more_info, method=method, url=url)
 
 
 def _check_timeout(value: float | None, arg: str) -> None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e9):
         raise ConfigurationError(f"{arg} must be a positive number or None, got {value!r}")
+
+
+class _OnTransport(Generic[T]):
+    """A ``RestClient`` attribute kept on its transport: reads and writes go there.
+
+    So ``rest.total_timeout = 5`` after construction still applies to the next call, as
+    it did when the client sent requests itself.
+    """
+
+    def __init__(self, doc: str) -> None:
+        self.name = ""
+        self.__doc__ = doc
+
+    def __set_name__(self, owner: type[Any], name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type[Any] | None = None) -> _OnTransport[T]: ...
+
+    @overload
+    def __get__(self, obj: RestClient, owner: type[Any] | None = None) -> T: ...
+
+    def __get__(self, obj: RestClient | None, owner: type[Any] | None = None) -> Any:
+        if obj is None:
+            return self
+        return getattr(obj._transport, self.name)
+
+    def __set__(self, obj: RestClient, value: T) -> None:
+        setattr(obj._transport, self.name, value)
 
 
 class RestClient:
@@ -234,6 +100,15 @@ class RestClient:
     you pass in is used as is: do not reconfigure it while calls are running.
     """
 
+    project = _OnTransport[str]("The Project ID.")
+    origin = _OnTransport[str]("``scheme://host[:port]`` of the space.")
+    base_url = _OnTransport[str]("The account's URL, which relative paths are joined to.")
+    timeout = _OnTransport[float | None]("Seconds for connecting and for each read of one attempt.")
+    total_timeout = _OnTransport[float | None]("Seconds a whole call may take, retries and waits included.")
+    max_retries = _OnTransport[int]("Retries after the first attempt, where the policy allows.")
+    opt_outs = _OnTransport[OptOutStore | None]("The opt-out store ``messages.create`` checks, if any.")
+    rate_limit = _OnTransport[RateLimit | None]("The rate limit pacing ``messages.create``, if any.")
+
     def __init__(
         self,
         project: str | None = None,
@@ -260,36 +135,21 @@ class RestClient:
             raise ConfigurationError(f"max_retries must be an int >= 0, got {max_retries!r}")
         if session is not None and not isinstance(session, requests.Session):
             raise ConfigurationError("session must be a requests.Session")
-
-        self.project: str = project
-        self.origin: str = rest_origin(space)
-        self.base_url: str = f"{self.origin}{API_PATH}{quote(project, safe='')}/"
-        self.timeout = timeout
-        self.total_timeout = total_timeout
-        self.max_retries = max_retries
-        self.opt_outs = as_store(opt_outs)
-        self._verify: str | bool = _ca_file(ca_file, ENV_REST_CA) or True
-        self._auth = _BasicAuth(project, token)
-        self._headers = {
-            "User-Agent": f"swsync/{__version__} python-requests/{_requests_version}",
-            "Accept": "application/json",
-        }
-        self._owns_session = session is None
-        self._proxies: dict[str, str] | None = None
-        if session is None:
-            session = requests.Session()
-            # No cookies: the API sets none we need, and a stateless session is safe to share.
-            session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
-            # Read the proxy and CA-bundle variables requests honours once, here: with
-            # trust_env on, requests scans os.environ twice per request, which measured
-            # as a quarter of a small request's CPU time.
-            self._proxies = requests.utils.get_environ_proxies(self.base_url)
-            if self._verify is True:
-                self._verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-            session.trust_env = False
-        self._session = session
+        origin = rest_origin(space)
+        store = as_store(opt_outs)
+        self._transport = Transport(
+            project,
+            token,
+            origin,
+            timeout=timeout,
+            total_timeout=total_timeout,
+            max_retries=max_retries,
+            ca_file=ca_file,
+            session=session,
+            opt_outs=store,
+        )
         self.rate_limit = checked_rate_limit(rate_limit)
-        self.messages: MessageList = MessageList(self)
+        self.messages: MessageList = MessageList(self._transport)
 
     def __repr__(self) -> str:
         return f"RestClient(project={self.project!r}, origin={self.origin!r})"
@@ -314,8 +174,7 @@ class RestClient:
 
         A session passed in by the caller is left open.
         """
-        if self._owns_session:
-            self._session.close()
+        self._transport.close()
 
     def url(self, path: str) -> str:
         """Return the absolute URL for ``path``.
@@ -328,16 +187,7 @@ class RestClient:
             ValueError: an absolute URL on another origin, or a protocol-relative ``//`` path;
                 credentials are never sent to another host.
         """
-        if path.startswith("/"):
-            if path.startswith("//"):
-                raise ValueError(f"refusing protocol-relative URL {path!r}")
-            return self.origin + path
-        parts = urlsplit(path)
-        if parts.scheme or parts.netloc:
-            if f"{parts.scheme}://{parts.netloc}".lower() != self.origin.lower():
-                raise ValueError(f"refusing URL {path!r}: not on {self.origin}")
-            return path
-        return self.base_url + path
+        return self._transport.url(path)
 
     def request(
         self,
@@ -360,158 +210,4 @@ class RestClient:
             RestError: a non-2xx answer (after retries), or a 2xx body that is not JSON.
             RestConnectionError: the exchange failed below HTTP (``RestTimeout`` on a timeout).
         """
-        return self._send(method, path, params=params, data=data)[1]
-
-    def _send(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, str] | None = None,
-        data: list[tuple[str, str]] | Mapping[str, str] | None = None,
-    ) -> tuple[int, Any]:
-        """:meth:`_exchange`, then decode: (HTTP status, JSON body or ``None``)."""
-        method = method.upper()
-        response, url = self._exchange(method, path, params=params, data=data)
-        return response.status_code, self._decode(response, method, url)
-
-    def _exchange(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, str] | None = None,
-        data: list[tuple[str, str]] | Mapping[str, str] | None = None,
-    ) -> tuple[requests.Response, str]:
-        """Send with retries; return the 2xx response (body read) and its URL.
-
-        ``method`` is upper-case. Raises ``RestError`` for a non-2xx answer and
-        ``RestConnectionError`` below HTTP.
-        """
-        url = self.url(path)
-        idempotent = method in _IDEMPOTENT
-        deadline = None if self.total_timeout is None else _monotonic() + self.total_timeout
-        attempt = 0
-        reached = False  # did any attempt (not only the last) possibly reach the server?
-        while True:
-            try:
-                response = self._session.request(
-                    method,
-                    url,
-                    params=params,
-                    data=data,
-                    headers=self._headers,
-                    proxies=self._proxies,
-                    auth=self._auth,
-                    timeout=self._attempt_timeout(deadline),
-                    verify=self._verify,
-                    allow_redirects=False,  # never replay a POST as GET or follow to another host
-                )
-            except requests.RequestException as exc:
-                if _retryable(exc, idempotent) and self._pause(
-                    attempt, None, deadline, method, url, type(exc).__name__
-                ):
-                    reached = reached or not _never_sent(exc)
-                    attempt += 1
-                    continue
-                raise self._transport_error(exc, method, url, reached) from exc
-            reached = True
-            status = response.status_code
-            if 200 <= status < 300:
-                return response, url
-            if (status == 429 or (status >= 500 and idempotent)) and self._pause(
-                attempt, _retry_after(response), deadline, method, url, f"HTTP {status}"
-            ):
-                attempt += 1
-                continue
-            raise _error_from_response(response, method, url)
-
-    def _attempt_timeout(self, deadline: float | None) -> float | None:
-        """One attempt's connect/read timeout: ``timeout``, cut to what the deadline leaves."""
-        if deadline is None:
-            return self.timeout
-        remaining = max(deadline - _monotonic(), 0.001)
-        return remaining if self.timeout is None else min(self.timeout, remaining)
-
-    def _pause(
-        self,
-        attempt: int,
-        retry_after: float | None,
-        deadline: float | None,
-        method: str,
-        url: str,
-        why: str,
-    ) -> bool:
-        """Wait before retry ``attempt + 1``; False (no wait) when no retry may be made."""
-        if attempt >= self.max_retries:
-            return False
-        delay = _backoff(attempt) if retry_after is None else retry_after
-        if deadline is not None and _monotonic() + delay >= deadline:
-            logger.debug(
-                "%s %s: %s; not retried: a %.2f s wait would pass the call's deadline", method, url, why, delay
-            )
-            return False
-        logger.debug(
-            "%s %s: %s; retry %d of %d in %.2f s",
-            method,
-            url,
-            why,
-            attempt + 1,
-            self.max_retries,
-            delay,
-        )
-        _sleep(delay)
-        return True
-
-    @staticmethod
-    def _decode(response: requests.Response, method: str, url: str) -> Any:
-        content = response.content
-        if not content:
-            return None
-        try:
-            # json.loads on bytes detects UTF-8/16/32 itself; cheaper than response.json().
-            return json.loads(content)
-        except ValueError:
-            raise RestError(
-                response.status_code,
-                "response body is not valid JSON",
-                method=method,
-                url=url,
-            ) from None
-
-    @staticmethod
-    def _transport_error(
-        exc: requests.RequestException, method: str, url: str, reached: bool = False
-    ) -> RestConnectionError:
-        never = _never_sent(exc) or isinstance(
-            exc,
-            (
-                requests.exceptions.InvalidURL,
-                requests.exceptions.InvalidHeader,
-                requests.exceptions.MissingSchema,
-                requests.exceptions.InvalidSchema,
-            ),
-        )
-        cls = RestTimeout if isinstance(exc, requests.exceptions.Timeout) else RestConnectionError
-        what = "timed out" if cls is RestTimeout else f"failed ({type(exc).__name__})"
-        hint = ""
-        if "WRONG_VERSION_NUMBER" in str(exc):
-            parts = urlsplit(url)
-            hint = _NOT_TLS_HINT.format(url=f"http://{parts.netloc}")
-        return cls(
-            f"{method} {url} {what}: {exc}{hint}", method=method, url=url, may_have_been_sent=reached or not never
-        )
-
-    def _record(
-        self,
-        parse: Callable[[Mapping[str, Any]], T],
-        status: int,
-        payload: Any,
-        method: str,
-        url: str,
-    ) -> T:
-        """Build a record from a response body, turning a malformed body into RestError."""
-        try:
-            return parse(payload)
-        except (TypeError, ValueError) as exc:
-            raise RestError(status, f"malformed response: {exc}", method=method, url=self.url(url)) from None
+        return self._transport.send(method, path, params=params, data=data)[1]

@@ -8,16 +8,16 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from ._fields import nonempty, opt_datetime, opt_str, query_date, sid_segment
-from ._record import Record, cached_field
+from ._record import Field, Record, from_decoded
 from .page import Page, iterate, paging_params
 
 if TYPE_CHECKING:
-    from .client import RestClient
+    from ._transport import Transport
 
 __all__ = ["MediaContext", "MediaList", "MediaRecord"]
 
 
-class MediaRecord(Record):
+class MediaRecord(Record, kind="a media item"):
     """A snapshot of one media item attached to a message (immutable).
 
     Attributes are the cXML JSON field names; dates are aware ``datetime`` objects (UTC)
@@ -28,40 +28,19 @@ class MediaRecord(Record):
     """
 
     __slots__ = ()
-    _kind = "a media item"
 
-    @cached_field
-    def account_sid(self) -> str | None:
-        """The project (account) the media belongs to."""
-        return opt_str(self._payload.get("account_sid"))
-
-    @cached_field
-    def parent_sid(self) -> str | None:
-        """SID of the message it is attached to."""
-        return opt_str(self._payload.get("parent_sid"))
-
-    @cached_field
-    def content_type(self) -> str | None:
-        """MIME type, e.g. ``"image/png"``."""
-        return opt_str(self._payload.get("content_type"))
-
-    @cached_field
-    def date_created(self) -> _dt.datetime | None:
-        """When the media item was created (aware, UTC)."""
-        return opt_datetime(self._payload.get("date_created"))
-
-    @cached_field
-    def date_updated(self) -> _dt.datetime | None:
-        """When the media item last changed (aware, UTC)."""
-        return opt_datetime(self._payload.get("date_updated"))
-
-    @cached_field
-    def uri(self) -> str | None:
-        """The media item's root-relative URI."""
-        return opt_str(self._payload.get("uri"))
+    account_sid = Field(opt_str, "The project (account) the media belongs to.")
+    parent_sid = Field(opt_str, "SID of the message it is attached to.")
+    content_type = Field(opt_str, 'MIME type, e.g. ``"image/png"``.')
+    date_created = Field(opt_datetime, "When the media item was created (aware, UTC).")
+    date_updated = Field(opt_datetime, "When the media item last changed (aware, UTC).")
+    uri = Field(opt_str, "The media item's root-relative URI.")
 
     def __repr__(self) -> str:
         return f"MediaRecord(sid={self.sid!r}, parent_sid={self.parent_sid!r}, content_type={self.content_type!r})"
+
+
+_parse = from_decoded(MediaRecord)  # what every response's records are built with
 
 
 class MediaContext:
@@ -70,10 +49,10 @@ class MediaContext:
     Thread-safety: stateless; share freely.
     """
 
-    __slots__ = ("_client", "message_sid", "sid", "_path")
+    __slots__ = ("_transport", "message_sid", "sid", "_path")
 
-    def __init__(self, client: RestClient, message_sid: str, sid: str) -> None:
-        self._client = client
+    def __init__(self, transport: Transport, message_sid: str, sid: str) -> None:
+        self._transport = transport
         self.message_sid = message_sid
         self.sid = sid_segment(sid, "sid")
         self._path = f"Messages/{quote(message_sid, safe='')}/Media/{quote(sid, safe='')}.json"
@@ -87,8 +66,7 @@ class MediaContext:
         Raises:
             RestError: e.g. 404 for an unknown SID.
         """
-        status, payload = self._client._send("GET", self._path)
-        return self._client._record(MediaRecord._wrap, status, payload, "GET", self._path)
+        return self._transport.record("GET", self._path, _parse)
 
     def delete(self) -> None:
         """Delete the media item (204).
@@ -96,7 +74,7 @@ class MediaContext:
         Raises:
             RestError: e.g. code 20009 while the message is still queued.
         """
-        self._client._send("DELETE", self._path)
+        self._transport.send("DELETE", self._path)
 
 
 class MediaList:
@@ -105,18 +83,18 @@ class MediaList:
     Thread-safety: stateless; share freely.
     """
 
-    __slots__ = ("_client", "message_sid", "_path")
+    __slots__ = ("_transport", "message_sid", "_path")
 
     _KEY = "media_list"
 
-    def __init__(self, client: RestClient, message_sid: str) -> None:
-        self._client = client
+    def __init__(self, transport: Transport, message_sid: str) -> None:
+        self._transport = transport
         self.message_sid = sid_segment(message_sid, "message_sid")
         self._path = f"Messages/{quote(message_sid, safe='')}/Media.json"
 
     def __call__(self, sid: str) -> MediaContext:
         """Return the context for media item ``sid`` (no request is made)."""
-        return MediaContext(self._client, self.message_sid, sid)
+        return MediaContext(self._transport, self.message_sid, sid)
 
     def __repr__(self) -> str:
         return f"<MediaList message_sid={self.message_sid!r}>"
@@ -167,7 +145,7 @@ class MediaList:
     ) -> Iterator[MediaRecord]:
         """Like :meth:`list`, lazily, one page in memory (arguments validated now)."""
         params = self._filters(date_created, date_created_before, date_created_after, limit, page_size)
-        return iterate(self._client, self._path, params, self._KEY, MediaRecord._wrap, limit)
+        return iterate(self._transport, self._path, params, self._KEY, _parse, limit)
 
     def page(
         self,
@@ -181,4 +159,4 @@ class MediaList:
         params = self._filters(date_created, date_created_before, date_created_after, None, page_size)
         if page_token is not None:
             params["PageToken"] = nonempty(page_token, "page_token")
-        return Page.fetch(self._client, self._path, params, self._KEY, MediaRecord._wrap)
+        return Page.fetch(self._transport, self._path, params, self._KEY, _parse)

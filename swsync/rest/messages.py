@@ -23,12 +23,12 @@ from ._fields import (
     query_date,
     sid_segment,
 )
-from ._record import Record, cached_field
+from ._record import Field, Record, from_decoded
 from .media import MediaList
 from .page import Page, iterate, paging_params
 
 if TYPE_CHECKING:
-    from .client import RestClient
+    from ._transport import Transport
 
 __all__ = ["MessageContext", "MessageList", "MessageRecord", "MessageStatus"]
 
@@ -82,7 +82,7 @@ _STATUS: dict[str, MessageStatus] = {m.value: m for m in MessageStatus}
 _FINAL = frozenset({MessageStatus.DELIVERED, MessageStatus.UNDELIVERED, MessageStatus.FAILED, MessageStatus.RECEIVED})
 
 
-class MessageRecord(Record):
+class MessageRecord(Record, kind="a message"):
     """A snapshot of one message as the REST API returned it (immutable).
 
     Attributes are the cXML JSON field names (``from_`` for ``from``). Dates are aware
@@ -101,106 +101,35 @@ class MessageRecord(Record):
     """
 
     __slots__ = ()
-    _kind = "a message"
 
-    @cached_field
-    def account_sid(self) -> str | None:
-        """The project (account) the message belongs to."""
-        return opt_str(self._payload.get("account_sid"))
-
-    @cached_field
-    def api_version(self) -> str | None:
-        """API version the message was created with (``"2010-04-01"``)."""
-        return opt_str(self._payload.get("api_version"))
-
-    @cached_field
-    def from_(self) -> str | None:
-        """The sender (JSON ``from``)."""
-        return opt_str(self._payload.get("from"))
-
-    @cached_field
-    def to(self) -> str | None:
-        """The recipient."""
-        return opt_str(self._payload.get("to"))
-
-    @cached_field
-    def body(self) -> str | None:
-        """The text (``""`` once redacted)."""
-        return opt_str(self._payload.get("body"))
-
-    @cached_field
-    def status(self) -> MessageStatus | str | None:
-        """A :class:`MessageStatus`, or the plain string for a status this version does not know."""
-        return MessageStatus.parse(self._payload.get("status"))
-
-    @cached_field
-    def direction(self) -> str | None:
-        """``inbound``, ``outbound-api``, ``outbound-call`` or ``outbound-reply``."""
-        return opt_str(self._payload.get("direction"))
-
-    @cached_field
-    def num_segments(self) -> int | None:
-        """Number of SMS segments."""
-        return opt_int(self._payload.get("num_segments"))
-
-    @cached_field
-    def num_media(self) -> int | None:
-        """Number of media items."""
-        return opt_int(self._payload.get("num_media"))
-
-    @cached_field
-    def price(self) -> Decimal | None:
-        """Cost in ``price_unit``, or ``None`` until the message is rated."""
-        return opt_decimal(self._payload.get("price"))
-
-    @cached_field
-    def price_unit(self) -> str | None:
-        """Currency of ``price`` (``"USD"``)."""
-        return opt_str(self._payload.get("price_unit"))
-
-    @cached_field
-    def error_code(self) -> int | None:
-        """cXML error code of a failed or undelivered message."""
-        return opt_int(self._payload.get("error_code"))
-
-    @cached_field
-    def error_message(self) -> str | None:
-        """Text of ``error_code``."""
-        return opt_str(self._payload.get("error_message"))
-
-    @cached_field
-    def date_created(self) -> _dt.datetime | None:
-        """When the message was created (aware, UTC)."""
-        return opt_datetime(self._payload.get("date_created"))
-
-    @cached_field
-    def date_updated(self) -> _dt.datetime | None:
-        """When the message last changed (aware, UTC)."""
-        return opt_datetime(self._payload.get("date_updated"))
-
-    @cached_field
-    def date_sent(self) -> _dt.datetime | None:
-        """When the message was sent (aware, UTC), ``None`` before that."""
-        return opt_datetime(self._payload.get("date_sent"))
-
-    @cached_field
-    def messaging_service_sid(self) -> str | None:
-        """The Number Group it was sent through, if any."""
-        return opt_str(self._payload.get("messaging_service_sid"))
-
-    @cached_field
-    def uri(self) -> str | None:
-        """The message's root-relative URI."""
-        return opt_str(self._payload.get("uri"))
-
-    @cached_field
-    def subresource_uris(self) -> Mapping[str, str]:
-        """Read-only mapping of sub-resource names to URIs (``"media"``)."""
-        return _str_map(self._payload.get("subresource_uris"))
+    account_sid = Field(opt_str, "The project (account) the message belongs to.")
+    api_version = Field(opt_str, 'API version the message was created with (``"2010-04-01"``).')
+    from_ = Field(opt_str, "The sender (JSON ``from``).", key="from")
+    to = Field(opt_str, "The recipient.")
+    body = Field(opt_str, 'The text (``""`` once redacted).')
+    status = Field(
+        MessageStatus.parse, "A :class:`MessageStatus`, or the plain string for a status this version does not know."
+    )
+    direction = Field(opt_str, "``inbound``, ``outbound-api``, ``outbound-call`` or ``outbound-reply``.")
+    num_segments = Field(opt_int, "Number of SMS segments.")
+    num_media = Field(opt_int, "Number of media items.")
+    price = Field(opt_decimal, "Cost in ``price_unit``, or ``None`` until the message is rated.")
+    price_unit = Field(opt_str, 'Currency of ``price`` (``"USD"``).')
+    error_code = Field(opt_int, "cXML error code of a failed or undelivered message.")
+    error_message = Field(opt_str, "Text of ``error_code``.")
+    date_created = Field(opt_datetime, "When the message was created (aware, UTC).")
+    date_updated = Field(opt_datetime, "When the message last changed (aware, UTC).")
+    date_sent = Field(opt_datetime, "When the message was sent (aware, UTC), ``None`` before that.")
+    messaging_service_sid = Field(opt_str, "The Number Group it was sent through, if any.")
+    uri = Field(opt_str, "The message's root-relative URI.")
+    subresource_uris = Field(_str_map, 'Read-only mapping of sub-resource names to URIs (``"media"``).')
 
     def __repr__(self) -> str:
         status = self.status.value if isinstance(self.status, MessageStatus) else self.status
         return f"MessageRecord(sid={self.sid!r}, status={status!r}, to={self.to!r}, from_={self.from_!r})"
+
+
+_parse = from_decoded(MessageRecord)  # what every response's records are built with
 
 
 def _filters(
@@ -260,10 +189,10 @@ class MessageContext:
     Creating a context sends nothing. Thread-safety: stateless; share freely.
     """
 
-    __slots__ = ("_client", "sid", "_path")
+    __slots__ = ("_transport", "sid", "_path")
 
-    def __init__(self, client: RestClient, sid: str) -> None:
-        self._client = client
+    def __init__(self, transport: Transport, sid: str) -> None:
+        self._transport = transport
         self.sid = sid_segment(sid, "sid")
         self._path = f"Messages/{quote(sid, safe='')}.json"
 
@@ -276,8 +205,7 @@ class MessageContext:
         Raises:
             RestError: e.g. 404 (code 20404) for an unknown SID.
         """
-        status, payload = self._client._send("GET", self._path)
-        return self._client._record(MessageRecord._wrap, status, payload, "GET", self._path)
+        return self._transport.record("GET", self._path, _parse)
 
     def update(self, body: str = "") -> MessageRecord:
         """Redact the message by setting its body to the empty string; return the result.
@@ -290,8 +218,7 @@ class MessageContext:
         """
         if body != "":
             raise ValueError("update() only redacts: body must be the empty string")
-        status, payload = self._client._send("POST", self._path, data={"Body": ""})
-        return self._client._record(MessageRecord._wrap, status, payload, "POST", self._path)
+        return self._transport.record("POST", self._path, _parse, data={"Body": ""})
 
     def delete(self) -> None:
         """Delete the message (and its media). Returns ``None`` on 204.
@@ -302,12 +229,12 @@ class MessageContext:
         Raises:
             RestError: e.g. 404 for an unknown SID, or code 20009 while still queued.
         """
-        self._client._send("DELETE", self._path)
+        self._transport.send("DELETE", self._path)
 
     @property
     def media(self) -> MediaList:
         """The message's media sub-resource (``list``/``stream``/``page``, ``media(sid)``)."""
-        return MediaList(self._client, self.sid)
+        return MediaList(self._transport, self.sid)
 
 
 class MessageList:
@@ -316,17 +243,17 @@ class MessageList:
     Thread-safety: stateless; share freely (calls go through the client's session).
     """
 
-    __slots__ = ("_client",)
+    __slots__ = ("_transport",)
 
     _PATH = "Messages.json"
     _KEY = "messages"
 
-    def __init__(self, client: RestClient) -> None:
-        self._client = client
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
 
     def __call__(self, sid: str) -> MessageContext:
         """Return the context for message ``sid`` (no request is made)."""
-        return MessageContext(self._client, sid)
+        return MessageContext(self._transport, sid)
 
     def __repr__(self) -> str:
         return "<MessageList>"
@@ -399,14 +326,14 @@ class MessageList:
         if send_as_mms:
             data.append(("SendAsMms", "true"))
         # The client's opt-out store (RestClient(opt_outs=...)), after every argument check.
-        check_not_opted_out(getattr(self._client, "opt_outs", None), to)
-        limit = self._client.rate_limit
+        transport = self._transport
+        check_not_opted_out(transport.opt_outs, to)
+        limit = transport.rate_limit
         if limit is not None:  # blocks until admitted, or raises RateLimited (nothing sent)
             limit.acquire(
-                from_number=from_ or messaging_service_sid or "", body=body, media=urls, account=self._client.project
+                from_number=from_ or messaging_service_sid or "", body=body, media=urls, account=transport.project
             )
-        status, payload = self._client._send("POST", self._PATH, data=data)
-        return self._client._record(MessageRecord._wrap, status, payload, "POST", self._PATH)
+        return transport.record("POST", self._PATH, _parse, data=data)
 
     def list(
         self,
@@ -453,7 +380,7 @@ class MessageList:
         Arguments are validated now; the first request is made on the first ``next()``.
         """
         params = _filters(to, from_, status, date_sent, date_sent_before, date_sent_after, limit, page_size)
-        return iterate(self._client, self._PATH, params, self._KEY, MessageRecord._wrap, limit)
+        return iterate(self._transport, self._PATH, params, self._KEY, _parse, limit)
 
     def page(
         self,
@@ -477,4 +404,4 @@ class MessageList:
         params = _filters(to, from_, status, date_sent, date_sent_before, date_sent_after, None, page_size)
         if page_token is not None:
             params["PageToken"] = nonempty(page_token, "page_token")
-        return Page.fetch(self._client, self._PATH, params, self._KEY, MessageRecord._wrap)
+        return Page.fetch(self._transport, self._PATH, params, self._KEY, _parse)

@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ..errors import RestError
 from ._fields import opt_int, opt_str
+from ._transport import decode
 
 if TYPE_CHECKING:
-    from .client import RestClient
+    from ._transport import Transport
 
 __all__ = ["Page"]
 
@@ -44,20 +45,23 @@ class Page(Generic[T]):
         "previous_page_uri",
         "page",
         "page_size",
-        "_client",
+        "_transport",
         "_key",
         "_parse",
     )
 
     def __init__(
         self,
-        client: RestClient,
+        transport: Transport,
         payload: Any,
         key: str,
         parse: Callable[[Mapping[str, Any]], T],
     ) -> None:
-        """Build a page from a decoded list response (raises ``ValueError`` if malformed)."""
-        items, next_uri = _envelope(client, payload, key)
+        """Build a page from a decoded list response (raises ``ValueError`` if malformed).
+
+        ``transport`` is the client's, which ``next_page()`` sends through.
+        """
+        items, next_uri = _envelope(transport, payload, key)
         self.records: list[T] = [parse(item) for item in items]
         self.next_page_uri: str | None = next_uri
         self.uri = opt_str(payload.get("uri"))
@@ -65,25 +69,25 @@ class Page(Generic[T]):
         self.previous_page_uri = opt_str(payload.get("previous_page_uri"))
         self.page = opt_int(payload.get("page"))
         self.page_size = opt_int(payload.get("page_size"))
-        self._client = client
+        self._transport = transport
         self._key = key
         self._parse = parse
 
     @classmethod
     def fetch(
         cls,
-        client: RestClient,
+        transport: Transport,
         path: str,
         params: Mapping[str, str] | None,
         key: str,
         parse: Callable[[Mapping[str, Any]], T],
     ) -> Page[T]:
         """GET ``path`` and build the page (``RestError`` for a malformed body)."""
-        status, payload = client._send("GET", path, params=params)
+        status, payload = transport.send("GET", path, params=params)
         try:
-            return cls(client, payload, key, parse)
+            return cls(transport, payload, key, parse)
         except (TypeError, ValueError) as exc:
-            raise _malformed(client, status, path, exc) from None
+            raise _malformed(transport, status, path, exc) from None
 
     def next_page(self) -> Page[T] | None:
         """Fetch the next page, or return ``None`` when this is the last one.
@@ -93,7 +97,7 @@ class Page(Generic[T]):
         """
         if self.next_page_uri is None:
             return None
-        return Page.fetch(self._client, self.next_page_uri, None, self._key, self._parse)
+        return Page.fetch(self._transport, self.next_page_uri, None, self._key, self._parse)
 
     def __iter__(self) -> Iterator[T]:
         return iter(self.records)
@@ -125,7 +129,7 @@ def paging_params(limit: int | None, page_size: int | None) -> dict[str, str]:
     return {} if page_size is None else {"PageSize": str(page_size)}
 
 
-def _envelope(client: RestClient, payload: Any, key: str) -> tuple[list[Any], str | None]:
+def _envelope(transport: Transport, payload: Any, key: str) -> tuple[list[Any], str | None]:
     """Check a list response's shape; return its records array and ``next_page_uri``.
 
     Raises:
@@ -147,16 +151,16 @@ def _envelope(client: RestClient, payload: Any, key: str) -> tuple[list[Any], st
     if next_uri is not None:
         if not isinstance(next_uri, str) or not next_uri:
             raise ValueError("next_page_uri must be a string or null")
-        client.url(next_uri)  # refuse another origin before anyone follows it
+        transport.url(next_uri)  # refuse another origin before anyone follows it
     return items, next_uri
 
 
-def _malformed(client: RestClient, status: int, path: str, exc: Exception) -> RestError:
-    return RestError(status, f"malformed list response: {exc}", method="GET", url=client.url(path))
+def _malformed(transport: Transport, status: int, path: str, exc: Exception) -> RestError:
+    return RestError(status, f"malformed list response: {exc}", method="GET", url=transport.url(path))
 
 
 def iterate(
-    client: RestClient,
+    transport: Transport,
     path: str,
     params: Mapping[str, str] | None,
     key: str,
@@ -178,16 +182,16 @@ def iterate(
         # as a plain loop over session.get() does. Freed earlier, a large body leaves ~2x
         # its size free at the top of glibc's heap, which is trimmed and then faulted
         # back in on every page: measured as +10% CPU on pages of 1,000 messages.
-        response, full_url = client._exchange("GET", url, params=params)
+        response, full_url = transport.exchange("GET", url, params=params)
         status = response.status_code
-        payload = client._decode(response, "GET", full_url)
+        payload = decode(response, "GET", full_url)
         try:
-            items, next_uri = _envelope(client, payload, key)
+            items, next_uri = _envelope(transport, payload, key)
         except ValueError as exc:
-            raise _malformed(client, status, url, exc) from None
+            raise _malformed(transport, status, url, exc) from None
         if next_uri is not None and (not items or next_uri == url):
             # A next page that cannot make progress would be fetched forever.
-            raise _malformed(client, status, url, ValueError("next_page_uri does not advance"))
+            raise _malformed(transport, status, url, ValueError("next_page_uri does not advance"))
         if remaining is not None:
             if len(items) >= remaining:
                 items, next_uri = items[:remaining], None
@@ -196,7 +200,7 @@ def iterate(
             try:
                 record = parse(item)
             except (TypeError, ValueError) as exc:
-                raise _malformed(client, status, url, exc) from None
+                raise _malformed(transport, status, url, exc) from None
             yield record
         # Free this page's objects before fetching the next: lower peak memory, and the
         # next page's objects reuse the memory just released.
