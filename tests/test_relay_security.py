@@ -170,7 +170,7 @@ def test_router_survives_arbitrary_frames(frame: dict[str, Any]) -> None:
 @given(st.binary(max_size=200))
 def test_frame_decoder_and_json_survive_arbitrary_bytes(data: bytes) -> None:
     from swsync.relay import wsframes
-    from swsync.relay.connection import _loads
+    from swsync.relay.rpc import decode_frame as _loads
 
     reader = wsframes.FrameReader(max_message=1000)
     reader.feed(data)

@@ -1,24 +1,10 @@
-"""The RELAY websocket: handshake, the I/O thread, requests, keepalive and reconnect.
+"""The RELAY websocket: the I/O thread, requests, keepalive and reconnect.
 
-Thread model (the one place it is written down):
-
-===================  ==========================================  =======================================
-thread               owns                                        never
-===================  ==========================================  =======================================
-callers (any)        ``request()``: register a call, queue its   touch the socket
-                     frame, wake the I/O thread, block on the
-                     call's latch
-``swsync-reader``    the socket, both directions: the only        run user code; hold a lock across
-                     ``recv()`` and ``send()``; routes frames;    ``select()``/``recv()``
-                     ACKs events; answers pings; keepalive;
-                     reconnects
-``swsync-dispatch``  user callbacks (see dispatcher.py)          touch the socket
-===================  ==========================================  =======================================
-
-One thread owns the socket because production RELAY is TLS and OpenSSL forbids
-concurrent ``SSL_read``/``SSL_write`` on one connection. Callers append frames to
-an outbox and wake the I/O thread through a socketpair; it writes everything
-pending (requests, ACKs, pong replies) in one ``sendall``.
+Which thread runs what, which lock guards which field and which fields are read
+without a lock on purpose: docs/design.md, "Threads" and "Locks" (the one place it
+is written down). In short, the ``swsync-reader`` thread owns the socket in both
+directions; callers queue frames in an outbox and wake it through a socketpair.
+The handshake (connect and authenticate) is in handshake.py.
 """
 
 from __future__ import annotations
@@ -37,33 +23,36 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import websocket
-
-from .._version import __version__
 from ..errors import AuthenticationError, ConnectionClosedError, RelayError, WaitTimeout
 from . import wsframes
-from .rpc import PendingCall, PendingCalls, encode_ack, encode_error, encode_request, encode_result, result_error
+from .handshake import AGENT as AGENT
+from .handshake import AUTH_ERROR_CODES as AUTH_ERROR_CODES
+from .handshake import (
+    AUTH_FAILED_CODES,
+    FIRST_CONNECT_AUTH_CODES,
+    PROTOCOL_VERSION,
+    READ_SIZE,
+    Handshake,
+    Refused,
+    RelaySocket,
+)
+from .handshake import ConnectAborted as ConnectAborted
+from .rpc import (
+    NOT_JSON,
+    PendingCall,
+    PendingCalls,
+    decode_frame,
+    encode_ack,
+    encode_error,
+    encode_request,
+    encode_result,
+    result_error,
+)
 
 logger = logging.getLogger("swsync.relay")
 
-AGENT = f"swsync-python/{__version__}"
-PROTOCOL_VERSION = {"major": 2, "minor": 0, "revision": 0}
-READ_SIZE = 16384  # larger SSL reads cost more CPU per message (docs/design.md, "Measurements")
 TICK = 5.0  # seconds between housekeeping runs (expiring early events, stale messages)
 DRAIN_TIMEOUT = 10.0  # after signalwire.disconnect, how long the server may take to close
-# JSON-RPC errors answering signalwire.connect that mean "these credentials are refused":
-# -32002 authentication failed (the service adds data.signalwire_error_code "AUTH_REQUIRED")
-# and -32003 requester validation failed (a stale or corrupt authorization_state). SignalWire
-# publishes no list of these codes; why these two, see docs/design.md, "Refused connects". Only these stop a client
-# that was connected before. Any other refusal of a reconnect (-32000, -32602, -32603, ...)
-# can come from a passing fault of the service (its authentication backend, an overloaded
-# node): the resume state is dropped and the reconnect retried with backoff.
-AUTH_FAILED_CODES = frozenset({-32002, -32003})
-# A first connect() has nothing to resume and its caller is right there: it also reports
-# -32000 (the official Python SDK's test double answers bad credentials with it) and -32602
-# (invalid params, e.g. an empty token) as AuthenticationError instead of retrying them.
-FIRST_CONNECT_AUTH_CODES = AUTH_FAILED_CODES | {-32000, -32602}
-AUTH_ERROR_CODES = AUTH_FAILED_CODES  # the name before 0.2
 # A reply that says the session is no longer authenticated: the request was not executed.
 SESSION_GONE_CODE = -32002
 SESSION_GONE_DRAIN = 2.0  # seconds the socket may linger after such a reply
@@ -73,11 +62,6 @@ MAX_QUEUED = 500  # requests held while disconnected, as the official SDK
 CONNECTING, OPEN, RECONNECTING, CLOSED = "connecting", "open", "reconnecting", "closed"
 
 EventHandler = Callable[[str, Mapping[str, Any], Mapping[str, Any]], None]
-
-
-def _frame(text: str) -> bytes:
-    # Handshake only; the I/O thread uses its FrameWriter.
-    return wsframes.FrameWriter().text(text)
 
 
 def _encode(text: str) -> bytes:
@@ -98,46 +82,6 @@ def _id_source() -> Callable[[], str]:
     prefix = f"{h[:8]}-{h[8:12]}-4{h[12:15]}-{'89ab'[int(h[15], 16) & 3]}{h[16:19]}-"
     counter = itertools.count(1)
     return lambda: f"{prefix}{next(counter):012x}"
-
-
-class _Socket:
-    """One websocket connection generation: the raw socket and its frame decoder."""
-
-    __slots__ = ("ws", "sock", "reader", "backlog", "pending_tls")
-
-    def __init__(self, ws: websocket.WebSocket) -> None:
-        assert ws.sock is not None  # connected
-        self.ws = ws
-        self.sock: socket.socket = ws.sock
-        self.reader = wsframes.FrameReader()
-        self.backlog: list[tuple[int, bytes]] = []
-        self.pending_tls = isinstance(self.sock, ssl.SSLSocket)
-
-    def close(self) -> None:
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-
-# OpenSSL's reasons when a TLS client meets a server that answers in plain text.
-_NOT_TLS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG")
-
-
-class ConnectAborted(ConnectionClosedError):
-    """``open()`` was aborted by ``close()`` from another thread (``disconnect()``)."""
-
-
-class _Refused(ConnectionClosedError):
-    """signalwire.connect was refused for a reason other than the credentials."""
-
-    def __init__(self, error: RelayError) -> None:
-        super().__init__(f"the server refused the session: {error}")
-        self.error = error
 
 
 class Connection:
@@ -166,6 +110,7 @@ class Connection:
         ping_interval: float | None,
         hold_ack: Callable[[Mapping[str, Any]], bool] | None = None,
     ) -> None:
+        # Set once here, read by every thread.
         self.url = url
         self._auth = auth  # secret: never logged or repr'd
         self._contexts = contexts
@@ -176,7 +121,6 @@ class Connection:
         self._on_batch_end = on_batch_end
         # hold_ack(envelope) -> True: the event's ACK waits for ack(); on_event gets it as a 4th argument.
         self._hold_ack = hold_ack
-        self._next_tick = time.monotonic() + TICK
         self._ssl_context = ssl_context
         self.connect_timeout = connect_timeout
         self.request_timeout = request_timeout
@@ -184,37 +128,46 @@ class Connection:
         self.reconnect = reconnect
         self.max_reconnect_delay = max_reconnect_delay
         self.ping_interval = ping_interval
+        self.calls = PendingCalls()  # its own lock
+        self._new_id = _id_source()  # thread-safe (itertools.count)
+        self._stop = threading.Event()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._init_shared()
+        self._init_session()
 
-        self.calls = PendingCalls()
-        # Guards _outbox, _wake_sent and state; never held during socket I/O.
+    def _init_shared(self) -> None:
+        """Fields shared between callers and the I/O thread (docs/design.md, "Locks")."""
+        # Guards everything set here; never held during socket I/O or user code.
         self._lock = threading.Lock()
         self._outbox: list[PendingCall | bytes] = []
         self._wake_sent = False
         self._selecting = False  # the I/O thread is (about to be) blocked in select()
-        self._new_id = _id_source()
-        self._writer = wsframes.FrameWriter()
-        self.state = CONNECTING
-        self.protocol: str | None = None
+        self.state = CONNECTING  # written under _lock; read without it as a hint
+        self._handshaking: Handshake | None = None  # the connect attempt close() must abort
+        self._closed_error: Exception | None = None  # the first reason wins
+        self._thread: threading.Thread | None = None
+        self._sock: RelaySocket | None = None  # set under _lock; read by its owner, the I/O thread
+
+    def _init_session(self) -> None:
+        """Fields of the thread running the handshakes and the I/O loop: no lock."""
+        # The caller of open() until it starts the I/O thread, then the I/O thread.
+        self.protocol: str | None = None  # also read by callers without a lock: a str swap
         self._last_protocol: str | None = None  # kept when a restart forgets protocol
         self._authorization_state: str | None = None  # secret
-        self._draining = False
-        self._drain_deadline = 0.0
         # The session the server knew us by is gone (restart, refused resume): waiters of
         # earlier messages must be told once a new session is up.
         self._session_lost = False
         self._ever_connected = False
-        self._handshaking: websocket.WebSocket | None = None  # guarded by _lock
-        self._stop = threading.Event()
-        self._closed_error: Exception | None = None
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._sock: _Socket | None = None
-        self._thread: threading.Thread | None = None
+        self._draining = False
+        self._drain_deadline = 0.0
+        self._next_tick = time.monotonic() + TICK
         self._last_rx = time.monotonic()
         self._ping_sent = False
+        self._writer = wsframes.FrameWriter()
         self._wbuf: list[bytes] = []  # framed control frames (pong, close) to write
         self._wtext: list[bytes] = []  # UTF-8 JSON replies (ACKs, pings) to frame and write
-        # Calls answered by the current read, completed after its writes (see _serve).
+        # Calls answered by the current read, completed after its writes (see _complete_answered).
         self._answered: list[tuple[PendingCall, Any, BaseException | None]] = []
 
     # ----------------------------------------------------------------- public
@@ -230,23 +183,24 @@ class Connection:
             conn = self._establish()
         except BaseException as exc:
             self._close_wake()
-            self.state = CLOSED
+            self._set_state(CLOSED)
             if self._stop.is_set() and isinstance(exc, ConnectionClosedError):
                 raise ConnectAborted("client disconnected while connecting") from exc
             raise
         with self._lock:
             # close() sets _stop before it looks for the thread under this lock: either
             # it sees the thread and joins it, or the thread is never started.
-            if not self._stop.is_set():
+            started = not self._stop.is_set()
+            if started:
                 self._sock = conn
                 self.state = OPEN
                 self._thread = threading.Thread(target=self._run, name="swsync-reader", daemon=True)
                 self._thread.start()
-                return
-        conn.close()
-        self._close_wake()
-        self.state = CLOSED
-        raise ConnectAborted("client disconnected while connecting")
+        if not started:
+            conn.close()
+            self._close_wake()
+            self._set_state(CLOSED)
+            raise ConnectAborted("client disconnected while connecting")
 
     def request(
         self,
@@ -319,6 +273,7 @@ class Connection:
 
     def forget_after_fork(self) -> None:
         """In a forked child: close inherited descriptors without touching the peer."""
+        # No lock: a thread of the parent may have held it at the fork and does not exist here.
         self.state = CLOSED
         self._thread = None
         conn, self._sock = self._sock, None
@@ -339,6 +294,10 @@ class Connection:
             self._enqueue(encode_ack(call_id).encode())
         except ConnectionClosedError as exc:
             logger.debug("could not ACK event %s: %s", call_id, exc)
+
+    def _set_state(self, state: str) -> None:
+        with self._lock:
+            self.state = state
 
     # ------------------------------------------------------------ caller side
 
@@ -376,6 +335,7 @@ class Connection:
             call.wait(None)
             return call.outcome()
         start = time.monotonic()
+        # state read without the lock: a stale OPEN only sends us down the slow path later.
         if self.state == OPEN and call.wait(timeout):
             return call.outcome()  # the common case: written at once, answered in time
         with self._lock:
@@ -388,14 +348,8 @@ class Connection:
             call.progress.wait(max(0.0, start + self.queue_timeout - time.monotonic()))
             if call.wait(0):
                 return call.outcome()
-            with self._lock:
-                written = call.written
-                if not written:
-                    call.abandoned = True
-                    self._unqueue_locked(call)
-            if not written:
-                if self.calls.pop(call.call_id) is None:
-                    call.wait(None)  # being failed right now by whoever removed it
+            if not self._abandon(call, written_too=False):
+                if not self._withdraw(call):
                     return call.outcome()
                 raise ConnectionClosedError(
                     f"{call.method} was not sent: no connection within "
@@ -404,13 +358,8 @@ class Connection:
                 )
         if call.wait(call.written_at + timeout - time.monotonic()):
             return call.outcome()
-        with self._lock:
-            call.abandoned = True
-            written = call.written  # False: held again for the next session, never executed
-            if not written:
-                self._unqueue_locked(call)
-        if self.calls.pop(call.call_id) is None:
-            call.wait(None)  # being resolved right now by whoever removed it from the table
+        written = self._abandon(call, written_too=True)  # False: held again for the next session, never executed
+        if not self._withdraw(call):
             return call.outcome()
         if not written:
             raise ConnectionClosedError(
@@ -421,6 +370,32 @@ class Connection:
         raise WaitTimeout(
             f"no reply to {call.method} within {timeout} s of sending it (it may have reached the server)"
         )
+
+    def _abandon(self, call: PendingCall, *, written_too: bool) -> bool:
+        """Mark ``call`` given up (if unwritten, or always with ``written_too``); return whether it was written.
+
+        An unwritten call leaves the outbox. Under the lock, so the I/O thread either
+        skips it or has written it, never both; a written call marked abandoned is
+        never held for the next session.
+        """
+        with self._lock:
+            written = call.written
+            if written_too or not written:
+                call.abandoned = True
+            if not written:
+                self._unqueue_locked(call)
+        return written
+
+    def _withdraw(self, call: PendingCall) -> bool:
+        """Remove a call its requester gave up on from the table; False when someone else removed it first.
+
+        Whoever removed it resolves it (docs/design.md, "Locks"): then wait for that,
+        and the outcome is the call's own.
+        """
+        if self.calls.pop(call.call_id) is not None:
+            return True
+        call.wait(None)  # being resolved or failed right now by whoever removed it
+        return False
 
     def _unqueue_locked(self, call: PendingCall) -> None:
         # Caller holds self._lock.
@@ -447,7 +422,7 @@ class Connection:
                 params["authorization_state"] = self._authorization_state
         return params
 
-    def _establish(self) -> _Socket:
+    def _establish(self) -> RelaySocket:
         """Open a socket and authenticate; on a rejected resume, retry once fresh."""
         resuming = self.protocol is not None
         try:
@@ -458,7 +433,7 @@ class Connection:
             logger.info("session resume refused (code %s); starting a fresh session", exc.code)
             self._forget_session()
             conn, resumed = self._handshake()
-        except _Refused as exc:
+        except Refused as exc:
             if resuming:
                 # Not a verdict on the credentials: start afresh next time, after the backoff.
                 logger.info("session refused (code %s); the next attempt starts a fresh session", exc.error.code)
@@ -477,46 +452,22 @@ class Connection:
         self._authorization_state = None
         self._session_lost = True
 
-    def _handshake(self) -> tuple[_Socket, bool]:
-        sslopt = {"context": self._ssl_context} if self._ssl_context is not None else None
-        ws = websocket.WebSocket(sslopt=sslopt, skip_utf8_validation=True)
+    def _handshake(self) -> tuple[RelaySocket, bool]:
+        """One connect attempt that ``close()`` can abort; return the socket and whether it resumed."""
+        attempt = Handshake(self.url, ssl_context=self._ssl_context, timeout=self.connect_timeout)
         with self._lock:
-            if self._stop.is_set():
-                raise ConnectionClosedError("client disconnected")
-            self._handshaking = ws  # close() and the timer can now shut it down
-        # websocket-client's timeout bounds each read, not the whole upgrade: a timer
-        # shuts the socket down at the deadline so a trickling server cannot stall us.
-        expired = threading.Event()
-
-        def expire() -> None:
-            expired.set()
-            self._abort_handshake()
-
-        timer = threading.Timer(self.connect_timeout, expire)
-        timer.name = "swsync-connect-timer"
-        timer.daemon = True
-        timer.start()
+            stopped = self._stop.is_set()
+            if not stopped:
+                self._handshaking = attempt
+        if stopped:
+            raise ConnectionClosedError("client disconnected")
+        codes = AUTH_FAILED_CODES if self._ever_connected else FIRST_CONNECT_AUTH_CODES
         try:
-            self._open_websocket(ws, expired)
-            conn = _Socket(ws)
-            try:
-                result = self._authenticate(conn)
-                protocol = result.get("protocol")
-                if not isinstance(protocol, str) or not protocol:
-                    raise ConnectionClosedError("signalwire.connect result has no protocol")
-            except ConnectionClosedError as exc:
-                conn.close()
-                if expired.is_set():  # the timer cut the socket: say so, not "connection lost"
-                    raise ConnectionClosedError(self._timeout_text("authenticating")) from exc
-                raise
-            except BaseException:
-                conn.close()
-                raise
+            conn, result = attempt.run(self._new_id(), self._connect_params, codes)
         finally:
             with self._lock:
                 self._handshaking = None
-            timer.cancel()
-            timer.join()
+        protocol: str = result["protocol"]
         # The official SDK never reads session_restored and a server may omit it: the same
         # protocol back means the session was resumed, unless the flag says otherwise.
         resumed = (
@@ -526,96 +477,12 @@ class Connection:
         logger.info("connected to %s (session %s)", self.url, "resumed" if resumed else "new")
         return conn, resumed
 
-    def _open_websocket(self, ws: websocket.WebSocket, expired: threading.Event) -> None:
-        """TCP, TLS and the websocket upgrade, with errors that say what went wrong."""
-        try:
-            # redirect_limit=0: never follow a redirect (it could downgrade wss:// to
-            # ws:// or send the credentials to another host).
-            ws.connect(
-                self.url,
-                timeout=self.connect_timeout,  # type: ignore[no-untyped-call]
-                header=[f"User-Agent: {AGENT}"],
-                redirect_limit=0,
-            )
-        except (OSError, websocket.WebSocketException) as exc:
-            try:
-                ws.close(timeout=0)
-            except Exception:
-                pass
-            if expired.is_set() or isinstance(exc, (socket.timeout, websocket.WebSocketTimeoutException)):
-                raise ConnectionClosedError(self._timeout_text("connecting")) from exc
-            text = f"could not connect to {self.url}: {exc}"
-            if isinstance(exc, ssl.SSLError) and any(r in str(exc) for r in _NOT_TLS):
-                text += (
-                    "; the server does not speak TLS on this port: for a plain-HTTP server "
-                    "such as the local emulator use a ws:// or http:// URL, "
-                    "e.g. host='ws://127.0.0.1:8765'"
-                )
-            raise ConnectionClosedError(text) from exc
-
-    def _timeout_text(self, step: str) -> str:
-        return (
-            f"could not connect to {self.url}: no answer within connect_timeout={self.connect_timeout:g} s while {step}"
-        )
-
     def _abort_handshake(self) -> None:
-        """Wake a handshake blocked in a read (deadline passed, or close())."""
+        """Abort a connect attempt in progress on another thread (for close())."""
         with self._lock:
-            ws = self._handshaking
-        sock = ws.sock if ws is not None else None
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def _authenticate(self, conn: _Socket) -> dict[str, Any]:
-        call_id = self._new_id()
-        text = encode_request(call_id, "signalwire.connect", self._connect_params())
-        deadline = time.monotonic() + self.connect_timeout
-        conn.sock.settimeout(self.connect_timeout)
-        try:
-            conn.sock.sendall(_frame(text))
-            reply: dict[str, Any] | None = None
-            while reply is None:
-                for opcode, payload in self._read(conn, deadline):
-                    # Everything but the connect reply (also what follows it in the
-                    # same read) is kept for the I/O thread, in order.
-                    if reply is None and opcode == wsframes.OP_TEXT:
-                        frame = _loads(payload)
-                        if isinstance(frame, dict) and frame.get("id") == call_id and "method" not in frame:
-                            reply = frame
-                            continue
-                    conn.backlog.append((opcode, payload))
-            err = result_error("signalwire.connect", reply)
-            if err is not None:
-                codes = AUTH_FAILED_CODES if self._ever_connected else FIRST_CONNECT_AUTH_CODES
-                if err.code in codes:
-                    raise AuthenticationError(err.code, err.message)
-                raise _Refused(err)
-            result = reply.get("result")
-            if not isinstance(result, dict):
-                raise ConnectionClosedError("signalwire.connect result is not an object")
-            return result
-        except TimeoutError as exc:
-            raise ConnectionClosedError(self._timeout_text("authenticating")) from exc
-        except (OSError, wsframes.ProtocolError) as exc:
-            raise ConnectionClosedError(f"connection to {self.url} failed during authentication: {exc}") from exc
-
-    def _read(self, conn: _Socket, deadline: float) -> list[tuple[int, bytes]]:
-        """Blocking read of at least one message, before ``deadline`` (handshake only)."""
-        while True:
-            msgs = conn.reader.messages()
-            if msgs:
-                return msgs
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError("no reply to signalwire.connect")
-            conn.sock.settimeout(remaining)
-            data = conn.sock.recv(READ_SIZE)
-            if not data:
-                raise OSError("server closed the connection")
-            conn.reader.feed(data)
+            attempt = self._handshaking
+        if attempt is not None:
+            attempt.abort()
 
     # ---------------------------------------------------------------- I/O thread
 
@@ -642,8 +509,12 @@ class Connection:
             if self._sock is not None:
                 self._sock.close()
 
-    def _serve(self, conn: _Socket) -> str:
-        """Run one connection until it ends; return why it ended."""
+    def _serve(self, conn: RelaySocket) -> str:
+        """Run one connection until it ends; return why it ended.
+
+        Each turn: write what is pending, wait for the socket, read and route what
+        arrived, then housekeeping (docs/design.md, "Threads").
+        """
         sock = conn.sock
         sock.settimeout(max(self.request_timeout, 5.0))  # bounds a stuck sendall()
         self._last_rx = time.monotonic()
@@ -654,45 +525,13 @@ class Connection:
         try:
             selector.register(sock, selectors.EVENT_READ)
             selector.register(self._wake_r, selectors.EVENT_READ)
-            if conn.backlog:
-                backlog, conn.backlog = conn.backlog, []
-                ended = self._handle_batch(sock, backlog)
-                if ended:
-                    return ended
-            while not self._stop.is_set():
+            ended = self._handle_backlog(conn)
+            while ended is None and not self._stop.is_set():
                 self._flush(sock)
-                if conn.pending_tls and sock.pending():  # type: ignore[attr-defined]
-                    readable = True
-                else:
-                    with self._lock:
-                        if self._outbox and not self._draining:
-                            continue  # queued while we were writing: write it first
-                        self._selecting = True
-                    readable = self._select(selector, sock)
-                if readable:
-                    data = sock.recv(READ_SIZE)
-                    if not data:
-                        return "server closed the connection"
-                    self._last_rx = time.monotonic()
-                    self._ping_sent = False
-                    conn.reader.feed(data)
-                    msgs = conn.reader.messages()
-                    if msgs:
-                        ended = self._handle_batch(sock, msgs)
-                        if ended:
-                            return ended
-                elif self._keepalive_expired():
-                    return "no data from the server within two ping intervals"
-                now = time.monotonic()
-                if self._draining and now >= self._drain_deadline:
-                    return "the server announced a disconnect but did not close the connection"
-                if now >= self._next_tick:
-                    self._next_tick = now + TICK
-                    try:
-                        self._on_tick()
-                    except Exception:
-                        logger.exception("housekeeping failed")
-            return "client disconnected"
+                ended = self._wait_and_read(conn, selector)
+                if ended is None:
+                    ended = self._housekeeping()
+            return ended or "client disconnected"
         except wsframes.ProtocolError as exc:
             logger.warning("closing connection: websocket protocol error: %s", exc)
             return f"protocol error: {exc}"
@@ -700,6 +539,62 @@ class Connection:
             return f"{type(exc).__name__}: {exc}"
         finally:
             selector.close()
+
+    def _handle_backlog(self, conn: RelaySocket) -> str | None:
+        """Route what the handshake read after the connect reply."""
+        if not conn.backlog:
+            return None
+        backlog, conn.backlog = conn.backlog, []
+        return self._handle_batch(conn.sock, backlog)
+
+    def _wait_and_read(self, conn: RelaySocket, selector: selectors.BaseSelector) -> str | None:
+        """Wait until the socket is readable and handle one read; return why the connection ended, if it did.
+
+        Returns at once, without waiting, when requests were queued while we were
+        writing: they are written first.
+        """
+        sock = conn.sock
+        # TLS may hold decrypted bytes select() cannot see.
+        if conn.pending_tls and sock.pending():  # type: ignore[attr-defined]
+            return self._receive(conn)
+        if not self._arm_select():
+            return None
+        if self._select(selector, sock):
+            return self._receive(conn)
+        if self._keepalive_expired():
+            return "no data from the server within two ping intervals"
+        return None
+
+    def _arm_select(self) -> bool:
+        """Tell callers we are about to block in select(); False when the outbox must be written first."""
+        with self._lock:
+            idle = self._draining or not self._outbox
+            self._selecting = idle
+        return idle
+
+    def _receive(self, conn: RelaySocket) -> str | None:
+        """Read once and handle every complete message; return why the connection ended, if it did."""
+        data = conn.sock.recv(READ_SIZE)
+        if not data:
+            return "server closed the connection"
+        self._last_rx = time.monotonic()
+        self._ping_sent = False
+        conn.reader.feed(data)
+        msgs = conn.reader.messages()
+        return self._handle_batch(conn.sock, msgs) if msgs else None
+
+    def _housekeeping(self) -> str | None:
+        """The drain deadline and the periodic tick; return why the connection ended, if it did."""
+        now = time.monotonic()
+        if self._draining and now >= self._drain_deadline:
+            return "the server announced a disconnect but did not close the connection"
+        if now >= self._next_tick:
+            self._next_tick = now + TICK
+            try:
+                self._on_tick()
+            except Exception:
+                logger.exception("housekeeping failed")
+        return None
 
     def _select(self, selector: selectors.BaseSelector, sock: socket.socket) -> bool:
         """Block until the socket is readable, a caller wakes us or a tick is due."""
@@ -755,24 +650,7 @@ class Connection:
         if not self._draining:
             with self._lock:
                 if self._outbox:
-                    items, self._outbox = self._outbox, []
-                    now = time.monotonic()
-                    for item in items:
-                        if isinstance(item, PendingCall):
-                            if item.abandoned:
-                                continue  # its requester gave up while it was queued
-                            # Marked under the lock: a requester giving up sees either
-                            # "still queued" (and removes it) or "written", never both.
-                            item.written = True
-                            item.written_at = now
-                            if item.progress is not None:
-                                item.progress.set()
-                            if item.retarget is not None and item.retarget != self.protocol:
-                                item.payload = _retarget(item.payload, item.retarget, self.protocol)
-                                item.retarget = None
-                            payloads.append(item.payload)
-                        else:
-                            payloads.append(item)
+                    self._take_outbox_locked(payloads)
         if not payloads and not self._wbuf:
             return
         data = self._writer.frames(payloads) if payloads else b""
@@ -782,14 +660,35 @@ class Connection:
         self._wtext = []
         sock.sendall(data)
 
+    def _take_outbox_locked(self, payloads: list[bytes]) -> None:
+        """Move the outbox's frames to ``payloads``, marking requests written. Caller holds ``_lock``.
+
+        Marked under the lock: a requester giving up sees either "still queued" (and
+        removes it) or "written", never both.
+        """
+        items, self._outbox = self._outbox, []
+        now = time.monotonic()
+        for item in items:
+            if not isinstance(item, PendingCall):
+                payloads.append(item)  # an ACK
+            elif not item.abandoned:  # else its requester gave up while it was queued
+                item.written = True
+                item.written_at = now
+                if item.progress is not None:
+                    item.progress.set()
+                if item.retarget is not None and item.retarget != self.protocol:
+                    item.payload = _retarget(item.payload, item.retarget, self.protocol)
+                    item.retarget = None
+                payloads.append(item.payload)
+
     def _handle_messages(self, msgs: list[tuple[int, bytes]]) -> bool:
         """Route decoded messages; return True when the server sent a close frame."""
         for opcode, payload in msgs:
             if opcode == wsframes.OP_TEXT:
-                frame = _loads(payload)
+                frame = decode_frame(payload)
                 if isinstance(frame, dict):
                     self._route(frame)
-                elif frame is not _INVALID:
+                elif frame is not NOT_JSON:
                     logger.warning("dropped a frame that is not a JSON object (%d bytes)", len(payload))
             elif opcode == wsframes.OP_PING:
                 self._wbuf.append(self._writer.frame(payload, wsframes.OP_PONG))
@@ -939,7 +838,7 @@ class Connection:
 
     # ------------------------------------------------------ drops and reconnect
 
-    def _drop(self, conn: _Socket, reason: str) -> None:
+    def _drop(self, conn: RelaySocket, reason: str) -> None:
         """Close ``conn``; fail the calls that were written on it."""
         conn.close()
         if self._stop.is_set():
@@ -977,13 +876,14 @@ class Connection:
                 attempt = min(attempt + 1, 16)
                 logger.info("reconnect attempt failed: %s", exc)
                 continue
-            if self._stop.is_set():
-                conn.close()
-                return False
-            self._sock = conn
             with self._lock:
-                self.state = OPEN
-            return True
+                stopped = self._stop.is_set()
+                if not stopped:
+                    self._sock = conn
+                    self.state = OPEN
+            if stopped:
+                conn.close()
+            return not stopped
 
     def _fail_closed(self, error: Exception) -> None:
         with self._lock:
@@ -1002,7 +902,7 @@ class Connection:
                 exc.__cause__ = error
             call.fail(exc)
 
-    def _goodbye(self, conn: _Socket) -> None:
+    def _goodbye(self, conn: RelaySocket) -> None:
         """Best-effort websocket close handshake on a client-initiated disconnect."""
         try:
             conn.sock.settimeout(1.0)
@@ -1038,14 +938,3 @@ def _retarget(payload: bytes, old: str, new: str | None) -> bytes:
         params["context"] = new
         return encode_request(frame["id"], frame["method"], params).encode("utf-8")
     return payload
-
-
-_INVALID = object()  # _loads() already logged why
-
-
-def _loads(payload: bytes) -> Any:
-    try:
-        return json.loads(payload.decode("utf-8"))
-    except (ValueError, RecursionError):
-        logger.warning("dropped a frame that is not valid JSON (%d bytes)", len(payload))
-        return _INVALID

@@ -8,6 +8,7 @@ lock and completes its future outside it.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -17,6 +18,18 @@ from ..errors import RelayError
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 # Replies echo ids the server chose; ASCII escapes keep even a lone surrogate encodable.
 _encode_ascii = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
+logger = logging.getLogger("swsync.relay")
+
+NOT_JSON = object()  # what decode_frame() returns for a payload it dropped (and logged)
+
+
+def decode_frame(payload: bytes) -> Any:
+    """Parse a text frame's UTF-8 JSON; log and return ``NOT_JSON`` when it is not valid."""
+    try:
+        return json.loads(payload.decode("utf-8"))
+    except (ValueError, RecursionError):
+        logger.warning("dropped a frame that is not valid JSON (%d bytes)", len(payload))
+        return NOT_JSON
 
 
 def encode_request(call_id: str, method: str, params: Mapping[str, Any]) -> str:
@@ -73,8 +86,10 @@ class PendingCall:
     Exactly one party resolves a call: whoever removed it from the
     :class:`PendingCalls` table (the reader on a reply, the connection on a
     drop). The requester blocks on a plain lock, the cheapest wait CPython has.
-    ``written``, ``written_at``, ``abandoned`` and ``progress`` are guarded by the
-    connection's lock.
+    ``written``, ``written_at``, ``abandoned``, ``held``, ``retarget``, ``payload``
+    (once queued) and ``progress`` are guarded by the connection's lock; the outcome
+    is written before the latch is released and read after it is acquired
+    (docs/design.md, "Locks").
     """
 
     __slots__ = (

@@ -95,28 +95,36 @@ class FrameReader:
                 if not fin or length > 125:
                     raise ProtocolError("invalid control frame")
                 out.append((opcode, payload))
-            elif opcode == OP_CONT:
-                if self._frag_op is None:
-                    raise ProtocolError("continuation frame without a start")
-                self._append_fragment(payload)
-                if fin:
-                    out.append((self._frag_op, b"".join(self._frag)))
-                    self._frag_op = None
-                    self._frag = []
-                    self._frag_len = 0
-            elif opcode in (OP_TEXT, OP_BINARY):
-                if self._frag_op is not None:
-                    raise ProtocolError("new message while a fragmented one is open")
-                if fin:
-                    out.append((opcode, payload))
-                else:
-                    self._frag_op = opcode
-                    self._append_fragment(payload)
+            elif fin and (opcode == OP_TEXT or opcode == OP_BINARY) and self._frag_op is None:
+                out.append((opcode, payload))  # the common case: a whole message in one frame
             else:
-                raise ProtocolError(f"unknown opcode {opcode:#x}")
+                message = self._fragment(opcode, payload, fin)
+                if message is not None:
+                    out.append(message)
         if pos:
             del buf[:pos]
         return out
+
+    def _fragment(self, opcode: int, payload: bytes, fin: int) -> tuple[int, bytes] | None:
+        """Handle a frame of a fragmented message; return the message once complete."""
+        if opcode == OP_CONT:
+            if self._frag_op is None:
+                raise ProtocolError("continuation frame without a start")
+            self._append_fragment(payload)
+            if not fin:
+                return None
+            message = (self._frag_op, b"".join(self._frag))
+            self._frag_op = None
+            self._frag = []
+            self._frag_len = 0
+            return message
+        if opcode not in (OP_TEXT, OP_BINARY):
+            raise ProtocolError(f"unknown opcode {opcode:#x}")
+        if self._frag_op is not None:
+            raise ProtocolError("new message while a fragmented one is open")
+        self._frag_op = opcode  # not fin: the first fragment
+        self._append_fragment(payload)
+        return None
 
     def _append_fragment(self, payload: bytes) -> None:
         self._frag_len += len(payload)
@@ -181,7 +189,7 @@ class FrameWriter:
         masked = (int.from_bytes(data, "little") ^ int.from_bytes(b"".join(keys), "little")).to_bytes(size, "little")
         out = []
         pos = 0
-        for head, payload in zip(heads, payloads):
+        for head, payload in zip(heads, payloads, strict=True):
             end = pos + len(payload)
             out.append(head)
             out.append(masked[pos:end])
