@@ -19,17 +19,15 @@ import logging
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
 import yarl
 
 from .. import _validate
 from ..webhooks import SIGNATURE_HEADER, TWILIO_SIGNATURE_HEADER, RequestValidator
+from .engine import Engine, Listener
 from .store import API_VERSION, MessageRecord
-
-if TYPE_CHECKING:
-    from .server import Emulator
 
 __all__ = ["Webhooks", "parse_cxml_messages"]
 
@@ -118,11 +116,11 @@ def parse_cxml_messages(text: str) -> list[dict[str, Any]]:
     return found
 
 
-class Webhooks:
-    """Sends the emulator's webhooks. Loop thread only."""
+class Webhooks(Listener):
+    """Sends the emulator's webhooks; an engine listener. Loop thread only."""
 
-    def __init__(self, emu: Emulator) -> None:
-        self._emu = emu
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
         self._session: aiohttp.ClientSession | None = None
         self._chains: dict[str, asyncio.Task[None]] = {}  # message sid -> its latest callback
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -139,8 +137,8 @@ class Webhooks:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    def status_callback(self, record: MessageRecord, state: str) -> None:
-        """Queue the status callback of ``record`` reaching ``state`` (in order)."""
+    def message_state(self, record: MessageRecord, state: str) -> None:
+        """Queue the status callback of ``record`` reaching ``state`` (in order), if it has one."""
         url = record.status_callback
         if not url:
             return
@@ -159,9 +157,12 @@ class Webhooks:
             await asyncio.wait([previous])
         await self._post(url, params)
 
-    def inbound(self, record: MessageRecord, url: str) -> None:
-        """POST an inbound message to ``url`` and act on the cXML reply."""
-        self._spawn(self._inbound(record, url))
+    def message_received(self, record: MessageRecord) -> int:
+        """POST an inbound message to ``inbound_webhook_url`` (if set) and act on the cXML reply."""
+        url = self._engine.inbound_webhook_url
+        if url:
+            self._spawn(self._inbound(record, url))
+        return 0  # RELAY sessions it went to: none from here
 
     async def _inbound(self, record: MessageRecord, url: str) -> None:
         reply = await self._post(url, inbound_params(record))
@@ -182,7 +183,7 @@ class Webhooks:
             except ValueError as exc:
                 logger.warning("cXML <Message> from %s skipped: %s", url, exc)
                 continue
-            self._emu.create_outbound(
+            self._engine.create_outbound(
                 to=to,
                 from_=from_,
                 body=body or "",
@@ -193,12 +194,12 @@ class Webhooks:
 
     def _sign(self, url: str, params: dict[str, str]) -> str:
         if self._signer is None:
-            self._signer = RequestValidator(self._emu.signing_key)
+            self._signer = RequestValidator(self._engine.signing_key)
         return self._signer.compute_signature(url, params)
 
     async def _post(self, url: str, params: dict[str, str]) -> str | None:
         """POST ``params`` signed to ``url``; return the reply text on 2xx, else ``None``."""
-        self._emu.counters.webhooks_sent += 1
+        self._engine.counters.webhooks_sent += 1
         started = time.time()
         signature = self._sign(url, params)
         headers = {SIGNATURE_HEADER: signature, TWILIO_SIGNATURE_HEADER: signature}
@@ -220,7 +221,7 @@ class Webhooks:
 
     def _posted(self, url: str, params: dict[str, str], started: float, status: int | None, error: str | None) -> None:
         """Tell the store's listeners (the inbox) that a webhook was posted."""
-        store = self._emu.store
+        store = self._engine.store
         record = store.get(params["MessageSid"])
         info = {
             "sid": params["MessageSid"],
@@ -234,15 +235,15 @@ class Webhooks:
         }
         store.notify("webhook", record, info)
 
-    def cancel(self) -> None:
-        """Cancel every pending webhook (reset)."""
+    def reset(self) -> None:
+        """Cancel every pending webhook (``Emulator.reset()``)."""
         for task in list(self._tasks):
             task.cancel()
         self._chains.clear()
 
     async def close(self) -> None:
         """Cancel pending webhooks and close the HTTP client."""
-        self.cancel()
+        self.reset()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=1.0)
         if self._session is not None:

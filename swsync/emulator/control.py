@@ -19,19 +19,16 @@ Runs on the emulator's loop thread.
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from aiohttp import BasicAuth, web
+from aiohttp import web
 
 from .. import _validate
+from .engine import Engine
 
-if TYPE_CHECKING:
-    from .server import Emulator
-
-__all__ = ["PREFIX", "ControlApi"]
+__all__ = ["PREFIX", "ControlApi", "authorize"]
 
 #: Every control endpoint lives under this path (never a cXML REST path).
 PREFIX = "/_emulator/api"
@@ -52,30 +49,21 @@ def _fail(status: int, message: str) -> web.HTTPException:
     return exc
 
 
+def authorize(engine: Engine, request: web.Request) -> None:
+    """Raise a 401 unless ``request`` carries the emulator's project and token (HTTP Basic)."""
+    if not engine.basic_auth_ok(request.headers.get("Authorization", "")):
+        raise _fail(401, "authentication failed: use the emulator's project and token")
+
+
 class ControlApi:
     """The control endpoints. Loop thread only."""
 
-    def __init__(self, emu: Emulator) -> None:
-        self.emu = emu
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
 
     def add_routes(self, app: web.Application, guard: Callable[[Handler], Handler]) -> None:
         """Register the endpoints on ``app`` (before the REST catch-all route) behind ``guard``."""
         app.router.add_post(f"{PREFIX}/inbound", guard(self.inbound))
-
-    def authorize(self, request: web.Request) -> None:
-        """Raise a 401 unless ``request`` carries the emulator's project and token."""
-        header = request.headers.get("Authorization", "")
-        try:
-            auth = BasicAuth.decode(header) if header else None
-        except ValueError:
-            auth = None
-        emu = self.emu
-        if not (
-            auth is not None
-            and hmac.compare_digest(auth.login.encode(), emu.project.encode())
-            and hmac.compare_digest(auth.password.encode(), emu.token.encode())
-        ):
-            raise _fail(401, "authentication failed: use the emulator's project and token")
 
     async def json_object(self, request: web.Request) -> dict[str, Any]:
         """The request body as a JSON object, or a 400."""
@@ -105,7 +93,7 @@ class ControlApi:
                 raise ValueError("context must be a non-empty string")
         except (ValueError, TypeError) as exc:
             raise _fail(400, str(exc)) from None
-        record, sessions = self.emu.receive_inbound(to, from_, body, context, urls)
+        record, sessions = self.engine.receive_inbound(to, from_, body, context, urls)
         reply = {
             "sid": record.sid,
             "to": record.to,

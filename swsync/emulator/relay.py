@@ -32,16 +32,14 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Iterable
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from aiohttp import WSMsgType, web
 
 from .. import _validate
+from .engine import Engine, Listener
 from .pacing import backlog_message
 from .store import REJECTED_NUMBER, MessageRecord, outcome_for
-
-if TYPE_CHECKING:
-    from .server import Emulator
 
 __all__ = ["RelayServer"]
 
@@ -90,7 +88,10 @@ def _result(mid: Any, result: Any) -> str:
 
 
 def _message_payload(record: MessageRecord, direction: str, state: str) -> dict[str, Any]:
-    """The inner params of a messaging.state / messaging.receive event (SignalWire RELAY messaging docs: the message object)."""
+    """The inner params of a messaging.state / messaging.receive event.
+
+    SignalWire's RELAY messaging docs: the message object.
+    """
     return {
         "message_id": record.sid,
         "message_state": state,
@@ -237,13 +238,13 @@ class Connection:
             self.transport.abort()
 
 
-class RelayServer:
-    """The RELAY WebSocket endpoint and its sessions. Loop thread only."""
+class RelayServer(Listener):
+    """The RELAY WebSocket endpoint and its sessions; an engine listener. Loop thread only."""
 
-    def __init__(self, emu: Emulator) -> None:
-        self.emu = emu
-        self.faults = emu.faults
-        self.counters = emu.counters
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.faults = engine.faults
+        self.counters = engine.counters
         self.sessions: dict[str, Session] = {}
         # context -> sessions that subscribed to it, in subscription order (a dict
         # used as an ordered set). A session's own protocol is not listed here.
@@ -321,7 +322,7 @@ class RelayServer:
                     "event_type": event_type,
                     "timestamp": time.time(),
                     "project_id": session.project,
-                    "space_id": self.emu.space_id,
+                    "space_id": self.engine.space_id,
                     "context": context,
                     "params": params,
                 },
@@ -331,14 +332,16 @@ class RelayServer:
 
     # -- events from the engine ----------------------------------------------------
 
-    def state_event(self, record: MessageRecord, state: str) -> int:
+    def message_state(self, record: MessageRecord, state: str) -> None:
         """Send ``messaging.state`` for ``record`` to every session receiving its context.
 
-        Returns the number of sessions it went to.
+        Only messages sent over RELAY have such events (REST and cXML ones have no context).
         """
+        if record.origin != "relay":
+            return
         receivers = self.receivers(record.account_sid, record.context)
         if not receivers:
-            return 0
+            return
         payload = _message_payload(record, "outbound", state)
         if state == "undelivered" or state == "failed":
             payload["reason"] = record.reason
@@ -347,9 +350,8 @@ class RelayServer:
             for _ in range(copies):
                 eid, text = self._event(session, "messaging.state", record.context, payload)
                 self.deliver(session, eid, "state", text)
-        return len(receivers)
 
-    def inbound(self, record: MessageRecord) -> int:
+    def message_received(self, record: MessageRecord) -> int:
         """Send ``messaging.receive`` to ONE session receiving the message's context.
 
         Sessions take turns (round-robin per context) among those connected now;
@@ -407,8 +409,8 @@ class RelayServer:
         )
         if not ws.can_prepare(request).ok:
             return web.Response(
-                text=f"swsync emulator: RELAY WebSocket at {self.emu.relay_url}, "
-                f"REST at {self.emu.rest_url}/api/laml/2010-04-01\n"
+                text=f"swsync emulator: RELAY WebSocket at {self.engine.relay_url}, "
+                f"REST at {self.engine.rest_url}/api/laml/2010-04-01\n"
             )
         await ws.prepare(request)
         conn = Connection(ws, request.transport, asyncio.get_running_loop())
@@ -444,10 +446,10 @@ class RelayServer:
         if session is None or session.conn is not conn:
             return
         session.conn = None
-        self.emu._client_count(-1)
+        self.engine.count_client(-1)
         if session.expired:
             return
-        ttl = self.emu.session_ttl
+        ttl = self.engine.session_ttl
         loop = asyncio.get_running_loop()
         session.expire_handle = loop.call_later(ttl, self._expire, session)
 
@@ -533,42 +535,37 @@ class RelayServer:
     # -- signalwire.connect ---------------------------------------------------------
 
     def _credentials_ok(self, auth: dict[str, Any]) -> bool:
-        emu = self.emu
+        engine = self.engine
         project = auth.get("project")
         token = auth.get("token")
         jwt = auth.get("jwt_token")
         if jwt is not None:
-            return jwt == emu.jwt_token and (project is None or project == emu.project)
-        return project == emu.project and token == emu.token
+            return jwt == engine.jwt_token and (project is None or project == engine.project)
+        return project == engine.project and token == engine.token
 
-    def _connect(self, conn: Connection, mid: Any, params: dict[str, Any]) -> None:
+    def _connect_refusal(self, conn: Connection, mid: Any, params: dict[str, Any]) -> tuple[str, bool] | None:
+        """The error answer to a ``signalwire.connect`` refused outright, and whether to close; else None."""
         if conn.session is not None:
-            self._reply(conn, _error(mid, INVALID_REQUEST, "Already connected"))
-            return
+            return _error(mid, INVALID_REQUEST, "Already connected"), False
         auth = params.get("authentication")
         if not isinstance(auth, dict):
-            self._reply(
-                conn,
-                _error(mid, INVALID_PARAMS, "Missing authentication", "INVALID_PARAMS"),
-                then_close=True,
-            )
-            return
+            return _error(mid, INVALID_PARAMS, "Missing authentication", "INVALID_PARAMS"), True
         if not self._credentials_ok(auth):
-            self._reply(
-                conn,
-                _error(mid, AUTH_FAILED, "Authentication failed", "AUTH_REQUIRED"),
-                then_close=True,
-            )
-            return
+            return _error(mid, AUTH_FAILED, "Authentication failed", "AUTH_REQUIRED"), True
         contexts = params.get("contexts")
-        if contexts is None:
-            contexts = []
-        if not isinstance(contexts, list) or not all(isinstance(c, str) and c for c in contexts):
-            self._reply(
-                conn,
-                _error(mid, INVALID_PARAMS, "contexts must be a list of strings", "INVALID_PARAMS"),
-            )
+        if contexts is not None and (
+            not isinstance(contexts, list) or not all(isinstance(c, str) and c for c in contexts)
+        ):
+            return _error(mid, INVALID_PARAMS, "contexts must be a list of strings", "INVALID_PARAMS"), False
+        return None
+
+    def _connect(self, conn: Connection, mid: Any, params: dict[str, Any]) -> None:
+        refusal = self._connect_refusal(conn, mid, params)
+        if refusal is not None:
+            text, then_close = refusal
+            self._reply(conn, text, then_close=then_close)
             return
+        contexts: list[str] = params.get("contexts") or []
         protocol = params.get("protocol")
         backlog: list[tuple[Any, str]] = []
         if protocol is not None:
@@ -577,7 +574,7 @@ class RelayServer:
                 return
             session, backlog = resumed
         else:
-            session = Session(self.emu.project, set())
+            session = Session(self.engine.project, set())
             self.sessions[session.protocol] = session
         restored = protocol is not None
         self.listen(session, contexts)
@@ -585,14 +582,14 @@ class RelayServer:
         session.conn = conn
         conn.session = session
         self.counters.connections += 1
-        self.emu._client_count(+1)
+        self.engine.count_client(+1)
         result = _result(
             mid,
             {
                 "protocol": session.protocol,
                 "identity": session.identity,
                 "session_restored": restored,
-                "nodeid": self.emu.node_id,
+                "nodeid": self.engine.node_id,
                 "authorization": {"project_id": session.project},
             },
         )
@@ -614,7 +611,7 @@ class RelayServer:
             self._reply(conn, _error(mid, REQUESTER_INVALID, "Requester validation failed"))
             return None
         session = self.sessions.get(protocol) if isinstance(protocol, str) else None
-        if session is None or session.expired or session.project != self.emu.project:
+        if session is None or session.expired or session.project != self.engine.project:
             self._reply(
                 conn,
                 _error(mid, AUTH_FAILED, "Authentication failed: unknown session", "AUTH_REQUIRED"),
@@ -627,7 +624,7 @@ class RelayServer:
         if old is not None:  # the client noticed the drop before we did
             old.session = None
             old.abort()
-            self.emu._client_count(-1)
+            self.engine.count_client(-1)
         if session.expire_handle is not None:
             session.expire_handle.cancel()
             session.expire_handle = None
@@ -691,39 +688,39 @@ class RelayServer:
                 ),
             )
             return
-        pacing = self.emu.pacing  # Emulator(mps=...): carrier turns and backlog
+        pacing = self.engine.pacing  # Emulator(mps=...): carrier turns and backlog
         admitted, departure = pacing.book(to, fields["from_"], fields["body"], fields["media"])
         if not admitted:
             self._reply(conn, _result(mid, {"code": "400", "message": backlog_message(pacing.backlog)}))
             return
-        record = self.emu.store.new_message(account_sid=session.project, origin="relay", **fields)
+        record = self.engine.store.new_message(account_sid=session.project, origin="relay", **fields)
         pacing.assign(record.sid, departure)
         self.counters.accepted_sends += 1
         self._accepted(conn, mid, record)
 
     def _accepted(self, conn: Connection, mid: Any, record: MessageRecord) -> None:
         """Answer an accepted send and run its states (some before the answer on request)."""
-        emu = self.emu
+        engine = self.engine
         outcome = outcome_for(record.to)
         states = outcome.states
         response = _result(mid, {"code": "200", "message": "Message accepted", "message_id": record.sid})
-        delay = emu.state_delay
-        advance = emu.advance
+        delay = engine.state_delay
+        advance = engine.advance
         if self.faults.state_before_response:
             first = len(states) if not delay else 1
             for state in states[:first]:
                 advance(record, state, outcome)
             self._reply(conn, response)
             if first < len(states):
-                emu.launch(record, outcome, start=first)
+                engine.launch(record, outcome, start=first)
         else:
             self._reply(conn, response)
-            if not delay and not emu.pacing.has_turn(record.sid):
+            if not delay and not engine.pacing.has_turn(record.sid):
                 for state in states:
                     advance(record, state, outcome)
             else:
                 advance(record, states[0], outcome)
-                emu.launch(record, outcome, start=1)
+                engine.launch(record, outcome, start=1)
 
     def _contexts(self, params: dict[str, Any]) -> list[str]:
         contexts = params.get("contexts")
@@ -793,7 +790,7 @@ class RelayServer:
                 # The client must start afresh: its session cannot be resumed.
                 session.conn = None
                 conn.session = None
-                self.emu._client_count(-1)
+                self.engine.count_client(-1)
                 self._forget(session)
             self._request(conn, "disconnect", "signalwire.disconnect", {"restart": restart})
             loop.call_later(1.0, self._close_soon, conn)
@@ -838,6 +835,6 @@ class RelayServer:
             if session.conn is not None:
                 session.conn.session = None
                 session.conn = None
-                self.emu._client_count(-1)
+                self.engine.count_client(-1)
             self._forget(session)
         self.turns.clear()

@@ -18,16 +18,16 @@ HTTP Basic auth with project:token. Errors are ``{"code", "message", "more_info"
 
 from __future__ import annotations
 
-import hmac
 import re
 from collections.abc import Callable, Sequence
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode
 
-from aiohttp import BasicAuth, web
+from aiohttp import web
 
 from .. import _validate
+from .engine import Engine
 from .pacing import BACKLOG_CODE, REST_RATE_CODE, backlog_message
 from .store import (
     API_VERSION,
@@ -38,9 +38,6 @@ from .store import (
     rfc2822,
     sort_key,
 )
-
-if TYPE_CHECKING:
-    from .server import Emulator
 
 __all__ = ["RestApi", "media_json", "message_json"]
 
@@ -159,26 +156,26 @@ def _date_filter(query: Any, names: Sequence[str], attr: Callable[[Any], Any]) -
 class RestApi:
     """The REST request handler. Loop thread only."""
 
-    def __init__(self, emu: Emulator) -> None:
-        self.emu = emu
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """aiohttp handler for every path except the WebSocket ``GET /``."""
-        emu = self.emu
-        emu.counters.rest_requests += 1
-        emu.store.log_request(request.method, request.raw_path)
+        engine = self.engine
+        engine.counters.rest_requests += 1
+        engine.store.log_request(request.method, request.raw_path)
         try:
-            fault = emu.faults.take_rest_fault()
+            fault = engine.faults.take_rest_fault()
             if fault == "throttle":
                 raise ApiError(
                     429,
                     20429,
                     "Too Many Requests",
-                    headers={"Retry-After": str(emu.faults.retry_after)},
+                    headers={"Retry-After": str(engine.faults.retry_after)},
                 )
             if fault == "error":
                 raise ApiError(500, 20504, "Internal Server Error (injected by the emulator)")
-            retry = emu.pacing.rest_request(request.method)  # Emulator(mps=...) only
+            retry = engine.pacing.rest_request(request.method)  # Emulator(mps=...) only
             if retry is not None:
                 raise ApiError(
                     429,
@@ -195,18 +192,8 @@ class RestApi:
             return error_response(err)
 
     def _authorize(self, request: web.Request, account: str) -> None:
-        header = request.headers.get("Authorization", "")
-        try:
-            auth = BasicAuth.decode(header) if header else None
-        except ValueError:
-            auth = None
-        ok = (
-            auth is not None
-            and hmac.compare_digest(auth.login.encode(), self.emu.project.encode())
-            and hmac.compare_digest(auth.password.encode(), self.emu.token.encode())
-            and account == self.emu.project
-        )
-        if not ok:
+        engine = self.engine
+        if not (engine.basic_auth_ok(request.headers.get("Authorization", "")) and account == engine.project):
             raise ApiError(
                 401,
                 20003,
@@ -223,7 +210,7 @@ class RestApi:
             if method == "POST":
                 return await self._create(request)
             raise _not_allowed(method)
-        record = self.emu.store.get(sid)
+        record = self.engine.store.get(sid)
         if record is None:
             raise ApiError(404, 20404, f"The requested resource {request.path} was not found")
         if m["media"] is None:
@@ -234,7 +221,7 @@ class RestApi:
             if method == "DELETE":
                 if record.status == "queued":
                     raise ApiError(400, 20009, "Cannot delete a message that is still queued")
-                self.emu.store.delete(record.sid)
+                self.engine.store.delete(record.sid)
                 return web.Response(status=204)
             raise _not_allowed(method)
         media_sid = m["media_sid"]
@@ -250,7 +237,7 @@ class RestApi:
         if method == "DELETE":
             if record.status == "queued":
                 raise ApiError(400, 20009, "Cannot delete media of a message that is still queued")
-            self.emu.store.delete_media(record, media)
+            self.engine.store.delete_media(record, media)
             return web.Response(status=204)
         raise _not_allowed(method)
 
@@ -258,46 +245,14 @@ class RestApi:
 
     async def _create(self, request: web.Request) -> web.Response:
         form = await request.post()
-        to = _text(form, "To")
-        from_ = _text(form, "From")
-        body = _text(form, "Body")
-        callback = _text(form, "StatusCallback")
-        service = _text(form, "MessagingServiceSid")
-        media = form.getall("MediaUrl", [])
-        if not to:
-            raise ApiError(400, 21604, "A 'To' phone number is required.")
-        if not _validate.is_phone_number(to):
-            raise ApiError(400, 21211, f"The 'To' number {to} is not a valid phone number.")
-        if not from_ and service:
-            from_ = SERVICE_NUMBER  # the emulator's stand-in for the service's number pool
-        if not from_:
-            raise ApiError(400, 21212, "A 'From' phone number or a MessagingServiceSid is required.")
-        if not _validate.is_phone_number(from_):
-            raise ApiError(400, 21212, f"The 'From' number {from_} is not a valid phone number.")
-        if not body and not media:
-            raise ApiError(400, 21602, "Message body is required.")
-        if body and len(body) > _validate.MAX_BODY_CHARS:
-            raise ApiError(
-                400,
-                21617,
-                f"The concatenated message body exceeds the {_validate.MAX_BODY_CHARS} character limit.",
-            )
-        if len(media) > _validate.MAX_MEDIA:
-            raise ApiError(400, 21623, f"Too many media URLs: at most {_validate.MAX_MEDIA} are allowed.")
-        urls: list[str] = []
-        for url in media:
-            if not isinstance(url, str) or not _is_http_url(url):
-                raise ApiError(400, 21620, f"Media URL {url!r} is invalid.")
-            urls.append(url)
-        if callback is not None and not _is_http_url(callback):
-            raise ApiError(400, 21402, "StatusCallback must be an http(s) URL.")
+        to, from_, body, urls, callback, service = _create_fields(form)
         if to == REJECTED_NUMBER:
             raise ApiError(422, 21211, f"The 'To' number {to} is not a valid, SMS-capable phone number.")
-        pacing = self.emu.pacing  # Emulator(mps=...): carrier turns and backlog
+        pacing = self.engine.pacing  # Emulator(mps=...): carrier turns and backlog
         admitted, departure = pacing.book(to, from_, body, urls)
         if not admitted:
             raise ApiError(400, BACKLOG_CODE, backlog_message(pacing.backlog))
-        record = self.emu.create_outbound(
+        record = self.engine.create_outbound(
             to=to,
             from_=from_,
             body=body or "",
@@ -309,7 +264,7 @@ class RestApi:
             send_as_mms=_boolean(form, "SendAsMms"),
         )
         pacing.assign(record.sid, departure)
-        self.emu.counters.rest_creates += 1
+        self.engine.counters.rest_creates += 1
         return web.json_response(message_json(record), status=201)
 
     async def _redact(self, request: web.Request, record: MessageRecord) -> web.Response:
@@ -318,7 +273,7 @@ class RestApi:
             raise ApiError(400, 50509, "The only supported update is redaction: Body must be empty.")
         if record.status in ("queued", "initiated"):
             raise ApiError(400, 10000, "Cannot redact a message that is still in progress.")
-        self.emu.store.redact(record)
+        self.engine.store.redact(record)
         return web.json_response(message_json(record))
 
     # -- lists --------------------------------------------------------------------------
@@ -338,17 +293,17 @@ class RestApi:
             )
 
         plain = to is None and from_ is None and status is None and dates is None
-        records = self.emu.store.select(None if plain else match)
+        records = self.engine.store.select(None if plain else match)
 
         body = _page(
-            f"{LAML}/Accounts/{self.emu.project}/Messages",
+            f"{LAML}/Accounts/{self.engine.project}/Messages",
             [(n, q[n]) for n in _MESSAGE_FILTERS if n in q],
             records,
             page,
             size,
             token,
             key=sort_key,
-            anchor=self.emu.store.position,  # survives deletion of the anchor record
+            anchor=self.engine.store.position,  # survives deletion of the anchor record
             name="messages",
             render=message_json,
         )
@@ -379,6 +334,53 @@ class RestApi:
             render=lambda m: media_json(account, m),
         )
         return web.json_response(body)
+
+
+def _create_fields(form: Any) -> tuple[str, str, str | None, list[str], str | None, str | None]:
+    """``To``, ``From``, ``Body``, media URLs, ``StatusCallback`` and ``MessagingServiceSid`` of a create form.
+
+    Raises:
+        ApiError: a field is missing or invalid (the cXML API's 400 and code).
+    """
+    to = _text(form, "To")
+    from_ = _text(form, "From")
+    body = _text(form, "Body")
+    callback = _text(form, "StatusCallback")
+    service = _text(form, "MessagingServiceSid")
+    media = form.getall("MediaUrl", [])
+    if not to:
+        raise ApiError(400, 21604, "A 'To' phone number is required.")
+    if not _validate.is_phone_number(to):
+        raise ApiError(400, 21211, f"The 'To' number {to} is not a valid phone number.")
+    if not from_ and service:
+        from_ = SERVICE_NUMBER  # the emulator's stand-in for the service's number pool
+    if not from_:
+        raise ApiError(400, 21212, "A 'From' phone number or a MessagingServiceSid is required.")
+    if not _validate.is_phone_number(from_):
+        raise ApiError(400, 21212, f"The 'From' number {from_} is not a valid phone number.")
+    return to, from_, body, _checked_content(body, media, callback), callback, service
+
+
+def _checked_content(body: str | None, media: list[Any], callback: str | None) -> list[str]:
+    """The media URLs, once body, media and callback are valid; else the cXML API's 400."""
+    if not body and not media:
+        raise ApiError(400, 21602, "Message body is required.")
+    if body and len(body) > _validate.MAX_BODY_CHARS:
+        raise ApiError(
+            400,
+            21617,
+            f"The concatenated message body exceeds the {_validate.MAX_BODY_CHARS} character limit.",
+        )
+    if len(media) > _validate.MAX_MEDIA:
+        raise ApiError(400, 21623, f"Too many media URLs: at most {_validate.MAX_MEDIA} are allowed.")
+    urls: list[str] = []
+    for url in media:
+        if not isinstance(url, str) or not _is_http_url(url):
+            raise ApiError(400, 21620, f"Media URL {url!r} is invalid.")
+        urls.append(url)
+    if callback is not None and not _is_http_url(callback):
+        raise ApiError(400, 21402, "StatusCallback must be an http(s) URL.")
+    return urls
 
 
 def _text(form: Any, name: str) -> str | None:

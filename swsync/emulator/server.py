@@ -11,26 +11,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import socket
 import ssl
 import threading
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar, cast, overload
 
 from aiohttp import web
 
 from .. import _validate
 from .callbacks import Webhooks
 from .control import ControlApi
-from .faults import Counters, Faults, Stats
+from .engine import Engine
+from .faults import Stats
 from .inbox import Inbox
-from .pacing import DEFAULT_BACKLOG, Pacer
+from .pacing import DEFAULT_BACKLOG
 from .relay import RelayServer
 from .rest import RestApi
-from .store import MessageRecord, Outcome, Store, outcome_for
 
 __all__ = ["Emulator"]
 
@@ -41,25 +39,30 @@ T = TypeVar("T")
 _CALL_TIMEOUT = 30.0  # bound on any public call waiting for the loop thread
 
 
-def _check_options(
-    state_delay: float,
-    ping_interval: float | None,
-    session_ttl: float,
-    certfile: str | None,
-    keyfile: str | None,
-    inbound_webhook_url: str | None,
-) -> None:
-    """Raise ``ValueError`` for an ``Emulator`` option out of range."""
-    if state_delay < 0:
-        raise ValueError("state_delay must be >= 0")
-    if ping_interval is not None and ping_interval <= 0:
-        raise ValueError("ping_interval must be > 0 or None")
-    if session_ttl < 0:
-        raise ValueError("session_ttl must be >= 0")
-    if keyfile is not None and certfile is None:
-        raise ValueError("keyfile needs certfile")
-    if inbound_webhook_url is not None and not inbound_webhook_url.startswith(("http://", "https://")):
-        raise ValueError("inbound_webhook_url must be an http(s) URL")
+class _Setting(Generic[T]):
+    """An :class:`Emulator` attribute kept on its engine: read and set through to it.
+
+    The engine holds the configuration the parts read; the emulator only forwards.
+    """
+
+    name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> _Setting[T]: ...
+
+    @overload
+    def __get__(self, obj: Emulator, owner: type) -> T: ...
+
+    def __get__(self, obj: Emulator | None, owner: type) -> T | _Setting[T]:
+        if obj is None:
+            return self
+        return cast(T, getattr(obj.engine, self.name))
+
+    def __set__(self, obj: Emulator, value: T) -> None:
+        setattr(obj.engine, self.name, value)
 
 
 class Emulator:
@@ -109,73 +112,81 @@ class Emulator:
         mps: float | None = None,
         backlog: int = DEFAULT_BACKLOG,
     ) -> None:
-        _check_options(state_delay, ping_interval, session_ttl, certfile, keyfile, inbound_webhook_url)
-        self.host = host
-        self.port = port
-        self.project = project or str(uuid.uuid4())
-        self.token = token or "PT" + secrets.token_hex(24)
-        self.jwt_token = jwt_token or secrets.token_urlsafe(48)
-        self.signing_key = signing_key or "PSK_" + secrets.token_hex(24)
-        self.certfile = certfile
-        self.keyfile = keyfile
-        self.state_delay = float(state_delay)
-        self.inbound_webhook_url = inbound_webhook_url
-        self.ping_interval = ping_interval
-        self.session_ttl = float(session_ttl)
-        self.node_id = str(uuid.uuid4())
-        self.space_id = str(uuid.uuid4())
+        self.engine = Engine(
+            host=host,
+            port=port,
+            project=project,
+            token=token,
+            jwt_token=jwt_token,
+            signing_key=signing_key,
+            certfile=certfile,
+            keyfile=keyfile,
+            state_delay=state_delay,
+            inbound_webhook_url=inbound_webhook_url,
+            ping_interval=ping_interval,
+            session_ttl=session_ttl,
+            mps=mps,
+            backlog=backlog,
+        )
+        engine = self.engine
+        self.faults = engine.faults
+        self.pacing = engine.pacing  # carrier pacing (off unless mps is given)
+        # The parts below are internals wired to the engine; not part of the public API.
+        self.counters = engine.counters
+        self.store = engine.store
+        self.relay = RelayServer(engine)
+        self.rest = RestApi(engine)
+        self.hooks = Webhooks(engine)
+        self.control = ControlApi(engine)
+        self.inbox = Inbox(engine, self.relay)  # the web inbox and its JSON API, under /_emulator/
+        engine.subscribe(self.relay)  # messaging.state / messaging.receive events first,
+        engine.subscribe(self.hooks)  # then status callbacks and inbound webhooks
 
-        self.faults = Faults()
-        self.pacing = Pacer(mps, backlog)  # carrier pacing (off unless mps is given)
-        # The parts below are internals shared by the relay, rest and callbacks
-        # modules; they are not part of the public API.
-        self.counters = Counters()
-        self.store = Store()
-        self.relay = RelayServer(self)
-        self.rest = RestApi(self)
-        self.hooks = Webhooks(self)
-        self.control = ControlApi(self)
-        self.inbox = Inbox(self)  # the web inbox and its JSON API, under /_emulator/
-
-        # Guards _live_clients (authenticated RELAY sockets); wait_for_clients
-        # sleeps on it. Only ever held for a counter update or a wait.
-        self._clients = threading.Condition(threading.Lock())
-        self._live_clients = 0
         # Guards _thread/_loop/_running/_closed transitions in start() and close().
         self._life = threading.Lock()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._running = False
         self._closed = False
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._ping_task: asyncio.Task[Any] | None = None
         self._runner: web.AppRunner | None = None
+
+    host = _Setting[str]()
+    port = _Setting[int]()
+    project = _Setting[str]()
+    token = _Setting[str]()
+    jwt_token = _Setting[str]()
+    signing_key = _Setting[str]()
+    certfile = _Setting[str | None]()
+    keyfile = _Setting[str | None]()
+    state_delay = _Setting[float]()
+    inbound_webhook_url = _Setting[str | None]()
+    ping_interval = _Setting[float | None]()
+    session_ttl = _Setting[float]()
+    node_id = _Setting[str]()
+    space_id = _Setting[str]()
 
     # -- lifecycle ---------------------------------------------------------------
 
     @property
     def tls(self) -> bool:
         """Whether the emulator serves TLS."""
-        return self.certfile is not None
+        return self.engine.tls
 
     @property
     def relay_url(self) -> str:
         """The RELAY URL, ``ws://host:port`` (``wss://`` with TLS)."""
-        return f"{'wss' if self.tls else 'ws'}://{self._netloc()}"
+        return self.engine.relay_url
 
     @property
     def rest_url(self) -> str:
         """The REST origin, ``http://host:port`` (``https://`` with TLS)."""
-        return f"{'https' if self.tls else 'http'}://{self._netloc()}"
+        return self.engine.rest_url
 
     @property
     def ui_url(self) -> str:
         """The web inbox, ``http://host:port/_emulator/`` (see docs/emulator.md)."""
         return f"{self.rest_url}/_emulator/"
-
-    def _netloc(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
 
     def start(self) -> Emulator:
         """Start serving; return once the port is listening.
@@ -293,14 +304,12 @@ class Emulator:
             logger.exception("emulator teardown failed")
         loop.call_soon_threadsafe(loop.stop)
         thread.join()
-        with self._clients:
-            self._live_clients = 0
-            self._clients.notify_all()
+        self.engine.forget_clients()
 
     async def _teardown(self) -> None:
         if self._ping_task is not None:
             self._ping_task.cancel()
-        self._cancel_progress()
+        self.engine.cancel_progress()
         self.relay.cancel_tasks()
         self.inbox.close()
         await self.hooks.close()
@@ -331,80 +340,6 @@ class Emulator:
             return await fn(*args)
 
         return asyncio.run_coroutine_threadsafe(runner(), loop).result(timeout)
-
-    def _client_count(self, delta: int) -> None:
-        with self._clients:
-            self._live_clients += delta
-            self._clients.notify_all()
-
-    # -- the state engine (loop thread) ---------------------------------------------
-
-    def advance(self, record: MessageRecord, state: str, outcome: Outcome) -> None:
-        """Move ``record`` to ``state`` and tell whoever listens (RELAY, callback).
-
-        A message sent over RELAY (it has a context) has its ``messaging.state``
-        events routed by that context; REST and cXML messages have none.
-        """
-        self.store.advance(record, state, outcome)
-        if record.context is not None and record.origin == "relay":
-            self.relay.state_event(record, state)
-        if record.status_callback:
-            self.hooks.status_callback(record, state)
-
-    def launch(self, record: MessageRecord, outcome: Outcome, *, start: int) -> None:
-        """Run ``outcome.states[start:]`` in a task, ``state_delay`` apart.
-
-        With ``start > 0`` the first of them also waits ``state_delay``.
-        """
-        task = asyncio.get_running_loop().create_task(self._progress(record, outcome, start))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _progress(self, record: MessageRecord, outcome: Outcome, start: int) -> None:
-        states = outcome.states
-        for i in range(start, len(states)):
-            delay = self.state_delay
-            if delay and (i > start or start > 0):
-                await asyncio.sleep(delay)
-            sent_at = None
-            if states[i] == "sent":
-                sent_at = await self.pacing.wait_turn(record.sid)  # Emulator(mps=...): its turn
-            self.advance(record, states[i], outcome)
-            if sent_at is not None:
-                self.store.set_date_sent(record, sent_at)
-
-    def _cancel_progress(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-
-    def create_outbound(
-        self,
-        *,
-        to: str,
-        from_: str,
-        body: str | None,
-        media: Sequence[str],
-        direction: str,
-        origin: str,
-        status_callback: str | None = None,
-        messaging_service_sid: str | None = None,
-        send_as_mms: bool = False,
-    ) -> MessageRecord:
-        """Store a REST or cXML outbound message and start its progression (loop thread)."""
-        record = self.store.new_message(
-            account_sid=self.project,
-            from_=from_,
-            to=to,
-            body=body,
-            media=media,
-            direction=direction,
-            origin=origin,
-            status_callback=status_callback,
-            messaging_service_sid=messaging_service_sid,
-            send_as_mms=send_as_mms,
-        )
-        self.launch(record, outcome_for(to), start=0)
-        return record
 
     # -- public helpers for tests -----------------------------------------------------
 
@@ -439,30 +374,7 @@ class Emulator:
         return self._call(self._inject, to_number, from_number, body, context, urls)
 
     async def _inject(self, to: str, from_: str, body: str | None, context: str, media: list[str]) -> str:
-        return self.receive_inbound(to, from_, body, context, media)[0].sid
-
-    def receive_inbound(
-        self, to: str, from_: str, body: str | None, context: str, media: list[str]
-    ) -> tuple[MessageRecord, int]:
-        """Store an inbound message and hand it out (loop thread; arguments valid).
-
-        Returns the record and how many RELAY sessions it went to (0 or 1).
-        """
-        record = self.store.new_message(
-            account_sid=self.project,
-            from_=from_,
-            to=to,
-            body=body if body is not None else "",
-            media=media,
-            direction="inbound",
-            status="received",
-            origin="inbound",
-            context=context,
-        )
-        sessions = self.relay.inbound(record)
-        if self.inbound_webhook_url:
-            self.hooks.inbound(record, self.inbound_webhook_url)
-        return record, sessions
+        return self.engine.receive_inbound(to, from_, body, context, media)[0].sid
 
     def wait_for_clients(self, n: int, timeout: float | None = 5.0) -> None:
         """Block until at least ``n`` authenticated RELAY connections are open.
@@ -470,15 +382,12 @@ class Emulator:
         Raises:
             TimeoutError: fewer than ``n`` within ``timeout`` seconds.
         """
-        with self._clients:
-            if not self._clients.wait_for(lambda: self._live_clients >= n, timeout):
-                raise TimeoutError(f"{self._live_clients} authenticated RELAY clients after {timeout} s, wanted {n}")
+        self.engine.wait_for_clients(n, timeout)
 
     @property
     def clients(self) -> int:
         """How many authenticated RELAY connections are open right now."""
-        with self._clients:
-            return self._live_clients
+        return self.engine.clients
 
     def wait_for_status(self, sid: str, status: str, timeout: float | None = 5.0) -> dict[str, Any]:
         """Block until message ``sid`` has reached ``status`` (now or earlier).
@@ -549,15 +458,11 @@ class Emulator:
         """Clear messages, faults, sessions (dropping their sockets), stats and the log."""
 
         self.faults.reset()
-        self._call(self.reset_on_loop)
 
-    async def reset_on_loop(self) -> None:
-        """``reset()`` minus the faults, on the loop thread (the inbox's reset calls it)."""
-        self._cancel_progress()
-        self.hooks.cancel()
-        self.relay.reset()
-        self.store.clear()
-        self.counters.reset()
+        async def reset() -> None:
+            self.engine.reset()
+
+        self._call(reset)
 
     @property
     def unacked_events(self) -> int:
@@ -589,7 +494,7 @@ class Emulator:
         Raises:
             TimeoutError: still busy after ``timeout`` seconds.
         """
-        self.wait_until(lambda: not self._tasks and not self.hooks.busy, timeout)
+        self.wait_until(lambda: self.engine.idle, timeout)
 
     def wait_until(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
         """Block until ``predicate()`` (run on the emulator's thread) is true.

@@ -40,6 +40,7 @@ __all__ = [
     "MessageRecord",
     "Outcome",
     "Store",
+    "make_record",
     "outcome_for",
 ]
 
@@ -202,6 +203,67 @@ def price_for(record: MessageRecord) -> float:
     return round(0.0079 * record.num_segments, 5)
 
 
+#: The fields ``Store.seed`` (``Emulator.add_messages``) accepts.
+_SEED_FIELDS = frozenset(
+    ("to", "from", "from_", "body", "status", "direction", "media", "error_code", "error_message", "context", "tags")
+)
+
+
+def make_record(
+    *,
+    account_sid: str,
+    from_: str,
+    to: str,
+    body: str | None,
+    media: Iterable[str],
+    direction: str,
+    status: str,
+    origin: str,
+    created: datetime,
+    date_sent: datetime | None,
+    context: str | None,
+    tags: list[str],
+    error_code: str | None = None,
+    error_message: str | None = None,
+    status_callback: str | None = None,
+    messaging_service_sid: str | None = None,
+    send_as_mms: bool = False,
+) -> MessageRecord:
+    """Build a new message record (not stored yet) with a fresh sid and its media records.
+
+    The one place a record is put together, for sent, received and seeded messages
+    alike. With ``send_as_mms`` it is an MMS even without media: one segment.
+    """
+    sid = str(uuid.uuid4())
+    record = MessageRecord(
+        sid=sid,
+        account_sid=account_sid,
+        from_=from_,
+        to=to,
+        body=body,
+        direction=direction,
+        status=status,
+        date_created=created,
+        date_updated=created,
+        date_sent=date_sent,
+        num_segments=1 if send_as_mms else segments_of(body),
+        error_code=error_code,
+        error_message=error_message,
+        messaging_service_sid=messaging_service_sid,
+        context=context,
+        tags=tags,
+        origin=origin,
+        status_callback=status_callback,
+        send_as_mms=send_as_mms,
+        history=[status],
+    )
+    if media:
+        record.media = [
+            MediaRecord(str(uuid.uuid4()), sid, url, content_type_of(url), created, created) for url in media
+        ]
+    return record
+
+
 class Store:
     """Every message the emulator knows, and the request log, under one lock.
 
@@ -267,33 +329,26 @@ class Store:
         With ``send_as_mms`` it is an MMS even without media: one segment, MMS price.
         """
         now = now_utc()
-        sid = str(uuid.uuid4())
-        record = MessageRecord(
-            sid=sid,
+        record = make_record(
             account_sid=account_sid,
             from_=from_,
             to=to,
             body=body,
+            media=media,
             direction=direction,
             status=status,
-            date_created=now,
-            date_updated=now,
-            num_segments=1 if send_as_mms else segments_of(body),
+            origin=origin,
+            created=now,
+            date_sent=now if status == "received" else None,
             context=context,
             tags=tags if tags is not None else [],
-            send_as_mms=send_as_mms,
-            origin=origin,
             status_callback=status_callback,
             messaging_service_sid=messaging_service_sid,
-            history=[status],
+            send_as_mms=send_as_mms,
         )
-        if status == "received":
-            record.date_sent = now
-        if media:
-            record.media = [MediaRecord(str(uuid.uuid4()), sid, url, content_type_of(url), now, now) for url in media]
         with self._lock:
             record.seq = next(self._seq)
-            self._messages[sid] = record
+            self._messages[record.sid] = record
             self._changed.notify_all()
         self.notify("created", record)
         return record
@@ -307,11 +362,7 @@ class Store:
         ``direction``, ``media`` (list of URLs), ``error_code``,
         ``error_message``, ``context`` and ``tags``; ``body`` may contain ``{i}``.
         """
-        known = {
-            "to", "from", "from_", "body", "status", "direction", "media",
-            "error_code", "error_message", "context", "tags",
-        }  # fmt: skip
-        unknown = set(fields) - known
+        unknown = set(fields) - _SEED_FIELDS
         if unknown:
             raise TypeError(f"add_messages() got unknown fields: {sorted(unknown)}")
         if count < 0:
@@ -323,31 +374,25 @@ class Store:
         direction = fields.get("direction", "outbound-api")
         media = list(fields.get("media") or ())
         unsent = status in IN_PROGRESS or status == "failed"
-        base = now_utc().replace(microsecond=0)
+        base = now_utc().replace(microsecond=0).timestamp()
         records = []
         for i in range(count):
-            created = datetime.fromtimestamp(base.timestamp() - 3600 * (i + 1), timezone.utc)
-            sid = str(uuid.uuid4())
-            body = body_tpl.replace("{i}", str(i)) if isinstance(body_tpl, str) else None
-            record = MessageRecord(
-                sid=sid,
+            created = datetime.fromtimestamp(base - 3600 * (i + 1), timezone.utc)
+            record = make_record(
                 account_sid=account_sid,
                 from_=from_,
                 to=to,
-                body=body,
+                body=body_tpl.replace("{i}", str(i)) if isinstance(body_tpl, str) else None,
+                media=media,
                 direction=direction,
                 status=status,
-                date_created=created,
-                date_updated=created,
+                origin="seed",
+                created=created,
                 date_sent=None if unsent else created,
-                num_segments=segments_of(body),
-                error_code=fields.get("error_code"),
-                error_message=fields.get("error_message"),
                 context=fields.get("context"),
                 tags=list(fields.get("tags") or ()),
-                origin="seed",
-                history=[status],
-                media=[MediaRecord(str(uuid.uuid4()), sid, u, content_type_of(u), created, created) for u in media],
+                error_code=fields.get("error_code"),
+                error_message=fields.get("error_message"),
             )
             if not unsent and direction != "inbound":
                 record.price = price_for(record)

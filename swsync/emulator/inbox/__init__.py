@@ -4,23 +4,21 @@ Served on the emulator's own port under ``/_emulator/`` (``Emulator.ui_url``):
 the page (static files shipped in this package, no build step, nothing fetched
 from elsewhere), a JSON API (``/_emulator/api/...``, documented in
 docs/emulator.md) and one server-sent event stream that pushes batched updates
-to open pages. :class:`Inbox` wires the parts to the emulator: it listens to the
-store and mounts the routes.
+to open pages. :class:`Inbox` wires the parts to the engine: its journal listens
+to the store and it mounts the routes.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from ..engine import Engine
+from ..relay import RelayServer
 from .api import PREFIX, InboxApi, is_loopback
 from .journal import BATCH_INTERVAL, Journal
-
-if TYPE_CHECKING:
-    from ..server import Emulator
 
 __all__ = ["BATCH_INTERVAL", "PREFIX", "Inbox", "is_loopback"]
 
@@ -32,10 +30,10 @@ class Inbox:
     run on the emulator's loop thread.
     """
 
-    def __init__(self, emu: Emulator) -> None:
+    def __init__(self, engine: Engine, relay: RelayServer) -> None:
         self.journal = Journal()
-        self.api = InboxApi(emu, self.journal)
-        emu.store.add_listener(self.journal)
+        self.api = InboxApi(engine, relay, self.journal)
+        engine.store.add_listener(self.journal)
 
     def mount(self, app: web.Application) -> None:
         """Add the routes to ``app`` and flush live updates on the running loop."""

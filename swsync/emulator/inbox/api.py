@@ -19,15 +19,15 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
+from ..control import authorize
+from ..engine import Engine
+from ..relay import RelayServer
 from .journal import Journal, Watcher, sse
 from .views import detail, parse_filter, summary
-
-if TYPE_CHECKING:
-    from ..server import Emulator
 
 __all__ = ["PREFIX", "InboxApi", "is_loopback"]
 
@@ -87,8 +87,9 @@ def _json(data: Any, status: int = 200) -> web.Response:
 class InboxApi:
     """The ``/_emulator/`` routes. Loop thread only."""
 
-    def __init__(self, emu: Emulator, journal: Journal) -> None:
-        self.emu = emu
+    def __init__(self, engine: Engine, relay: RelayServer, journal: Journal) -> None:
+        self.engine = engine
+        self.relay = relay  # for the connection faults (drop-connections, server-disconnect)
         self.journal = journal
         self.closing = False
 
@@ -135,9 +136,10 @@ class InboxApi:
         return guarded
 
     def _check(self, request: web.Request) -> None:
-        if not is_loopback(self.emu.host) or "Authorization" in request.headers:
-            self.emu.control.authorize(request)  # credentials, when given, must be right
-        if is_loopback(self.emu.host) and _hostname(request.host) not in _LOCAL_NAMES | {self.emu.host}:
+        host = self.engine.host
+        if not is_loopback(host) or "Authorization" in request.headers:
+            authorize(self.engine, request)  # credentials, when given, must be right
+        if is_loopback(host) and _hostname(request.host) not in _LOCAL_NAMES | {host}:
             raise HttpError(403, "the inbox only answers requests for a loopback host name")
         if request.method in ("POST", "PUT", "DELETE"):
             origin = request.headers.get("Origin")
@@ -181,16 +183,16 @@ class InboxApi:
         )
 
     async def info(self, request: web.Request) -> web.StreamResponse:
-        emu = self.emu
+        engine = self.engine
         return _json(
             {
-                "project": emu.project,
-                "relay_url": emu.relay_url,
-                "rest_url": emu.rest_url,
-                "state_delay": emu.state_delay,
-                "inbound_webhook_url": emu.inbound_webhook_url,
-                "clients": emu.clients,
-                "messages": len(emu.store),
+                "project": engine.project,
+                "relay_url": engine.relay_url,
+                "rest_url": engine.rest_url,
+                "state_delay": engine.state_delay,
+                "inbound_webhook_url": engine.inbound_webhook_url,
+                "clients": engine.clients,
+                "messages": len(engine.store),
                 "faults": self._faults(),
             }
         )
@@ -202,7 +204,7 @@ class InboxApi:
             match = parse_filter(request.query)
         except ValueError as exc:
             raise HttpError(400, str(exc)) from None
-        return self.emu.store.select(match)
+        return self.engine.store.select(match)
 
     async def list_messages(self, request: web.Request) -> web.StreamResponse:
         found = self._select(request)
@@ -216,8 +218,8 @@ class InboxApi:
         return _json(found)
 
     def _detail(self, sid: str) -> dict[str, Any] | None:
-        record = self.emu.store.get(sid)
-        snap = self.emu.store.snapshot(sid)
+        record = self.engine.store.get(sid)
+        snap = self.engine.store.snapshot(sid)
         if record is None or snap is None:
             return None
         times = self.journal.times.get(sid) or [(s, record.date_created.timestamp()) for s in record.history]
@@ -226,12 +228,12 @@ class InboxApi:
         )
 
     async def delete_one(self, request: web.Request) -> web.StreamResponse:
-        if self.emu.store.delete(request.match_info["sid"]) is None:
+        if self.engine.store.delete(request.match_info["sid"]) is None:
             raise HttpError(404, "no such message")
         return web.Response(status=204)
 
     async def delete_all(self, request: web.Request) -> web.StreamResponse:
-        self.emu.store.clear()
+        self.engine.store.clear()
         return web.Response(status=204)
 
     async def wait(self, request: web.Request) -> web.StreamResponse:
@@ -259,15 +261,15 @@ class InboxApi:
 
     async def reset(self, request: web.Request) -> web.StreamResponse:
         """What ``Emulator.reset()`` does: messages, faults, sessions, stats, log."""
-        self.emu.faults.reset()
-        await self.emu.reset_on_loop()
+        self.engine.faults.reset()
+        self.engine.reset()
         return web.Response(status=204)
 
     # -- faults ------------------------------------------------------------------------------
 
     def _faults(self) -> dict[str, Any]:
-        values = {name: getattr(self.emu.faults, name) for name in FAULTS}
-        values["mps"] = self.emu.pacing.mps  # Emulator(mps=...): carrier pacing, None when off
+        values = {name: getattr(self.engine.faults, name) for name in FAULTS}
+        values["mps"] = self.engine.pacing.mps  # Emulator(mps=...): carrier pacing, None when off
         return values
 
     async def get_faults(self, request: web.Request) -> web.StreamResponse:
@@ -284,15 +286,15 @@ class InboxApi:
         except (TypeError, ValueError) as exc:
             raise HttpError(400, f"bad value: {exc}") from None
         for name, value in converted.items():
-            setattr(self.emu.pacing if name == "mps" else self.emu.faults, name, value)
+            setattr(self.engine.pacing if name == "mps" else self.engine.faults, name, value)
         return _json(self._faults())
 
     async def drop_connections(self, request: web.Request) -> web.StreamResponse:
-        return _json({"dropped": self.emu.relay.drop_all()})
+        return _json({"dropped": self.relay.drop_all()})
 
     async def server_disconnect(self, request: web.Request) -> web.StreamResponse:
         restart = bool((await self._body(request)).get("restart", False))
-        return _json({"disconnected": self.emu.relay.server_disconnect(restart)})
+        return _json({"disconnected": self.relay.server_disconnect(restart)})
 
     # -- the event stream --------------------------------------------------------------------
 
@@ -307,7 +309,7 @@ class InboxApi:
         journal.watchers.add(watcher)
         journal.streams += 1
         try:
-            messages = [summary(r) for r in self.emu.store.select(None)]
+            messages = [summary(r) for r in self.engine.store.select(None)]
             await resp.write(sse("snapshot", {"messages": messages, "faults": self._faults()}))
             while not (watcher.overflow or self.closing):
                 try:

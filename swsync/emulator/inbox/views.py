@@ -72,7 +72,9 @@ def detail(
     seg = count_segments(body) if body else None
     out["encoding"] = seg.encoding if seg else None
     out["units"] = seg.units if seg else 0
-    out["media_items"] = [{"url": url, "content_type": ct} for url, ct in zip(snapshot["media"], media_types)]
+    out["media_items"] = [
+        {"url": url, "content_type": ct} for url, ct in zip(snapshot["media"], media_types, strict=False)
+    ]
     timeline = []
     for state, at in times:
         entry: dict[str, Any] = {"state": state, "at": _iso(at), "t": at}
