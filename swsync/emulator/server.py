@@ -1,5 +1,10 @@
 """The :class:`Emulator`: one aiohttp app serving RELAY and REST on one port.
 
+The emulator is the public face: it owns the thread, the event loop, the aiohttp
+app and the helpers tests call, and wires the parts (RELAY, REST, webhooks,
+control API, inbox) to one :class:`~swsync.emulator.engine.Engine`, which holds
+the configuration and the message state machine. The parts only know the engine.
+
 Threading model: the emulator owns one thread, ``swsync-emulator``, which runs an
 asyncio event loop with the aiohttp server; every socket, session, task and
 record mutation lives on that loop. Public methods called from other threads hop
