@@ -44,14 +44,13 @@ import uuid
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._journal import Journal, JournalRow
 from .errors import ConnectionClosedError, RelayError, SwsyncError, WaitTimeout
 from .ratelimit import RateLimit
 
 if TYPE_CHECKING:
-    from .relay.client import RelayClient
     from .relay.message import Message
 
 __all__ = ["OUTCOMES", "Batch", "Outbound", "SendResult", "Summary", "derive_key", "send_many"]
@@ -63,6 +62,28 @@ FINISHED = frozenset({"delivered", "undelivered", "failed"})
 MAX_SENDERS = 256  # sender threads at most (one per window slot)
 _POLL = 0.2  # seconds between a waiting sender's checks for stop()
 _DONE = object()  # a sender thread's end marker in the results queue
+
+
+class _Client(Protocol):
+    """What a batch uses of its client, a ``RelayClient`` (typed here, not imported:
+    ``RelayClient.send_many`` imports this module)."""
+
+    @property
+    def rate_limit(self) -> RateLimit | None: ...
+
+    @property
+    def project(self) -> str: ...
+
+    def send_message(
+        self,
+        to_number: str,
+        from_number: str,
+        body: str | None = None,
+        *,
+        media: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None,
+        context: str | None = None,
+    ) -> Message: ...
 
 
 @dataclass(frozen=True)
@@ -199,7 +220,7 @@ class Batch:
 
     def __init__(
         self,
-        client: RelayClient,
+        client: _Client,
         outbounds: Iterable[Outbound],
         *,
         journal: str | None,
@@ -606,7 +627,7 @@ def _shutdown(stop: threading.Event, threads: list[threading.Thread], journal: J
 
 
 def send_many(
-    client: RelayClient,
+    client: _Client,
     outbounds: Iterable[Outbound],
     *,
     journal: str | None = None,

@@ -82,7 +82,7 @@ def test_queue_while_down_is_bounded(slow_emu: Emulator, proxy: TcpProxy, monkey
         proxy.drop_all()
         proxy.wait_refused(1)
         queued = [in_thread(client.execute, "signalwire.ping", {}) for _ in range(2)]
-        client_conn = client._conn
+        client_conn = client._session.connection
         assert client_conn is not None
         slow_emu.wait_until(lambda: len(client_conn._outbox) == 2)  # type: ignore[union-attr]
         with pytest.raises(ConnectionClosedError, match="already waiting") as info:
@@ -241,15 +241,14 @@ def test_chaos_every_send_is_accounted_for() -> None:
 def test_fifty_thousand_completed_messages_leave_no_state() -> None:
     """Drive the client's event path directly: tracked, completed, forgotten."""
     client = RelayClient(project="p", token="t", host="ws://127.0.0.1:9")
-    tracker = client._tracker
+    session = client._session
+    tracker = session.tracker
     fields = {"context": "c", "to_number": TO, "from_number": FROM, "direction": "outbound", "message_state": "queued"}
     for i in range(50_000):
         mid = f"m-{i}"
         tracker.register(mid, dict(fields), None)
         for state in ("queued", "initiated", "sent", "delivered"):
-            client._on_event(
-                tracker, client._dispatcher, "messaging.state", {"message_id": mid, "message_state": state}, {}
-            )
+            client._on_event(session, "messaging.state", {"message_id": mid, "message_state": state}, {})
     assert len(tracker) == 0 and tracker.early_count == 0
 
 

@@ -63,7 +63,7 @@ def test_full_session_at_debug_never_logs_secrets(caplog: pytest.LogCaptureFixtu
             emu.drop_connections()  # a resume sends the authorization state back
             emu.wait_until(lambda: emu.stats.resumes >= 1, timeout=10)
             client.execute("signalwire.ping", {}, timeout=10)
-            conn = client._conn
+            conn = client._session.connection
             assert conn is not None
             auth_state = conn._authorization_state
             assert auth_state, "the emulator sends an authorization state"
@@ -277,8 +277,9 @@ def test_descriptors_above_1024_work(emu: Emulator) -> None:
     hogs = [open(os.devnull) for _ in range(1100)]
     try:
         with RelayClient(project=emu.project, token=emu.token, host=emu.relay_url) as client:
-            assert client._conn is not None and client._conn._sock is not None
-            assert client._conn._sock.sock.fileno() > 1024
+            conn = client._session.connection
+            assert conn is not None and conn._sock is not None
+            assert conn._sock.sock.fileno() > 1024
             assert client.send_message(to_number=TO, from_number=FROM, body="x").wait(5).message_state == "delivered"
     finally:
         for f in hogs:

@@ -214,12 +214,10 @@ def test_inbound_refused_by_a_stopped_dispatcher_is_kept_for_the_next_connect(em
     client = RelayClient(project=emu.project, token=emu.token, host=emu.relay_url, contexts=["office"])
     client.on_message(lambda m: (got.append(m.message_id), arrived.set()))
     client.connect()
-    tracker, dispatcher = client._tracker, client._dispatcher
+    session = client._session
     client.disconnect()
     # As if the old connection's reader handed over one more inbound message just now.
-    client._on_event(
-        tracker, dispatcher, "messaging.receive", {"message_id": "late-1", "body": "late", "context": "office"}, {}
-    )
+    client._on_event(session, "messaging.receive", {"message_id": "late-1", "body": "late", "context": "office"}, {})
     assert got == []
     with client:
         assert arrived.wait(10)
@@ -312,7 +310,7 @@ def test_inbound_dedupe_memory_is_bounded(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(client_module, "MAX_SEEN_INBOUND", 3)
     client = RelayClient(project="p", token="t", host="ws://127.0.0.1:9")
     for i in range(10):
-        client._on_event(client._tracker, client._dispatcher, "messaging.receive", {"message_id": f"m{i}"}, {})
+        client._on_event(client._session, "messaging.receive", {"message_id": f"m{i}"}, {})
     assert len(client._seen_inbound) == 3
     assert len(client._inbound_buffer) == 10  # no handler yet: all kept, none deduplicated
 
@@ -416,7 +414,7 @@ def test_prefork_pattern_connects_in_each_worker_and_never_in_the_master(emu: Em
     handled: list[tuple[int, str]] = []
     try:
         emu.wait_for_clients(2, timeout=10)
-        assert not client.connected and client._conn is None  # the master never connected
+        assert not client.connected and client._session.connection is None  # the master never connected
         bodies = {f"in-{i}" for i in range(4)}
         for body in sorted(bodies):
             emu.inject_inbound(to_number=FROM, from_number=TO, body=body, context="office")

@@ -10,12 +10,13 @@ import threading
 import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .. import _config, _validate
 from ..errors import ConfigurationError, ConnectionClosedError
 from ..optouts import OptOutStore, as_store, check_not_opted_out
 from ..ratelimit import checked_rate_limit
+from ._claims import Claims
 from .connection import CLOSED, ConnectAborted, Connection
 from .dispatcher import Dispatcher, report_callback_error
 from .events import MessageReceiveEvent, parse_message_fields
@@ -46,6 +47,19 @@ DISCONNECT_GRACE = 0.5
 DRAIN_TIMEOUT = 10.0
 
 _clients: weakref.WeakSet[RelayClient] = weakref.WeakSet()
+
+
+class _Session(NamedTuple):
+    """A connection with the message tracker and dispatcher that belong to it.
+
+    Immutable and replaced whole (``connect()``, a failed connect, a fork), so a
+    reader that takes one reference uses the parts of one session together: a
+    send never registers its message in another connection's tracker.
+    """
+
+    connection: Connection | None  # None: never connected, the last connect() failed, or a fork child
+    tracker: MessageTracker
+    dispatcher: Dispatcher
 
 
 class RelayClient:
@@ -113,74 +127,93 @@ class RelayClient:
         rate_limit: RateLimit | None = None,
         auto_connect: bool = False,
     ) -> None:
-        auth = _authentication(project, token, jwt_token)
+        self._auth = _authentication(project, token, jwt_token)  # secret: never logged or repr'd
         host_value = _config.setting(host, _config.ENV_SPACE, "host", required=False) or DEFAULT_RELAY_HOST
         self._url = _config.relay_url(host_value)
         cafile = _config.ca_file(ca_file, _config.ENV_RELAY_CA)
-        try:  # NaN, negative: refused; infinity and huge values: clamped (never OverflowError)
-            request_timeout, connect_timeout, max_reconnect_delay, queue_timeout, message_ttl = (
-                _validate.duration(value, name)
-                for name, value in (
-                    ("request_timeout", request_timeout),
-                    ("connect_timeout", connect_timeout),
-                    ("max_reconnect_delay", max_reconnect_delay),
-                    ("queue_timeout", queue_timeout),
-                    ("message_ttl", message_ttl),
-                )
-            )
-            if ping_interval is not None:
-                ping_interval = _validate.duration(ping_interval, "ping_interval")
-        except ValueError as exc:
-            raise ConfigurationError(f"{exc} (a positive number of seconds)") from None
-        if not isinstance(handler_workers, int) or handler_workers < 1:
-            raise ConfigurationError("handler_workers must be a positive integer")
-        if not isinstance(max_tracked_messages, int) or max_tracked_messages < 1:
-            raise ConfigurationError("max_tracked_messages must be a positive integer")
-        self._auth = auth  # secret: never logged or repr'd
+        self._options = _connection_options(
+            request_timeout=request_timeout,
+            connect_timeout=connect_timeout,
+            max_reconnect_delay=max_reconnect_delay,
+            queue_timeout=queue_timeout,
+            message_ttl=message_ttl,
+            ping_interval=ping_interval,
+            reconnect=reconnect,
+        )
+        self._message_ttl: float = self._options.pop("message_ttl")
+        self._handler_workers = _positive_int(handler_workers, "handler_workers")
+        self._max_tracked = _positive_int(max_tracked_messages, "max_tracked_messages")
         self.rate_limit = checked_rate_limit(rate_limit)
         self._ssl_context: ssl.SSLContext | None = None
         if self._url.startswith("wss://"):
             self._ssl_context = ssl.create_default_context(cafile=cafile)
-        self._options = dict(
-            request_timeout=float(request_timeout),
-            connect_timeout=float(connect_timeout),
-            queue_timeout=float(queue_timeout),
-            reconnect=bool(reconnect),
-            max_reconnect_delay=float(max_reconnect_delay),
-            ping_interval=None if ping_interval is None else float(ping_interval),
-        )
-        self._handler_workers = handler_workers
         self._opt_outs = as_store(opt_outs)  # swsync.optouts store honoured by send_message, or None
-        self._max_tracked = max_tracked_messages
-        self._message_ttl = float(message_ttl)
-        # Guards _contexts, _inbound_handlers, _inbound_buffer, _held_acks, _conn, _dispatcher,
-        # _tracker swaps; never held while calling user code or doing network I/O.
-        self._lock = threading.RLock()
         self._contexts: list[str] = _validate.str_list(contexts, "contexts")
         self._inbound_handlers: list[InboundHandler] = []
         # The on_message(..., ack_after=True) handlers: each inbound event's ACK waits for them.
         self._ack_after: list[InboundHandler] = []
-        self._inbound_buffer: deque[Message] = deque()
-        self._conn: Connection | None = None
-        self._dispatcher = Dispatcher(handler_workers)
         self._state_handlers: tuple[Handler, ...] = ()  # replaced whole, never mutated
-        self._tracker = MessageTracker(
-            self._dispatcher,
-            max_tracked=max_tracked_messages,
-            message_ttl=self._message_ttl,
-            foreign=self._foreign_handlers,
-        )
-        self._stopped = threading.Event()
-        self._stop_error: BaseException | None = None
-        # Serializes connect() and disconnect(); never held while calling user code.
-        self._lifecycle = threading.Lock()
         self._auto_connect = bool(auto_connect)
         self._disconnected = False  # disconnect() was called and connect() not since
         self._forked_from: int | None = None  # pid that had this client connected, in a fork child
-        self._seen_inbound = _RecentIds(MAX_SEEN_INBOUND)
-        # message id -> ACKs of redelivered copies, while an ack_after hand-off of it runs.
-        self._held_acks: dict[str, list[Callable[[], None]]] = {}
+        self._stop_error: BaseException | None = None
+        self._start_over()
         _clients.add(self)
+
+    def _start_over(self) -> None:
+        """The per-process state: fresh locks, no connection, no inbound state (init, fork child)."""
+        # Guards _contexts, _inbound_handlers, _ack_after, _state_handlers (replaced whole),
+        # _inbound_buffer and _held_acks. Never held while calling user code, doing I/O or
+        # waiting; nothing re-enters it.
+        self._lock = threading.Lock()
+        # Guards the lifecycle state: _session swaps, _connecting, _disconnected, _stop_error
+        # and _stopped changes. Held only for those transitions: never across the handshake,
+        # a join or user code (the reader takes it in _on_lost).
+        self._lifecycle = threading.Lock()
+        # Connection, tracker and dispatcher as one: replaced whole under _lifecycle, read
+        # without a lock as one reference (s = self._session), never field by field.
+        self._session = self._idle_session()
+        # Set while a connect() does its handshake; concurrent connect() calls wait for it.
+        self._connecting: threading.Event | None = None
+        self._stopped = threading.Event()
+        self._inbound_buffer: deque[Message] = deque()
+        self._seen_inbound = _RecentIds(MAX_SEEN_INBOUND)
+        # message id -> ACKs of redelivered copies, while an ack_after hand-off of it runs;
+        # whoever claims an entry runs (or drops) its ACKs.
+        self._held_acks: Claims[str, list[Callable[[], None]]] = Claims()
+
+    def _idle_session(self, *, defer_notify: bool = False) -> _Session:
+        """A new tracker and dispatcher, no connection (before the first connect, in a fork child)."""
+        dispatcher = Dispatcher(self._handler_workers)
+        tracker = MessageTracker(
+            dispatcher,
+            max_tracked=self._max_tracked,
+            message_ttl=self._message_ttl,
+            defer_notify=defer_notify,  # a reader wakes waiters once per read (notify_deferred)
+            foreign=self._foreign_handlers,
+        )
+        return _Session(None, tracker, dispatcher)
+
+    def _new_session(self) -> _Session:
+        """A connection (not yet opened) bound to its own new tracker and dispatcher."""
+        # The connection's callbacks are bound to this session's own tracker and
+        # dispatcher: a connection that stopped earlier can never touch a newer one.
+        parts = self._idle_session(defer_notify=True)
+        tracker = parts.tracker
+        conn = Connection(
+            self._url,
+            auth=self._auth,
+            contexts=self._subscriptions,
+            on_event=functools.partial(self._on_event, parts),
+            on_lost=lambda reason: self._on_lost(conn, tracker, reason),
+            on_fresh_session=functools.partial(tracker.closed, _SESSION_LOST),
+            on_tick=tracker.expire,
+            on_batch_end=tracker.notify_deferred,
+            ssl_context=self._ssl_context,
+            hold_ack=self._holds_ack,
+            **self._options,
+        )
+        return parts._replace(connection=conn)
 
     # ------------------------------------------------------------- lifecycle
 
@@ -191,54 +224,45 @@ class RelayClient:
             AuthenticationError: the credentials were rejected (not retried).
             ConnectionClosedError: the server could not be reached.
         """
-        with self._lifecycle:
-            if self._conn is not None and self._conn.state != CLOSED:
-                return self
-            stale = (self._conn, self._dispatcher)
-            dispatcher = Dispatcher(self._handler_workers)
-            tracker = MessageTracker(
-                dispatcher,
-                max_tracked=self._max_tracked,
-                message_ttl=self._message_ttl,
-                defer_notify=True,
-                foreign=self._foreign_handlers,
-            )
-            conn = Connection(
-                self._url,
-                auth=self._auth,
-                contexts=self._subscriptions,
-                # Bound to this connection's own tracker and dispatcher: a connection
-                # that stopped earlier can never touch the state of a newer one.
-                on_event=functools.partial(self._on_event, tracker, dispatcher),
-                on_lost=lambda reason: self._on_lost(conn, tracker, reason),
-                on_fresh_session=functools.partial(tracker.closed, _SESSION_LOST),
-                on_tick=tracker.expire,
-                on_batch_end=tracker.notify_deferred,
-                ssl_context=self._ssl_context,
-                hold_ack=self._holds_ack,
-                **self._options,  # type: ignore[arg-type]
-            )
-            with self._lock:
-                self._dispatcher, self._tracker, self._conn = dispatcher, tracker, conn
-                self._stopped.clear()
-                self._stop_error = None
-                self._disconnected = False
-            try:
-                conn.open()
-            except BaseException:
-                dispatcher.stop()
-                with self._lock:
-                    self._conn = None
-                raise
-        # A connection that stopped on its own (or a never-used dispatcher) is retired
-        # outside the lifecycle lock, so its callbacks may still call into the client.
-        old_conn, old_dispatcher = stale
-        if old_conn is not None:
-            old_conn.close()
-        old_dispatcher.stop()
+        while True:
+            with self._lifecycle:
+                attempt = self._connecting
+                if attempt is None:
+                    stale = self._session
+                    if stale.connection is not None and stale.connection.state != CLOSED:
+                        return self
+                    # Installed before the handshake, so that disconnect() finds (and aborts) it.
+                    session = self._session = self._new_session()
+                    attempt = self._connecting = threading.Event()
+                    self._stopped.clear()
+                    self._stop_error = None
+                    self._disconnected = False
+                    break
+            attempt.wait()  # another thread is connecting (bounded by connect_timeout): its outcome decides
+        opened = False
+        try:
+            assert session.connection is not None
+            session.connection.open()  # the handshake, on this thread, holding no lock
+            opened = True
+        finally:
+            self._connect_ended(session, attempt, stale, opened)
         self._forked_from = None
         self._hand_over_buffered()  # inbound a stopped dispatcher refused, if any
         return self
+
+    def _connect_ended(self, session: _Session, attempt: threading.Event, stale: _Session, opened: bool) -> None:
+        with self._lifecycle:
+            self._connecting = None
+            if not opened and self._session is session:
+                self._session = session._replace(connection=None)
+        attempt.set()
+        if not opened:
+            session.dispatcher.stop()
+        # The previous session (its connection stopped on its own, or never existed) is
+        # retired holding no lock, so its callbacks may still call into the client.
+        if stale.connection is not None:
+            stale.connection.close()
+        stale.dispatcher.stop()
 
     def disconnect(self) -> None:
         """Close the connection and stop every thread this client started.
@@ -248,27 +272,22 @@ class RelayClient:
         callback; bounded in time. Queued callbacks run before it returns (unless
         called from a callback).
         """
-        with self._lock:
+        with self._lifecycle:
             self._disconnected = True
-            connecting = self._conn
-        if connecting is not None:
-            # Aborts a connect() in progress on another thread (which holds _lifecycle):
-            # its handshake socket is shut down, so it fails at once.
-            connecting.close("client disconnected")
-        locked = self._lifecycle.acquire(timeout=DISCONNECT_GRACE)
-        try:
-            with self._lock:
-                conn, tracker, dispatcher = self._conn, self._tracker, self._dispatcher
-                self._disconnected = True
-            if conn is not None:
-                conn.close("client disconnected")
-            tracker.closed("client disconnected")
-            self._stopped.set()
-        finally:
-            if locked:
-                self._lifecycle.release()
-        # Outside the lock: a callback that is itself waiting for the lock can finish.
-        dispatcher.stop()
+            session, attempt = self._session, self._connecting
+        if session.connection is not None:
+            # Also aborts a connect() in progress on another thread: its handshake socket
+            # is shut down, so it fails at once.
+            session.connection.close("client disconnected")
+        session.tracker.closed("client disconnected")
+        with self._lifecycle:
+            current = self._session.connection
+            if current is None or current is session.connection:  # no connect() took over since
+                self._stopped.set()
+        if attempt is not None:
+            attempt.wait(DISCONNECT_GRACE)  # bounded: let the aborted connect() give way
+        # Holding no lock: a callback that is itself waiting for one can finish.
+        session.dispatcher.stop()
         with self._lock:
             waiting = len(self._inbound_buffer)
         if waiting:
@@ -330,13 +349,13 @@ class RelayClient:
     def _drain_callbacks(self) -> None:
         # Queued callbacks were for events already ACKed: run them while their replies
         # can still be sent. Bounded: a stuck callback must not block shutdown.
-        if not self._dispatcher.drain(DRAIN_TIMEOUT):
+        if not self._session.dispatcher.drain(DRAIN_TIMEOUT):
             logger.warning("callbacks still running after %s s; disconnecting anyway", DRAIN_TIMEOUT)
 
     @property
     def connected(self) -> bool:
         """True while the websocket is open and authenticated."""
-        conn = self._conn
+        conn = self._session.connection
         return conn is not None and conn.connected
 
     @property
@@ -347,7 +366,7 @@ class RelayClient:
     @property
     def protocol(self) -> str:
         """The RELAY session (``protocol``) string of the current connection ('' if none)."""
-        conn = self._conn
+        conn = self._session.connection
         return (conn.protocol or "") if conn is not None else ""
 
     @property
@@ -361,15 +380,18 @@ class RelayClient:
 
     # -------------------------------------------------------------- requests
 
-    def _connection(self) -> Connection:
-        conn = self._conn
+    def _live_session(self) -> tuple[_Session, Connection]:
+        """The current session and its connection, connecting first with ``auto_connect``."""
+        s = self._session
+        conn = s.connection
         if conn is not None and conn.state != CLOSED:
-            return conn
+            return s, conn
         if self._auto_connect and not self._disconnected:
             self.connect()  # first use in this process (or after the client stopped)
-            conn = self._conn
+            s = self._session
+            conn = s.connection
             if conn is not None and conn.state != CLOSED:
-                return conn
+                return s, conn
         raise ConnectionClosedError(self._not_connected_reason())
 
     def _not_connected_reason(self) -> str:
@@ -403,7 +425,8 @@ class RelayClient:
         if timeout is not None:  # NaN/negative: ValueError; infinity: as long as threads allow
             limit = _validate.timeout(timeout)
             timeout = _validate.MAX_TIMEOUT if limit is None else limit
-        result: dict[str, Any] = self._connection().request(method, dict(params or {}), timeout=timeout)
+        _, conn = self._live_session()
+        result: dict[str, Any] = conn.request(method, dict(params or {}), timeout=timeout)
         return result
 
     def send_message(
@@ -458,46 +481,17 @@ class RelayClient:
             raise ValueError("region must be a non-empty string")
         if on_completed is not None and not callable(on_completed):
             raise TypeError("on_completed must be callable")
-        conn = self._connection()
+        session, conn = self._live_session()
         if context is not None and check_context:
             self._check_context(context, conn)
         if self.rate_limit is not None:  # blocks until admitted, or raises RateLimited
             self.rate_limit.acquire(from_number=from_number, body=body, media=urls, account=self.project)
-        params: dict[str, Any] = {}
-        default_context = context or conn.protocol
-        if default_context:
-            params["context"] = default_context
-        # else the server is replacing the session (signalwire.disconnect with restart): the
-        # send is held for the next session, whose protocol the server then uses as the
-        # default context. "default" would be a named context this client may not receive.
-        params.update(to_number=to_number, from_number=from_number)
-        if body:
-            params["body"] = body
-        if urls:
-            params["media"] = urls
-        if tag_list:
-            params["tags"] = tag_list
-        if region:
-            params["region"] = region
+        # Without a context or a protocol the server is replacing the session (signalwire.disconnect
+        # with restart): the send is held for the next session, whose protocol the server then uses
+        # as the default context. "default" would be a named context this client may not receive.
+        params = _send_params(to_number, from_number, body, urls, tag_list, context or conn.protocol, region)
         fields = dict(params, direction="outbound", message_state="queued", media=urls, tags=tag_list)
-        tracker = self._tracker
-
-        def register(result: dict[str, Any]) -> Message:
-            # Runs on the reader thread, before the next frame: no event can be missed.
-            message_id = result.get("message_id")
-            if not isinstance(message_id, str) or not message_id:
-                raise ValueError("messaging.send result has no message_id")
-            if "context" not in fields:  # sent without one: the session that accepted it
-                fields["context"] = conn.protocol
-            return tracker.register(message_id, fields, on_completed, seq)
-
-        seq = tracker.send_started()  # events of unknown ids are held until this is answered
-        try:
-            message: Message = conn.request("messaging.send", params, on_result=register)
-        except BaseException:
-            tracker.send_finished(seq)
-            raise
-        return message
+        return _request_send(conn, session.tracker, params, fields, on_completed)
 
     def send_many(
         self,
@@ -584,11 +578,12 @@ class RelayClient:
     def _hand_over_buffered(self) -> None:
         """Give buffered inbound messages to the handlers through the current dispatcher."""
         with self._lock:
-            # Under the lock: connect() cannot swap (and stop) the dispatcher meanwhile.
+            # Under the lock, so that buffered messages keep their order against _on_receive.
+            # A dispatcher that connect() retires meanwhile still runs what it accepted.
             if not self._inbound_handlers or not self._inbound_buffer:
                 return
             handlers = list(self._inbound_handlers)
-            dispatcher = self._dispatcher
+            dispatcher = self._session.dispatcher
             while self._inbound_buffer:
                 msg = self._inbound_buffer[0]
                 if not dispatcher.submit(msg.message_id, _run_inbound, handlers, msg):
@@ -622,27 +617,15 @@ class RelayClient:
     def _after_fork(self) -> None:
         # In a forked child: the parent's threads do not exist here and its locks may
         # be held forever. Start over disconnected; close (never shut down) the
-        # inherited descriptors so the parent's connection is untouched.
-        conn = self._conn
-        if conn is not None:
-            if conn.state != CLOSED:
+        # inherited descriptors so the parent's connection is untouched. The parent's
+        # buffered inbound messages stay the parent's.
+        s = self._session
+        if s.connection is not None:
+            if s.connection.state != CLOSED:
                 self._forked_from = os.getppid()
-            conn.forget_after_fork()
-        self._tracker.reset_after_fork()
-        self._inbound_buffer = deque()  # the parent hands these to its own handlers
-        self._seen_inbound = _RecentIds(MAX_SEEN_INBOUND)
-        self._held_acks = {}
-        self._lock = threading.RLock()
-        self._lifecycle = threading.Lock()
-        self._stopped = threading.Event()
-        self._conn = None
-        self._dispatcher = Dispatcher(self._handler_workers)
-        self._tracker = MessageTracker(
-            self._dispatcher,
-            max_tracked=self._max_tracked,
-            message_ttl=self._message_ttl,
-            foreign=self._foreign_handlers,
-        )
+            s.connection.forget_after_fork()
+        s.tracker.reset_after_fork()
+        self._start_over()
 
     # ------------------------------------------------- reader-thread callbacks
 
@@ -652,8 +635,7 @@ class RelayClient:
 
     def _on_event(
         self,
-        tracker: MessageTracker,
-        dispatcher: Dispatcher,
+        session: _Session,
         event_type: str,
         params: Mapping[str, Any],
         envelope: Mapping[str, Any],
@@ -668,17 +650,16 @@ class RelayClient:
             if not mid or not state:
                 logger.warning("dropped a messaging.state event without message_id/message_state")
                 return
-            tracker.apply_state(fields, params, timestamp)
+            session.tracker.apply_state(fields, params, timestamp)
         elif event_type == "messaging.receive":
-            self._on_receive(tracker, dispatcher, params, timestamp, ack)
+            self._on_receive(session, params, timestamp, ack)
             return
         else:
             logger.debug("ignoring %s event", event_type)
 
     def _on_receive(
         self,
-        tracker: MessageTracker,
-        dispatcher: Dispatcher,
+        session: _Session,
         params: Mapping[str, Any],
         timestamp: float | None,
         ack: Callable[[], None] | None,
@@ -694,16 +675,16 @@ class RelayClient:
                 ack()
             return
         revent = MessageReceiveEvent("messaging.receive", params, timestamp, mid)
-        msg = tracker.new_inbound(revent, fields)
+        msg = session.tracker.new_inbound(revent, fields)
         with self._lock:
             handlers = list(self._inbound_handlers)
             must_succeed = list(self._ack_after)
             finish = None if ack is None else functools.partial(self._finish_inbound, mid, ack)
             if finish is not None:
-                self._held_acks[mid] = []
-            if handlers and dispatcher.submit(mid, _run_inbound, handlers, msg, finish, must_succeed):
+                self._held_acks.add(mid, [])
+            if handlers and session.dispatcher.submit(mid, _run_inbound, handlers, msg, finish, must_succeed):
                 return
-            self._held_acks.pop(mid, None)
+            self._held_acks.claim(mid)  # not handed off: this event's own ACK is sent below
             # No handler yet, or this connection's dispatcher was stopped: keep it.
             if len(self._inbound_buffer) >= MAX_BUFFERED_INBOUND:
                 dropped = self._inbound_buffer.popleft()
@@ -719,11 +700,11 @@ class RelayClient:
     def _on_lost(self, conn: Connection, tracker: MessageTracker, reason: str) -> None:
         # The connection stopped for good on its own (reconnect disabled or auth refused).
         tracker.closed(f"connection lost for good: {reason}")
-        with self._lock:
-            if conn is not self._conn:
+        with self._lifecycle:
+            if conn is not self._session.connection:
                 return  # an older connection: the client has moved on
             self._stop_error = conn.closed_error
-        self._stopped.set()
+            self._stopped.set()
 
     def _hold_duplicate_ack(self, mid: str | None, ack: Callable[[], None]) -> bool:
         # A copy of a message whose hand-off still runs: its ACK waits for that outcome.
@@ -737,12 +718,109 @@ class RelayClient:
     def _finish_inbound(self, mid: str, ack: Callable[[], None], ok: bool) -> None:
         # Dispatch thread, after the handlers of an event whose ACK was held.
         with self._lock:
-            copies = self._held_acks.pop(mid, [])
+            copies = self._held_acks.claim(mid) or []  # claimed: the copies' ACKs are ours to send
         if not ok:
             self._seen_inbound.discard(mid)  # the server may deliver it again: handle it then
             return
         for each in (ack, *copies):
             each()
+
+
+def _connection_options(
+    *,
+    request_timeout: float,
+    connect_timeout: float,
+    max_reconnect_delay: float,
+    queue_timeout: float,
+    message_ttl: float,
+    ping_interval: float | None,
+    reconnect: bool,
+) -> dict[str, Any]:
+    """The validated timing options (``Connection`` keywords, plus ``message_ttl``).
+
+    NaN, zero and negative values are refused; infinity and huge values are clamped
+    (never an ``OverflowError`` later).
+
+    Raises:
+        ConfigurationError: an option is not a positive number of seconds.
+    """
+    durations = dict(
+        request_timeout=request_timeout,
+        connect_timeout=connect_timeout,
+        max_reconnect_delay=max_reconnect_delay,
+        queue_timeout=queue_timeout,
+        message_ttl=message_ttl,
+    )
+    try:
+        options: dict[str, Any] = {name: float(_validate.duration(value, name)) for name, value in durations.items()}
+        if ping_interval is not None:
+            ping_interval = float(_validate.duration(ping_interval, "ping_interval"))
+    except ValueError as exc:
+        raise ConfigurationError(f"{exc} (a positive number of seconds)") from None
+    options.update(ping_interval=ping_interval, reconnect=bool(reconnect))
+    return options
+
+
+def _positive_int(value: object, name: str) -> int:
+    """``value`` when it is a positive ``int``; else ``ConfigurationError``."""
+    if not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"{name} must be a positive integer")
+    return value
+
+
+def _send_params(
+    to_number: str,
+    from_number: str,
+    body: str | None,
+    media: list[str],
+    tags: list[str],
+    context: str | None,
+    region: str | None,
+) -> dict[str, Any]:
+    """The ``messaging.send`` params of validated arguments; empty ones are left out."""
+    params: dict[str, Any] = {}
+    if context:
+        params["context"] = context
+    params.update(to_number=to_number, from_number=from_number)
+    if body:
+        params["body"] = body
+    if media:
+        params["media"] = media
+    if tags:
+        params["tags"] = tags
+    if region:
+        params["region"] = region
+    return params
+
+
+def _request_send(
+    conn: Connection,
+    tracker: MessageTracker,
+    params: dict[str, Any],
+    fields: dict[str, Any],
+    on_completed: Handler | None,
+) -> Message:
+    """Send ``messaging.send`` on ``conn`` and return the ``Message`` ``tracker`` registered.
+
+    The message is registered on the reader thread while it handles the reply, before
+    the next frame is read, so none of its state events can be missed.
+    """
+
+    def register(result: dict[str, Any]) -> Message:
+        message_id = result.get("message_id")
+        if not isinstance(message_id, str) or not message_id:
+            raise ValueError("messaging.send result has no message_id")
+        if "context" not in fields:  # sent without one: the session that accepted it
+            fields["context"] = conn.protocol
+        return tracker.register(message_id, fields, on_completed, seq)
+
+    seq = tracker.send_started()  # events of unknown ids are held until this is answered
+    try:
+        message: Message = conn.request("messaging.send", params, on_result=register)
+    except BaseException:
+        tracker.send_finished(seq)
+        raise
+    return message
 
 
 def _authentication(project: str | None, token: str | None, jwt_token: str | None) -> dict[str, str]:

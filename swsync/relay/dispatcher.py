@@ -128,7 +128,7 @@ class Dispatcher:
                 # A marker job per queue: once each has run, everything queued before it
                 # has. Under the lock, so that no marker can land behind stop()'s _STOP.
                 markers = [threading.Event() for _ in self._queues]
-                for q, marker in zip(self._queues, markers):
+                for q, marker in zip(self._queues, markers, strict=True):
                     q.put((marker.set, ()))
             for marker in markers:
                 if not marker.wait(max(0.0, deadline - time.monotonic())):

@@ -19,6 +19,7 @@ from typing import Any
 
 from .. import _validate
 from ..errors import OutcomeUnknownError, SwsyncError, WaitTimeout
+from ._claims import Claims
 from .dispatcher import Dispatcher, report_callback_error
 from .events import STATE_RANK, TERMINAL_STATES, MessageReceiveEvent, MessageStateEvent, RelayEvent
 from .foreign import ForeignHandlers, ForeignStates
@@ -86,17 +87,7 @@ class Message:
         "_state",
         "_seen_rank",
         "_tracked_at",
-        "message_id",
-        "context",
-        "direction",
-        "from_number",
-        "to_number",
-        "body",
-        "media",
-        "segments",
-        "reason",
-        "tags",
-        "region",
+        *_SNAPSHOT_FIELDS,
     )
 
     def __init__(self, tracker: MessageTracker | _Detached, message_id: str, fields: dict[str, Any]) -> None:
@@ -270,7 +261,9 @@ class MessageTracker:
         # Sends in flight and foreign messages' states (``foreign()`` gives the handlers
         # of state events for messages this client did not send).
         self.foreign = ForeignStates(foreign)
-        self._tracked: dict[str, Message] = {}
+        # A message leaves _tracked once (done, evicted, expired or failed): whoever
+        # claims it settles it. A claim also remembers the id (its late events are own).
+        self._tracked: Claims[str, Message] = Claims(self.foreign.own_done)
         self._early: OrderedDict[str, tuple[float, list[_Early]]] = OrderedDict()
         self.dispatcher = dispatcher
         self.max_tracked = max_tracked
@@ -304,20 +297,17 @@ class MessageTracker:
         """
         msg = Message(self, message_id, fields)
         msg._completed = on_completed
-        evicted: list[Message] = []
         with self.lock:
             early = self._early.pop(message_id, None)
             msg._tracked_at = time.monotonic()
-            self._tracked[message_id] = msg
-            while len(self._tracked) > self.max_tracked:
-                evicted.append(self._tracked.pop(next(iter(self._tracked))))
-                self.foreign.own_done(evicted[-1].message_id)
+            self._tracked.add(message_id, msg)
+            evicted = self._tracked.claim_beyond(self.max_tracked)
             released = []
             if seq is not None:
                 self.foreign.send_finished(seq)
                 released = self._released_locked()
         for old in evicted:
-            self._give_up(old, "the client tracks at most %d messages" % self.max_tracked)
+            self._give_up(old, f"the client tracks at most {self.max_tracked} messages")
         if early:
             for item in early[1]:
                 self.apply_state(*item)
@@ -337,7 +327,7 @@ class MessageTracker:
         with self.lock:
             msg = self._tracked.get(mid)
             if msg is None:
-                job = self._untracked_locked(fields, params, timestamp)
+                job = self._unknown_id_locked(fields, params, timestamp)
                 if job is None:
                     return
                 handlers, event = job
@@ -360,11 +350,10 @@ class MessageTracker:
                     return
                 event = MessageStateEvent("messaging.state", params, timestamp, mid, new, fields.get("reason", ""))
                 handlers = list(handlers)
-                if terminal:
+                if terminal:  # this event claims it from _tracked: settled here, once
+                    self._tracked.claim(mid)
                     msg._done = True
                     msg._result = event
-                    del self._tracked[mid]
-                    self.foreign.own_done(mid)
                     if msg._completed is not None:
                         handlers.append(msg._completed)
                     msg._handlers = []
@@ -374,7 +363,7 @@ class MessageTracker:
         if handlers:
             self.dispatcher.submit(mid, run_handlers, handlers, event)
 
-    def _untracked_locked(
+    def _unknown_id_locked(
         self, fields: dict[str, Any], params: Mapping[str, Any], timestamp: float | None
     ) -> tuple[list[Handler], MessageStateEvent] | None:
         # Caller holds self.lock. An event for an id this client is not tracking: an
@@ -467,7 +456,6 @@ class MessageTracker:
     def expire(self, now: float | None = None) -> None:
         """Drop early events and tracked messages older than their time limits."""
         now = time.monotonic() if now is None else now
-        stale: list[Message] = []
         with self.lock:
             while self._early:
                 mid, (born, _) = next(iter(self._early.items()))
@@ -475,15 +463,9 @@ class MessageTracker:
                     break
                 del self._early[mid]
                 logger.debug("dropped early events for unknown message %s", mid)
-            for mid, msg in self._tracked.items():
-                if now - msg._tracked_at < self.message_ttl:
-                    break
-                stale.append(msg)
-            for msg in stale:
-                del self._tracked[msg.message_id]
-                self.foreign.own_done(msg.message_id)
+            stale = self._tracked.claim_oldest_while(lambda msg: now - msg._tracked_at >= self.message_ttl)
         for msg in stale:
-            self._give_up(msg, "no terminal state within message_ttl=%s s" % self.message_ttl)
+            self._give_up(msg, f"no terminal state within message_ttl={self.message_ttl} s")
 
     def _give_up(self, msg: Message, why: str) -> None:
         logger.warning("stopped tracking message %s (%s)", msg.message_id, why)
@@ -495,9 +477,7 @@ class MessageTracker:
         Every tracked message was accepted (it has a ``message_id``), so
         ``on_completed`` gets one event whose ``message_state`` is ``"unknown"``.
         """
-        with self.lock:
-            if msg._done or msg._error is not None:
-                return
+        with self.lock:  # the caller claimed msg from _tracked: nobody else settles it
             msg._error = error
             completed, msg._completed = msg._completed, None
             msg._handlers = []
@@ -516,10 +496,7 @@ class MessageTracker:
         so it is never reported as not sent.
         """
         with self.lock:
-            msgs = list(self._tracked.values())
-            for msg in msgs:
-                self.foreign.own_done(msg.message_id)
-            self._tracked.clear()
+            msgs = self._tracked.claim_all()
             self._early.clear()
         for msg in msgs:
             self._fail(msg, outcome_unknown_error(msg.message_id, why), why)
