@@ -35,6 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
+from bench import workloads
 from bench.common import emulator_process, median, pin, table, write_section
 from swsync import Outbound, RateLimit, RelayClient
 
@@ -152,6 +153,31 @@ def unpaced(n: int, repeat: int, write: bool) -> dict[str, Any]:
 # ------------------------------------------------------------------ (b) paced
 
 
+def _wait_sent(command: Any, total: int) -> dict[str, Any]:
+    """The emulator's report once the emulated carrier sent every message it accepted (60 s at most)."""
+    deadline = time.monotonic() + 60
+    while True:
+        report: dict[str, Any] = command("report")
+        if sum(len(v) for v in report["sent"].values()) >= total or time.monotonic() > deadline:
+            return report
+        time.sleep(0.2)
+
+
+def _sender_rates(report: dict[str, Any], numbers: list[str], rate: float) -> tuple[list[float], ...]:
+    """Per sender: the rate at the emulator, its error vs ``rate`` in %, the client's send rate after its burst."""
+    rates = []
+    for number in numbers:
+        times = sorted(report["sent"].get(number, []))
+        rates.append((len(times) - 1) / (times[-1] - times[0]))
+    errors = [(r - rate) / rate * 100 for r in rates]
+    burst = int(max(1.0, rate))  # RateLimit's default burst: one second's worth
+    arrivals = []
+    for number in numbers:
+        times = sorted(report["created"].get(number, []))[burst:]
+        arrivals.append((len(times) - 1) / (times[-1] - times[0]))
+    return rates, errors, arrivals
+
+
 def paced(senders: int, rate: float, seconds: float, write: bool) -> dict[str, Any]:
     per_sender = int(rate * seconds)
     numbers = [f"+1555100{s:04d}" for s in range(senders)]
@@ -165,22 +191,8 @@ def paced(senders: int, rate: float, seconds: float, write: bool) -> dict[str, A
             wall = time.perf_counter() - wall0
             cpu, emu_cpu = time.process_time() - cpu0, command("cpu")["cpu"] - emu0
 
-        deadline = time.monotonic() + 60
-        while True:  # wait until the emulated carrier sent everything it accepted
-            report = command("report")
-            if sum(len(v) for v in report["sent"].values()) >= total or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
-    rates = []
-    for number in numbers:
-        times = sorted(report["sent"].get(number, []))
-        rates.append((len(times) - 1) / (times[-1] - times[0]))
-    errors = [(r - rate) / rate * 100 for r in rates]
-    burst = int(max(1.0, rate))  # RateLimit's default burst: one second's worth
-    arrivals = []
-    for number in numbers:
-        times = sorted(report["created"].get(number, []))[burst:]
-        arrivals.append((len(times) - 1) / (times[-1] - times[0]))
+        report = _wait_sent(command, total)
+    rates, errors, arrivals = _sender_rates(report, numbers, rate)
     duplicates = sum(c - 1 for c in report["to"].values() if c > 1)
     body = (
         f"## Bulk: paced sending\n\n"
@@ -229,26 +241,13 @@ def paced(senders: int, rate: float, seconds: float, write: bool) -> dict[str, A
 # ------------------------------------------------------------------ (c) crash
 
 
-_SENDER = """
-import json, sys
-from swsync import Outbound, RateLimit, RelayClient
-project, token, url, journal, keys, rate = sys.argv[1:7]
-rows = (Outbound("+1666%07d" % i, "+15551234567", "crash test", key="k%d" % i) for i in range(int(keys)))
-limit = RateLimit(float(rate), burst=1)
-with RelayClient(project, token, url, rate_limit=limit) as client:
-    for r in client.send_many(rows, journal=journal, window=32):
-        print(json.dumps([r.key, r.outcome, r.replayed]), flush=True)
-"""
-
-
 def crash(keys: int, kills: int, seed: int, rate: float, write: bool) -> dict[str, Any]:
     rng = random.Random(seed)
     with tempfile.TemporaryDirectory() as tmp, emulator(state_delay=0.002) as (emu, command):
         journal = os.path.join(tmp, "sends.db")
         argv = [
             sys.executable,
-            "-c",
-            _SENDER,
+            str(workloads.DIR / "crash_sender.py"),
             emu["project"],
             emu["token"],
             emu["relay_url"],
@@ -269,9 +268,9 @@ def crash(keys: int, kills: int, seed: int, rate: float, write: bool) -> dict[st
     sent, delivered = Counter(report["to"]), Counter(report["delivered"])
     duplicates = sum(c - 1 for c in sent.values() if c > 1)
     unknown = [k for k, o in results.items() if o == "unknown"]
-    bad = [k for k, o in results.items() if o != "unknown" and delivered["+1666%07d" % int(k[1:])] != 1]
+    bad = [k for k, o in results.items() if o != "unknown" and delivered[f"+1666{int(k[1:]):07d}"] != 1]
     missing = keys - len(results)
-    unknown_sent = sum(1 for k in unknown if sent["+1666%07d" % int(k[1:])])
+    unknown_sent = sum(1 for k in unknown if sent[f"+1666{int(k[1:]):07d}"])
     rows = [
         ["keys", keys],
         ["SIGKILLs (each followed by a rerun)", kills],
@@ -279,7 +278,7 @@ def crash(keys: int, kills: int, seed: int, rate: float, write: bool) -> dict[st
         ["duplicates at the emulator", duplicates],
         [
             "keys reported delivered or accepted, and delivered once at the emulator",
-            sum(1 for k, o in results.items() if o != "unknown" and delivered["+1666%07d" % int(k[1:])] == 1),
+            sum(1 for k, o in results.items() if o != "unknown" and delivered[f"+1666{int(k[1:]):07d}"] == 1),
         ],
         ["keys reported unknown by the final run", f"{len(unknown)} ({unknown_sent} of them had reached the emulator)"],
         ["keys neither delivered nor reported unknown", len(bad) + missing],

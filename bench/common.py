@@ -83,6 +83,11 @@ class EmulatorHandle(dict):  # type: ignore[type-arg]
         super().__init__(info)
         self._proc = proc
 
+    @property
+    def pid(self) -> int:
+        """The emulator process's id."""
+        return self._proc.pid
+
     def command(self, line: str) -> dict[str, Any]:
         """Run a control command in the emulator process; return its reply.
 

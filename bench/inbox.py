@@ -20,19 +20,15 @@ import gc
 import os
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
-
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
-from selenium.webdriver.common.by import By
-from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.ui import WebDriverWait
+from typing import TYPE_CHECKING, Any
 
 from bench.common import EmulatorHandle, emulator_process, median, pin, table, write_section
-from swsync import RelayClient
+from bench.workloads.harness import FROM, TO
+from bench.workloads.swsync_relay import Senders, connect
 
-TO, FROM = "+15557654321", "+15551234567"
+if TYPE_CHECKING:
+    from selenium.webdriver.remote.webdriver import WebDriver
+
 FLAGS = (
     "--headless=new",
     "--no-sandbox",
@@ -91,6 +87,9 @@ def tree_cpu(root: int) -> float:
 
 
 def browser() -> WebDriver:
+    from selenium import webdriver  # the dev extra, imported where used
+    from selenium.webdriver.chrome.service import Service
+
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
     for flag in FLAGS:
@@ -106,41 +105,42 @@ def send_wait(
 
     Returns (messages/s, emulator CPU µs per message, browser CPU µs per message).
     """
-    pid = emu._proc.pid  # the benchmark's own child process
-    with RelayClient(project=emu["project"], token=emu["token"], host=emu["relay_url"]) as client:
+    pid = emu.pid  # the benchmark's own child process
+    with connect(emu) as client:
         client.send_message(to_number=TO, from_number=FROM, body="warm-up").wait(10)
-        per = n // threads
-
-        def work(_: int) -> None:
-            for _ in range(per):
-                client.send_message(to_number=TO, from_number=FROM, body="inbox benchmark").wait(60)
-
+        senders = Senders(client, n // threads, threads, 60.0, body="inbox benchmark")
         gc.collect()
         b0 = tree_cpu(browser_pid) if browser_pid else 0.0
         wall0, cpu0 = time.perf_counter(), cpu_seconds(pid)
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(work, range(threads)))
+        senders.run()
         wall, cpu = time.perf_counter() - wall0, cpu_seconds(pid) - cpu0
         b = tree_cpu(browser_pid) - b0 if browser_pid else 0.0
-    done = per * threads
+    if senders.lost:
+        raise TimeoutError(f"{senders.lost} messages not delivered within 60 s")
+    done = senders.total
     return done / wall, cpu / done * 1e6, b / done * 1e6
 
 
 def open_page(driver: WebDriver, emu: EmulatorHandle) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
     driver.get(emu["rest_url"] + "/_emulator/")
     WebDriverWait(driver, 30).until(lambda d: d.find_element(By.ID, "live").text.startswith("Live"))
 
 
 def latency(driver: WebDriver, emu: EmulatorHandle, samples: int = 20) -> list[float]:
     """Seconds from a send's acceptance until its row is on the open page (newest first)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
     found = []
-    with RelayClient(project=emu["project"], token=emu["token"], host=emu["relay_url"]) as client:
+    with connect(emu) as client:
         for i in range(samples):
             body = f"latency probe {i}"
             client.send_message(to_number=TO, from_number=FROM, body=body)
             t0 = time.perf_counter()
             WebDriverWait(driver, 30, poll_frequency=0.005).until(
-                lambda d: (
+                lambda d, body=body: (
                     body
                     in d.execute_script(
                         "const r = document.querySelector('#messages .vrow'); return r ? r.textContent : ''"
@@ -171,6 +171,9 @@ Run = tuple[float, float, float]  # msgs/s, emulator CPU µs/msg, browser CPU µ
 
 def open_run(driver: WebDriver, emu: EmulatorHandle, n: int) -> tuple[Run, dict[str, Any]]:
     """One run with the inbox open; returns it and the page's figures afterwards."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
     emu.command("reset")
     open_page(driver, emu)
     driver.execute_script(LONG_TASKS)
@@ -217,7 +220,7 @@ def report(n: int, repeat: int, r: dict[str, Any]) -> str:
     c_rate, c_cpu = median([x[0] for x in closed]), median([x[1] for x in closed])
     o_rate, o_cpu = median([x[0] for x in r["open"]]), median([x[1] for x in r["open"]])
     o_browser = median([x[2] for x in r["open"]])
-    ratio = median([o[0] / ((a[0] + b[0]) / 2) for o, (a, b) in zip(r["open"], r["closed"])])
+    ratio = median([o[0] / ((a[0] + b[0]) / 2) for o, (a, b) in zip(r["open"], r["closed"], strict=False)])
     noise = median([abs(b[0] / a[0] - 1) for a, b in r["closed"]])
     page, lat = r["page"], sorted(r["latency"])
     rows = [
@@ -231,7 +234,7 @@ def report(n: int, repeat: int, r: dict[str, Any]) -> str:
             f"{o_browser:,.0f}",
         ],
     ]
-    runs = "; ".join(f"{a[0]:,.0f}/{o[0]:,.0f}/{b[0]:,.0f}" for o, (a, b) in zip(r["open"], r["closed"]))
+    runs = "; ".join(f"{a[0]:,.0f}/{o[0]:,.0f}/{b[0]:,.0f}" for o, (a, b) in zip(r["open"], r["closed"], strict=False))
     return "\n".join(
         [
             "## Inbox: the page open while the emulator works",

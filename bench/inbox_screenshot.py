@@ -16,11 +16,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
-from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
-
 from swsync import RelayClient, RestClient
 from swsync.emulator import FAILED_NUMBER, Emulator
 
@@ -82,6 +77,11 @@ def play(emu: Emulator, base: str) -> str:
 
 
 def shoot(path: Path) -> None:
+    from selenium import webdriver  # the dev extra, imported where used
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     thread = threading.Thread(target=server.serve_forever, name="bench-receiver", daemon=True)
     thread.start()

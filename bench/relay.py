@@ -18,105 +18,43 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
-import threading
 import time
 import tracemalloc
 import uuid
-from concurrent.futures import ThreadPoolExecutor
-
-import websocket
 
 from bench.common import emulator_process, median, percentile, pin, table, write_section
-from swsync import RelayClient
-from swsync.relay.dispatcher import Dispatcher
-from swsync.relay.message import MessageTracker
-
-TO, FROM = "+15557654321", "+15551234567"
+from bench.workloads import bare_relay, swsync_relay
+from bench.workloads.harness import FROM, TO, Meter
 
 
 def swsync_send_wait(emu: dict[str, str], n: int, threads: int) -> tuple[float, float, int]:
     """Return (messages/s, client CPU µs/message, lost) for send+wait from ``threads``."""
-    with RelayClient(project=emu["project"], token=emu["token"], host=emu["relay_url"]) as client:
+    with swsync_relay.connect(emu) as client:
         client.send_message(to_number=TO, from_number=FROM, body="warm-up").wait(10)
-        per = n // threads
-        lost = 0
-        lock = threading.Lock()
-
-        def work(_: int) -> None:
-            nonlocal lost
-            for _ in range(per):
-                msg = client.send_message(to_number=TO, from_number=FROM, body="benchmark")
-                try:
-                    msg.wait(30)
-                except TimeoutError:
-                    with lock:
-                        lost += 1
-
+        senders = swsync_relay.Senders(client, n // threads, threads, 30.0)
         gc.collect()
-        wall0, cpu0 = time.perf_counter(), time.process_time()
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(work, range(threads)))
-        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-    done = per * threads
-    return done / wall, cpu / done * 1e6, lost
+        meter = Meter()
+        senders.run()
+        usage = meter.stop()
+    done = senders.total
+    return done / usage["wall"], usage["cpu"] / done * 1e6, senders.lost
 
 
 def bare_loop(emu: dict[str, str], n: int, window: int = 64) -> tuple[float, float]:
     """The ceiling: one websocket-client thread, pipelined, doing the same frames."""
-    ws = websocket.create_connection(emu["relay_url"], skip_utf8_validation=True)
-    ws.send(
-        json.dumps(
-            {
-                "jsonrpc": "2.0",
-                "id": "c",
-                "method": "signalwire.connect",
-                "params": {
-                    "version": {"major": 2, "minor": 0, "revision": 0},
-                    "agent": "bench",
-                    "event_acks": True,
-                    # State events go only to sessions receiving the message's context ("default" here).
-                    "contexts": ["default"],
-                    "authentication": {"project": emu["project"], "token": emu["token"]},
-                },
-            }
-        )
-    )
-    while json.loads(ws.recv()).get("id") != "c":
-        pass
-    sent = delivered = 0
-    in_flight = 0
+    # State events go only to sessions receiving the message's context ("default" here).
+    ws = bare_relay.connect(emu, ["default"])
     gc.collect()
-    wall0, cpu0 = time.perf_counter(), time.process_time()
-    while delivered < n:
-        while in_flight < window and sent < n:
-            ws.send(
-                json.dumps(
-                    {
-                        "jsonrpc": "2.0",
-                        "id": str(uuid.uuid4()),
-                        "method": "messaging.send",
-                        "params": {"context": "default", "to_number": TO, "from_number": FROM, "body": "benchmark"},
-                    }
-                )
-            )
-            sent += 1
-            in_flight += 1
-        frame = json.loads(ws.recv())
-        if frame.get("method") == "signalwire.event":
-            ws.send(json.dumps({"jsonrpc": "2.0", "id": frame["id"], "result": {}}))
-            inner = frame["params"].get("params", {})
-            if inner.get("message_state") == "delivered":
-                delivered += 1
-                in_flight -= 1
-    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    meter = Meter()
+    bare_relay.pipeline(ws, n, window)
+    usage = meter.stop()
     ws.close()
-    return n / wall, cpu / n * 1e6
+    return n / usage["wall"], usage["cpu"] / n * 1e6
 
 
 def rpc_latency(emu: dict[str, str], n: int) -> tuple[float, float]:
     """p50 and p99 of ``execute('signalwire.ping')`` round trips, in µs."""
-    with RelayClient(project=emu["project"], token=emu["token"], host=emu["relay_url"]) as client:
+    with swsync_relay.connect(emu) as client:
         samples = []
         for _ in range(n):
             t0 = time.perf_counter()
@@ -127,6 +65,9 @@ def rpc_latency(emu: dict[str, str], n: int) -> tuple[float, float]:
 
 def tracked_bytes(count: int = 100_000) -> float:
     """tracemalloc bytes per tracked in-flight message (the reader's registration path)."""
+    from swsync.relay.dispatcher import Dispatcher
+    from swsync.relay.message import MessageTracker
+
     tracker = MessageTracker(Dispatcher(), max_tracked=count * 2)
     fields = {
         "context": "default",

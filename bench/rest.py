@@ -21,22 +21,18 @@ import json
 import sys
 import time
 import timeit
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make "bench" and "swsync" importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import requests
-
 from bench import common
-from swsync.rest import MessageRecord, RestClient
+from bench.workloads.rest_clients import PAGE, BareRest, SwsyncRest
+from swsync.rest import MessageRecord
 
-TO = "+15557654321"  # the numbers common's "seed" command uses
-FROM = "+15551234567"
 TARGET_OVERHEAD = 10.0  # percent, CPU time per request
-PAGE = 1000
 
 
 def measure(fn: Callable[[], int]) -> tuple[float, float, int]:
@@ -46,94 +42,36 @@ def measure(fn: Callable[[], int]) -> tuple[float, float, int]:
     return time.perf_counter() - wall0, time.process_time() - cpu0, count
 
 
-class Bare:
-    """The same calls with a plain requests.Session: what swsync is compared with."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.origin = env["rest_url"]
-        self.base = f"{self.origin}/api/laml/2010-04-01/Accounts/{env['project']}/"
-        self.session = requests.Session()
-        self.session.auth = (env["project"], env["token"])
-        self.session.headers["Accept"] = "application/json"
-
-    def create(self, n: int) -> int:
-        url = self.base + "Messages.json"
-        for i in range(n):
-            r = self.session.post(url, data={"To": TO, "From": FROM, "Body": f"bench {i}"}, timeout=10)
-            r.raise_for_status()
-            r.json()
-        return n
-
-    def fetch(self, sid: str, n: int) -> int:
-        url = f"{self.base}Messages/{sid}.json"
-        for _ in range(n):
-            r = self.session.get(url, timeout=10)
-            r.raise_for_status()
-            r.json()
-        return n
-
-    def pages(self) -> Iterator[list[dict[str, Any]]]:
-        """Yield each page's records, following next_page_uri."""
-        url: str | None = self.base + "Messages.json"
-        params: dict[str, str] | None = {"PageSize": str(PAGE)}
-        while url:
-            r = self.session.get(url, params=params, timeout=10)
-            r.raise_for_status()
-            page = r.json()
-            yield page["messages"]
-            nxt = page["next_page_uri"]
-            url, params = (self.origin + nxt if nxt else None), None
-
-    def stream(self, expected: int) -> int:
-        seen = 0
-        for records in self.pages():
-            for _ in records:  # visit each record, as the swsync loop does
-                seen += 1
-        assert seen >= expected, (seen, expected)
-        return -(-seen // PAGE)
-
-    def list(self, expected: int) -> int:
-        kept: list[dict[str, Any]] = []
-        for records in self.pages():
-            kept.extend(records)
-        assert len(kept) >= expected, (len(kept), expected)
-        return -(-len(kept) // PAGE)
-
-    def close(self) -> None:
-        self.session.close()
+Client = BareRest | SwsyncRest  # the two clients compared (bench.workloads.rest_clients)
 
 
-class Swsync:
-    """swsync's RestClient doing the same calls."""
+def create(client: Client, n: int) -> int:
+    """``n`` creates, one message per request; returns the request count."""
+    for i in range(n):
+        client.create(f"bench {i}")
+    return n
 
-    def __init__(self, env: dict[str, str]) -> None:
-        self.rest = RestClient(env["project"], env["token"], env["rest_url"])
 
-    def create(self, n: int) -> int:
-        for i in range(n):
-            self.rest.messages.create(to=TO, from_=FROM, body=f"bench {i}")
-        return n
+def fetch(client: Client, sid: str, n: int) -> int:
+    """``n`` fetches of the message ``sid``; returns the request count."""
+    get = client.fetcher(sid)
+    for _ in range(n):
+        get()
+    return n
 
-    def fetch(self, sid: str, n: int) -> int:
-        context = self.rest.messages(sid)
-        for _ in range(n):
-            context.fetch()
-        return n
 
-    def stream(self, expected: int) -> int:
-        seen = 0
-        for _ in self.rest.messages.stream(page_size=PAGE):
-            seen += 1
-        assert seen >= expected, (seen, expected)
-        return -(-seen // PAGE)
+def stream(client: Client, expected: int) -> int:
+    """Visit every record; returns the request (page) count."""
+    seen = client.stream()
+    assert seen >= expected, (seen, expected)
+    return -(-seen // PAGE)
 
-    def list(self, expected: int) -> int:
-        kept = self.rest.messages.list(page_size=PAGE)
-        assert len(kept) >= expected, (len(kept), expected)
-        return -(-len(kept) // PAGE)
 
-    def close(self) -> None:
-        self.rest.close()
+def list_all(client: Client, expected: int) -> int:
+    """Every record, kept in one list; returns the request (page) count."""
+    kept = client.list()
+    assert len(kept) >= expected, (len(kept), expected)
+    return -(-len(kept) // PAGE)
 
 
 def run(args: argparse.Namespace) -> tuple[list[list[object]], dict[str, tuple[float, float]], bytes]:
@@ -144,14 +82,14 @@ def run(args: argparse.Namespace) -> tuple[list[list[object]], dict[str, tuple[f
     with common.emulator_process() as env:
         env.command(f"seed {args.records}")
         common.pin(1)
-        bare, sw = Bare(env), Swsync(env)
+        bare, sw = BareRest(env), SwsyncRest(env)
         sid = sw.rest.messages.list(limit=1)[0].sid
         body = bare.session.get(bare.base + "Messages.json", params={"PageSize": str(PAGE)}, timeout=10).content
         operations: list[tuple[str, Callable[[Any], int]]] = [
-            ("stream", lambda c: c.stream(args.records)),
-            ("list", lambda c: c.list(args.records)),
-            ("fetch", lambda c: c.fetch(sid, args.fetches)),
-            ("create", lambda c: c.create(args.creates)),
+            ("stream", lambda c: stream(c, args.records)),
+            ("list", lambda c: list_all(c, args.records)),
+            ("fetch", lambda c: fetch(c, sid, args.fetches)),
+            ("create", lambda c: create(c, args.creates)),
         ]
         for name, op in operations:
             op(bare), op(sw)  # warm up connections, caches and the server
@@ -159,7 +97,7 @@ def run(args: argparse.Namespace) -> tuple[list[list[object]], dict[str, tuple[f
             for rep in range(args.reps):
                 order = [("bare", bare), ("swsync", sw)]
                 for label, client in order if rep % 2 == 0 else order[::-1]:
-                    results[label].append(measure(lambda: op(client)))
+                    results[label].append(measure(lambda op=op, client=client: op(client)))
             per = {
                 label: (
                     common.median([w / n for w, _, n in res]) * 1e6,

@@ -33,30 +33,13 @@ import time
 import uuid
 from typing import Any
 
+from bench import workloads
 from bench.common import median, table, write_section
 from tests.celeryd import WorkerPool, worker_env
 from tests.redisd import RedisServer
 
 FROM = "+15557770000"
 TICK = os.sysconf("SC_CLK_TCK")
-
-_SEND_MANY = """
-import json, resource, sys, time
-from swsync import RelayClient
-from swsync.bulk import Outbound
-url, project, token, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-with RelayClient(project, token, url) as client:
-    outs = (Outbound(to_number="+15551230000", from_number="+15557770000", body=f"m{i}", key=f"k{i}")
-            for i in range(n))
-    r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
-    batch = client.send_many(outs, window=64, wait=False)
-    outcomes = [result.outcome for result in batch]
-    summary = batch.summary
-    t1, r1 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
-cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-assert outcomes.count("accepted") == n, summary
-print(json.dumps({"seconds": t1 - t0, "cpu": cpu, "summary": str(summary)}))
-"""
 
 
 def group_cpu(pgid: int) -> float:
@@ -89,7 +72,7 @@ def wait_count(emu: Any, n: int, timeout: float) -> None:
 
 def send_many_cell(emu: Any, n: int) -> dict[str, float]:
     out = subprocess.run(
-        [sys.executable, "-c", _SEND_MANY, emu.relay_url, emu.project, emu.token, str(n)],
+        [sys.executable, str(workloads.DIR / "send_many.py"), emu.relay_url, emu.project, emu.token, str(n)],
         capture_output=True,
         text=True,
         check=True,
@@ -188,7 +171,7 @@ def overhead_cell(url: str, n: int) -> dict[str, float]:
             backend.reserve("+15557770000", 1.0, None)
         limiter.append((time.perf_counter() - t0) / n * 1e6)
         t0 = time.perf_counter()
-        for i in range(n):
+        for _ in range(n):
             key = f"bench:{uuid.uuid4().hex}"
             records.get(key)  # what swsync.send_message does: read, claim, record the outcome
             records.claim(key, '{"outcome":"claimed"}')
