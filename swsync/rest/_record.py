@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import FrozenInstanceError
+from operator import itemgetter
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, NoReturn, TypeVar, overload
 
@@ -75,10 +76,6 @@ class Field(Generic[T]):
     if TYPE_CHECKING:  # lets type checkers flag an assignment; at run time __setattr__ refuses it
 
         def __set__(self, obj: Record, value: NoReturn) -> NoReturn: ...
-
-
-def _sid(value: str) -> str:
-    return value  # checked by the constructor: always a non-empty string
 
 
 def from_decoded(cls: type[R]) -> Callable[[Any], R]:
@@ -151,7 +148,8 @@ class Record:
                 return record
         return cls(payload)
 
-    sid = Field(_sid, "The resource's SID (always a non-empty string).")
+    # itemgetter: the constructor checked it, so no conversion (and no Python call) is needed.
+    sid: Field[str] = Field(itemgetter("sid"), "The resource's SID (always a non-empty string).", key=None)
     raw: Field[Mapping[str, Any]] = Field(
         MappingProxyType,
         """A read-only view of the whole JSON object, unknown fields included.
