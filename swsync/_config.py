@@ -54,7 +54,7 @@ def _check_hostport(netloc: str, arg: str) -> None:
             "(no credentials, path, query, whitespace or control characters)"
         )
     try:
-        urlsplit("//" + netloc).port
+        _ = urlsplit("//" + netloc).port  # the property raises ValueError on a bad port
     except ValueError:
         raise ConfigurationError(f"{arg} has an invalid port: {netloc!r}") from None
 

@@ -17,7 +17,7 @@ import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, TypeVar, Union, cast, overload
+from typing import Any, Literal, Protocol, TypeVar, cast, overload
 from urllib.parse import parse_qs, quote, urlsplit
 
 from . import _validate
@@ -33,7 +33,7 @@ from .webhooks import (
     signature_from_headers,
 )
 
-Webhook = Union[InboundMessage, StatusCallback]
+Webhook = InboundMessage | StatusCallback
 Accept = Literal["inbound", "status", "any"]
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -24,7 +24,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal, NamedTuple, Union
+from typing import Any, Literal, NamedTuple
 from urllib.parse import parse_qs
 
 __all__ = [
@@ -44,8 +44,8 @@ SHA256_SIGNATURE_HEADER = "X-SignalWire-SHA256-Signature"
 
 #: Form parameters: a mapping (``dict``, Flask's ``request.form``, a ``parse_qs``
 #: result with list values), or ``(name, value)`` pairs (a ``parse_qsl`` result).
-Params = Union[Mapping[str, Any], Iterable[tuple[str, str]]]
-RawBody = Union[bytes, bytearray, memoryview, str]
+Params = Mapping[str, Any] | Iterable[tuple[str, str]]
+RawBody = bytes | bytearray | memoryview | str
 
 # scheme://netloc rest  (netloc = [userinfo@]host[:port]; host may be [IPv6]).
 _URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)(.*)", re.DOTALL)
