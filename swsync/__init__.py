@@ -30,7 +30,7 @@ from .errors import (
 
 if TYPE_CHECKING:
     from .bulk import Outbound
-    from .emulator import Emulator
+    from .emulator import Emulator as Emulator  # re-exported for type checkers, not in __all__ (below)
     from .ratelimit import RateLimit
     from .relay import Message, MessageReceiveEvent, MessageStateEvent, RelayClient, RelayEvent
     from .rest import RestClient
