@@ -1,4 +1,4 @@
-"""Shared fixtures: a fresh emulator per test and a check that no swsync thread leaks."""
+"""Shared fixtures: a fresh emulator per test, clients and servers around it, no leaked swsync thread."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from .helpers import ENV_VARS, PROJECT, TOKEN
+from .helpers import ENV_VARS, PROJECT, TOKEN, Api, Hook, WireClient
 
 
 def _swsync_threads() -> list[threading.Thread]:
@@ -121,3 +121,39 @@ def proxy(slow_emu: Any) -> Iterator[object]:
     p = TcpProxy(slow_emu.port)
     yield p
     p.close()
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Record the REST client's retry delays instead of sleeping; jitter always picks its upper bound."""
+    from swsync.rest import _transport
+
+    delays: list[float] = []
+    monkeypatch.setattr(_transport, "_sleep", delays.append)
+    monkeypatch.setattr(_transport, "_uniform", lambda low, high: high)
+    return delays
+
+
+@pytest.fixture
+def clients() -> Iterator[list[WireClient]]:
+    """The bare RELAY clients a test opens (``helpers.open_client``), closed afterwards."""
+    made: list[WireClient] = []
+    yield made
+    for c in made:
+        c.close()
+
+
+@pytest.fixture
+def api(emu: Any) -> Iterator[Api]:
+    """The ``emu`` fixture's REST API over plain ``requests``."""
+    a = Api(emu)
+    yield a
+    a.close()
+
+
+@pytest.fixture
+def hook() -> Iterator[Hook]:
+    """A running webhook receiver recording every POST (``hook.url``, ``hook.next()``)."""
+    h = Hook()
+    yield h
+    h.close()

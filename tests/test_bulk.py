@@ -253,28 +253,33 @@ with RelayClient(project, token, url) as client:
 """
 
 
+def kill_after(script: str, emu: Emulator, journal: Path, results: int) -> None:
+    """Run a sender ``script`` against ``emu`` with ``journal``; SIGKILL it after it printed ``results`` keys."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, emu.project, emu.token, emu.relay_url, str(journal)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    for _ in range(results):
+        assert proc.stdout.readline()
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    proc.stdout.close()
+
+
 @pytest.mark.timeout(120)
 def test_journal_resumes_after_sigkill(tmp_path: Path) -> None:
     journal = tmp_path / "sends.db"
     with Emulator(state_delay=0.002) as emu:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", KILLED_SENDER, emu.project, emu.token, emu.relay_url, str(journal)],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert proc.stdout is not None
-        for _ in range(50):  # let it get well into the batch, then kill -9
-            assert proc.stdout.readline()
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-        proc.stdout.close()
+        kill_after(KILLED_SENDER, emu, journal, 50)  # well into the batch
         before = journal_rows(journal)
         assert 50 <= len(before) < 400
         with client_for(emu) as client:
             results = {
                 r.key: r
                 for r in client.send_many(
-                    (Outbound("+1555900%04d" % i, FROM, "hi", key=f"k{i}") for i in range(400)),
+                    (Outbound(f"+1555900{i:04d}", FROM, "hi", key=f"k{i}") for i in range(400)),
                     journal=str(journal),
                     window=16,
                 )
@@ -288,7 +293,7 @@ def test_journal_resumes_after_sigkill(tmp_path: Path) -> None:
         if r.outcome == "unknown":  # cut off between the journal and the answer
             assert before[f"k{i}"][0] == "sending"
         else:
-            assert counts["+1555900%04d" % i] == 1
+            assert counts[f"+1555900{i:04d}"] == 1
     replayed = sum(r.replayed for r in results.values())
     assert replayed == sum(o != "not_sent" for o, _ in before.values())
 
@@ -312,24 +317,14 @@ def test_waiting_for_a_turn_is_not_journaled(tmp_path: Path) -> None:
     # ones still waiting for their turn.
     journal = tmp_path / "sends.db"
     with Emulator(state_delay=0.0) as emu:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", PACED_SENDER, emu.project, emu.token, emu.relay_url, str(journal)],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert proc.stdout is not None
-        for _ in range(10):
-            assert proc.stdout.readline()
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-        proc.stdout.close()
+        kill_after(PACED_SENDER, emu, journal, 10)
         rows = journal_rows(journal)
         sending = [k for k, (o, _) in rows.items() if o == "sending"]
         assert len(sending) <= 3, sending
         with client_for(emu) as client:
             results = list(
                 client.send_many(
-                    (Outbound("+1555910%04d" % i, FROM, "hi", key=f"k{i}") for i in range(200)), journal=str(journal)
+                    (Outbound(f"+1555910{i:04d}", FROM, "hi", key=f"k{i}") for i in range(200)), journal=str(journal)
                 )
             )
         counts = sent_to(emu)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import collections
 import itertools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
+import kombu.exceptions
 import pytest
 import redis
 from celery import Celery
@@ -17,21 +18,13 @@ from swsync import RedisUnavailable
 from swsync.emulator import Emulator
 
 from .celeryd import WorkerPool, worker_env
+from .helpers import wait_for
 from .redisd import RedisServer, free_port
 
 pytestmark = pytest.mark.timeout(120)
 
 FROM = "+15557770000"
 _dbs = itertools.cycle(range(1, 16))
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``predicate`` (state in other processes has no event to wait on) until true."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)  # sleep-ok: polling other processes' state, bounded by the deadline
 
 
 class Setup:
@@ -175,9 +168,9 @@ def test_redis_stopped_mid_run_fails_closed_and_sends_nothing_twice(setup: Setup
         records.close()
     bodies = setup.sent_bodies()
     assert max(bodies.values()) == 1, bodies
-    failed = [k for k, r in zip(keys, results) if r.state == "FAILURE"]
+    failed = [k for k, r in zip(keys, results, strict=True) if r.state == "FAILURE"]
     assert failed, "every task finished before Redis stopped"
-    for key, r, value in zip(keys, results, out):
+    for key, r, value in zip(keys, results, out, strict=True):
         if r.state == "FAILURE":
             assert "swsync.errors.RedisUnavailable" in (r.traceback or ""), r.traceback
             assert f"body {key}" not in bodies  # failed closed: never sent
@@ -201,14 +194,14 @@ def test_sigkill_mid_batch_loses_no_key_and_sends_none_twice(setup: Setup) -> No
     bodies = setup.sent_bodies()
     assert max(bodies.values()) == 1, [b for b, n in bodies.items() if n > 1]
     outcomes = collections.Counter()
-    for key, r, value in zip(keys, results, out):
+    for key, r, value in zip(keys, results, out, strict=True):
         assert r.state == "SUCCESS", (key, r.state, value)
         outcomes[value["outcome"]] += 1
         if f"body {key}" in bodies:
             assert value["outcome"] in ("delivered", "accepted", "unknown"), value
         else:  # never reached the emulator: it must not claim to have been sent
             assert value["outcome"] == "unknown", value
-    lost = [k for k, v in zip(keys, out) if f"body {k}" not in bodies and v["outcome"] != "unknown"]
+    lost = [k for k, v in zip(keys, out, strict=True) if f"body {k}" not in bodies and v["outcome"] != "unknown"]
     assert not lost
     print(f"\nSIGKILL mid-batch: {len(bodies)} of 100 sent, 0 twice, 0 lost; outcomes {dict(outcomes)}")
 
@@ -300,7 +293,7 @@ def test_inbound_hand_off_failure_releases_the_claim_and_raises(setup: Setup) ->
     forwarder = swsync.celery.InboundForwarder(
         dead, "tests.handle_inbound", redis_url=setup.broker, task_options={"retry": False}
     )
-    with pytest.raises(Exception):  # the broker is down: not enqueued, so not acknowledged
+    with pytest.raises(kombu.exceptions.OperationalError):  # the broker is down: not enqueued, so not acknowledged
         forwarder(inbound_copy("m-1"))
     assert redis.Redis.from_url(setup.broker).get("swsync:inbound:m-1") is None  # free to retry
     dead.close()
@@ -345,7 +338,7 @@ def test_sigkill_while_sends_wait_for_the_limit_leaves_almost_no_key_in_doubt(se
     bodies = setup.sent_bodies()
     assert max(bodies.values()) == 1
     outcomes = collections.Counter(v["outcome"] for v in out)
-    for key, value in zip(keys, out):
+    for key, value in zip(keys, out, strict=True):
         assert f"body {key}" in bodies or value["outcome"] == "unknown", value
     assert outcomes["unknown"] <= 2, outcomes
     print(

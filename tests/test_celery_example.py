@@ -12,7 +12,7 @@ import redis
 from swsync.emulator import Emulator
 
 from .celeryd import ROOT, Listener, WorkerPool, worker_env
-from .test_celery import wait_for
+from .helpers import wait_for
 
 pytestmark = pytest.mark.timeout(120)
 

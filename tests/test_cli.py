@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import signal
 import socket
 import subprocess
 import sys
-import threading
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -18,7 +16,7 @@ import pytest
 from swsync import cli
 from swsync.emulator import FAILED_NUMBER, NO_DLR_NUMBER, REJECTED_NUMBER, UNDELIVERED_NUMBER
 
-from .helpers import ENV_VARS, run
+from .helpers import Lines, clean_environ, closed_port, emulator_environ, run, stop_process
 
 TO, FROM = "+15551234567", "+15559876543"
 # Each test starts without the host's SIGNALWIRE_* variables; ``env`` (conftest) sets them.
@@ -29,52 +27,11 @@ def json_lines(text: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def subprocess_env(emu: Any, space: str | None = None) -> dict[str, str]:
-    environ = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
-    environ.update(
-        SIGNALWIRE_PROJECT_ID=emu.project,
-        SIGNALWIRE_API_TOKEN=emu.token,
-        SIGNALWIRE_SPACE=space or emu.relay_url,
-        PYTHONUNBUFFERED="1",
-    )
-    return environ
-
-
 def assert_progression(states: list[str]) -> None:
     """queued first, delivered last, each state once and in order (a fast one may be skipped)."""
     order = ["queued", "initiated", "sent", "delivered"]
     assert states[0] == "queued" and states[-1] == "delivered"
     assert states == [s for s in order if s in states]
-
-
-class Lines:
-    """The lines a subprocess writes to a pipe, read by a helper thread, with timeouts."""
-
-    def __init__(self, pipe: Any) -> None:
-        self._queue: queue.SimpleQueue[str] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._pump, args=(pipe,), name="test-pipe", daemon=True)
-        self._thread.start()
-
-    def _pump(self, pipe: Any) -> None:
-        for line in pipe:
-            self._queue.put(line)
-        self._queue.put("")  # EOF
-
-    def next(self, timeout: float = 30) -> str:
-        """The next line ("" at end of file); fails the test after ``timeout`` seconds."""
-        try:
-            return self._queue.get(timeout=timeout)
-        except queue.Empty:
-            pytest.fail(f"no output within {timeout} s")
-
-    def close(self) -> None:
-        self._thread.join(timeout=10)
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # ------------------------------------------------------------------------ send
@@ -306,7 +263,7 @@ def test_timeout_also_bounds_connecting(capsys: pytest.CaptureFixture[str], monk
     with socket.socket() as silent:  # accepts TCP (backlog) but never answers the upgrade
         silent.bind(("127.0.0.1", 0))
         silent.listen(1)
-        space = "ws://127.0.0.1:%d" % silent.getsockname()[1]
+        space = f"ws://127.0.0.1:{silent.getsockname()[1]}"
         code, _, err = run(
             capsys,
             "--project",
@@ -404,7 +361,7 @@ def test_messages_get_redact_delete(env: Any, capsys: pytest.CaptureFixture[str]
 def test_python_m_swsync_send_subprocess(emu: Any) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "swsync", "send", "--to", TO, "--from", FROM, "--body", "cron"],
-        env=subprocess_env(emu),
+        env=emulator_environ(emu),
         capture_output=True,
         text=True,
         timeout=60,
@@ -416,7 +373,7 @@ def test_python_m_swsync_send_subprocess(emu: Any) -> None:
 def test_listen_prints_inbound_json_and_stops_on_sigterm(emu: Any) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "swsync", "listen", "--context", "office", "--context", "home"],
-        env=subprocess_env(emu),
+        env=emulator_environ(emu),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -430,9 +387,7 @@ def test_listen_prints_inbound_json_and_stops_on_sigterm(emu: Any) -> None:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc)
         out.close()
         err.close()
 
@@ -440,7 +395,6 @@ def test_listen_prints_inbound_json_and_stops_on_sigterm(emu: Any) -> None:
 def test_emulator_command_prints_exports_and_serves(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    environ = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -456,7 +410,7 @@ def test_emulator_command_prints_exports_and_serves(
             "--token",
             "tok-1",
         ],
-        env=dict(environ, PYTHONUNBUFFERED="1"),
+        env=clean_environ(PYTHONUNBUFFERED="1"),
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -480,9 +434,7 @@ def test_emulator_command_prints_exports_and_serves(
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=20) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc)
         lines.close()
 
 
@@ -527,7 +479,7 @@ def test_send_exit_code_survives_a_closed_stdout(emu: Any) -> None:
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "swsync", "send", "--to", UNDELIVERED_NUMBER, "--from", FROM, "--body", "x"],
-            env=subprocess_env(emu),
+            env=emulator_environ(emu),
             stdout=write_end,
             stderr=subprocess.PIPE,
             timeout=60,
@@ -540,7 +492,7 @@ def test_send_exit_code_survives_a_closed_stdout(emu: Any) -> None:
 def test_listen_stops_when_its_reader_goes_away(emu: Any) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "swsync", "listen", "--context", "office"],
-        env=subprocess_env(emu),
+        env=emulator_environ(emu),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -553,7 +505,5 @@ def test_listen_stops_when_its_reader_goes_away(emu: Any) -> None:
         emu.inject_inbound(to_number=FROM, from_number=TO, body="into the void", context="office")
         assert proc.wait(timeout=30) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc)
         err.close()

@@ -315,11 +315,8 @@ def test_bad_out_and_journal_paths_are_usage_errors(
     assert "Traceback" not in err and "OperationalError" not in err
 
 
-def test_missing_credentials_name_the_cli_options(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    for name in ("SIGNALWIRE_PROJECT_ID", "SIGNALWIRE_API_TOKEN", "SIGNALWIRE_JWT_TOKEN", "SIGNALWIRE_SPACE"):
-        monkeypatch.delenv(name, raising=False)
+@pytest.mark.usefixtures("clean_signalwire_env")
+def test_missing_credentials_name_the_cli_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     f = write_csv(tmp_path / "in.csv", ["to,body", "+15551230001,hi"])
     assert main(["send-batch", f, "--from", FROM]) == 2
     err = capsys.readouterr().err

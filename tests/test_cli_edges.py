@@ -22,19 +22,11 @@ import pytest
 
 from swsync import cli
 
-from .helpers import ENV_VARS, run
+from .helpers import clean_environ, emulator_environ, run, stop_process
 
 TO, FROM = "+15551234567", "+15559876543"
 # Each test starts without the host's SIGNALWIRE_* variables; ``env`` (conftest) sets them.
 pytestmark = pytest.mark.usefixtures("clean_signalwire_env")
-
-
-def subprocess_env(project: str, token: str, space: str) -> dict[str, str]:
-    environ = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
-    environ.update(
-        SIGNALWIRE_PROJECT_ID=project, SIGNALWIRE_API_TOKEN=token, SIGNALWIRE_SPACE=space, PYTHONUNBUFFERED="1"
-    )
-    return environ
 
 
 def swsync(emu: Any, *argv: str, space: str | None = None, **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
@@ -43,7 +35,7 @@ def swsync(emu: Any, *argv: str, space: str | None = None, **kwargs: Any) -> sub
     kwargs.setdefault("stderr", subprocess.PIPE)
     return subprocess.run(
         [sys.executable, "-m", "swsync", *argv],
-        env=subprocess_env(emu.project, emu.token, space or emu.relay_url),
+        env=emulator_environ(emu, space),
         timeout=60,
         **kwargs,
     )
@@ -367,7 +359,7 @@ def test_messages_delete_exit_code_is_the_outcome_when_stdout_is_unusable(emu: A
 def test_demo_reports_unusable_stdout_in_one_line(stdout: str) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "swsync", "demo", "--state-delay", "0"],
-        env={k: v for k, v in os.environ.items() if k not in ENV_VARS},
+        env=clean_environ(),
         stderr=subprocess.PIPE,
         timeout=60,
         **STDOUTS[stdout](),
@@ -406,7 +398,7 @@ def test_listen_with_stdout_closed_stops_before_receiving_anything(emu: Any) -> 
 def test_listen_with_stdout_full_stops_without_acknowledging_what_it_did_not_print(emu: Any) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "swsync", "listen", "--context", "office"],
-        env=subprocess_env(emu.project, emu.token, emu.relay_url),
+        env=emulator_environ(emu),
         stdout=open("/dev/full", "wb"),
         stderr=subprocess.PIPE,  # noqa: SIM115
     )
@@ -421,9 +413,7 @@ def test_listen_with_stdout_full_stops_without_acknowledging_what_it_did_not_pri
         # None was acknowledged: the service still holds all three for redelivery.
         unacked = emu.unacked_events
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc)
         if proc.stderr is not None:
             proc.stderr.close()
     assert "Traceback" not in err

@@ -4,7 +4,6 @@ subprocess: ``swsync emulator --inbound-webhook-url``, ``manage.py runserver``,
 
 from __future__ import annotations
 
-import os
 import queue
 import subprocess
 import sys
@@ -17,25 +16,12 @@ import pytest
 
 from swsync import RestClient
 
+from .helpers import clean_environ, stop_process
 from .webhook_servers import free_port, wait_for_port
 
 PROJECT = Path(__file__).resolve().parent.parent / "examples" / "django_project"
 OURS = "+15551230001"
 CUSTOMER = "+15557650002"
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=15)
-
-
-def _clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("SIGNALWIRE_")}
 
 
 @pytest.fixture
@@ -59,7 +45,7 @@ def emulator_env(app_port: int) -> Iterator[dict[str, str]]:
             "--inbound-webhook-url",
             f"http://127.0.0.1:{app_port}/signalwire/sms",
         ],
-        env=_clean_env(),
+        env=clean_environ(),
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -79,7 +65,7 @@ def emulator_env(app_port: int) -> Iterator[dict[str, str]]:
             env[name] = value
         yield env
     finally:
-        _stop(proc)
+        stop_process(proc, grace=15, timeout=15)
         reader.join(timeout=15)
 
 
@@ -106,7 +92,7 @@ def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 def test_documented_commands_against_swsync_emulator(
     emulator_env: dict[str, str], app_port: int, tmp_path: Path
 ) -> None:
-    env = {**_clean_env(), **emulator_env, "OPT_OUTS": str(tmp_path / "optouts.db")}
+    env = {**clean_environ(), **emulator_env, "OPT_OUTS": str(tmp_path / "optouts.db")}
     app = f"http://127.0.0.1:{app_port}"
     with open(tmp_path / "runserver.log", "w") as out:
         server = subprocess.Popen(
@@ -152,4 +138,4 @@ def test_documented_commands_against_swsync_emulator(
         assert sorted(replies) == ["Thanks, we got: START", "Thanks, we got: hello"]
         assert "20% off today" not in [m.body for m in records]
     finally:
-        _stop(server)
+        stop_process(server, grace=15, timeout=15)

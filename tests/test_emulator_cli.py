@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import queue
 import signal
 import subprocess
@@ -25,19 +24,16 @@ from swsync.emulator import Emulator
 from swsync.emulator import __main__ as standalone
 from swsync.emulator.control import PREFIX
 
-from .test_cli import ENV_VARS, Lines, closed_port, run
-from .test_emulator_rest import Hook, expected_signature, hook  # noqa: F401 - the hook fixture
+from .helpers import Hook, Lines, clean_environ, closed_port, run, stop_process
+from .webhook_servers import sign_form
 
 TO, FROM = "+15551234567", "+15559876543"
 SHORT = "12345"
-ALL_ENV = (*ENV_VARS, "SIGNALWIRE_SIGNING_KEY")
 EXPORTED = ["SIGNALWIRE_PROJECT_ID", "SIGNALWIRE_API_TOKEN", "SIGNALWIRE_SPACE", "SIGNALWIRE_SIGNING_KEY"]
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ALL_ENV:
-        monkeypatch.delenv(name, raising=False)
+# Each test starts without the host's SIGNALWIRE_* variables.
+pytestmark = pytest.mark.usefixtures("clean_signalwire_env")
 
 
 @pytest.fixture
@@ -143,9 +139,7 @@ def stop(proc: subprocess.Popen[str], lines: Lines) -> int:
         proc.send_signal(signal.SIGINT)
         return proc.wait(timeout=20)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc)
         lines.close()
 
 
@@ -153,9 +147,9 @@ def stop(proc: subprocess.Popen[str], lines: Lines) -> int:
 def test_the_shell_workflow_options_inject_and_a_restart(
     hook: Hook,
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    base = {k: v for k, v in os.environ.items() if k not in ALL_ENV}
+    base = clean_environ()
     url = f"{hook.url}/sms"
     proc, lines, first = start(
         ["--state-delay", "0", "--inbound-webhook-url", url, "--signing-key", "PSK_fixed"],
@@ -177,7 +171,7 @@ def test_the_shell_workflow_options_inject_and_a_restart(
             TO,
             "from the shell",
         )
-        assert headers["X-SignalWire-Signature"] == expected_signature("PSK_fixed", url, form)
+        assert headers["X-SignalWire-Signature"] == sign_form("PSK_fixed", url, form)
     finally:
         assert stop(proc, lines) == 0
 

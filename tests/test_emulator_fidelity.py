@@ -2,15 +2,14 @@
 
 Context routing of ``messaging.state``, one consumer per inbound message, short codes,
 and the liberal corners of ``messaging.send`` and the REST API. Raw websocket clients
-(``tests.test_emulator_relay.Client``) pin the wire behaviour where swsync's own
+(``helpers.WireClient``) pin the wire behaviour where swsync's own
 ``RelayClient`` would refuse or hide it; to prove that nothing arrived, a client
-reads up to the reply of a ``signalwire.ping`` (see that module's docstring).
+reads up to the reply of a ``signalwire.ping`` (see its docstring).
 """
 
 from __future__ import annotations
 
 import queue
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,23 +19,13 @@ from swsync import RelayClient
 from swsync.emulator import SERVICE_NUMBER, Emulator
 from swsync.rest import RestClient
 
-from .test_emulator_relay import Client, clients, open_client, state_events, states  # noqa: F401 - the clients fixture
-from .test_emulator_rest import Api, Hook, assert_error, hook  # noqa: F401 - the hook fixture
+from .helpers import FROM, TO, Api, Hook, WireClient, assert_error, open_client, state_events, states
 
-TO = "+15551230001"
-FROM = "+15559870001"
 SHORT = "12345"  # a short code we "own"
 DELIVERED = ["queued", "initiated", "sent", "delivered"]
 
 
-@pytest.fixture
-def api(emu: Emulator) -> Iterator[Api]:
-    a = Api(emu)
-    yield a
-    a.close()
-
-
-def receives(client: Client) -> list[dict[str, Any]]:
+def receives(client: WireClient) -> list[dict[str, Any]]:
     """The ``messaging.receive`` params that arrived before a ping's reply."""
     return [f["params"]["params"] for f in client.barrier() if f["params"]["event_type"] == "messaging.receive"]
 
@@ -45,7 +34,7 @@ def receives(client: Client) -> list[dict[str, Any]]:
 
 
 def test_state_events_go_to_every_session_receiving_a_subscribed_named_context(
-    emu: Emulator, clients: list[Client]
+    emu: Emulator, clients: list[WireClient]
 ) -> None:
     sender, colleague, outsider = (open_client(emu, clients) for _ in range(3))
     sender.connect(emu, contexts=["billing"])
@@ -65,7 +54,7 @@ def test_state_events_go_to_every_session_receiving_a_subscribed_named_context(
 
 
 def test_a_send_on_a_context_the_session_does_not_receive_gets_no_state_events(
-    emu: Emulator, clients: list[Client]
+    emu: Emulator, clients: list[WireClient]
 ) -> None:
     sender = open_client(emu, clients)
     sender.connect(emu, contexts=["office"])
@@ -80,7 +69,9 @@ def test_a_send_on_a_context_the_session_does_not_receive_gets_no_state_events(
     assert states(state_events(sender, 4)) == DELIVERED
 
 
-def test_the_session_protocol_is_the_default_context_and_always_received(emu: Emulator, clients: list[Client]) -> None:
+def test_the_session_protocol_is_the_default_context_and_always_received(
+    emu: Emulator, clients: list[WireClient]
+) -> None:
     sender, other = open_client(emu, clients), open_client(emu, clients)
     sender.connect(emu, contexts=[])
     other.connect(emu, contexts=["office"])
@@ -107,7 +98,7 @@ def test_relay_client_on_a_subscribed_named_context_sees_its_states(emu: Emulato
         assert message.context == "billing"
 
 
-def test_state_events_reach_a_resumable_session_of_the_context(clients: list[Client]) -> None:
+def test_state_events_reach_a_resumable_session_of_the_context(clients: list[WireClient]) -> None:
     with Emulator(state_delay=0, session_ttl=30) as emu:
         away, sender = open_client(emu, clients), open_client(emu, clients)
         away.connect(emu, contexts=["billing"])
@@ -128,7 +119,7 @@ def test_state_events_reach_a_resumable_session_of_the_context(clients: list[Cli
 # -- #10.3: each inbound message goes to exactly one subscribed session -------------------------------------------
 
 
-def test_inbound_messages_are_spread_round_robin_over_the_listeners(emu: Emulator, clients: list[Client]) -> None:
+def test_inbound_messages_are_spread_round_robin_over_the_listeners(emu: Emulator, clients: list[WireClient]) -> None:
     listeners = [open_client(emu, clients) for _ in range(3)]
     for c in listeners:
         c.connect(emu, contexts=["office"])
@@ -171,7 +162,7 @@ def test_two_relay_clients_on_one_context_split_1000_inbound_messages(emu: Emula
     assert sorted(seen[0] + seen[1]) == sorted(sids)  # together all of them, exactly once
 
 
-def test_inbound_state_events_and_inbound_together(emu: Emulator, clients: list[Client]) -> None:
+def test_inbound_state_events_and_inbound_together(emu: Emulator, clients: list[WireClient]) -> None:
     """A sender on a shared context gets every state event of its message but only its share of inbound."""
     a, b = open_client(emu, clients), open_client(emu, clients)
     a.connect(emu, contexts=["office"])
@@ -185,7 +176,7 @@ def test_inbound_state_events_and_inbound_together(emu: Emulator, clients: list[
     assert sorted(len(receives(c)) for c in (a, b)) == [1, 1]
 
 
-def test_inbound_waits_for_a_resumable_session_only_when_none_is_connected(clients: list[Client]) -> None:
+def test_inbound_waits_for_a_resumable_session_only_when_none_is_connected(clients: list[WireClient]) -> None:
     with Emulator(state_delay=0, session_ttl=30) as emu:
         away, here = open_client(emu, clients), open_client(emu, clients)
         away.connect(emu, contexts=["office"])
@@ -206,7 +197,7 @@ def test_inbound_waits_for_a_resumable_session_only_when_none_is_connected(clien
         assert got == [queued]
 
 
-def test_inbound_with_no_listener_is_stored_and_not_sent(emu: Emulator, clients: list[Client]) -> None:
+def test_inbound_with_no_listener_is_stored_and_not_sent(emu: Emulator, clients: list[WireClient]) -> None:
     c = open_client(emu, clients)
     c.connect(emu, contexts=["sales"])
     sid = emu.inject_inbound(FROM, TO, body="nobody listens", context="office")
@@ -257,7 +248,7 @@ def test_short_codes_over_rest_and_in_webhooks(hook: Hook) -> None:
 
 
 @pytest.mark.parametrize("bad", ["12", "123456789", "1234a", "+0123", "+1 555 123 4567", "", "short"])
-def test_garbage_numbers_are_still_refused(emu: Emulator, api: Api, clients: list[Client], bad: str) -> None:
+def test_garbage_numbers_are_still_refused(emu: Emulator, api: Api, clients: list[WireClient], bad: str) -> None:
     assert_error(api.post("/Messages.json", {"To": bad or "x", "From": FROM, "Body": "x"}), 400, 21211)
     assert_error(api.post("/Messages.json", {"To": TO, "From": bad or "x", "Body": "x"}), 400, 21212)
     with pytest.raises(ValueError, match="short code"):

@@ -130,12 +130,11 @@ def test_rest_post_rate_answers_429_with_retry_after() -> None:
     assert listed.status_code == 200
 
 
-def test_cli_options(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.usefixtures("clean_signalwire_env")
+def test_cli_options() -> None:
     from swsync import _emulator_cli
     from swsync.emulator.__main__ import build_parser
 
-    for var in ("SIGNALWIRE_PROJECT_ID", "SIGNALWIRE_API_TOKEN", "SIGNALWIRE_SIGNING_KEY"):
-        monkeypatch.delenv(var, raising=False)
     kwargs, _ = _emulator_cli.emulator_kwargs(build_parser().parse_args(["--mps", "4", "--backlog", "50"]))
     assert (kwargs["mps"], kwargs["backlog"]) == (4.0, 50)
     kwargs, _ = _emulator_cli.emulator_kwargs(build_parser().parse_args([]))

@@ -1,10 +1,10 @@
 """The emulator's RELAY side, driven over real sockets with a bare websocket-client.
 
-The client here is deliberately not swsync's RelayClient: these tests pin the
-server's wire behaviour. To prove that something did *not* arrive, a test sends
-``signalwire.ping`` and reads up to its reply: the emulator handles one socket's
-frames in order and writes everything a frame causes before reading the next, so
-anything that was going to be sent is in front of that reply.
+The client (``helpers.WireClient``) is deliberately not swsync's RelayClient: these
+tests pin the server's wire behaviour. To prove that something did *not* arrive, a
+test sends ``signalwire.ping`` and reads up to its reply: the emulator handles one
+socket's frames in order and writes everything a frame causes before reading the
+next, so anything that was going to be sent is in front of that reply.
 """
 
 from __future__ import annotations
@@ -30,145 +30,12 @@ from swsync.emulator import (
     Emulator,
 )
 
-TO = "+15551230001"
-FROM = "+15559870001"
-
-
-class Client:
-    """A minimal JSON-RPC-over-WebSocket client for poking the emulator."""
-
-    def __init__(self, url: str, **kwargs: Any) -> None:
-        self.ws = websocket.create_connection(url, timeout=5, **kwargs)
-        self.events: list[dict[str, Any]] = []  # server requests seen while waiting
-        self.protocol: str | None = None
-        self.auth_state: str | None = None
-
-    def close(self) -> None:
-        try:
-            self.ws.close(timeout=1)
-        except (OSError, websocket.WebSocketException):
-            pass
-
-    def send(self, method: str, params: dict[str, Any] | None = None, mid: str | None = None) -> str:
-        mid = mid or str(uuid.uuid4())
-        frame: dict[str, Any] = {"jsonrpc": "2.0", "id": mid, "method": method}
-        if params is not None:
-            frame["params"] = params
-        self.ws.send(json.dumps(frame))
-        return mid
-
-    def recv(self) -> dict[str, Any]:
-        frame = json.loads(self.ws.recv())
-        assert isinstance(frame, dict)
-        return frame
-
-    def ack(self, frame: dict[str, Any]) -> None:
-        self.ws.send(json.dumps({"jsonrpc": "2.0", "id": frame["id"], "result": {}}))
-
-    def response(self, mid: str, *, ack: bool = True) -> dict[str, Any]:
-        """Read frames until the response to ``mid``; keep (and ACK) requests seen."""
-        while True:
-            frame = self.recv()
-            if "method" in frame:
-                self.events.append(frame)
-                if frame["method"] == "signalwire.event":
-                    self._note(frame)
-                    if ack:
-                        self.ack(frame)
-                continue
-            if frame.get("id") == mid:
-                return frame
-
-    def call(self, method: str, params: dict[str, Any] | None = None, *, ack: bool = True) -> dict[str, Any]:
-        return self.response(self.send(method, params), ack=ack)
-
-    def _note(self, frame: dict[str, Any]) -> None:
-        if frame["params"]["event_type"] == "signalwire.authorization.state":
-            self.auth_state = frame["params"]["params"]["authorization_state"]
-
-    def connect(self, emu: Emulator, *, ack: bool = True, **params: Any) -> dict[str, Any]:
-        """``signalwire.connect``; a fresh session receives context "office" unless told otherwise."""
-        if "protocol" not in params:
-            params.setdefault("contexts", ["office"])
-        body = {
-            "version": {"major": 2, "minor": 0, "revision": 0},
-            "agent": "test",
-            "event_acks": True,
-            "authentication": {"project": emu.project, "token": emu.token},
-            **params,
-        }
-        reply = self.call("signalwire.connect", body)
-        assert "result" in reply, reply
-        self.protocol = reply["result"]["protocol"]
-        self.next_event("signalwire.authorization.state", ack=ack)
-        return reply["result"]
-
-    def next_event(self, event_type: str | None = None, *, ack: bool = True) -> dict[str, Any]:
-        """Return the next ``signalwire.event`` (from the backlog first)."""
-        while True:
-            if self.events:
-                frame = self.events.pop(0)
-            else:
-                frame = self.recv()
-                if frame.get("method") == "signalwire.event":
-                    self._note(frame)
-                    if ack:
-                        self.ack(frame)
-            if frame.get("method") != "signalwire.event":
-                continue
-            if event_type is None or frame["params"]["event_type"] == event_type:
-                return frame
-
-    def barrier(self, *, ack: bool = True) -> list[dict[str, Any]]:
-        """Ping and return every server request that arrived before the reply."""
-        start = len(self.events)
-        self.call("signalwire.ping", {}, ack=ack)
-        seen = self.events[start:]
-        del self.events[start:]
-        return seen
-
-    def send_message(self, to: str = TO, **extra: Any) -> dict[str, Any]:
-        params = {
-            "context": "office",
-            "to_number": to,
-            "from_number": FROM,
-            "body": "Hello",
-            **extra,
-        }
-        return self.call("messaging.send", params)
-
-
-def states(frames: list[dict[str, Any]]) -> list[str]:
-    return [
-        f["params"]["params"]["message_state"]
-        for f in frames
-        if f.get("method") == "signalwire.event" and f["params"]["event_type"] == "messaging.state"
-    ]
-
-
-def state_events(client: Client, n: int) -> list[dict[str, Any]]:
-    return [client.next_event("messaging.state") for _ in range(n)]
+from .helpers import FROM, TO, WireClient, open_client, state_events, states
 
 
 @pytest.fixture
-def clients() -> Iterator[list[Client]]:
-    made: list[Client] = []
-    yield made
-    for c in made:
-        c.close()
-
-
-@pytest.fixture
-def client(emu: Emulator, clients: list[Client]) -> Client:
-    c = Client(emu.relay_url)
-    clients.append(c)
-    return c
-
-
-def open_client(emu: Emulator, clients: list[Client], **kwargs: Any) -> Client:
-    c = Client(emu.relay_url, **kwargs)
-    clients.append(c)
-    return c
+def client(emu: Emulator, clients: list[WireClient]) -> WireClient:
+    return open_client(emu, clients)
 
 
 @pytest.fixture
@@ -181,7 +48,7 @@ def slow_emu() -> Iterator[Emulator]:
 # -- connect -------------------------------------------------------------------------
 
 
-def test_connect_returns_session_and_authorization_state(emu: Emulator, client: Client) -> None:
+def test_connect_returns_session_and_authorization_state(emu: Emulator, client: WireClient) -> None:
     mid = client.send(
         "signalwire.connect",
         {"authentication": {"project": emu.project, "token": emu.token}, "contexts": ["office"]},
@@ -208,12 +75,12 @@ def test_connect_returns_session_and_authorization_state(emu: Emulator, client: 
     assert emu.stats.connections == 1
 
 
-def test_connect_with_jwt(emu: Emulator, client: Client) -> None:
+def test_connect_with_jwt(emu: Emulator, client: WireClient) -> None:
     reply = client.call("signalwire.connect", {"authentication": {"jwt_token": emu.jwt_token}})
     assert reply["result"]["authorization"]["project_id"] == emu.project
 
 
-def test_each_connect_issues_a_new_authorization_state(emu: Emulator, clients: list[Client]) -> None:
+def test_each_connect_issues_a_new_authorization_state(emu: Emulator, clients: list[WireClient]) -> None:
     a, b = open_client(emu, clients), open_client(emu, clients)
     a.connect(emu)
     b.connect(emu)
@@ -230,7 +97,9 @@ def test_each_connect_issues_a_new_authorization_state(emu: Emulator, clients: l
         {},
     ],
 )
-def test_bad_credentials_are_refused_and_the_socket_closed(emu: Emulator, client: Client, auth: dict[str, str]) -> None:
+def test_bad_credentials_are_refused_and_the_socket_closed(
+    emu: Emulator, client: WireClient, auth: dict[str, str]
+) -> None:
     auth = {k: (emu.project if v == "PROJECT" else v) for k, v in auth.items()}
     reply = client.call("signalwire.connect", {"authentication": auth})
     assert reply["error"]["code"] == -32002
@@ -241,13 +110,13 @@ def test_bad_credentials_are_refused_and_the_socket_closed(emu: Emulator, client
     assert emu.stats.connections == 0
 
 
-def test_missing_authentication_is_invalid_params(client: Client) -> None:
+def test_missing_authentication_is_invalid_params(client: WireClient) -> None:
     reply = client.call("signalwire.connect", {"contexts": ["office"]})
     assert reply["error"]["code"] == -32602
     assert reply["error"]["data"]["signalwire_error_code"] == "INVALID_PARAMS"
 
 
-def test_methods_before_connect_are_refused_but_the_socket_stays(emu: Emulator, client: Client) -> None:
+def test_methods_before_connect_are_refused_but_the_socket_stays(emu: Emulator, client: WireClient) -> None:
     for method in ("messaging.send", "signalwire.receive", "signalwire.ping", "no.such.method"):
         reply = client.call(method, {})
         assert reply["error"]["code"] == -32002, method
@@ -255,7 +124,7 @@ def test_methods_before_connect_are_refused_but_the_socket_stays(emu: Emulator, 
     assert client.connect(emu)["session_restored"] is False
 
 
-def test_second_connect_on_one_socket_is_refused(emu: Emulator, client: Client) -> None:
+def test_second_connect_on_one_socket_is_refused(emu: Emulator, client: WireClient) -> None:
     client.connect(emu)
     reply = client.call("signalwire.connect", {"authentication": {"project": emu.project, "token": emu.token}})
     assert reply["error"]["code"] == -32600
@@ -264,7 +133,7 @@ def test_second_connect_on_one_socket_is_refused(emu: Emulator, client: Client) 
 # -- framing errors ----------------------------------------------------------------------
 
 
-def test_unparseable_json_gets_parse_error_and_connection_survives(emu: Emulator, client: Client) -> None:
+def test_unparseable_json_gets_parse_error_and_connection_survives(emu: Emulator, client: WireClient) -> None:
     client.connect(emu)
     client.ws.send("{not json")
     reply = client.recv()
@@ -278,13 +147,13 @@ def test_unparseable_json_gets_parse_error_and_connection_survives(emu: Emulator
     assert "result" in client.call("signalwire.ping", {})
 
 
-def test_unknown_method(emu: Emulator, client: Client) -> None:
+def test_unknown_method(emu: Emulator, client: WireClient) -> None:
     client.connect(emu)
     reply = client.call("calling.dial", {})
     assert reply["error"]["code"] == -32601
 
 
-def test_binary_frame_closes_with_1003(emu: Emulator, client: Client) -> None:
+def test_binary_frame_closes_with_1003(emu: Emulator, client: WireClient) -> None:
     client.connect(emu)
     client.ws.send_binary(b"\x00\x01")
     opcode, data = client.ws.recv_data(control_frame=True)
@@ -310,7 +179,7 @@ def test_binary_frame_closes_with_1003(emu: Emulator, client: Client) -> None:
         {"context": "office", "to_number": TO, "from_number": FROM, "body": "x", "tags": "otp"},
     ],
 )
-def test_send_with_invalid_params(emu: Emulator, client: Client, params: dict[str, Any]) -> None:
+def test_send_with_invalid_params(emu: Emulator, client: WireClient, params: dict[str, Any]) -> None:
     client.connect(emu)
     reply = client.call("messaging.send", params)
     assert reply["error"]["code"] == -32602
@@ -321,7 +190,7 @@ def test_send_with_invalid_params(emu: Emulator, client: Client, params: dict[st
 # -- messaging.send and its states -------------------------------------------------------------
 
 
-def test_send_response_then_every_state_with_ack_tracking(emu: Emulator, client: Client) -> None:
+def test_send_response_then_every_state_with_ack_tracking(emu: Emulator, client: WireClient) -> None:
     client.connect(emu)
     mid = client.send(
         "messaging.send",
@@ -377,7 +246,7 @@ def test_send_response_then_every_state_with_ack_tracking(emu: Emulator, client:
     assert record["origin"] == "relay" and record["direction"] == "outbound-api"
 
 
-def test_events_are_not_tracked_without_event_acks(emu: Emulator, client: Client) -> None:
+def test_events_are_not_tracked_without_event_acks(emu: Emulator, client: WireClient) -> None:
     client.connect(emu, event_acks=False, ack=False)
     client.send_message()
     assert states(client.events + client.barrier(ack=False)) == [
@@ -389,7 +258,7 @@ def test_events_are_not_tracked_without_event_acks(emu: Emulator, client: Client
     assert emu.unacked_events == 0 and emu.stats.acks_received == 0
 
 
-def test_execute_wrapper(emu: Emulator, client: Client) -> None:
+def test_execute_wrapper(emu: Emulator, client: WireClient) -> None:
     client.connect(emu)
     reply = client.call(
         "signalwire.execute",
@@ -414,7 +283,9 @@ def test_execute_wrapper(emu: Emulator, client: Client) -> None:
         (TO, ["queued", "initiated", "sent", "delivered"], None),
     ],
 )
-def test_special_numbers(emu: Emulator, client: Client, number: str, expected: list[str], reason: str | None) -> None:
+def test_special_numbers(
+    emu: Emulator, client: WireClient, number: str, expected: list[str], reason: str | None
+) -> None:
     client.connect(emu)
     reply = client.send_message(number)
     message_id = reply["result"]["message_id"]
@@ -428,7 +299,7 @@ def test_special_numbers(emu: Emulator, client: Client, number: str, expected: l
     assert record is not None and record["status"] == expected[-1]
 
 
-def test_rejected_number_gets_non_2xx_result_and_no_events(emu: Emulator, client: Client) -> None:
+def test_rejected_number_gets_non_2xx_result_and_no_events(emu: Emulator, client: WireClient) -> None:
     client.connect(emu)
     reply = client.send_message(REJECTED_NUMBER)
     assert reply["result"]["code"] == "422"
@@ -438,7 +309,7 @@ def test_rejected_number_gets_non_2xx_result_and_no_events(emu: Emulator, client
     assert emu.stats.accepted_sends == 0
 
 
-def test_state_before_response_with_zero_delay(emu: Emulator, client: Client) -> None:
+def test_state_before_response_with_zero_delay(emu: Emulator, client: WireClient) -> None:
     client.connect(emu)
     emu.faults.state_before_response = True
     mid = client.send("messaging.send", {"context": "office", "to_number": TO, "from_number": FROM, "body": "b"})
@@ -448,7 +319,7 @@ def test_state_before_response_with_zero_delay(emu: Emulator, client: Client) ->
     assert frames[0]["params"]["params"]["message_id"] == frames[4]["result"]["message_id"]
 
 
-def test_state_before_response_with_delay(slow_emu: Emulator, clients: list[Client]) -> None:
+def test_state_before_response_with_delay(slow_emu: Emulator, clients: list[WireClient]) -> None:
     client = open_client(slow_emu, clients)
     client.connect(slow_emu)
     slow_emu.faults.state_before_response = True
@@ -459,7 +330,7 @@ def test_state_before_response_with_delay(slow_emu: Emulator, clients: list[Clie
     assert states(state_events(client, 3)) == ["initiated", "sent", "delivered"]
 
 
-def test_response_delay_lets_events_overtake_the_response(emu: Emulator, client: Client) -> None:
+def test_response_delay_lets_events_overtake_the_response(emu: Emulator, client: WireClient) -> None:
     client.connect(emu)
     emu.faults.response_delay = 0.2
     mid = client.send("messaging.send", {"context": "office", "to_number": TO, "from_number": FROM, "body": "b"})
@@ -468,7 +339,7 @@ def test_response_delay_lets_events_overtake_the_response(emu: Emulator, client:
     assert frames[4]["id"] == mid
 
 
-def test_duplicate_events(emu: Emulator, client: Client) -> None:
+def test_duplicate_events(emu: Emulator, client: WireClient) -> None:
     client.connect(emu)
     emu.faults.duplicate_events = True
     client.send_message()
@@ -486,7 +357,7 @@ def test_duplicate_events(emu: Emulator, client: Client) -> None:
     assert len({f["id"] for f in seen}) == 8
 
 
-def test_state_delay_spaces_the_states(slow_emu: Emulator, clients: list[Client]) -> None:
+def test_state_delay_spaces_the_states(slow_emu: Emulator, clients: list[WireClient]) -> None:
     client = open_client(slow_emu, clients)
     client.connect(slow_emu)
     reply = client.send_message()
@@ -498,7 +369,7 @@ def test_state_delay_spaces_the_states(slow_emu: Emulator, clients: list[Client]
 # -- contexts and inbound -----------------------------------------------------------------------
 
 
-def test_inbound_goes_only_to_subscribed_contexts(emu: Emulator, clients: list[Client]) -> None:
+def test_inbound_goes_only_to_subscribed_contexts(emu: Emulator, clients: list[WireClient]) -> None:
     office, sales = open_client(emu, clients), open_client(emu, clients)
     office.connect(emu, contexts=["office"])
     sales.connect(emu, contexts=["sales"])
@@ -543,7 +414,7 @@ def test_inbound_goes_only_to_subscribed_contexts(emu: Emulator, clients: list[C
     assert record["direction"] == "inbound" and record["status"] == "received"
 
 
-def test_receive_requires_a_list_of_contexts(emu: Emulator, client: Client) -> None:
+def test_receive_requires_a_list_of_contexts(emu: Emulator, client: WireClient) -> None:
     client.connect(emu)
     assert client.call("signalwire.receive", {"contexts": "office"})["error"]["code"] == -32602
     assert client.call("signalwire.unreceive", {})["error"]["code"] == -32602
@@ -559,7 +430,7 @@ def test_inject_inbound_validates(emu: Emulator) -> None:
 # -- sessions and resume --------------------------------------------------------------------------
 
 
-def test_resume_delivers_missed_and_unacked_events(slow_emu: Emulator, clients: list[Client]) -> None:
+def test_resume_delivers_missed_and_unacked_events(slow_emu: Emulator, clients: list[WireClient]) -> None:
     emu = slow_emu
     first = open_client(emu, clients)
     first.connect(emu, contexts=["office"])
@@ -590,7 +461,7 @@ def test_resume_delivers_missed_and_unacked_events(slow_emu: Emulator, clients: 
     assert emu.unacked_events == 0
 
 
-def test_resume_with_stale_authorization_state_is_refused(emu: Emulator, clients: list[Client]) -> None:
+def test_resume_with_stale_authorization_state_is_refused(emu: Emulator, clients: list[WireClient]) -> None:
     first = open_client(emu, clients)
     first.connect(emu)
     stale = first.auth_state
@@ -619,7 +490,7 @@ def test_resume_with_stale_authorization_state_is_refused(emu: Emulator, clients
     assert reply["result"]["session_restored"] is True
 
 
-def test_resume_of_unknown_protocol_is_auth_required(emu: Emulator, client: Client) -> None:
+def test_resume_of_unknown_protocol_is_auth_required(emu: Emulator, client: WireClient) -> None:
     auth = {"project": emu.project, "token": emu.token}
     reply = client.call("signalwire.connect", {"authentication": auth, "protocol": f"signalwire_{uuid.uuid4()}"})
     assert reply["error"]["code"] == -32002
@@ -627,7 +498,7 @@ def test_resume_of_unknown_protocol_is_auth_required(emu: Emulator, client: Clie
     assert client.call("signalwire.connect", {"authentication": auth})["result"]["session_restored"] is False
 
 
-def test_reject_resume_fault(emu: Emulator, clients: list[Client]) -> None:
+def test_reject_resume_fault(emu: Emulator, clients: list[WireClient]) -> None:
     first = open_client(emu, clients)
     first.connect(emu)
     emu.drop_connections()
@@ -645,7 +516,7 @@ def test_reject_resume_fault(emu: Emulator, clients: list[Client]) -> None:
     assert reply["error"]["code"] == -32003
 
 
-def test_session_expires_after_ttl(clients: list[Client]) -> None:
+def test_session_expires_after_ttl(clients: list[WireClient]) -> None:
     with Emulator(state_delay=0, session_ttl=0.05) as emu:
         first = open_client(emu, clients)
         first.connect(emu)
@@ -664,7 +535,7 @@ def test_session_expires_after_ttl(clients: list[Client]) -> None:
         assert reply["error"]["code"] == -32002
 
 
-def test_resume_while_old_socket_still_open_takes_over(emu: Emulator, clients: list[Client]) -> None:
+def test_resume_while_old_socket_still_open_takes_over(emu: Emulator, clients: list[WireClient]) -> None:
     first = open_client(emu, clients)
     first.connect(emu, contexts=["office"])
     second = open_client(emu, clients)
@@ -679,13 +550,13 @@ def test_resume_while_old_socket_still_open_takes_over(emu: Emulator, clients: l
 # -- liveness and server-initiated traffic ------------------------------------------------------------
 
 
-def test_client_ping(emu: Emulator, client: Client) -> None:
+def test_client_ping(emu: Emulator, client: WireClient) -> None:
     client.connect(emu)
     reply = client.call("signalwire.ping", {"timestamp": 1.5})
     assert isinstance(reply["result"]["timestamp"], float)
 
 
-def test_server_pings(clients: list[Client]) -> None:
+def test_server_pings(clients: list[WireClient]) -> None:
     with Emulator(state_delay=0, ping_interval=0.05) as emu:
         client = open_client(emu, clients)
         client.connect(emu)
@@ -700,7 +571,7 @@ def test_server_pings(clients: list[Client]) -> None:
         assert stats.pings_sent >= 1 and stats.pongs_received >= 1
 
 
-def test_silent_discards_everything(emu: Emulator, client: Client) -> None:
+def test_silent_discards_everything(emu: Emulator, client: WireClient) -> None:
     client.connect(emu)
     emu.faults.silent = True
     client.send("signalwire.ping", {})
@@ -715,7 +586,7 @@ def test_silent_discards_everything(emu: Emulator, client: Client) -> None:
     assert emu.stats.accepted_sends == 0
 
 
-def test_send_raw(emu: Emulator, clients: list[Client]) -> None:
+def test_send_raw(emu: Emulator, clients: list[WireClient]) -> None:
     authed, anonymous = open_client(emu, clients), open_client(emu, clients)
     authed.connect(emu)
     emu.send_raw('{"jsonrpc": "2.0", "method": 42')
@@ -726,7 +597,7 @@ def test_send_raw(emu: Emulator, clients: list[Client]) -> None:
 
 
 @pytest.mark.parametrize("restart", [False, True])
-def test_server_disconnect(emu: Emulator, clients: list[Client], restart: bool) -> None:
+def test_server_disconnect(emu: Emulator, clients: list[WireClient], restart: bool) -> None:
     first = open_client(emu, clients)
     first.connect(emu)
     emu.server_disconnect(restart=restart)
@@ -753,7 +624,7 @@ def test_server_disconnect(emu: Emulator, clients: list[Client], restart: bool) 
         assert reply["result"]["session_restored"] is True
 
 
-def test_server_disconnect_closes_unacked_socket_after_a_second(emu: Emulator, client: Client) -> None:
+def test_server_disconnect_closes_unacked_socket_after_a_second(emu: Emulator, client: WireClient) -> None:
     client.connect(emu)
     emu.server_disconnect()
     assert client.recv()["method"] == "signalwire.disconnect"
@@ -761,7 +632,7 @@ def test_server_disconnect_closes_unacked_socket_after_a_second(emu: Emulator, c
     assert opcode == websocket.ABNF.OPCODE_CLOSE
 
 
-def test_drop_connections_is_abrupt(emu: Emulator, client: Client) -> None:
+def test_drop_connections_is_abrupt(emu: Emulator, client: WireClient) -> None:
     client.connect(emu)
     emu.drop_connections()
     with pytest.raises((websocket.WebSocketConnectionClosedException, OSError)):
@@ -769,7 +640,7 @@ def test_drop_connections_is_abrupt(emu: Emulator, client: Client) -> None:
     emu.wait_until(lambda: emu.clients == 0)
 
 
-def test_drop_every(emu: Emulator, client: Client) -> None:
+def test_drop_every(emu: Emulator, client: WireClient) -> None:
     client.connect(emu)  # frame 1: connect; frame 2: the grant's ACK
     emu.faults.drop_every = 4
     client.call("signalwire.ping", {})  # frame 3
@@ -801,7 +672,7 @@ def test_plain_http_get_on_root_describes_the_emulator(emu: Emulator) -> None:
 # -- TLS, lifecycle, packaging ------------------------------------------------------------------------------
 
 
-def test_tls(tls_files: dict[str, str], clients: list[Client]) -> None:
+def test_tls(tls_files: dict[str, str], clients: list[WireClient]) -> None:
     cafile = tls_files["ca"]
     with Emulator(state_delay=0, certfile=tls_files["cert"], keyfile=tls_files["key"]) as emu:
         assert emu.relay_url.startswith("wss://127.0.0.1:")
@@ -826,7 +697,7 @@ def test_tls(tls_files: dict[str, str], clients: list[Client]) -> None:
         )
         assert r.status_code == 200 and r.json()["status"] == "delivered"
         with pytest.raises(ssl.SSLError):
-            Client(emu.relay_url)  # not trusted without the CA
+            WireClient(emu.relay_url)  # not trusted without the CA
 
 
 def test_lifecycle() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -25,8 +24,8 @@ from swsync.emulator import (
     Emulator,
 )
 
-TO = "+15551230001"
-FROM = "+15559870001"
+from .helpers import FROM, TO, Api, Hook, assert_error, clean_environ, stop_process
+from .webhook_servers import sign_form
 
 MESSAGE_KEYS = {
     "account_sid", "api_version", "sid", "from", "to", "body", "num_segments", "num_media",
@@ -34,48 +33,6 @@ MESSAGE_KEYS = {
     "error_message", "price", "price_unit", "messaging_service_sid", "uri", "subresource_uris",
 }  # fmt: skip
 PAGE_KEYS = {"uri", "first_page_uri", "next_page_uri", "previous_page_uri", "page", "page_size"}
-ERROR_KEYS = {"code", "message", "more_info", "status"}
-
-
-class Api:
-    """Thin helper: the account base URL and an authenticated session."""
-
-    def __init__(self, emu: Emulator, prefix: str = "/api/laml") -> None:
-        self.emu = emu
-        self.base = f"{emu.rest_url}{prefix}/2010-04-01/Accounts/{emu.project}"
-        self.http = requests.Session()
-        self.http.auth = (emu.project, emu.token)
-
-    def close(self) -> None:
-        self.http.close()
-
-    def get(self, path: str, **kw: Any) -> requests.Response:
-        return self.http.get(self.base + path, timeout=10, **kw)
-
-    def post(self, path: str, data: Any = None, **kw: Any) -> requests.Response:
-        return self.http.post(self.base + path, data=data, timeout=10, **kw)
-
-    def delete(self, path: str, **kw: Any) -> requests.Response:
-        return self.http.delete(self.base + path, timeout=10, **kw)
-
-    def follow(self, uri: str) -> requests.Response:
-        assert uri.startswith("/api/laml/")
-        return self.http.get(self.emu.rest_url + uri, timeout=10)
-
-    def create(self, **data: Any) -> dict[str, Any]:
-        data.setdefault("To", TO)
-        data.setdefault("From", FROM)
-        data.setdefault("Body", "Hello")
-        r = self.post("/Messages.json", data)
-        assert r.status_code == 201, r.text
-        return r.json()
-
-
-@pytest.fixture
-def api(emu: Emulator) -> Iterator[Api]:
-    a = Api(emu)
-    yield a
-    a.close()
 
 
 @pytest.fixture
@@ -85,16 +42,6 @@ def slow() -> Iterator[Api]:
         a = Api(emu)
         yield a
         a.close()
-
-
-def assert_error(r: requests.Response, status: int, code: int) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    assert r.headers["Content-Type"].startswith("application/json")
-    body = r.json()
-    assert set(body) == ERROR_KEYS
-    assert body["code"] == code and body["status"] == status
-    assert body["message"] and body["more_info"].startswith("https://")
-    return body
 
 
 # -- create, fetch ---------------------------------------------------------------------------
@@ -517,7 +464,7 @@ def test_command_line_serves_until_sigterm() -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env=clean_environ(PYTHONUNBUFFERED="1"),
     )
     try:
         assert proc.stdout is not None
@@ -544,80 +491,13 @@ def test_command_line_serves_until_sigterm() -> None:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc)
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
 
 
-# -- webhooks: status callbacks and inbound cXML ------------------------------------------------------------------------
-
-
-class Hook:
-    """A tiny webhook receiver: records every POST, answers with a fixed reply."""
-
-    def __init__(self) -> None:
-        import http.server
-        import queue
-        import threading
-
-        self.requests: queue.Queue[tuple[str, dict[str, str], dict[str, str]]] = queue.Queue()
-        self.reply: tuple[int, str, str] = (200, "text/plain", "")
-        hook = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                raw = self.rfile.read(length).decode()
-                form = {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}
-                hook.requests.put((self.path, dict(self.headers), form))
-                status, ctype, body = hook.reply
-                data = body.encode()
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(
-            target=self.server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="test-hook",
-            daemon=True,
-        )
-        self.thread.start()
-
-    def next(self) -> tuple[str, dict[str, str], dict[str, str]]:
-        return self.requests.get(timeout=10)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=10)
-
-
-@pytest.fixture
-def hook() -> Iterator[Hook]:
-    h = Hook()
-    yield h
-    h.close()
-
-
-def expected_signature(key: str, url: str, form: dict[str, str]) -> str:
-    """Scheme B computed here independently of swsync.webhooks."""
-    import base64
-    import hashlib
-    import hmac
-
-    data = url + "".join(k + form[k] for k in sorted(form))
-    return base64.b64encode(hmac.new(key.encode(), data.encode(), hashlib.sha1).digest()).decode()
+# -- webhooks: status callbacks and inbound cXML -----------------------------------------------------------------------
 
 
 STATUS_KEYS = {
@@ -634,7 +514,7 @@ def test_status_callbacks_are_signed_and_in_order(emu: Emulator, api: Api, hook:
         path, headers, form = hook.next()
         assert path == "/status?tenant=acme"
         assert set(form) == STATUS_KEYS
-        signature = expected_signature(emu.signing_key, url, form)
+        signature = sign_form(emu.signing_key, url, form)
         assert headers["X-SignalWire-Signature"] == signature
         assert headers["X-Twilio-Signature"] == signature
         assert headers["Content-Type"].startswith("application/x-www-form-urlencoded")
@@ -693,7 +573,7 @@ def test_inbound_webhook_and_cxml_reply(hook: Hook) -> None:
         sid = emu.inject_inbound(FROM, "+15550001111", body="Hi there", media=["https://e.com/in.gif"])
         path, headers, form = hook.next()
         assert path == "/sms"
-        assert headers["X-SignalWire-Signature"] == expected_signature(emu.signing_key, url, form)
+        assert headers["X-SignalWire-Signature"] == sign_form(emu.signing_key, url, form)
         assert headers["X-Twilio-Signature"] == headers["X-SignalWire-Signature"]
         assert form["MessageSid"] == form["SmsSid"] == sid
         assert (form["From"], form["To"], form["Body"]) == ("+15550001111", FROM, "Hi there")

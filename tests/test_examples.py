@@ -6,7 +6,6 @@ the emulator this test started, as a user would run it.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -17,23 +16,15 @@ import pytest
 
 from swsync.emulator import REJECTED_NUMBER, UNDELIVERED_NUMBER
 
-from .helpers import ENV_VARS
+from .helpers import clean_environ, emulator_environ, stop_process
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-
-
-def example_env(emu: Any, space: str) -> dict[str, str]:
-    environ = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
-    environ.update(
-        SIGNALWIRE_PROJECT_ID=emu.project, SIGNALWIRE_API_TOKEN=emu.token, SIGNALWIRE_SPACE=space, PYTHONUNBUFFERED="1"
-    )
-    return environ
 
 
 def run_example(emu: Any, name: str, *args: str, space: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(EXAMPLES / name), *args],
-        env=example_env(emu, space or emu.relay_url),
+        env=emulator_environ(emu, space),
         capture_output=True,
         text=True,
         timeout=120,
@@ -111,7 +102,7 @@ def test_auto_responder_replies_and_stops_on_sigterm(emu: Any) -> None:
     ours, sender = "+15550001111", "+15557654321"
     proc = subprocess.Popen(
         [sys.executable, str(EXAMPLES / "auto_responder.py")],
-        env=example_env(emu, emu.relay_url),
+        env=emulator_environ(emu),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -134,9 +125,7 @@ def test_auto_responder_replies_and_stops_on_sigterm(emu: Any) -> None:
         log = proc.stderr.read()
         assert "from +15557654321: 'is this thing on?'" in log and "stopped" in log
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc)
 
 
 def _sids_to(emu: Any, number: str) -> list[str]:
@@ -148,7 +137,7 @@ def _sids_to(emu: Any, number: str) -> list[str]:
 
 @pytest.mark.parametrize("name", ["send_and_wait.py", "rest_list_redact.py"])
 def test_examples_report_missing_credentials(name: str) -> None:
-    environ = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    environ = clean_environ()
     proc = subprocess.run(
         [sys.executable, str(EXAMPLES / name)], env=environ, capture_output=True, text=True, timeout=60
     )

@@ -7,9 +7,6 @@ example's own logic use Flask's test client.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import importlib.util
 import json
 import logging
@@ -21,21 +18,18 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import flask  # noqa: E402  (the dev extra installs it: the example's tests never skip)
+import flask  # the dev extra installs it: the example's tests never skip
 import pytest
-import requests  # noqa: E402
+import requests
 
-from swsync import Emulator, RestClient  # noqa: E402
-from swsync.cxml import CONTENT_TYPE  # noqa: E402
-from swsync.errors import ConfigurationError  # noqa: E402
+from swsync import Emulator, RestClient
+from swsync.cxml import CONTENT_TYPE
+from swsync.errors import ConfigurationError
 
-from .webhook_servers import LocalServer  # noqa: E402
+from .webhook_servers import OURS, THEIRS, TIMEOUT, LocalServer, sign_body, sign_form
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "flask_app.py"
 KEY = "PSK_flaskExampleTestKey0123456789abcdef"
-OURS = "+15551234567"  # "our" SignalWire number
-THEIRS = "+15557654321"  # a customer's phone
-TIMEOUT = 10.0
 
 
 def _load_example() -> ModuleType:
@@ -49,15 +43,8 @@ def _load_example() -> ModuleType:
 example = _load_example()
 
 
-def sign(key: str, url: str, params: dict[str, str]) -> str:
-    """Scheme B written out independently of swsync.webhooks (the Twilio-compatible scheme SignalWire documents: URL, then sorted name+value pairs, HMAC-SHA1)."""
-    data = url + "".join(name + params[name] for name in sorted(params))
-    digest = hmac.new(key.encode(), data.encode(), hashlib.sha1).digest()
-    return base64.b64encode(digest).decode()
-
-
 def test_independent_signer_matches_the_reference_vector() -> None:
-    # Keeps `sign` honest, so the checks below that rely on it can fail.
+    # Keeps `sign_form` honest, so the checks below that rely on it can fail.
     params = {
         "CallSid": "CA1234567890ABCDE",
         "Caller": "+14158675309",
@@ -66,7 +53,7 @@ def test_independent_signer_matches_the_reference_vector() -> None:
         "To": "+18005551212",
     }
     url = "https://mycompany.com/myapp.php?foo=1&bar=2"
-    assert sign("12345", url, params) == "RSOYDt4T1cUTdK1PDd93/VVr8B8="
+    assert sign_form("12345", url, params) == "RSOYDt4T1cUTdK1PDd93/VVr8B8="
 
 
 # ---------------------------------------------------------------------------
@@ -191,7 +178,7 @@ def test_emulator_callbacks_and_inbound_reply_through_the_app(http: Any) -> None
             for h in posts:
                 assert h.method == "POST" and h.status == 200
                 assert h.url == callback_url
-                expected = sign(KEY, callback_url, h.form)
+                expected = sign_form(KEY, callback_url, h.form)
                 assert h.signature == h.twilio_signature == expected
 
             # The demo endpoint shows the same log.
@@ -208,7 +195,7 @@ def test_emulator_callbacks_and_inbound_reply_through_the_app(http: Any) -> None
             (hit,) = [h for h in seen_sms.snapshot() if h.path == "/sms"]
             assert hit.status == 200 and hit.content_type == CONTENT_TYPE
             assert hit.form["MessageSid"] == inbound_sid and hit.url == server.url + "/sms"
-            assert hit.signature == sign(KEY, server.url + "/sms", hit.form)
+            assert hit.signature == sign_form(KEY, server.url + "/sms", hit.form)
             assert _reply_bodies(hit.body) == ["Thanks, we got: Is <this> & that open?"]
 
             # The emulator turns the <Message> into an outbound reply to the sender.
@@ -306,7 +293,7 @@ def test_signed_inbound_message_gets_a_cxml_reply(served: Any, http: Any) -> Non
     reply = http.post(
         url,
         data=INBOUND_FORM,
-        headers={"X-SignalWire-Signature": sign(KEY, url, INBOUND_FORM)},
+        headers={"X-SignalWire-Signature": sign_form(KEY, url, INBOUND_FORM)},
         timeout=TIMEOUT,
     )
     assert reply.status_code == 200
@@ -329,7 +316,7 @@ def test_twilio_signature_header_is_accepted(served: Any, http: Any) -> None:
     reply = http.post(
         url,
         data=STATUS_FORM,
-        headers={"X-Twilio-Signature": sign(KEY, url, STATUS_FORM)},
+        headers={"X-Twilio-Signature": sign_form(KEY, url, STATUS_FORM)},
         timeout=TIMEOUT,
     )
     assert reply.status_code == 200
@@ -371,10 +358,10 @@ def test_every_webhook_needs_a_valid_signature(
         "missing": None,
         "empty": "",
         "garbage": "not a signature",
-        "other key": sign("PSK_notOurKey", url, form),
-        "other url": sign(KEY, "https://elsewhere.example.com" + path, form),
-        "tampered form": sign(KEY, url, _tampered(form)),
-        "signed": sign(KEY, url, form),
+        "other key": sign_form("PSK_notOurKey", url, form),
+        "other url": sign_form(KEY, "https://elsewhere.example.com" + path, form),
+        "tampered form": sign_form(KEY, url, _tampered(form)),
+        "signed": sign_form(KEY, url, form),
     }
     signature = signatures[case]
     headers = {} if signature is None else {"X-SignalWire-Signature": signature}
@@ -393,7 +380,7 @@ def test_only_the_webhook_routes_exist(served: Any, http: Any) -> None:
     assert http.get(server.url + "/admin", timeout=TIMEOUT).status_code == 404
     assert http.get(server.url + "/sms", timeout=TIMEOUT).status_code == 405
     assert http.post(server.url + "/status-log", timeout=TIMEOUT).status_code == 405
-    signed = {"X-SignalWire-Signature": sign(KEY, server.url + "/admin", {})}
+    signed = {"X-SignalWire-Signature": sign_form(KEY, server.url + "/admin", {})}
     assert http.get(server.url + "/admin", headers=signed, timeout=TIMEOUT).status_code == 404
     assert statuses.snapshot() == []
 
@@ -417,7 +404,7 @@ def test_stop_gets_no_reply_and_is_recorded(tmp_path: Any) -> None:
 def test_a_retried_webhook_is_answered_once(served: Any, http: Any) -> None:
     app, server, statuses = served
     url = server.url + "/status"
-    headers = {"X-SignalWire-Signature": sign(KEY, url, STATUS_FORM)}
+    headers = {"X-SignalWire-Signature": sign_form(KEY, url, STATUS_FORM)}
     for _ in range(2):
         assert http.post(url, data=STATUS_FORM, headers=headers, timeout=TIMEOUT).status_code == 200
     assert len(statuses.snapshot()) == 1 and len(app.extensions["status_log"].entries()) == 1
@@ -429,7 +416,7 @@ def test_a_retried_webhook_is_answered_once(served: Any, http: Any) -> None:
 
 def _post(client: Any, key: str, url: str, form: dict[str, str], **kw: Any) -> Any:
     path = url.split("://", 1)[1].partition("/")[2]
-    return client.post("/" + path, data=form, headers={"X-SignalWire-Signature": sign(key, url, form)}, **kw)
+    return client.post("/" + path, data=form, headers={"X-SignalWire-Signature": sign_form(key, url, form)}, **kw)
 
 
 def test_key_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -456,7 +443,7 @@ def test_public_url_is_the_url_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     url = public + "/status?tenant=acme&next=%2Fhome"
     local = "http://localhost/status?tenant=acme&next=%2Fhome"
     assert _post(client, KEY, local, STATUS_FORM).status_code == 403
-    headers = {"X-SignalWire-Signature": sign(KEY, url, STATUS_FORM)}
+    headers = {"X-SignalWire-Signature": sign_form(KEY, url, STATUS_FORM)}
     reply = client.post("/status?tenant=acme&next=%2Fhome", data=STATUS_FORM, headers=headers)
     assert reply.status_code == 200
 
@@ -487,7 +474,7 @@ def test_json_status_callback_signed_over_the_raw_body() -> None:
     client = example.create_app(KEY, on_status=statuses).test_client()
     body = json.dumps({"MessageSid": "abc", "MessageStatus": "delivered"}).encode()
     url = "http://localhost/status"
-    good = hmac.new(KEY.encode(), url.encode() + body, hashlib.sha1).hexdigest()
+    good = sign_body(KEY, url, body)
     for signature, expected in [(good, 200), (good[::-1], 403)]:
         reply = client.post(
             "/status",
@@ -505,7 +492,7 @@ def test_signed_but_malformed_webhooks_get_400() -> None:
     assert _post(client, KEY, "http://localhost/sms", {"Body": "hi"}).status_code == 400
     not_object = b"[1, 2]"
     url = "http://localhost/status"
-    signature = hmac.new(KEY.encode(), url.encode() + not_object, hashlib.sha1).hexdigest()
+    signature = sign_body(KEY, url, not_object)
     reply = client.post(
         "/status",
         data=not_object,
@@ -581,7 +568,7 @@ def test_refusals_are_logged_without_the_key_or_the_signature(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     app = example.create_app(KEY)
-    bad = sign("PSK_other", "http://localhost/status", STATUS_FORM)
+    bad = sign_form("PSK_other", "http://localhost/status", STATUS_FORM)
     with caplog.at_level(logging.DEBUG):
         reply = app.test_client().post("/status", data=STATUS_FORM, headers={"X-SignalWire-Signature": bad})
     assert reply.status_code == 403

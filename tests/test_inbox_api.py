@@ -10,6 +10,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -18,34 +19,17 @@ import requests
 from swsync import RelayClient, RestClient
 from swsync.emulator import UNDELIVERED_NUMBER, Emulator
 
-from .test_emulator_rest import Hook as RecordingHook
+from .helpers import Hook
 
 APP = "+15559870000"
 PHONE = "+15551230000"
 
 
-class Hook(RecordingHook):
-    """A webhook receiver in the test (test_emulator_rest's), whose ``next()`` gives the POSTed form."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.url += "/hook"
-
-    def next(self) -> dict[str, str]:  # type: ignore[override]
-        return super().next()[2]
-
-
 @pytest.fixture
 def hook() -> Iterator[Hook]:
-    h = Hook()
+    h = Hook("/hook")
     yield h
     h.close()
-
-
-@pytest.fixture
-def emu() -> Iterator[Emulator]:
-    with Emulator(state_delay=0.0) as emulator:
-        yield emulator
 
 
 def api(emu: Emulator, path: str) -> str:
@@ -137,7 +121,7 @@ def test_get_one_has_timeline_with_times_reason_and_webhooks(hook: Hook) -> None
         emu.wait_idle()
         d = requests.get(api(emu, f"messages/{sid}"), timeout=10).json()
     assert [e["state"] for e in d["timeline"]] == ["queued", "initiated", "sent", "undelivered"]
-    assert all(a["t"] <= b["t"] for a, b in zip(d["timeline"], d["timeline"][1:]))
+    assert all(a["t"] <= b["t"] for a, b in pairwise(d["timeline"]))
     last = d["timeline"][-1]
     assert last["reason"] == "carrier_blocked" and last["error_code"] == "30004"
     assert datetime.fromisoformat(last["at"]).tzinfo is not None
@@ -225,7 +209,7 @@ def test_inbound_reaches_relay_client_and_webhook(hook: Hook) -> None:
             assert r.status_code == 201
             message = got.get(timeout=10)
             assert (message.from_number, message.to_number, message.body) == (PHONE, APP, "hello from the phone")
-            form = hook.next()
+            form = hook.next_form()
             assert form["Body"] == "hello from the phone" and form["MediaUrl0"] == "https://example.com/cat.png"
             assert form["MessageSid"] == r.json()["sid"]
         finally:
@@ -414,7 +398,7 @@ def test_live_updates_encode_exactly_what_the_list_endpoint_returns(emu: Emulato
     emu.inject_inbound(APP, PHONE, "plain")
     static: dict[str, str] = {}
     for record in emu.store.select(None):
-        assert dict(zip(FIELDS, json.loads(encode(record, static)))) == summary(record)
-        assert dict(zip(FIELDS, json.loads(encode(record, static)))) == summary(record)  # from the cache
+        assert dict(zip(FIELDS, json.loads(encode(record, static)), strict=True)) == summary(record)
+        assert dict(zip(FIELDS, json.loads(encode(record, static)), strict=True)) == summary(record)  # from the cache
     assert set(FIELDS) == set(summary(record))
     assert len(static) == 3

@@ -24,7 +24,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from swsync import RelayClient
 from swsync.emulator import FAILED_NUMBER, Emulator
 
-from .test_inbox_api import Hook
+from .helpers import Hook
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -127,7 +127,7 @@ def test_a_relay_message_appears_live_and_its_timeline_reaches_delivered(browser
 
 
 def test_a_reply_typed_in_the_compose_box_reaches_on_message_and_the_webhook(browser: WebDriver) -> None:
-    hook = Hook()
+    hook = Hook("/hook")
     try:
         with Emulator(state_delay=0.0, inbound_webhook_url=hook.url) as emu:
             client = relay_client(emu)
@@ -144,7 +144,7 @@ def test_a_reply_typed_in_the_compose_box_reaches_on_message_and_the_webhook(bro
                 box.send_keys(Keys.CONTROL, Keys.ENTER)
                 inbound = got.get(timeout=WAIT)
                 assert (inbound.from_number, inbound.to_number, inbound.body) == (PHONE, APP, "YES please")
-                form = hook.next()
+                form = hook.next_form()
                 assert (form["From"], form["To"], form["Body"]) == (PHONE, APP, "YES please")
                 wait(browser, lambda d: "Sent as" in d.find_element(By.ID, "compose-status").text)
                 wait(browser, lambda d: any("YES please" in t for t in row_texts(d, "messages")))

@@ -43,7 +43,7 @@ import pytest
 
 from swsync.emulator import REJECTED_NUMBER, UNDELIVERED_NUMBER, Emulator
 
-from .helpers import ENV_VARS
+from .helpers import emulator_environ, stop_process
 
 SDK = "signalwire-sdk==3.7.5"
 TO, FROM = "+15551234567", "+15559876543"
@@ -203,15 +203,12 @@ def test_official_sdk_against_the_emulator(
 ) -> None:
     script = tmp_path / "official_client.py"
     script.write_text(OFFICIAL_SCRIPT, encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS and k != "PYTHONPATH"}
-    env.update(
+    env = emulator_environ(
+        tls_emu,
+        tls_emu.relay_url.removeprefix("wss://"),  # the SDK wants host:port
         PYTHONPATH=str(official_sdk),
-        SIGNALWIRE_PROJECT_ID=tls_emu.project,
-        SIGNALWIRE_API_TOKEN=tls_emu.token,
-        SIGNALWIRE_SPACE=tls_emu.relay_url.removeprefix("wss://"),  # the SDK wants host:port
         SIGNALWIRE_RELAY_CA_FILE=tls_files["ca"],
         SIGNALWIRE_LOG_MODE="stderr",
-        PYTHONUNBUFFERED="1",
     )
     stderr_path = tmp_path / "stderr.txt"
     stderr_file = stderr_path.open("w", encoding="utf-8")
@@ -255,9 +252,7 @@ def test_official_sdk_against_the_emulator(
         assert next_report()["step"] == "inbound"
         assert proc.wait(timeout=60) == 0, stderr_path.read_text(encoding="utf-8")[-3000:]
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc)
         reader.join(timeout=10)
         stderr_file.close()
 

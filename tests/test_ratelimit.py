@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from itertools import pairwise
 
 import pytest
 
@@ -53,7 +54,7 @@ def test_accuracy_over_a_long_run() -> None:
         clock.now += 0.001  # callers arrive far faster than the limit
     span = admitted[-1] - admitted[0]
     assert 9_999 / span == pytest.approx(100, rel=1e-9)
-    gaps = [b2 - a for a, b2 in zip(admitted, admitted[1:])]
+    gaps = [b2 - a for a, b2 in pairwise(admitted)]
     assert min(gaps) == pytest.approx(0.01) and max(gaps) == pytest.approx(0.01)
 
 

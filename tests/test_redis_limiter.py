@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -122,7 +123,7 @@ def test_concurrent_reservations_never_lose_an_update(redis_server: Any) -> None
     ordered = sorted(waits)
     assert len(ordered) == 200
     elapsed = (end - start) / 1e6
-    for a, c in zip(ordered, ordered[1:]):
+    for a, c in pairwise(ordered):
         assert 0.1 - elapsed - SLACK <= c - a <= 0.1 + elapsed + SLACK
     assert r.pttl(f"{b.namespace}:k") > 19_000  # expires once the schedule has passed
     r.close()

@@ -128,7 +128,7 @@ class TestSend:
             {"body": None},
             {"body": ""},
             {"body": "x" * 1601},
-            {"media": ["https://e.com/%d.png" % i for i in range(11)]},
+            {"media": [f"https://e.com/{i}.png" for i in range(11)]},
             {"to_number": "5551234567"},
             {"from_number": "+1 555 123"},
             {"media": "https://e.com/a.png"},

@@ -44,6 +44,8 @@ from swsync.errors import RestConnectionError, RestTimeout
 from swsync.relay.dispatcher import Dispatcher
 from swsync.relay.message import Message, MessageTracker
 
+from .helpers import stop_process
+
 TO = "+15557654321"
 FROM = "+15551234567"
 
@@ -533,9 +535,7 @@ def test_sigterm_drains_queued_callbacks_before_disconnecting(emu: Emulator) -> 
         proc.stdin.flush()
         out, err = proc.communicate(timeout=60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
     assert proc.returncode == 0, err
     lines = out.splitlines()
     assert lines == [
@@ -717,7 +717,7 @@ def test_send_held_across_a_session_restart_gets_its_events(emu: Emulator) -> No
     # signalwire.disconnect(restart=True) discards the session: a send made before the
     # next session exists must use that session's protocol as its context, never a
     # context ("default") that this client does not receive.
-    from tests.proxy import TcpProxy
+    from .proxy import TcpProxy
 
     proxy = TcpProxy(emu.port)
     try:

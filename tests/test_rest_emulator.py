@@ -14,20 +14,14 @@ import pytest
 from swsync.emulator import FAILED_NUMBER, REJECTED_NUMBER, Emulator
 from swsync.errors import RestError
 from swsync.rest import MessageRecord, MessageStatus, Page, RestClient
-from swsync.rest import _transport as transport_mod
 
 TO = "+15557654321"
 FROM = "+15551234567"
 OTHER = "+15557000001"
 
 
-@pytest.fixture(autouse=True)
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Record retry delays instead of sleeping (jitter picks its upper bound)."""
-    delays: list[float] = []
-    monkeypatch.setattr(transport_mod, "_sleep", delays.append)
-    monkeypatch.setattr(transport_mod, "_uniform", lambda low, high: high)
-    return delays
+# Retry delays are recorded (the ``sleeps`` fixture), never slept.
+pytestmark = pytest.mark.usefixtures("sleeps")
 
 
 @pytest.fixture

@@ -37,7 +37,6 @@ from swsync.rest import (
     RestConnectionError,
     RestTimeout,
 )
-from swsync.rest import _transport as transport_mod
 
 from .helpers import PROJECT, TOKEN  # the credentials of the ``rest`` fixture (conftest)
 
@@ -89,13 +88,8 @@ def page_json(records: list[dict[str, Any]], next_uri: str | None, key: str = "m
     }
 
 
-@pytest.fixture(autouse=True)
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Record retry delays instead of sleeping; jitter always picks its upper bound."""
-    delays: list[float] = []
-    monkeypatch.setattr(transport_mod, "_sleep", delays.append)
-    monkeypatch.setattr(transport_mod, "_uniform", lambda low, high: high)
-    return delays
+# Retry delays are recorded (the ``sleeps`` fixture), never slept.
+pytestmark = pytest.mark.usefixtures("sleeps")
 
 
 def form(call: Any) -> list[tuple[str, str]]:
@@ -594,7 +588,7 @@ def test_record_is_immutable_and_a_snapshot() -> None:
 def test_record_equality_hash_pickle_copy() -> None:
     payload = message_json(price=0.005, status="delivered")
     record = MessageRecord.from_payload(payload)
-    record.date_created  # a cached field does not take part in equality or pickling
+    _ = record.date_created  # fills a cached field, which takes no part in equality or pickling
     twin = MessageRecord.from_payload(dict(payload))
     assert record == twin and hash(record) == hash(twin) and len({record, twin}) == 1
     assert record != MessageRecord.from_payload(message_json(price=0.005, status="failed"))
@@ -995,7 +989,7 @@ def test_dot_sids_are_refused(rest: RestClient, bad: str) -> None:
     with pytest.raises(ValueError):
         rest.messages(SID).media(bad)
     with pytest.raises(ValueError):
-        rest.messages(bad).media
+        _ = rest.messages(bad).media
 
 
 def test_infinite_timeout_is_a_configuration_error() -> None:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import hashlib
-import hmac
 import pickle
 import threading
 from collections.abc import Iterator
@@ -24,6 +22,8 @@ from swsync.webhooks import (
     StatusCallback,
     signature_from_headers,
 )
+
+from .webhook_servers import sign_body, sign_form  # written out independently of swsync.webhooks
 
 KEY = "PSK_ExampleSigningKey0123456789"
 URL = "https://hooks.example.com/sms/status?tenant=acme"
@@ -48,17 +48,6 @@ SIG_B = "ktBy1SQhuyhi++2WdZhjwy3gbJU="
 SIG_B_443 = "Tx9YL0se1jek4PYtoB5evHHFb+Q="
 SIG_A = "069307a08f04ad310a38085124fd964385624c22"
 SIG_A_256 = "09e7527eed30f0ed2085ad9ed76e240c5673cc496c1c8c58055cb934995b26ac"
-
-
-# Independent implementations (hmac/hashlib/base64 only, not the module under test).
-def sign_form(key: str, url: str, pairs: list[tuple[str, str]]) -> str:
-    data = url + "".join(k + v for k, v in sorted(pairs, key=lambda kv: kv[0]))
-    digest = hmac.new(key.encode(), data.encode(), hashlib.sha1).digest()
-    return base64.b64encode(digest).decode()
-
-
-def sign_body(key: str, url: str, body: bytes, algo: str = "sha1") -> str:
-    return hmac.new(key.encode(), url.encode() + body, getattr(hashlib, algo)).hexdigest()
 
 
 @pytest.fixture

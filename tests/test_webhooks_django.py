@@ -46,11 +46,16 @@ from swsync.optouts import MemoryOptOutStore  # noqa: E402
 from swsync.runonce import CacheRunOnceStore, MemoryRunOnceStore  # noqa: E402
 from swsync.webhooks import InboundMessage, StatusCallback  # noqa: E402
 
-from .test_webhooks_flask import EMPTY, INBOUND, OURS, STATUS, THEIRS, Seen  # noqa: E402
 from .webhook_servers import (  # noqa: E402
+    EMPTY,
+    INBOUND,
+    OURS,
+    STATUS,
+    THEIRS,
     TIMEOUT,
     LocalServer,
     ReverseProxy,
+    Seen,
     post,
     sign_body,
     sign_form,

@@ -21,52 +21,21 @@ from swsync.runonce import MemoryRunOnceStore, RedisRunOnceStore
 from swsync.webhooks import InboundMessage, StatusCallback
 
 from .webhook_servers import (
+    EMPTY,
+    INBOUND,
+    OURS,
+    STATUS,
+    THEIRS,
     TIMEOUT,
     LocalServer,
     ReverseProxy,
+    Seen,
     post,
     sign_body,
     sign_form,
 )
 
 KEY = "PSK_flaskHelperTestKey0123456789abcdef"
-OURS = "+15551234567"
-THEIRS = "+15557654321"
-EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response />'
-
-INBOUND = {
-    "MessageSid": "SM-in-1",
-    "AccountSid": "AC1",
-    "From": THEIRS,
-    "To": OURS,
-    "Body": "hello",
-    "NumMedia": "0",
-    "SmsStatus": "received",
-}
-STATUS = {"MessageSid": "SM-out-1", "AccountSid": "AC1", "From": OURS, "To": THEIRS, "MessageStatus": "delivered"}
-
-
-class Seen:
-    """What the views were called with, thread-safe; ``wait`` blocks on a count."""
-
-    def __init__(self) -> None:
-        # Guards items; waiters use _cond.
-        self._cond = threading.Condition()
-        self.items: list[Any] = []
-
-    def add(self, item: Any) -> None:
-        with self._cond:
-            self.items.append(item)
-            self._cond.notify_all()
-
-    def wait(self, predicate: Any, timeout: float = TIMEOUT) -> list[Any]:
-        with self._cond:
-            assert self._cond.wait_for(lambda: predicate(self.items), timeout), self.items
-            return list(self.items)
-
-    def snapshot(self) -> list[Any]:
-        with self._cond:
-            return list(self.items)
 
 
 def make_app(seen: Seen, **options: Any) -> Flask:

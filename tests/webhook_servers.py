@@ -1,6 +1,6 @@
 """Real local servers for the webhook-helper tests: a WSGI app in a thread, a
-recorder of finished requests, a small reverse proxy, and signing written out
-independently of swsync.webhooks."""
+recorder of finished requests, a small reverse proxy, sample webhook forms, what
+the views saw (``Seen``), and signing written out independently of swsync.webhooks."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -24,9 +24,50 @@ from werkzeug.serving import make_server as werkzeug_make_server
 TIMEOUT = 10.0
 
 
-def sign_form(key: str, url: str, params: dict[str, str]) -> str:
-    """Form scheme: base64 HMAC-SHA1 of url + name + value, names sorted."""
-    data = url + "".join(name + params[name] for name in sorted(params))
+# Webhook forms as SignalWire posts them, between our number and theirs.
+OURS = "+15551234567"
+THEIRS = "+15557654321"
+EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response />'
+
+INBOUND = {
+    "MessageSid": "SM-in-1",
+    "AccountSid": "AC1",
+    "From": THEIRS,
+    "To": OURS,
+    "Body": "hello",
+    "NumMedia": "0",
+    "SmsStatus": "received",
+}
+STATUS = {"MessageSid": "SM-out-1", "AccountSid": "AC1", "From": OURS, "To": THEIRS, "MessageStatus": "delivered"}
+
+
+class Seen:
+    """What the views were called with, thread-safe; ``wait`` blocks on a count."""
+
+    def __init__(self) -> None:
+        # Guards items; waiters use _cond.
+        self._cond = threading.Condition()
+        self.items: list[Any] = []
+
+    def add(self, item: Any) -> None:
+        with self._cond:
+            self.items.append(item)
+            self._cond.notify_all()
+
+    def wait(self, predicate: Any, timeout: float = TIMEOUT) -> list[Any]:
+        with self._cond:
+            assert self._cond.wait_for(lambda: predicate(self.items), timeout), self.items
+            return list(self.items)
+
+    def snapshot(self) -> list[Any]:
+        with self._cond:
+            return list(self.items)
+
+
+def sign_form(key: str, url: str, params: Mapping[str, str] | Iterable[tuple[str, str]]) -> str:
+    """Form scheme: base64 HMAC-SHA1 of url + name + value, names sorted (pairs keep their order per name)."""
+    pairs = params.items() if isinstance(params, Mapping) else params
+    data = url + "".join(name + value for name, value in sorted(pairs, key=lambda pair: pair[0]))
     return base64.b64encode(hmac.new(key.encode(), data.encode(), hashlib.sha1).digest()).decode()
 
 
