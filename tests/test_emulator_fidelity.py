@@ -348,3 +348,41 @@ def test_message_uri_can_be_fetched(emu: Emulator, api: Api) -> None:
     assert m["uri"].endswith(".json") and m["subresource_uris"]["media"].endswith("/Media.json")
     r = requests.get(emu.rest_url + m["subresource_uris"]["media"], auth=(emu.project, emu.token), timeout=10)
     assert r.status_code == 200 and r.json()["media_list"] == []
+
+
+def test_make_record_puts_every_value_in_its_field() -> None:
+    """The store's one record builder passes the fields by position (it runs per message): none is swapped."""
+    from datetime import datetime, timezone
+
+    from swsync.emulator.store import make_record
+
+    created = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    sent = datetime(2026, 1, 2, 3, 4, 6, tzinfo=timezone.utc)
+    r = make_record(
+        account_sid="AC1",
+        from_="+15550001111",
+        to="+15550002222",
+        body="hi",
+        media=["https://example.com/a.png"],
+        direction="inbound",
+        status="received",
+        origin="inbound",
+        created=created,
+        date_sent=sent,
+        context="ctx",
+        tags=["t1"],
+        error_code="30004",
+        error_message="blocked",
+        status_callback="https://example.com/cb",
+        messaging_service_sid="MG1",
+        send_as_mms=True,
+    )
+    assert (r.account_sid, r.from_, r.to, r.body) == ("AC1", "+15550001111", "+15550002222", "hi")
+    assert (r.direction, r.status, r.origin, r.history) == ("inbound", "received", "inbound", ["received"])
+    assert (r.date_created, r.date_updated, r.date_sent) == (created, created, sent)
+    assert (r.context, r.tags, r.error_code, r.error_message) == ("ctx", ["t1"], "30004", "blocked")
+    assert (r.status_callback, r.messaging_service_sid, r.send_as_mms) == ("https://example.com/cb", "MG1", True)
+    assert (r.num_segments, r.price, r.reason, r.seq) == (1, None, None, 0)
+    [media] = r.media
+    assert (media.parent_sid, media.url, media.content_type) == (r.sid, "https://example.com/a.png", "image/png")
+    assert (media.date_created, media.date_updated) == (created, created)

@@ -235,27 +235,32 @@ def make_record(
     alike. With ``send_as_mms`` it is an MMS even without media: one segment.
     """
     sid = str(uuid.uuid4())
+    # Positional, in field order: this runs once per message sent (a measurable
+    # share of the emulator's per-message CPU with keywords); a test checks each value lands in its field.
     record = MessageRecord(
-        sid=sid,
-        account_sid=account_sid,
-        from_=from_,
-        to=to,
-        body=body,
-        direction=direction,
-        status=status,
-        date_created=created,
-        date_updated=created,
-        date_sent=date_sent,
-        num_segments=1 if send_as_mms else segments_of(body),
-        error_code=error_code,
-        error_message=error_message,
-        messaging_service_sid=messaging_service_sid,
-        context=context,
-        tags=tags,
-        origin=origin,
-        status_callback=status_callback,
-        send_as_mms=send_as_mms,
-        history=[status],
+        sid,
+        account_sid,
+        from_,
+        to,
+        body,
+        direction,
+        status,
+        created,  # date_created
+        created,  # date_updated
+        date_sent,
+        [],  # media, below
+        1 if send_as_mms else segments_of(body),  # num_segments
+        error_code,
+        error_message,
+        None,  # price
+        messaging_service_sid,
+        context,
+        tags,
+        None,  # reason
+        origin,
+        status_callback,
+        send_as_mms,
+        [status],  # history
     )
     if media:
         record.media = [
