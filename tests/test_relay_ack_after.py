@@ -102,11 +102,11 @@ def test_a_copy_redelivered_during_the_hand_off_waits_for_its_outcome(emu: Any) 
         assert started.wait(5)
         emu.drop_connections()
         emu.wait_for_clients(1, timeout=15)  # resumed: the copy is redelivered and held
-        emu.wait_until(lambda: len(client._held_acks.get(mid) or ()) == 1, timeout=10)
+        emu.wait_until(lambda: len(client._inbound._held_acks.get(mid) or ()) == 1, timeout=10)
         client.execute("signalwire.ping", {})  # the server has read everything written before
         assert emu.unacked_events == 1 and calls == [mid]
         release.set()  # the hand-off fails: nothing is ACKed
-        emu.wait_until(lambda: len(calls) == 1 and not client._held_acks)
+        emu.wait_until(lambda: len(calls) == 1 and not client._inbound._held_acks)
         assert emu.unacked_events == 1
         started.clear()
         outcome["fail"] = False

@@ -311,8 +311,8 @@ def test_inbound_dedupe_memory_is_bounded(monkeypatch: pytest.MonkeyPatch) -> No
     client = RelayClient(project="p", token="t", host="ws://127.0.0.1:9")
     for i in range(10):
         client._on_event(client._session, "messaging.receive", {"message_id": f"m{i}"}, {})
-    assert len(client._seen_inbound) == 3
-    assert len(client._inbound_buffer) == 10  # no handler yet: all kept, none deduplicated
+    assert len(client._inbound._seen) == 3
+    assert len(client._inbound._buffer) == 10  # no handler yet: all kept, none deduplicated
 
 
 # ------------------------------------ issue 11, point 13: send while the session is discarded

@@ -8,7 +8,6 @@ import os
 import ssl
 import threading
 import weakref
-from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -16,10 +15,10 @@ from .. import _config, _validate
 from ..errors import ConfigurationError, ConnectionClosedError
 from ..optouts import OptOutStore, as_store, check_not_opted_out
 from ..ratelimit import checked_rate_limit
-from ._claims import Claims
 from .connection import CLOSED, ConnectAborted, Connection
-from .dispatcher import Dispatcher, report_callback_error
-from .events import MessageReceiveEvent, parse_message_fields
+from .dispatcher import Dispatcher
+from .events import parse_message_fields
+from .inbound import MAX_BUFFERED_INBOUND, MAX_SEEN_INBOUND, Inbound, InboundHandler
 from .message import Handler, Message, MessageTracker
 
 if TYPE_CHECKING:
@@ -28,14 +27,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("swsync.relay")
 
-InboundHandler = Callable[[Message], Any]
-
 _SESSION_LOST = "the RELAY session was not resumed after a reconnect; the outcome of messages sent before it is unknown"
 
-MAX_BUFFERED_INBOUND = 1000
-# Inbound message ids remembered to drop redeliveries (a resumed session resends events
-# whose ACK was lost): bounded, oldest forgotten first.
-MAX_SEEN_INBOUND = 10_000
 # SignalWire's public RELAY host: the default when neither host nor SIGNALWIRE_SPACE is
 # given, as in the official SDKs (signalwire-js packages/core/src/utils/constants.ts,
 # DEFAULT_HOST = 'wss://relay.signalwire.com').
@@ -149,9 +142,7 @@ class RelayClient:
             self._ssl_context = ssl.create_default_context(cafile=cafile)
         self._opt_outs = as_store(opt_outs)  # swsync.optouts store honoured by send_message, or None
         self._contexts: list[str] = _validate.str_list(contexts, "contexts")
-        self._inbound_handlers: list[InboundHandler] = []
-        # The on_message(..., ack_after=True) handlers: each inbound event's ACK waits for them.
-        self._ack_after: list[InboundHandler] = []
+        self._inbound = Inbound(max_seen=MAX_SEEN_INBOUND, max_buffered=MAX_BUFFERED_INBOUND)
         self._state_handlers: tuple[Handler, ...] = ()  # replaced whole, never mutated
         self._auto_connect = bool(auto_connect)
         self._disconnected = False  # disconnect() was called and connect() not since
@@ -161,10 +152,9 @@ class RelayClient:
         _clients.add(self)
 
     def _start_over(self) -> None:
-        """The per-process state: fresh locks, no connection, no inbound state (init, fork child)."""
-        # Guards _contexts, _inbound_handlers, _ack_after, _state_handlers (replaced whole),
-        # _inbound_buffer and _held_acks. Never held while calling user code, doing I/O or
-        # waiting; nothing re-enters it.
+        """The per-process state: fresh locks, no connection (init, fork child)."""
+        # Guards _contexts and _state_handlers (replaced whole). Never held while calling
+        # user code, doing I/O or waiting; nothing re-enters it.
         self._lock = threading.Lock()
         # Guards the lifecycle state: _session swaps, _connecting, _disconnected, _stop_error
         # and _stopped changes. Held only for those transitions: never across the handshake,
@@ -176,11 +166,6 @@ class RelayClient:
         # Set while a connect() does its handshake; concurrent connect() calls wait for it.
         self._connecting: threading.Event | None = None
         self._stopped = threading.Event()
-        self._inbound_buffer: deque[Message] = deque()
-        self._seen_inbound = _RecentIds(MAX_SEEN_INBOUND)
-        # message id -> ACKs of redelivered copies, while an ack_after hand-off of it runs;
-        # whoever claims an entry runs (or drops) its ACKs.
-        self._held_acks: Claims[str, list[Callable[[], None]]] = Claims()
 
     def _idle_session(self, *, defer_notify: bool = False) -> _Session:
         """A new tracker and dispatcher, no connection (before the first connect, in a fork child)."""
@@ -210,7 +195,7 @@ class RelayClient:
             on_tick=tracker.expire,
             on_batch_end=tracker.notify_deferred,
             ssl_context=self._ssl_context,
-            hold_ack=self._holds_ack,
+            hold_ack=self._inbound.holds_ack,
             **self._options,
         )
         return parts._replace(connection=conn)
@@ -247,7 +232,7 @@ class RelayClient:
         finally:
             self._connect_ended(session, attempt, stale, opened)
         self._forked_from = None
-        self._hand_over_buffered()  # inbound a stopped dispatcher refused, if any
+        self._inbound.hand_over(session.dispatcher)  # inbound a stopped dispatcher refused, if any
         return self
 
     def _connect_ended(self, session: _Session, attempt: threading.Event, stale: _Session, opened: bool) -> None:
@@ -288,8 +273,7 @@ class RelayClient:
             attempt.wait(DISCONNECT_GRACE)  # bounded: let the aborted connect() give way
         # Holding no lock: a callback that is itself waiting for one can finish.
         session.dispatcher.stop()
-        with self._lock:
-            waiting = len(self._inbound_buffer)
+        waiting = self._inbound.waiting()
         if waiting:
             logger.warning(
                 "%d inbound message(s) not yet handed to an on_message handler; they are kept for the next connect()",
@@ -547,11 +531,8 @@ class RelayClient:
             return functools.partial(self.on_message, ack_after=ack_after)
         if not callable(handler):
             raise TypeError("handler must be callable")
-        with self._lock:
-            self._inbound_handlers.append(handler)
-            if ack_after:
-                self._ack_after.append(handler)
-        self._hand_over_buffered()
+        self._inbound.add_handler(handler, ack_after=ack_after)
+        self._inbound.hand_over(self._session.dispatcher)
         return handler
 
     def on_message_state(self, handler: Handler) -> Handler:
@@ -574,21 +555,6 @@ class RelayClient:
 
     def _foreign_handlers(self) -> tuple[Handler, ...]:
         return self._state_handlers  # read without the lock: the tuple is replaced whole
-
-    def _hand_over_buffered(self) -> None:
-        """Give buffered inbound messages to the handlers through the current dispatcher."""
-        with self._lock:
-            # Under the lock, so that buffered messages keep their order against _on_receive.
-            # A dispatcher that connect() retires meanwhile still runs what it accepted.
-            if not self._inbound_handlers or not self._inbound_buffer:
-                return
-            handlers = list(self._inbound_handlers)
-            dispatcher = self._session.dispatcher
-            while self._inbound_buffer:
-                msg = self._inbound_buffer[0]
-                if not dispatcher.submit(msg.message_id, _run_inbound, handlers, msg):
-                    break  # stopped: kept for the next connect()
-                self._inbound_buffer.popleft()
 
     def receive(self, contexts: Iterable[str]) -> None:
         """Start receiving inbound messages for more ``contexts`` (kept across reconnects)."""
@@ -625,13 +591,10 @@ class RelayClient:
                 self._forked_from = os.getppid()
             s.connection.forget_after_fork()
         s.tracker.reset_after_fork()
+        self._inbound = self._inbound.forked()
         self._start_over()
 
     # ------------------------------------------------- reader-thread callbacks
-
-    def _holds_ack(self, envelope: Mapping[str, Any]) -> bool:
-        # Reader thread: hold the ACK of inbound messages while an ack_after handler exists.
-        return bool(self._ack_after) and envelope.get("event_type") == "messaging.receive"
 
     def _on_event(
         self,
@@ -652,50 +615,9 @@ class RelayClient:
                 return
             session.tracker.apply_state(fields, params, timestamp)
         elif event_type == "messaging.receive":
-            self._on_receive(session, params, timestamp, ack)
-            return
+            self._inbound.receive(session.tracker, session.dispatcher, params, timestamp, ack)
         else:
             logger.debug("ignoring %s event", event_type)
-
-    def _on_receive(
-        self,
-        session: _Session,
-        params: Mapping[str, Any],
-        timestamp: float | None,
-        ack: Callable[[], None] | None,
-    ) -> None:
-        fields = parse_message_fields(params)
-        mid = fields.get("message_id")
-        if not mid or not self._seen_inbound.add(mid):
-            if not mid:
-                logger.warning("dropped a messaging.receive event without message_id")
-            else:  # a resumed session redelivers events whose ACK was lost: handle once
-                logger.debug("ignoring a repeated messaging.receive for message %s", mid)
-            if ack is not None and not self._hold_duplicate_ack(mid, ack):
-                ack()
-            return
-        revent = MessageReceiveEvent("messaging.receive", params, timestamp, mid)
-        msg = session.tracker.new_inbound(revent, fields)
-        with self._lock:
-            handlers = list(self._inbound_handlers)
-            must_succeed = list(self._ack_after)
-            finish = None if ack is None else functools.partial(self._finish_inbound, mid, ack)
-            if finish is not None:
-                self._held_acks.add(mid, [])
-            if handlers and session.dispatcher.submit(mid, _run_inbound, handlers, msg, finish, must_succeed):
-                return
-            self._held_acks.claim(mid)  # not handed off: this event's own ACK is sent below
-            # No handler yet, or this connection's dispatcher was stopped: keep it.
-            if len(self._inbound_buffer) >= MAX_BUFFERED_INBOUND:
-                dropped = self._inbound_buffer.popleft()
-                logger.warning(
-                    "%d inbound messages waiting for a handler; dropped message %s",
-                    MAX_BUFFERED_INBOUND,
-                    dropped.message_id,
-                )
-            self._inbound_buffer.append(msg)
-        if ack is not None:
-            ack()
 
     def _on_lost(self, conn: Connection, tracker: MessageTracker, reason: str) -> None:
         # The connection stopped for good on its own (reconnect disabled or auth refused).
@@ -705,25 +627,6 @@ class RelayClient:
                 return  # an older connection: the client has moved on
             self._stop_error = conn.closed_error
             self._stopped.set()
-
-    def _hold_duplicate_ack(self, mid: str | None, ack: Callable[[], None]) -> bool:
-        # A copy of a message whose hand-off still runs: its ACK waits for that outcome.
-        with self._lock:
-            waiting = self._held_acks.get(mid) if mid else None
-            if waiting is None:
-                return False
-            waiting.append(ack)
-            return True
-
-    def _finish_inbound(self, mid: str, ack: Callable[[], None], ok: bool) -> None:
-        # Dispatch thread, after the handlers of an event whose ACK was held.
-        with self._lock:
-            copies = self._held_acks.claim(mid) or []  # claimed: the copies' ACKs are ours to send
-        if not ok:
-            self._seen_inbound.discard(mid)  # the server may deliver it again: handle it then
-            return
-        for each in (ack, *copies):
-            each()
 
 
 def _connection_options(
@@ -840,54 +743,6 @@ def _authentication(project: str | None, token: str | None, jwt_token: str | Non
     tok = _config.setting(token, _config.ENV_TOKEN, "token")
     assert proj is not None and tok is not None
     return {"project": proj, "token": tok}
-
-
-class _RecentIds:
-    """The last ``limit`` ids seen, oldest forgotten first. Thread-safe."""
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        # Guards _ids; never held while calling out.
-        self._lock = threading.Lock()
-        self._ids: OrderedDict[str, None] = OrderedDict()
-
-    def add(self, item: str) -> bool:
-        """Remember ``item``; return False when it was already remembered."""
-        with self._lock:
-            if item in self._ids:
-                return False
-            self._ids[item] = None
-            if len(self._ids) > self._limit:
-                self._ids.popitem(last=False)
-            return True
-
-    def discard(self, item: str) -> None:
-        """Forget ``item`` (its handling failed: a redelivery must be handled)."""
-        with self._lock:
-            self._ids.pop(item, None)
-
-    def __len__(self) -> int:
-        return len(self._ids)
-
-
-def _run_inbound(
-    handlers: list[InboundHandler],
-    msg: Message,
-    finish: Callable[[bool], None] | None = None,
-    must_succeed: Sequence[InboundHandler] = (),
-) -> None:
-    failed = False
-    for handler in handlers:
-        try:
-            handler(msg)
-        except BaseException as exc:  # SystemExit too: the next handler still runs
-            failed = failed or handler in must_succeed
-            if not getattr(exc, "reported", False):  # the handler logged it already
-                report_callback_error("on_message handler", handler)
-    if finish is not None:
-        if failed:
-            logger.warning("inbound message %s not acknowledged: an ack_after handler raised", msg.message_id)
-        finish(not failed)
 
 
 def _after_fork_in_child() -> None:
