@@ -253,9 +253,13 @@ class Batch:
         for _ in range(2 * window):
             self._tokens.put(None)
         self._results: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        # Held while calling next() on the caller's iterable (generators are not thread-safe).
+        # Guards _source and _exhausted. Held while calling next() on the caller's iterable,
+        # on purpose (generators are not thread-safe): the one lock held across user code;
+        # _lock may be taken inside it, never the other way round.
         self._source_lock = threading.Lock()
-        # Guards _taken, _exhausted, _counts, _sent, _replayed, _failure.
+        # Guards _taken, _counts, _sent, _replayed, _failure and _seen; never held while
+        # calling out. The consumer reads _taken and _failure unlocked once every sender
+        # has put its end marker (the results queue orders those reads after the writes).
         self._lock = threading.Lock()
         self._taken = 0
         self._exhausted = False
