@@ -41,28 +41,6 @@ from swsync import Outbound, RateLimit, RelayClient
 
 FROM = "+15551234567"
 
-# The emulator's own view, for bench.common.emulator_process(commands=...).
-_COMMANDS = """
-from collections import Counter, defaultdict
-
-def extra_command(emu, words):
-    if words[0] == "cpu":
-        return {"cpu": time.process_time()}
-    if words[0] == "report":
-        records = emu.store.select(lambda r: r.direction == "outbound-api")
-        sent, created = defaultdict(list), defaultdict(list)
-        for r in records:
-            created[r.from_].append(r.date_created.timestamp())
-            if r.date_sent is not None:
-                sent[r.from_].append(r.date_sent.timestamp())
-        return {
-            "to": Counter(r.to for r in records),
-            "delivered": Counter(r.to for r in records if r.status == "delivered"),
-            "segments": {r.from_: r.num_segments for r in records},
-            "sent": sent, "created": created, "refused": emu.pacing.refused}
-    raise ValueError("unknown command %r" % words[0])
-"""
-
 
 @contextmanager
 def emulator(pinned: bool = True, **kwargs: Any) -> Iterator[tuple[dict[str, str], Any]]:
@@ -70,7 +48,7 @@ def emulator(pinned: bool = True, **kwargs: Any) -> Iterator[tuple[dict[str, str
 
     Commands: ``reset``, ``cpu`` (its process time) and ``report`` (what it sent, when).
     """
-    with emulator_process(pinned=pinned, commands=_COMMANDS, **kwargs) as emu:
+    with emulator_process(pinned=pinned, commands="bench.bulk_emulator", **kwargs) as emu:
         yield emu, emu.command
 
 

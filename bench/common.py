@@ -18,58 +18,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
 
-_LAUNCH = """
-import dataclasses, json, sys, time
-from swsync.emulator import Emulator
-kw = json.loads(sys.argv[1])
-
-async def _inject(emu, k, context):
-    # k injections in one loop pass: the emulator's per-call thread hop would
-    # otherwise cap injection far below what a client can read.
-    for _ in range(k):
-        await emu._inject("+15551230000", "+15557654321", "benchmark inbound", context, [])
-
-def command(emu, words):
-    if words[0] == "reset":
-        emu.reset()
-        return {}
-    if words[0] == "seed":
-        emu.add_messages(int(words[1]), to="+15557654321", from_="+15551234567",
-                         body="seeded message {i} for the benchmark")
-        return {}
-    if words[0] == "inject":
-        n, context = int(words[1]), words[2]
-        batch = int(words[3]) if len(words) > 3 else 64
-        t0 = time.perf_counter()
-        done = 0
-        while done < n:
-            k = min(batch, n - done)
-            if batch == 1:
-                emu.inject_inbound("+15551230000", "+15557654321", "benchmark inbound", context=context)
-            else:
-                emu._call(_inject, emu, k, context)
-            done += k
-        return {"seconds": time.perf_counter() - t0}
-    if words[0] == "stats":
-        return {"stats": dataclasses.asdict(emu.stats),
-                "unacked": emu.unacked_events}
-    if "extra_command" in globals():  # a benchmark's own commands (emulator_process(commands=))
-        return extra_command(emu, words)
-    raise ValueError("unknown command %r" % words[0])
-
-exec(sys.argv[2])
-
-with Emulator(**kw) as emu:
-    print(json.dumps({"relay_url": emu.relay_url, "rest_url": emu.rest_url,
-                      "project": emu.project, "token": emu.token}), flush=True)
-    for line in sys.stdin:  # serve until the parent closes our stdin
-        try:
-            reply = command(emu, line.split())
-        except Exception as exc:
-            reply = {"error": repr(exc)}
-        print(json.dumps(reply), flush=True)
-"""
-
 
 class EmulatorHandle(dict):  # type: ignore[type-arg]
     """The emulator process's URLs and credentials, plus its control channel.
@@ -123,13 +71,16 @@ def emulator_process(*, pinned: bool = True, commands: str = "", **kwargs: Any) 
 
     ``kwargs`` go to ``Emulator`` (``state_delay`` defaults to 0). The yielded
     mapping also has a ``command()`` control channel (see :class:`EmulatorHandle`).
-    ``pinned=False`` leaves the process on every core. ``commands`` is Python
-    source run in the emulator process that may define
-    ``extra_command(emu, words)`` for commands of a benchmark's own.
+    ``pinned=False`` leaves the process on every core. ``commands`` names a
+    module the emulator process imports whose ``extra_command(emu, words)``
+    serves commands of a benchmark's own (e.g. ``bench.bulk_emulator``).
+    The process runs ``bench.emulator_server``.
     """
     kwargs.setdefault("state_delay", 0.0)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     proc = subprocess.Popen(
-        [sys.executable, "-c", _LAUNCH, json.dumps(kwargs), commands],
+        [sys.executable, "-m", "bench.emulator_server", json.dumps(kwargs), commands],
+        env=env,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
