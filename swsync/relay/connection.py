@@ -25,18 +25,16 @@ from typing import Any
 
 from ..errors import AuthenticationError, ConnectionClosedError, RelayError, WaitTimeout
 from . import wsframes
+
+# The handshake's names stay importable from here, as before handshake.py existed.
 from .handshake import AGENT as AGENT
 from .handshake import AUTH_ERROR_CODES as AUTH_ERROR_CODES
-from .handshake import (
-    AUTH_FAILED_CODES,
-    FIRST_CONNECT_AUTH_CODES,
-    PROTOCOL_VERSION,
-    READ_SIZE,
-    Handshake,
-    Refused,
-    RelaySocket,
-)
+from .handshake import AUTH_FAILED_CODES as AUTH_FAILED_CODES
+from .handshake import FIRST_CONNECT_AUTH_CODES as FIRST_CONNECT_AUTH_CODES
+from .handshake import PROTOCOL_VERSION as PROTOCOL_VERSION
+from .handshake import READ_SIZE as READ_SIZE
 from .handshake import ConnectAborted as ConnectAborted
+from .handshake import Handshake, Refused, RelaySocket
 from .rpc import (
     NOT_JSON,
     PendingCall,
