@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import RelayError
+from ._claims import Claims
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 # Replies echo ids the server chose; ASCII escapes keep even a lone surrogate encodable.
@@ -166,32 +167,33 @@ class PendingCall:
 
 
 class PendingCalls:
-    """The id → call table shared by callers and the reader thread. Thread-safe."""
+    """The id → call table shared by callers and the reader thread. Thread-safe.
+
+    A :class:`Claims` table: whoever removes a call (``pop``, ``take``) is the one
+    party that completes it; a party that removes nothing must leave it alone.
+    """
 
     def __init__(self) -> None:
-        # Guards _calls; never held while sending or completing a future.
+        # Guards _calls; never held while sending or completing a call.
         self._lock = threading.Lock()
-        self._calls: dict[str, PendingCall] = {}
+        self._calls: Claims[str, PendingCall] = Claims()
 
     def add(self, call: PendingCall) -> None:
         """Register ``call`` so its reply can be matched."""
         with self._lock:
-            self._calls[call.call_id] = call
+            self._calls.add(call.call_id, call)
 
     def pop(self, call_id: Any) -> PendingCall | None:
-        """Remove and return the call with ``call_id``, if it is still waiting."""
+        """Claim the call with ``call_id``, if it is still waiting: the caller completes it."""
         if not isinstance(call_id, str):
             return None
         with self._lock:
-            return self._calls.pop(call_id, None)
+            return self._calls.claim(call_id)
 
     def take(self, predicate: Callable[[PendingCall], bool]) -> list[PendingCall]:
-        """Remove and return every call for which ``predicate`` is true."""
+        """Claim every call for which ``predicate`` is true: the caller completes them."""
         with self._lock:
-            taken = [c for c in self._calls.values() if predicate(c)]
-            for c in taken:
-                del self._calls[c.call_id]
-        return taken
+            return self._calls.claim_where(predicate)
 
     def __len__(self) -> int:
         return len(self._calls)
