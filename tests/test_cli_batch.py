@@ -328,8 +328,8 @@ def test_missing_credentials_name_the_cli_options(tmp_path: Path, capsys: pytest
 
 
 def test_rate_spaces_sends_evenly_by_default(env: dict[str, str]) -> None:
-    from swsync._cli_batch import _client
     from swsync.cli import build_parser
+    from swsync.cli.send_batch import _client
 
     args = build_parser().parse_args(["send-batch", "x.csv", "--from", FROM, "--rate", "5"])
     client = _client(args)

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from swsync import cli
+from swsync.cli._shared import relay_client
 
 from .helpers import clean_environ, emulator_environ, run, stop_process
 
@@ -446,5 +447,5 @@ def test_relay_commands_without_a_space_use_signalwires_relay_host(monkeypatch: 
     monkeypatch.setenv("SIGNALWIRE_PROJECT_ID", "p")
     monkeypatch.setenv("SIGNALWIRE_API_TOKEN", "t")
     for argv in (["send", "--to", TO, "--from", FROM, "--body", "x"], ["listen"]):
-        client = cli._relay_client(cli._parse(argv))  # built, never connected
+        client = relay_client(cli.build_parser().parse_args(argv))  # built, never connected
         assert "wss://relay.signalwire.com" in repr(client)

@@ -19,7 +19,8 @@ import pytest
 import requests
 
 from swsync import RelayClient, cli
-from swsync import _emulator_cli as emulator_cli
+from swsync.cli import _emulator_server as emulator_server
+from swsync.cli import emulator as emulator_command
 from swsync.emulator import Emulator
 from swsync.emulator import __main__ as standalone
 from swsync.emulator.control import PREFIX
@@ -80,17 +81,17 @@ def test_both_entry_points_share_one_option_table() -> None:
 def test_credentials_come_from_options_then_a_local_environment() -> None:
     parser = standalone.build_parser()
     env = {"SIGNALWIRE_PROJECT_ID": "p-env", "SIGNALWIRE_API_TOKEN": "t-env", "SIGNALWIRE_SIGNING_KEY": "k-env"}
-    kwargs, note = emulator_cli.emulator_kwargs(parser.parse_args([]), env)
+    kwargs, note = emulator_server.emulator_kwargs(parser.parse_args([]), env)
     assert (kwargs["project"], kwargs["token"], kwargs["signing_key"], note) == ("p-env", "t-env", "k-env", None)
     local = {**env, "SIGNALWIRE_SPACE": "http://127.0.0.1:8765"}
-    kwargs, note = emulator_cli.emulator_kwargs(parser.parse_args(["--token", "t-arg"]), local)
+    kwargs, note = emulator_server.emulator_kwargs(parser.parse_args(["--token", "t-arg"]), local)
     assert (kwargs["project"], kwargs["token"], kwargs["signing_key"], note) == ("p-env", "t-arg", "k-env", None)
     real = {**env, "SIGNALWIRE_SPACE": "example.signalwire.com"}
-    kwargs, note = emulator_cli.emulator_kwargs(parser.parse_args(["--signing-key", "k-arg"]), real)
+    kwargs, note = emulator_server.emulator_kwargs(parser.parse_args(["--signing-key", "k-arg"]), real)
     assert (kwargs["project"], kwargs["token"], kwargs["signing_key"]) == (None, None, "k-arg")
     assert note is not None and "SIGNALWIRE_PROJECT_ID, SIGNALWIRE_API_TOKEN" in note
     assert "t-env" not in note and "k-env" not in note
-    kwargs, _ = emulator_cli.emulator_kwargs(
+    kwargs, _ = emulator_server.emulator_kwargs(
         parser.parse_args(
             [
                 "--inbound-webhook-url",
@@ -287,7 +288,7 @@ def test_inject_on_loopback_needs_only_the_space(
 
 def test_control_api_inbound(emu: Emulator) -> None:
     url = f"{emu.rest_url}{PREFIX}/inbound"
-    assert PREFIX == emulator_cli.CONTROL_PREFIX
+    assert PREFIX == emulator_command.CONTROL_PREFIX
     auth = (emu.project, emu.token)
     r = requests.post(url, json={"to": SHORT, "from": TO, "body": "hi"}, auth=auth, timeout=10)
     assert r.status_code == 201 and r.json()["context"] == "default" and r.json()["sessions"] == 0

@@ -132,12 +132,12 @@ def test_rest_post_rate_answers_429_with_retry_after() -> None:
 
 @pytest.mark.usefixtures("clean_signalwire_env")
 def test_cli_options() -> None:
-    from swsync import _emulator_cli
+    from swsync.cli import _emulator_server
     from swsync.emulator.__main__ import build_parser
 
-    kwargs, _ = _emulator_cli.emulator_kwargs(build_parser().parse_args(["--mps", "4", "--backlog", "50"]))
+    kwargs, _ = _emulator_server.emulator_kwargs(build_parser().parse_args(["--mps", "4", "--backlog", "50"]))
     assert (kwargs["mps"], kwargs["backlog"]) == (4.0, 50)
-    kwargs, _ = _emulator_cli.emulator_kwargs(build_parser().parse_args([]))
+    kwargs, _ = _emulator_server.emulator_kwargs(build_parser().parse_args([]))
     assert (kwargs["mps"], kwargs["backlog"]) == (None, 10_000)
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--mps", "0"])

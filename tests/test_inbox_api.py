@@ -334,7 +334,7 @@ def test_cross_site_posts_and_foreign_host_names_are_refused(emu: Emulator) -> N
 
 
 def test_bound_beyond_loopback_the_inbox_needs_credentials(capsys: pytest.CaptureFixture[str]) -> None:
-    from swsync._emulator_cli import announce_inbox
+    from swsync.cli._emulator_server import announce_inbox
 
     with Emulator(host="0.0.0.0", state_delay=0.0) as emu:
         base = f"http://127.0.0.1:{emu.port}/_emulator/"

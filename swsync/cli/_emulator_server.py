@@ -1,12 +1,11 @@
-"""The local emulator's command line, shared by ``swsync emulator`` and ``python -m swsync.emulator``.
+"""The local emulator server's options and runner, shared by ``swsync emulator`` and ``python -m swsync.emulator``.
 
 One option table (:func:`add_server_arguments`) serves both entry points, so they
-accept the same options with the same meaning; only the default port differs
-(``swsync emulator``: 8765, a fixed address to export; ``python -m
+accept the same options with the same meaning and help; only the default port
+differs (``swsync emulator``: 8765, a fixed address to export; ``python -m
 swsync.emulator``: 0, a free port, for scripts that parse what it prints).
 :func:`serve` runs the emulator in the foreground and prints the ``SIGNALWIRE_*``
-variables the clients read. :func:`inject` (``swsync emulator inject``) POSTs an
-inbound message to a running emulator's control API.
+variables the clients read.
 
 Credentials can stay the same across restarts: ``--project``, ``--token`` and
 ``--signing-key``, else ``SIGNALWIRE_PROJECT_ID``, ``SIGNALWIRE_API_TOKEN`` and
@@ -15,8 +14,9 @@ an earlier run keep working. Those variables are reused only while
 ``SIGNALWIRE_SPACE`` is unset or names a local address: a real space's
 credentials are never taken over (nor printed).
 
-This module never imports aiohttp at import time: building the parser must work,
-and ``--help`` must print, without the ``swsync[emulator]`` extra.
+This module never imports aiohttp (nor ``swsync.emulator``) at import time:
+building the parser must work, and ``--help`` must print, without the
+``swsync[emulator]`` extra.
 """
 
 from __future__ import annotations
@@ -32,55 +32,33 @@ from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import _config, _validate
-from .errors import ConfigurationError, ConnectionClosedError, RestError
+from .. import _config
+from ._shared import non_negative_float, positive_number
 
 __all__ = [
-    "CONTROL_PREFIX",
     "ENV_SIGNING_KEY",
-    "add_inject_arguments",
     "add_server_arguments",
     "announce_inbox",
     "emulator_kwargs",
-    "inject",
+    "exports",
     "serve",
+    "verbose_logging",
 ]
 
 ENV_SIGNING_KEY = "SIGNALWIRE_SIGNING_KEY"
-#: Path prefix of the emulator's control API (see ``swsync.emulator.control``).
-CONTROL_PREFIX = "/_emulator/api"
 
 _LOCAL_HOSTS = ("localhost", "::1", "0.0.0.0")  # plus 127.0.0.0/8
 
 
-def _number(text: str, *, positive: bool) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    ok = value > 0 if positive else value >= 0
-    if not ok or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number {'>' if positive else '>='} 0, got {text!r}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    return _number(text, positive=False)
-
-
-def _positive_seconds(text: str) -> float:
-    return _number(text, positive=True)
-
-
 def _backlog(text: str) -> int:
-    value = _number(text, positive=False)
+    value = non_negative_float(text)
     if value != int(value):
         raise argparse.ArgumentTypeError(f"backlog must be a whole number, got {text!r}")
     return int(value)
 
 
 def _port(text: str) -> int:
-    value = _number(text, positive=False)
+    value = non_negative_float(text)
     if value != int(value) or value > 65535:
         raise argparse.ArgumentTypeError(f"port must be a whole number 0-65535, got {text!r}")
     return int(value)
@@ -100,7 +78,7 @@ def add_server_arguments(parser: argparse.ArgumentParser, *, default_port: int, 
     add("--port", type=_port, default=default_port, help=f"TCP port, 0 for any free one (default: {default_port})")
     add(
         "--state-delay",
-        type=_seconds,
+        type=non_negative_float,
         default=0.05,
         metavar="SECONDS",
         help="seconds between a message's state changes (default: 0.05)",
@@ -118,20 +96,20 @@ def add_server_arguments(parser: argparse.ArgumentParser, *, default_port: int, 
     )
     add(
         "--ping-interval",
-        type=_positive_seconds,
+        type=positive_number,
         metavar="SECONDS",
         help="send signalwire.ping to every RELAY client this often",
     )
     add(
         "--session-ttl",
-        type=_seconds,
+        type=non_negative_float,
         default=60.0,
         metavar="SECONDS",
         help="how long a dropped RELAY session stays resumable (default: 60)",
     )
     add(
         "--mps",
-        type=_positive_seconds,
+        type=positive_number,
         metavar="N",
         help="pace each sender to N segments per second like SignalWire's carrier queue (default: off)",
     )
@@ -211,7 +189,7 @@ def serve(args: argparse.Namespace, *, prefix: str = "", name: str = "swsync emu
 
     Prints one ``{prefix}NAME=value`` line per variable of :func:`exports`.
     """
-    from .emulator import Emulator
+    from ..emulator import Emulator
 
     for path in (args.certfile, args.keyfile):
         if path is not None and not os.path.isfile(path):
@@ -249,7 +227,7 @@ def serve(args: argparse.Namespace, *, prefix: str = "", name: str = "swsync emu
 
 def announce_inbox(emu: Any, open_browser: bool, name: str = "swsync emulator") -> None:
     """Say where the inbox is (on stderr: stdout keeps the variables) and maybe open it."""
-    from .emulator.inbox import is_loopback
+    from ..emulator.inbox import is_loopback
 
     print(f"{name}: inbox at {emu.ui_url}", file=sys.stderr)
     if not is_loopback(emu.host):
@@ -275,96 +253,3 @@ def announce_inbox(emu: Any, open_browser: bool, name: str = "swsync emulator") 
 def verbose_logging(enabled: bool) -> None:
     """Log at DEBUG (``enabled``) or WARNING to stderr (the standalone server's ``-v``)."""
     logging.basicConfig(level=logging.DEBUG if enabled else logging.WARNING, stream=sys.stderr)
-
-
-# ---------------------------------------------------------------------------- inject
-
-
-def add_inject_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the options of ``swsync emulator inject`` to ``parser``."""
-    add = parser.add_argument
-    add("--to", required=True, metavar="NUMBER", help="your number that receives it (E.164 or short code)")
-    add("--from", dest="from_", required=True, metavar="NUMBER", help="the remote sender (E.164 or short code)")
-    add("--body", help="the text")
-    add("--media", action="append", default=[], metavar="URL", help="a media URL (repeatable)")
-    add("--context", default="default", help="the RELAY context it arrives on (default: default)")
-    add("--json", action="store_true", help="print the emulator's answer as JSON")
-
-
-def control_url(space: str) -> str:
-    """The control API's base URL for a space given as the emulator's URL.
-
-    Raises:
-        ConfigurationError: ``space`` is a bare host name, not a URL.
-    """
-    scheme = {"ws": "http", "wss": "https", "http": "http", "https": "https"}.get(
-        space.partition("://")[0].lower() if "://" in space else ""
-    )
-    if scheme is None:
-        raise ConfigurationError(
-            f"inject talks to a running local emulator: the space must be its URL, such as "
-            f"http://127.0.0.1:8765 (swsync emulator prints it as {_config.ENV_SPACE}), got {space!r}"
-        )
-    netloc = urlsplit(space).netloc
-    return f"{scheme}://{netloc}{CONTROL_PREFIX}"
-
-
-def _required(args: argparse.Namespace, name: str, env: str) -> str:
-    value = getattr(args, name, None) or os.environ.get(env) or None
-    if value is None:
-        raise ConfigurationError(f"missing {name}: pass --{name} or set {env} (swsync emulator prints it)")
-    return str(value)
-
-
-def inject(args: argparse.Namespace) -> int:
-    """``swsync emulator inject``: POST one inbound message to a running emulator; 0 on success.
-
-    Raises:
-        ConfigurationError, ValueError: bad arguments (exit 2).
-        RestError: the emulator refused it (401: exit 4; else exit 1).
-        ConnectionClosedError: the emulator could not be reached (exit 4).
-    """
-    url = control_url(_required(args, "space", _config.ENV_SPACE)) + "/inbound"
-    project = getattr(args, "project", None) or os.environ.get(_config.ENV_PROJECT) or None
-    token = getattr(args, "token", None) or os.environ.get(_config.ENV_TOKEN) or None
-    # An emulator on a loopback address takes control requests from this machine without
-    # credentials; bound elsewhere it needs them (a 401 then says so).
-    auth = (project, token) if project and token else None
-    payload: dict[str, Any] = {
-        "to": _validate.phone_number(args.to, "--to"),
-        "from": _validate.phone_number(args.from_, "--from"),
-        "context": args.context,
-    }
-    body, media = _validate.content(args.body, args.media)
-    payload.update(body=body, media=media)
-    import requests
-
-    try:
-        reply = requests.post(url, json=payload, auth=auth, timeout=10)
-    except requests.RequestException as exc:
-        raise ConnectionClosedError(
-            f"cannot reach the emulator at {url}: {exc}", may_have_been_sent=isinstance(exc, requests.Timeout)
-        ) from exc
-    try:
-        answer = reply.json()
-    except ValueError:
-        answer = {}
-    if reply.status_code != 201 or not isinstance(answer, dict):
-        message = answer.get("message") if isinstance(answer, dict) else None
-        if reply.status_code == 404:
-            message = "no emulator control API here: is the space a swsync emulator?"
-        raise RestError(reply.status_code, str(message or reply.reason), method="POST", url=url)
-    return _report(args, answer)
-
-
-def _report(args: argparse.Namespace, answer: dict[str, Any]) -> int:
-    import json
-
-    print(json.dumps(answer, ensure_ascii=False) if args.json else answer.get("sid"), flush=True)
-    if answer.get("sessions") == 0:
-        print(
-            f"swsync: note: no RELAY client receives context {args.context!r}; the message is "
-            "stored (and POSTed to the inbound webhook, if the emulator has one)",
-            file=sys.stderr,
-        )
-    return 0

@@ -1,6 +1,6 @@
 """``swsync send-batch FILE.csv``: bulk sending from a CSV file, resumable.
 
-Registered by swsync/cli.py (``add_parser`` / ``run``). The file is read twice: once
+The file is read twice: once
 to validate every row (bad rows are reported with their line numbers and nothing
 is sent), once, lazily, to send through ``RelayClient.send_many`` with a journal, so
 running the same command again after Ctrl-C or a crash resumes without sending
@@ -19,16 +19,30 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any, TextIO
 
-from . import _validate
-from .bulk import Outbound, SendResult, Summary, derive_key
-from .errors import ConfigurationError, ConnectionClosedError
+from .. import _validate
+from ..bulk import Outbound, SendResult, Summary, derive_key
+from ..errors import ConfigurationError, ConnectionClosedError
+from ._shared import (
+    EXIT_CONNECTION,
+    EXIT_INTERRUPTED,
+    EXIT_NOT_DELIVERED,
+    EXIT_OK,
+    EXIT_TIMEOUT,
+    EXIT_USAGE,
+    OUTPUT,
+    Parser,
+    add_from,
+    global_options,
+    positive_float,
+    positive_int,
+    relay_client,
+    write,
+)
 
 __all__ = ["EXIT_UNKNOWN", "add_parser", "run"]
 
-# The codes of 'swsync send' (swsync/cli.py), plus one.
-EXIT_OK, EXIT_NOT_DELIVERED, EXIT_USAGE, EXIT_TIMEOUT, EXIT_CONNECTION = 0, 1, 2, 3, 4
+# The codes of 'swsync send', plus one.
 EXIT_UNKNOWN = 5  # some messages may have been sent, but their outcome is unknown
-EXIT_INTERRUPTED = 130
 
 EXIT_HELP = """\
 exit codes of 'swsync send-batch' (the most serious wins, in this order):
@@ -54,15 +68,12 @@ class Row:
     outbound: Outbound
 
 
-def add_parser(sub: Any, common: argparse.ArgumentParser, fmt: type[argparse.HelpFormatter]) -> None:
-    """Add the ``send-batch`` sub-command to ``swsync``'s sub-parsers."""
-    from .cli import _positive_int  # built by swsync/cli.py, so already loaded
-
-    p = sub.add_parser(
+def add_parser(subparsers: argparse._SubParsersAction[Parser]) -> None:
+    """Add ``send-batch`` to ``swsync``'s commands."""
+    p = subparsers.add_parser(
         "send-batch",
-        parents=[common],
-        formatter_class=fmt,
-        help="send one message per CSV row, paced and resumable (never twice)",
+        parents=[global_options()],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Send one message per row of a CSV file with columns 'to' and optionally "
         "'body', 'media' (space-separated URLs), 'key' and any fields the --body "
         "template uses. Every row is checked before anything is sent. A journal "
@@ -71,7 +82,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser, fmt: type[argparse.Hel
         "--body 'Hi {name}, see you at {time}' --rate 4\n",
     )
     p.add_argument("file", metavar="FILE.csv", help="the CSV file (UTF-8, a header row)")
-    p.add_argument("--from", dest="from_", required=True, metavar="NUMBER", help="your sending number or short code")
+    add_from(p)
     p.add_argument(
         "--body",
         metavar="TEMPLATE",
@@ -80,23 +91,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser, fmt: type[argparse.Hel
     p.add_argument(
         "--journal", metavar="PATH", help="sqlite3 send journal (default: FILE.csv.journal.db next to the file)"
     )
-    p.add_argument(
-        "--rate",
-        type=_positive_float,
-        metavar="N",
-        help="pace to N segments per second for the sender (default: unpaced)",
-    )
-    p.add_argument(
-        "--burst",
-        type=_positive_float,
-        default=1.0,
-        metavar="N",
-        help="with --rate: segments that may go at once after a quiet spell "
-        "(default: 1: sends evenly spaced, one segment every 1/N s)",
-    )
-    p.add_argument(
-        "--window", type=_positive_int, default=64, metavar="N", help="messages in flight at once (default: 64)"
-    )
+    _add_pacing(p)
     p.add_argument(
         "--wait",
         action=argparse.BooleanOptionalAction,
@@ -105,7 +100,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser, fmt: type[argparse.Hel
     )
     p.add_argument(
         "--timeout",
-        type=_positive_float,
+        type=positive_float,
         default=60.0,
         metavar="S",
         help="seconds to wait for a message's final state once accepted (default: 60)",
@@ -116,17 +111,27 @@ def add_parser(sub: Any, common: argparse.ArgumentParser, fmt: type[argparse.Hel
     p.add_argument("--out", metavar="PATH", help="write one CSV result row per input row")
     p.add_argument("--json", action="store_true", help="print results as JSON lines")
     p.add_argument("--dry-run", action="store_true", help="check the file and print what it would cost; send nothing")
-    p.set_defaults(func=run)
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 < value < 1e9:
-        raise argparse.ArgumentTypeError(f"must be a positive number: {text!r}")
-    return value
+def _add_pacing(p: argparse.ArgumentParser) -> None:
+    """``--rate``, ``--burst`` and ``--window``: how fast rows go out."""
+    p.add_argument(
+        "--rate",
+        type=positive_float,
+        metavar="N",
+        help="pace to N segments per second for the sender (default: unpaced)",
+    )
+    p.add_argument(
+        "--burst",
+        type=positive_float,
+        default=1.0,
+        metavar="N",
+        help="with --rate: segments that may go at once after a quiet spell "
+        "(default: 1: sends evenly spaced, one segment every 1/N s)",
+    )
+    p.add_argument(
+        "--window", type=positive_int, default=64, metavar="N", help="messages in flight at once (default: 64)"
+    )
 
 
 # ------------------------------------------------------------------ reading the file
@@ -203,7 +208,7 @@ class Totals:
     by_encoding: dict[str, list[int]] | None = None  # encoding -> [messages, segments]
 
     def add(self, outbound: Outbound) -> None:
-        from .segments import count_segments
+        from ..segments import count_segments
 
         self.messages += 1
         if outbound.media:
@@ -392,11 +397,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _client(args: argparse.Namespace) -> Any:
     """The RELAY client, built (and its missing credentials reported) as ``swsync send`` does."""
-    from .cli import _relay_client
-    from .ratelimit import RateLimit
+    from ..ratelimit import RateLimit
 
     limit = None if args.rate is None else RateLimit(args.rate, burst=args.burst, max_wait=None)
-    return _relay_client(args, rate_limit=limit, request_timeout=min(args.timeout, 10.0))
+    return relay_client(args, rate_limit=limit, request_timeout=min(args.timeout, 10.0))
 
 
 def _open_out(path: str | None) -> IO[str] | None:
@@ -412,7 +416,7 @@ def _check_journal(path: str) -> None:
     """Open (creating) the journal once before connecting, so a bad path is a usage error."""
     import sqlite3
 
-    from ._journal import Journal
+    from .._journal import Journal
 
     try:
         Journal(path).close()
@@ -449,15 +453,11 @@ class _Output:
             )
 
     def result(self, fields: dict[str, Any]) -> None:
-        from .cli import _write
-
-        _write(sys.stdout, json.dumps(fields, ensure_ascii=False) if self.as_json else _human(fields))
+        write(sys.stdout, json.dumps(fields, ensure_ascii=False) if self.as_json else _human(fields))
         self._out_write(lambda: self.writer.writerow(fields) if self.writer else None)
 
     def line(self, text: str) -> None:
-        from .cli import _write
-
-        _write(sys.stdout, text)
+        write(sys.stdout, text)
 
     def close(self) -> None:
         if self.out_file is not None:
@@ -467,9 +467,7 @@ class _Output:
 
     def problem(self) -> str | None:
         """Why some results were not written (stdout or --out), or ``None``."""
-        from .cli import _OUTPUT
-
-        return _OUTPUT.problem or self.out_problem
+        return OUTPUT.problem or self.out_problem
 
 
 def _send(args: argparse.Namespace, sender: str, total: int) -> int:
