@@ -35,7 +35,7 @@ from typing import Any
 from aiohttp import BasicAuth
 
 from .faults import Counters, Faults
-from .pacing import DEFAULT_BACKLOG, Pacer
+from .pacing import Pacer
 from .store import MessageRecord, Outcome, Store, outcome_for
 
 __all__ = ["Engine", "Listener", "check_options"]
@@ -87,28 +87,29 @@ class Listener:
 class Engine:
     """Configuration, store, counters, faults, pacing and message states of one emulator.
 
-    Keyword arguments are the ``Emulator`` options of the same names (checked by
-    :func:`check_options`); missing credentials are generated. Attributes may be
-    changed at any time (``Emulator`` forwards its own to them).
+    Keyword arguments are the ``Emulator`` options of the same names, all given (their
+    defaults live in ``Emulator``'s signature) and checked by :func:`check_options`;
+    missing credentials are generated. Attributes may be changed at any time
+    (``Emulator`` forwards its own to them).
     """
 
     def __init__(
         self,
         *,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        project: str | None = None,
-        token: str | None = None,
-        jwt_token: str | None = None,
-        signing_key: str | None = None,
-        certfile: str | None = None,
-        keyfile: str | None = None,
-        state_delay: float = 0.05,
-        inbound_webhook_url: str | None = None,
-        ping_interval: float | None = None,
-        session_ttl: float = 60.0,
-        mps: float | None = None,
-        backlog: int = DEFAULT_BACKLOG,
+        host: str,
+        port: int,
+        project: str | None,
+        token: str | None,
+        jwt_token: str | None,
+        signing_key: str | None,
+        certfile: str | None,
+        keyfile: str | None,
+        state_delay: float,
+        inbound_webhook_url: str | None,
+        ping_interval: float | None,
+        session_ttl: float,
+        mps: float | None,
+        backlog: int,
     ) -> None:
         check_options(state_delay, ping_interval, session_ttl, certfile, keyfile, inbound_webhook_url)
         self.host = host

@@ -19,7 +19,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -40,6 +40,7 @@ _FORM_TYPES = frozenset(("application/x-www-form-urlencoded", "multipart/form-da
 _LOCAL_NAMES = frozenset(("localhost", "127.0.0.1", "::1", "[::1]"))
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+N = TypeVar("N", int, float)
 
 #: Fault knobs the API reads and sets: name -> converter from JSON.
 FAULTS: dict[str, Callable[[Any], Any]] = {
@@ -208,7 +209,7 @@ class InboxApi:
 
     async def list_messages(self, request: web.Request) -> web.StreamResponse:
         found = self._select(request)
-        limit = _int_param(request, "limit", len(found))
+        limit = _param(request, "limit", len(found), int)
         return _json({"total": len(found), "messages": [summary(r) for r in found[:limit]]})
 
     async def get_message(self, request: web.Request) -> web.StreamResponse:
@@ -238,8 +239,8 @@ class InboxApi:
 
     async def wait(self, request: web.Request) -> web.StreamResponse:
         """Long poll: answer once ``count`` messages match, or 408 after ``timeout``."""
-        count = _int_param(request, "count", 1)
-        timeout = min(_float_param(request, "timeout", 10.0), MAX_WAIT)
+        count = _param(request, "count", 1, int)
+        timeout = min(_param(request, "timeout", 10.0, float), MAX_WAIT)
         deadline = time.monotonic() + timeout
         watcher = Watcher()
         self.journal.watchers.add(watcher)
@@ -326,28 +327,16 @@ class InboxApi:
         return resp
 
 
-def _int_param(request: web.Request, name: str, default: int) -> int:
+def _param(request: web.Request, name: str, default: N, kind: type[N]) -> N:
+    """Query parameter ``name`` as a number >= 0 of ``kind`` (``default`` when absent), else a 400."""
     text = request.query.get(name)
     if not text:
         return default
     try:
-        value = int(text)
+        value = kind(text)
     except ValueError:
-        raise HttpError(400, f"{name} must be an integer") from None
-    if value < 0:
-        raise HttpError(400, f"{name} must be >= 0")
-    return value
-
-
-def _float_param(request: web.Request, name: str, default: float) -> float:
-    text = request.query.get(name)
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        raise HttpError(400, f"{name} must be a number") from None
-    if not value >= 0:
+        raise HttpError(400, f"{name} must be {'an integer' if kind is int else 'a number'}") from None
+    if not value >= 0:  # also refuses NaN
         raise HttpError(400, f"{name} must be >= 0")
     return value
 
