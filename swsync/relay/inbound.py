@@ -1,11 +1,12 @@
-"""Inbound messages: handing them to ``on_message`` handlers, at least once.
+"""Inbound messages and the ``on_message`` handlers they are handed to.
 
 The reader thread hands each ``messaging.receive`` event to :meth:`Inbound.receive`.
 A message arriving before any handler is registered, or while no dispatcher can
 take it, is buffered (bounded) and handed over later. A resumed session redelivers
 events whose ACK was lost, so ids seen recently are handled once. With an
 ``ack_after`` handler the event's ACK waits until the handlers succeeded; a copy
-redelivered meanwhile waits for that outcome too (see docs/design.md, "Sessions").
+redelivered meanwhile waits for that outcome too (docs/design.md, "Scaling out (Celery)",
+"Inbound hand-off").
 """
 
 from __future__ import annotations
