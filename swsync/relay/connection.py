@@ -300,26 +300,38 @@ class Connection:
     # ------------------------------------------------------------ caller side
 
     def _enqueue(self, item: PendingCall | bytes) -> None:
+        wake = False
         with self._lock:
-            if self._closed_error is not None or self.state == CLOSED:
-                cause = self._closed_error
-                if isinstance(cause, ConnectionClosedError):
-                    raise copy.copy(cause).with_traceback(None)
-                raise ConnectionClosedError(
-                    f"client is not connected ({cause})" if cause else "client is not connected"
-                ) from cause
-            if self.state != OPEN and len(self._outbox) >= MAX_QUEUED:
-                raise ConnectionClosedError(
-                    f"not connected and {MAX_QUEUED} requests are already waiting for the connection"
-                )
-            self._outbox.append(item)
-            # The I/O thread checks the outbox before every select(): wake it only
-            # when it is (about to be) blocked there, once per select().
-            wake = self._selecting and not self._wake_sent
-            if wake:
-                self._wake_sent = True
+            refused = self._refusal_locked()
+            if refused is None:
+                self._outbox.append(item)
+                # The I/O thread checks the outbox before every select(): wake it only
+                # when it is (about to be) blocked there, once per select().
+                wake = self._selecting and not self._wake_sent
+                if wake:
+                    self._wake_sent = True
+        if refused is not None:
+            raise refused
         if wake:
             self._wake()
+
+    def _refusal_locked(self) -> ConnectionClosedError | None:
+        """Why nothing can be queued now, or None. Caller holds ``_lock``."""
+        cause = self._closed_error
+        if cause is not None or self.state == CLOSED:
+            if isinstance(cause, ConnectionClosedError):
+                return copy.copy(cause).with_traceback(None)
+            refused = ConnectionClosedError(
+                f"client is not connected ({cause})" if cause else "client is not connected"
+            )
+            refused.__cause__ = cause  # as "raise ... from cause"
+            refused.__suppress_context__ = True
+            return refused
+        if self.state != OPEN and len(self._outbox) >= MAX_QUEUED:
+            return ConnectionClosedError(
+                f"not connected and {MAX_QUEUED} requests are already waiting for the connection"
+            )
+        return None
 
     def _wake(self) -> None:
         try:
@@ -804,18 +816,20 @@ class Connection:
         shortly. Returns False when the call must fail instead.
         """
         with self._lock:
-            if call.abandoned or call.held or self._stop.is_set():
-                return False
-            call.held = True
-            call.retarget = self._last_protocol
-            call.written = False
-            if call.progress is not None:
-                call.progress.clear()  # a requester waiting for the write waits again
-            self.calls.add(call)
-            self._outbox.insert(0, call)
-            if not self._draining:
-                self._draining = True
-                self._drain_deadline = time.monotonic() + SESSION_GONE_DRAIN
+            hold = not (call.abandoned or call.held or self._stop.is_set())
+            if hold:
+                call.held = True
+                call.retarget = self._last_protocol
+                call.written = False
+                if call.progress is not None:
+                    call.progress.clear()  # a requester waiting for the write waits again
+                self.calls.add(call)
+                self._outbox.insert(0, call)
+                if not self._draining:
+                    self._draining = True
+                    self._drain_deadline = time.monotonic() + SESSION_GONE_DRAIN
+        if not hold:
+            return False
         logger.info("%s refused (%s): the server discarded the session; held for the next one", call.method, err)
         return True
 
