@@ -110,6 +110,11 @@ def add_from(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_wait(parser: argparse.ArgumentParser, helptext: str) -> None:
+    """Add ``--wait``/``--no-wait`` (default: wait for the final state) of the sending commands."""
+    parser.add_argument("--wait", action=argparse.BooleanOptionalAction, default=True, help=helptext)
+
+
 # ---------------------------------------------------------------- option types
 
 NO_LIMIT = 1e9  # seconds (about 31 years): a --timeout this long or longer means no limit

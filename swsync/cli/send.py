@@ -24,6 +24,7 @@ from ._shared import (
     Parser,
     Progress,
     add_from,
+    add_wait,
     global_options,
     not_delivered,
     relay_client,
@@ -62,12 +63,7 @@ def add_parser(subparsers: argparse._SubParsersAction[Parser]) -> None:
         default="relay",
         help="send over the RELAY websocket (default) or the cXML REST API",
     )
-    p.add_argument(
-        "--wait",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="wait for a final state (default); --no-wait exits once the server accepted it",
-    )
+    add_wait(p, "wait for a final state (default); --no-wait exits once the server accepted it")
     p.add_argument(
         "--timeout",
         type=timeout,

@@ -32,6 +32,7 @@ from ._shared import (
     OUTPUT,
     Parser,
     add_from,
+    add_wait,
     global_options,
     positive_float,
     positive_int,
@@ -92,12 +93,7 @@ def add_parser(subparsers: argparse._SubParsersAction[Parser]) -> None:
         "--journal", metavar="PATH", help="sqlite3 send journal (default: FILE.csv.journal.db next to the file)"
     )
     _add_pacing(p)
-    p.add_argument(
-        "--wait",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="wait for each final state (default); --no-wait stops at accepted",
-    )
+    add_wait(p, "wait for each final state (default); --no-wait stops at accepted")
     p.add_argument(
         "--timeout",
         type=positive_float,
