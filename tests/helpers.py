@@ -76,6 +76,11 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+def credentials(space: str, project: str = "p", token: str = "t") -> list[str]:
+    """``swsync``'s global options ``--project P --token T --space SPACE``, for :func:`run`."""
+    return ["--project", project, "--token", token, "--space", space]
+
+
 # --------------------------------------------------------------------------- threads, subprocesses, ports
 
 

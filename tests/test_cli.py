@@ -16,7 +16,7 @@ import pytest
 from swsync import cli
 from swsync.emulator import FAILED_NUMBER, NO_DLR_NUMBER, REJECTED_NUMBER, UNDELIVERED_NUMBER
 
-from .helpers import Lines, clean_environ, closed_port, emulator_environ, run, stop_process
+from .helpers import Lines, clean_environ, closed_port, credentials, emulator_environ, run, stop_process
 
 TO, FROM = "+15551234567", "+15559876543"
 # Each test starts without the host's SIGNALWIRE_* variables; ``env`` (conftest) sets them.
@@ -265,22 +265,7 @@ def test_timeout_also_bounds_connecting(capsys: pytest.CaptureFixture[str], monk
         silent.listen(1)
         space = f"ws://127.0.0.1:{silent.getsockname()[1]}"
         code, _, err = run(
-            capsys,
-            "--project",
-            "p",
-            "--token",
-            "t",
-            "--space",
-            space,
-            "send",
-            "--to",
-            TO,
-            "--from",
-            FROM,
-            "--body",
-            "x",
-            "--timeout",
-            "0.3",
+            capsys, *credentials(space), "send", "--to", TO, "--from", FROM, "--body", "x", "--timeout", "0.3"
         )
     assert code == cli.EXIT_CONNECTION
     assert err.startswith("swsync: error: connection failed")

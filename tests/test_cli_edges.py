@@ -23,9 +23,10 @@ import pytest
 from swsync import cli
 from swsync.cli._shared import relay_client
 
-from .helpers import clean_environ, emulator_environ, run, stop_process
+from .helpers import clean_environ, credentials, emulator_environ, run, stop_process
 
 TO, FROM = "+15551234567", "+15559876543"
+REST_SEND = ("send", "--via", "rest", "--to", TO, "--from", FROM, "--body", "x")
 # Each test starts without the host's SIGNALWIRE_* variables; ``env`` (conftest) sets them.
 pytestmark = pytest.mark.usefixtures("clean_signalwire_env")
 
@@ -51,20 +52,7 @@ def test_a_global_option_value_may_equal_a_command_name(capsys: pytest.CaptureFi
 
     with Emulator(state_delay=0.0, project=project) as emu:
         code, out, err = run(
-            capsys,
-            "--project",
-            project,
-            "--token",
-            emu.token,
-            "--space",
-            emu.relay_url,
-            "send",
-            "--to",
-            TO,
-            "--from",
-            FROM,
-            "--body",
-            "x",
+            capsys, *credentials(emu.relay_url, project, emu.token), "send", "--to", TO, "--from", FROM, "--body", "x"
         )
         assert code == 0, err
         assert "delivered" in out
@@ -175,26 +163,7 @@ def test_send_via_rest_timeout_bounds_retry_after_waits(
 ) -> None:
     space = f"http://127.0.0.1:{too_many_requests.server_address[1]}"
     start = time.monotonic()
-    code, out, err = run(
-        capsys,
-        "--project",
-        "p",
-        "--token",
-        "t",
-        "--space",
-        space,
-        "send",
-        "--via",
-        "rest",
-        "--to",
-        TO,
-        "--from",
-        FROM,
-        "--body",
-        "x",
-        "--timeout",
-        "3",
-    )
+    code, out, err = run(capsys, *credentials(space), *REST_SEND, "--timeout", "3")
     elapsed = time.monotonic() - start
     # Before the fix it slept the 20 s Retry-After three times; generous for a loaded machine.
     assert elapsed < 10, f"took {elapsed:.1f} s with --timeout 3"
@@ -210,26 +179,7 @@ def test_send_via_rest_retries_only_while_the_deadline_allows(
     too_many_requests.retry_after = "1"
     space = f"http://127.0.0.1:{too_many_requests.server_address[1]}"
     start = time.monotonic()
-    code, _, err = run(
-        capsys,
-        "--project",
-        "p",
-        "--token",
-        "t",
-        "--space",
-        space,
-        "send",
-        "--via",
-        "rest",
-        "--to",
-        TO,
-        "--from",
-        FROM,
-        "--body",
-        "x",
-        "--timeout",
-        "2.5",
-    )
+    code, _, err = run(capsys, *credentials(space), *REST_SEND, "--timeout", "2.5")
     elapsed = time.monotonic() - start
     assert code == cli.EXIT_NOT_DELIVERED, err
     # Each 1 s wait is made only if it ends before the deadline: at most three attempts
@@ -272,7 +222,7 @@ def test_messages_list_refuses_a_malformed_number_before_any_request(
     "command",
     [
         ["send", "--to", TO, "--from", FROM, "--body", "x"],
-        ["send", "--via", "rest", "--to", TO, "--from", FROM, "--body", "x"],
+        list(REST_SEND),
         ["messages", "list"],
     ],
 )
@@ -431,9 +381,7 @@ def test_listen_with_stdout_full_stops_without_acknowledging_what_it_did_not_pri
 # ------------------------------------------------------------------------- a missing space
 
 
-@pytest.mark.parametrize(
-    "command", [["messages", "list"], ["send", "--via", "rest", "--to", TO, "--from", FROM, "--body", "x"]]
-)
+@pytest.mark.parametrize("command", [["messages", "list"], list(REST_SEND)])
 def test_rest_commands_without_a_space_say_the_rest_api_needs_one(
     capsys: pytest.CaptureFixture[str], command: list[str]
 ) -> None:
