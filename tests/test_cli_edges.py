@@ -127,6 +127,8 @@ class _TooManyRequests(http.server.BaseHTTPRequestHandler):
     def _refuse(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         self.rfile.read(length)
+        # Counted before answering: the client may check the count as soon as it has the answer.
+        self.server.hits.append(time.monotonic())  # type: ignore[attr-defined]
         body = json.dumps({"code": 20429, "message": "Too Many Requests", "status": 429}).encode()
         self.send_response(429)
         self.send_header("Retry-After", self.server.retry_after)  # type: ignore[attr-defined]
@@ -134,7 +136,6 @@ class _TooManyRequests(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
-        self.server.hits.append(time.monotonic())  # type: ignore[attr-defined]
 
     do_GET = do_POST = _refuse
 
