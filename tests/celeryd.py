@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping
+from typing import Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -33,6 +34,19 @@ def worker_env(*, broker: str, emu: object, **extra: str) -> dict[str, str]:
     return env
 
 
+def _start(argv: list[str], env: Mapping[str, str], log: Any) -> subprocess.Popen[bytes]:
+    """Start ``argv`` from the repository root in its own session, all output to ``log``."""
+    return subprocess.Popen(
+        argv,
+        cwd=ROOT,
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
 class WorkerPool:
     """One ``celery worker`` subprocess with ``concurrency`` prefork processes."""
 
@@ -49,7 +63,7 @@ class WorkerPool:
     ) -> None:
         self.name = name
         self.log = tempfile.NamedTemporaryFile(prefix=f"swsync-celery-{name}-", suffix=".log", delete=False)
-        self.proc = subprocess.Popen(
+        self.proc = _start(
             [
                 sys.executable,
                 "-m",
@@ -71,12 +85,8 @@ class WorkerPool:
                 "-l",
                 loglevel,
             ],
-            cwd=ROOT,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            env,
+            self.log,
         )
 
     def output(self) -> str:
@@ -114,15 +124,7 @@ class Listener:
 
     def __init__(self, env: Mapping[str, str], *args: str, app: str = "tests.celery_app:app") -> None:
         self.log = tempfile.NamedTemporaryFile(prefix="swsync-listen-", suffix=".log", delete=False)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "swsync", "listen", "--celery-app", app, *args],
-            cwd=ROOT,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        self.proc = _start([sys.executable, "-m", "swsync", "listen", "--celery-app", app, *args], env, self.log)
 
     def output(self) -> str:
         with open(self.log.name, encoding="utf-8", errors="replace") as f:
