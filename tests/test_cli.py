@@ -56,12 +56,7 @@ def test_send_json_prints_one_object_per_state(capsys: pytest.CaptureFixture[str
     with Emulator(state_delay=0.05) as slow:  # the intermediate states are usually seen too
         code, out, _ = run(
             capsys,
-            "--project",
-            slow.project,
-            "--token",
-            slow.token,
-            "--space",
-            slow.relay_url,
+            *credentials(slow.relay_url, slow.project, slow.token),
             "send",
             "--to",
             TO,

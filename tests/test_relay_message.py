@@ -44,7 +44,7 @@ from swsync.errors import RestConnectionError, RestTimeout
 from swsync.relay.dispatcher import Dispatcher
 from swsync.relay.message import Message, MessageTracker
 
-from .helpers import stop_process
+from .helpers import credentials, stop_process
 
 TO = "+15557654321"
 FROM = "+15551234567"
@@ -557,12 +557,7 @@ def test_cli_send_on_a_named_context_subscribes_to_it(emu: Emulator, capsys: pyt
 
     code = cli.main(
         [
-            "--project",
-            emu.project,
-            "--token",
-            emu.token,
-            "--space",
-            emu.relay_url,
+            *credentials(emu.relay_url, emu.project, emu.token),
             "send",
             "--to",
             TO,
