@@ -33,16 +33,18 @@ from ._shared import (
     EXIT_OK,
     EXIT_TIMEOUT,
     EXIT_USAGE,
-    NO_LIMIT,
     OUTPUT,
-    CommandError,
     Parser,
     describe,
     discard,
     err,
-    format_table,
     global_options,
 )
+
+# Names of the former single-module swsync.cli that live in _shared now.
+from ._shared import NO_LIMIT as NO_LIMIT
+from ._shared import CommandError as CommandError
+from ._shared import format_table as format_table
 
 __all__ = [
     "EXIT_CONNECTION",
@@ -52,9 +54,6 @@ __all__ = [
     "EXIT_USAGE",
     "main",
 ]
-
-# Re-exported names of the former single-module swsync.cli.
-_REEXPORTED = (CREDENTIALS_HELP, EXIT_CODES_HELP, EXIT_INTERRUPTED, NO_LIMIT, CommandError, format_table)
 
 # Each command: the module of this package that implements it, and its one-line help.
 _COMMANDS: dict[str, tuple[str, str]] = {
