@@ -732,18 +732,20 @@ class Connection:
                 reply = {"timestamp": ts} if isinstance(ts, (int, float)) and not isinstance(ts, bool) else {}
                 self._wtext.append(encode_result(call_id, reply).encode())
         elif method == "signalwire.disconnect":
-            if call_id is not None:
-                self._wtext.append(encode_result(call_id, {}).encode())
-            if params.get("restart") is True:
-                self.protocol = None
-                self._authorization_state = None
-                self._session_lost = True
-            # Hold new requests for the next session instead of writing them to a doomed socket.
-            self._draining = True
-            self._drain_deadline = time.monotonic() + DRAIN_TIMEOUT
-            logger.info("server asked to disconnect (restart=%s)", params.get("restart") is True)
+            self._server_disconnect(call_id, params.get("restart") is True)
         elif call_id is not None:
             self._wtext.append(encode_error(call_id, -32601, f"method not found: {method}").encode())
+
+    def _server_disconnect(self, call_id: str | int | None, restart: bool) -> None:
+        """``signalwire.disconnect``: answer, forget the session on a restart, drain this socket."""
+        if call_id is not None:
+            self._wtext.append(encode_result(call_id, {}).encode())
+        if restart:
+            self._forget_session()
+        # Hold new requests for the next session instead of writing them to a doomed socket.
+        self._draining = True
+        self._drain_deadline = time.monotonic() + DRAIN_TIMEOUT
+        logger.info("server asked to disconnect (restart=%s)", restart)
 
     def _route_event(self, params: Mapping[str, Any], ack: Callable[[], None] | None = None) -> None:
         event_type = params.get("event_type")
