@@ -18,7 +18,7 @@ Cells:
   (claim + outcome), timed in this process against the same Redis.
 
 The emulator runs in this process (zero state delay); workers are real
-``celery worker`` subprocesses (``tests/celery_app.py``), Redis a real
+``celery worker`` subprocesses (``tests/support/celery_app.py``), Redis a real
 ``redis-server``.
 """
 
@@ -35,8 +35,8 @@ from typing import Any
 
 from bench import workloads
 from bench.common import median, table, write_section
-from tests.celeryd import WorkerPool, worker_env
-from tests.redisd import RedisServer
+from tests.support.celeryd import WorkerPool, worker_env
+from tests.support.redisd import RedisServer
 
 FROM = "+15557770000"
 TICK = os.sysconf("SC_CLK_TCK")

@@ -61,7 +61,7 @@ def redis_server() -> Iterator[object]:
     Started on a free port in a temporary directory and stopped by PID at the end.
     Tests share it: use your own key prefix or logical database, or flush what you use.
     """
-    from .redisd import RedisServer
+    from .support.redisd import RedisServer
 
     server = RedisServer().start()
     try:
@@ -115,8 +115,8 @@ def slow_emu() -> Iterator[object]:
 
 @pytest.fixture
 def proxy(slow_emu: Any) -> Iterator[object]:
-    """A TCP proxy in front of ``slow_emu`` that a test can cut (see tests/proxy.py)."""
-    from .proxy import TcpProxy
+    """A TCP proxy in front of ``slow_emu`` that a test can cut (see tests/support/proxy.py)."""
+    from .support.proxy import TcpProxy
 
     p = TcpProxy(slow_emu.port)
     yield p

@@ -17,9 +17,9 @@ from celery.result import AsyncResult
 from swsync import RedisUnavailable
 from swsync.emulator import Emulator
 
-from .celeryd import WorkerPool, worker_env
 from .helpers import wait_for
-from .redisd import RedisServer, free_port
+from .support.celeryd import WorkerPool, worker_env
+from .support.redisd import RedisServer, free_port
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -223,7 +223,7 @@ def test_two_worker_pools_share_one_rate_limit(setup: Setup) -> None:
 
 
 def test_two_listeners_split_inbound_and_handle_each_once(setup: Setup) -> None:
-    from .celeryd import Listener
+    from .support.celeryd import Listener
 
     env = worker_env(broker=setup.broker, emu=setup.emu)
     setup.pool("a")
@@ -352,11 +352,11 @@ def test_listen_api_hands_inbound_to_celery_until_sigterm(setup: Setup) -> None:
     import subprocess
     import sys
 
-    from .celeryd import ROOT
+    from .support.celeryd import ROOT
 
     code = (
         "import swsync.celery\n"
-        "swsync.celery.listen('tests.celery_app:app', 'tests.handle_inbound', contexts=['desk'])\n"
+        "swsync.celery.listen('tests.support.celery_app:app', 'tests.handle_inbound', contexts=['desk'])\n"
         "print('stopped cleanly')"
     )
     env = worker_env(broker=setup.broker, emu=setup.emu)
@@ -384,12 +384,14 @@ def test_listen_refuses_a_task_the_app_does_not_know_before_connecting(capsys: p
     from swsync.cli import main
 
     creds = ["--project", "p", "--token", "t", "--space", "ws://127.0.0.1:9"]
-    assert main(["listen", "--celery-app", "tests.celery_app:app", "--task", "tests.handle_inbond", *creds]) == 2
+    assert (
+        main(["listen", "--celery-app", "tests.support.celery_app:app", "--task", "tests.handle_inbond", *creds]) == 2
+    )
     err = capsys.readouterr().err
     assert "task 'tests.handle_inbond' is not registered" in err and "tests.handle_inbound" in err, err
     with pytest.raises(ConfigurationError, match="'tests.handle_inbond' is not registered"):
         swsync.celery.listen(
-            "tests.celery_app:app",
+            "tests.support.celery_app:app",
             "tests.handle_inbond",
             project="p",
             token="t",
@@ -398,9 +400,9 @@ def test_listen_refuses_a_task_the_app_does_not_know_before_connecting(capsys: p
         )
     # A producer app that does not import the task's module: the dotted name is imported.
     producer = Celery("producer", broker=f"redis://127.0.0.1:{free_port()}/0")
-    swsync.celery.check_task(producer, "tests.celery_tasks.handled")
+    swsync.celery.check_task(producer, "tests.support.celery_tasks.handled")
     with pytest.raises(ConfigurationError, match="is not registered"):
-        swsync.celery.check_task(producer, "tests.celery_tasks.nope")
+        swsync.celery.check_task(producer, "tests.support.celery_tasks.nope")
     producer.close()
 
 
@@ -414,7 +416,7 @@ def test_listen_exits_4_before_connecting_when_redis_is_unreachable(capsys: pyte
             [
                 "listen",
                 "--celery-app",
-                "tests.celery_app:app",
+                "tests.support.celery_app:app",
                 "--task",
                 "tests.handle_inbound",
                 "--redis-url",
@@ -431,7 +433,7 @@ def test_listen_exits_4_before_connecting_when_redis_is_unreachable(capsys: pyte
 
     with pytest.raises(RedisUnavailable, match="inbound claims unavailable.*not listening"):
         swsync.celery.listen(
-            "tests.celery_app:app",
+            "tests.support.celery_app:app",
             "tests.handle_inbound",
             redis_url=dead,
             project="p",
@@ -448,7 +450,7 @@ def test_a_forwarder_whose_redis_fails_raises_quietly_and_asks_to_stop_once(redi
     with RedisServer() as claims:
         forwarder = swsync.celery.InboundForwarder(
             Celery("p", broker=redis_server.url),
-            "tests.celery_tasks.handled",
+            "tests.support.celery_tasks.handled",
             redis_url=claims.url,
             on_failure=lambda: stops.append("x"),
         )
@@ -463,7 +465,7 @@ def test_a_forwarder_whose_redis_fails_raises_quietly_and_asks_to_stop_once(redi
 
 
 def test_listen_stops_when_redis_fails_and_leaves_the_message_unacknowledged(setup: Setup) -> None:
-    from .celeryd import Listener
+    from .support.celeryd import Listener
 
     claims = RedisServer().start()
     env = worker_env(broker=setup.broker, emu=setup.emu)

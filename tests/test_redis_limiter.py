@@ -14,7 +14,7 @@ import redis
 from swsync import RateLimited, RedisUnavailable, SwsyncError
 from swsync._redis_limiter import RedisBackend, redact_url
 
-from .redisd import RedisServer, free_port
+from .support.redisd import RedisServer, free_port
 
 SLACK = 0.005  # Redis TIME vs this process's monotonic clock, rounding to microseconds
 

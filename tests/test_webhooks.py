@@ -23,7 +23,7 @@ from swsync.webhooks import (
     signature_from_headers,
 )
 
-from .webhook_servers import sign_body, sign_form  # written out independently of swsync.webhooks
+from .support.webhook_servers import sign_body, sign_form  # written out independently of swsync.webhooks
 
 KEY = "PSK_ExampleSigningKey0123456789"
 URL = "https://hooks.example.com/sms/status?tenant=acme"

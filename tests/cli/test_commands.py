@@ -16,7 +16,7 @@ import pytest
 from swsync import cli
 from swsync.emulator import FAILED_NUMBER, NO_DLR_NUMBER, REJECTED_NUMBER, UNDELIVERED_NUMBER
 
-from .helpers import Lines, clean_environ, closed_port, credentials, emulator_environ, run, stop_process
+from ..helpers import Lines, clean_environ, closed_port, credentials, emulator_environ, run, stop_process
 
 TO, FROM = "+15551234567", "+15559876543"
 # Each test starts without the host's SIGNALWIRE_* variables; ``env`` (conftest) sets them.

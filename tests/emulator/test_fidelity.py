@@ -19,7 +19,7 @@ from swsync import RelayClient
 from swsync.emulator import SERVICE_NUMBER, Emulator
 from swsync.rest import RestClient
 
-from .helpers import FROM, TO, Api, Hook, WireClient, assert_error, open_client, state_events, states
+from ..helpers import FROM, TO, Api, Hook, WireClient, assert_error, open_client, state_events, states
 
 SHORT = "12345"  # a short code we "own"
 DELIVERED = ["queued", "initiated", "sent", "delivered"]

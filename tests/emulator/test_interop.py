@@ -43,7 +43,7 @@ import pytest
 
 from swsync.emulator import REJECTED_NUMBER, UNDELIVERED_NUMBER, Emulator
 
-from .helpers import emulator_environ, stop_process
+from ..helpers import emulator_environ, stop_process
 
 SDK = "signalwire-sdk==3.7.5"
 TO, FROM = "+15551234567", "+15559876543"

@@ -1,7 +1,7 @@
 """Sessions and lifecycle: resume, refused reconnects, aborts, outcomes that become unknown.
 
 Against the emulator where it can play the part, and against the small scriptable
-server in tests/relay_server.py where a production behaviour must be reproduced
+server in tests/support/relay_server.py where a production behaviour must be reproduced
 exactly (a connect result without ``session_restored``, refusals with chosen codes).
 """
 
@@ -21,9 +21,9 @@ from swsync.relay import connection as connection_module
 from swsync.relay.dispatcher import Dispatcher
 from swsync.relay.events import MessageStateEvent
 
-from .helpers import in_thread
-from .proxy import TcpProxy
-from .relay_server import RelayServer, accept, event, refuse
+from ..helpers import in_thread
+from ..support.proxy import TcpProxy
+from ..support.relay_server import RelayServer, accept, event, refuse
 
 TO, FROM = "+15557654321", "+15551234567"
 

@@ -16,10 +16,10 @@ import pytest
 
 from swsync import RestClient
 
-from .helpers import clean_environ, stop_process
-from .webhook_servers import free_port, wait_for_port
+from ..helpers import clean_environ, stop_process
+from ..support.webhook_servers import free_port, wait_for_port
 
-PROJECT = Path(__file__).resolve().parent.parent / "examples" / "django_project"
+PROJECT = Path(__file__).resolve().parents[2] / "examples" / "django_project"
 OURS = "+15551230001"
 CUSTOMER = "+15557650002"
 

@@ -14,7 +14,7 @@ from swsync.errors import ConfigurationError, RestError
 from swsync.rest import RestClient, RestConnectionError
 from swsync.rest import _transport as transport_mod
 
-from .helpers import PROJECT, TOKEN  # the credentials of the ``rest`` fixture (conftest)
+from ..helpers import PROJECT, TOKEN  # the credentials of the ``rest`` fixture (conftest)
 
 BASE = f"https://example.signalwire.com/api/laml/2010-04-01/Accounts/{PROJECT}"
 SID = "9f4a3a5e-8d22-4c0c-9f0b-3d2a1e5b7c61"

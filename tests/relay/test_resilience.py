@@ -1,6 +1,6 @@
 """Reconnect, resume, keepalive, bounded memory and fork safety, over real sockets.
 
-A TCP proxy (tests/proxy.py) between the client and the emulator produces the
+A TCP proxy (tests/support/proxy.py) between the client and the emulator produces the
 network failures: cut connections, an unreachable server, half-open sockets.
 """
 
@@ -16,8 +16,8 @@ from swsync import AuthenticationError, ConnectionClosedError, Message, RelayCli
 from swsync.emulator import NO_DLR_NUMBER, Emulator
 from swsync.relay import connection as connection_module
 
-from .helpers import in_thread
-from .proxy import TcpProxy
+from ..helpers import in_thread
+from ..support.proxy import TcpProxy
 
 TO, FROM = "+15557654321", "+15551234567"
 

@@ -7,6 +7,6 @@ from typing import Any
 from celery import shared_task
 
 
-@shared_task(name="tests.celery_tasks.handled")
+@shared_task(name="tests.support.celery_tasks.handled")
 def handled(message: dict[str, Any]) -> None:
     """Does nothing."""

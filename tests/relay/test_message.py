@@ -44,7 +44,7 @@ from swsync.errors import RestConnectionError, RestTimeout
 from swsync.relay.dispatcher import Dispatcher
 from swsync.relay.message import Message, MessageTracker
 
-from .helpers import credentials, stop_process
+from ..helpers import credentials, stop_process
 
 TO = "+15557654321"
 FROM = "+15551234567"
@@ -470,7 +470,7 @@ class TestReason:
         assert msg.reason.upper() == ""
 
     def test_readme_example_no_longer_prints_none(self) -> None:
-        with open(os.path.join(os.path.dirname(__file__), "..", "README.md"), encoding="utf-8") as f:
+        with open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md"), encoding="utf-8") as f:
             assert "delivered None" not in f.read()
 
 
@@ -547,7 +547,7 @@ def test_sigterm_drains_queued_callbacks_before_disconnecting(emu: Emulator) -> 
 
 
 def test_readme_documents_the_drain_bound() -> None:
-    with open(os.path.join(os.path.dirname(__file__), "..", "README.md"), encoding="utf-8") as f:
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md"), encoding="utf-8") as f:
         text = f.read()
     assert "10 s" in text and "SIGTERM" in text and "queued callbacks" in text
 
@@ -712,7 +712,7 @@ def test_send_held_across_a_session_restart_gets_its_events(emu: Emulator) -> No
     # signalwire.disconnect(restart=True) discards the session: a send made before the
     # next session exists must use that session's protocol as its context, never a
     # context ("default") that this client does not receive.
-    from .proxy import TcpProxy
+    from ..support.proxy import TcpProxy
 
     proxy = TcpProxy(emu.port)
     try:

@@ -23,7 +23,7 @@ import pytest
 from swsync import cli
 from swsync.cli._shared import relay_client
 
-from .helpers import clean_environ, credentials, emulator_environ, run, stop_process
+from ..helpers import clean_environ, credentials, emulator_environ, run, stop_process
 
 TO, FROM = "+15551234567", "+15559876543"
 REST_SEND = ("send", "--via", "rest", "--to", TO, "--from", FROM, "--body", "x")

@@ -1,4 +1,4 @@
-"""Real Celery worker subprocesses for tests (``celery -A tests.celery_app worker``).
+"""Real Celery worker subprocesses for tests (``celery -A tests.support.celery_app worker``).
 
 Each :class:`WorkerPool` is one ``celery worker`` (prefork, 2 processes by default)
 in its own process group, so ``kill()`` can SIGKILL the pool's main process and its
@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Mapping
 from typing import Any
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def worker_env(*, broker: str, emu: object, **extra: str) -> dict[str, str]:
@@ -59,7 +59,7 @@ class WorkerPool:
         pool: str = "prefork",
         queues: str = "celery",
         loglevel: str = "info",
-        app: str = "tests.celery_app",
+        app: str = "tests.support.celery_app",
     ) -> None:
         self.name = name
         self.log = tempfile.NamedTemporaryFile(prefix=f"swsync-celery-{name}-", suffix=".log", delete=False)
@@ -120,9 +120,9 @@ class WorkerPool:
 
 
 class Listener:
-    """``swsync listen --celery-app tests.celery_app:app --task ...`` as a subprocess."""
+    """``swsync listen --celery-app tests.support.celery_app:app --task ...`` as a subprocess."""
 
-    def __init__(self, env: Mapping[str, str], *args: str, app: str = "tests.celery_app:app") -> None:
+    def __init__(self, env: Mapping[str, str], *args: str, app: str = "tests.support.celery_app:app") -> None:
         self.log = tempfile.NamedTemporaryFile(prefix="swsync-listen-", suffix=".log", delete=False)
         self.proc = _start([sys.executable, "-m", "swsync", "listen", "--celery-app", app, *args], env, self.log)
 

@@ -11,8 +11,8 @@ import redis
 
 from swsync.emulator import Emulator
 
-from .celeryd import ROOT, Listener, WorkerPool, worker_env
-from .helpers import wait_for
+from ..helpers import wait_for
+from ..support.celeryd import ROOT, Listener, WorkerPool, worker_env
 
 pytestmark = pytest.mark.timeout(120)
 

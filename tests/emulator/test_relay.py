@@ -30,7 +30,7 @@ from swsync.emulator import (
     Emulator,
 )
 
-from .helpers import FROM, TO, WireClient, open_client, state_events, states
+from ..helpers import FROM, TO, WireClient, open_client, state_events, states
 
 
 @pytest.fixture

@@ -26,9 +26,9 @@ from swsync import Emulator, RestClient
 from swsync.cxml import CONTENT_TYPE
 from swsync.errors import ConfigurationError
 
-from .webhook_servers import OURS, THEIRS, TIMEOUT, LocalServer, sign_body, sign_form
+from ..support.webhook_servers import OURS, THEIRS, TIMEOUT, LocalServer, sign_body, sign_form
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "flask_app.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "flask_app.py"
 KEY = "PSK_flaskExampleTestKey0123456789abcdef"
 
 
@@ -60,7 +60,7 @@ def test_independent_signer_matches_the_reference_vector() -> None:
 # Helpers: a real local server and a recorder of finished requests
 
 
-# LocalServer (tests/webhook_servers.py) serves the app from one named, joined thread.
+# LocalServer (tests/support/webhook_servers.py) serves the app from one named, joined thread.
 @dataclass(frozen=True)
 class Hit:
     """One request the app finished, as it saw it."""

@@ -46,7 +46,7 @@ from swsync.optouts import MemoryOptOutStore  # noqa: E402
 from swsync.runonce import CacheRunOnceStore, MemoryRunOnceStore  # noqa: E402
 from swsync.webhooks import InboundMessage, StatusCallback  # noqa: E402
 
-from .webhook_servers import (  # noqa: E402
+from .support.webhook_servers import (  # noqa: E402
     EMPTY,
     INBOUND,
     OURS,

@@ -19,7 +19,7 @@ import requests
 from swsync import RelayClient, RestClient
 from swsync.emulator import UNDELIVERED_NUMBER, Emulator
 
-from .helpers import Hook
+from ...helpers import Hook
 
 APP = "+15559870000"
 PHONE = "+15551230000"

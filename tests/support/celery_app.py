@@ -1,4 +1,4 @@
-"""The Celery app the worker subprocesses of tests/test_celery.py run (``-A tests.celery_app``).
+"""The Celery app the worker subprocesses of tests/test_celery.py run (``-A tests.support.celery_app``).
 
 Configured from the environment the test passes: ``SWSYNC_TEST_BROKER`` (broker and
 result backend), ``SWSYNC_TEST_RECORDS`` (send records; default the broker),

@@ -20,7 +20,7 @@ from swsync.optouts import SQLiteOptOutStore
 from swsync.runonce import MemoryRunOnceStore, RedisRunOnceStore
 from swsync.webhooks import InboundMessage, StatusCallback
 
-from .webhook_servers import (
+from .support.webhook_servers import (
     EMPTY,
     INBOUND,
     OURS,

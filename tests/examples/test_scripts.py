@@ -16,9 +16,9 @@ import pytest
 
 from swsync.emulator import REJECTED_NUMBER, UNDELIVERED_NUMBER
 
-from .helpers import clean_environ, emulator_environ, stop_process
+from ..helpers import clean_environ, emulator_environ, stop_process
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def run_example(emu: Any, name: str, *args: str, space: str | None = None) -> subprocess.CompletedProcess[str]:

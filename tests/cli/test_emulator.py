@@ -25,8 +25,8 @@ from swsync.emulator import Emulator
 from swsync.emulator import __main__ as standalone
 from swsync.emulator.control import PREFIX
 
-from .helpers import Hook, Lines, clean_environ, closed_port, run, stop_process
-from .webhook_servers import sign_form
+from ..helpers import Hook, Lines, clean_environ, closed_port, run, stop_process
+from ..support.webhook_servers import sign_form
 
 TO, FROM = "+15551234567", "+15559876543"
 SHORT = "12345"
@@ -296,7 +296,7 @@ def test_control_api_inbound(emu: Emulator) -> None:
     denied = requests.post(url, json={"to": SHORT, "from": TO, "body": "hi"}, auth=(emu.project, "x"), timeout=10)
     assert denied.status_code == 401 and denied.headers["WWW-Authenticate"].startswith("Basic")
     # On 127.0.0.1 the control API, like the inbox's, is open to this machine without
-    # credentials (#14); bound elsewhere it needs them (tests/test_inbox_api.py).
+    # credentials (#14); bound elsewhere it needs them (tests/emulator/inbox/test_api.py).
     assert requests.post(url, json={"to": SHORT, "from": TO, "body": "hi"}, timeout=10).status_code == 201
     for bad in (
         {"to": "12", "from": TO, "body": "x"},

@@ -38,7 +38,7 @@ from swsync.rest import (
     RestTimeout,
 )
 
-from .helpers import PROJECT, TOKEN  # the credentials of the ``rest`` fixture (conftest)
+from ..helpers import PROJECT, TOKEN  # the credentials of the ``rest`` fixture (conftest)
 
 ORIGIN = "https://example.signalwire.com"
 BASE = f"{ORIGIN}/api/laml/2010-04-01/Accounts/{PROJECT}"

@@ -24,8 +24,8 @@ from swsync.emulator import (
     Emulator,
 )
 
-from .helpers import FROM, TO, Api, Hook, assert_error, clean_environ, stop_process
-from .webhook_servers import sign_form
+from ..helpers import FROM, TO, Api, Hook, assert_error, clean_environ, stop_process
+from ..support.webhook_servers import sign_form
 
 MESSAGE_KEYS = {
     "account_sid", "api_version", "sid", "from", "to", "body", "num_segments", "num_media",

@@ -24,7 +24,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from swsync import RelayClient
 from swsync.emulator import FAILED_NUMBER, Emulator
 
-from .helpers import Hook
+from ...helpers import Hook
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
