@@ -10,7 +10,8 @@
             ...
 
 Layout: :class:`RestClient` builds one transport (``_transport``: session, auth,
-retries, error parsing) and hands it to ``rest.messages`` (:class:`MessageList`) ->
+retries, error parsing) and hands it to ``rest.messages`` (:class:`MessageList`; the
+resource constructors also take the client itself, ``MessageList(rest)``) ->
 ``rest.messages(sid)`` (:class:`MessageContext`) -> :class:`MessageRecord`; ``.media``
 works the same way one level down, and :class:`Page` walks list responses. Records
 (``_record``) are typed views of the JSON, converted lazily (``_fields``). Importing

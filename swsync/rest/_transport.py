@@ -1,7 +1,8 @@
 """``Transport``: what every REST resource sends through (session, base URL, auth, retries).
 
 :class:`~swsync.rest.RestClient` builds one transport and hands it to its resources
-(messages, media, pages), which never see the client itself.
+(messages, media, pages), which never see the client itself. Their public constructors
+still take a client, as they always have: :func:`transport_of` takes its ``transport``.
 
 Retry policy (the one place it lives):
 
@@ -30,7 +31,7 @@ import time
 from base64 import b64encode
 from collections.abc import Callable, Mapping
 from http.cookiejar import DefaultCookiePolicy
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeAlias, TypeVar
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -45,7 +46,16 @@ from ..optouts import OptOutStore
 from ..ratelimit import RateLimit
 from ._fields import opt_int, opt_str
 
-__all__ = ["API_PATH", "Transport"]
+__all__ = [
+    "API_PATH",
+    "BACKOFF_BASE",
+    "BACKOFF_CAP",
+    "RETRY_AFTER_CAP",
+    "ClientOrTransport",
+    "Transport",
+    "TransportOwner",
+    "transport_of",
+]
 
 # The name these records always had (the retry messages were logged from client.py).
 logger = logging.getLogger("swsync.rest.client")
@@ -417,3 +427,32 @@ class Transport:
         )
         _sleep(delay)
         return True
+
+
+class TransportOwner(Protocol):
+    """Anything with a ``transport``: a :class:`~swsync.rest.RestClient`, as the resources see it.
+
+    The resource constructors are public and take the client (``MessageList(rest)``);
+    this protocol lets them accept it without importing ``client.py``.
+    """
+
+    @property
+    def transport(self) -> Transport: ...
+
+
+# What the first parameter (``client``) of a resource constructor, Page and iterate takes.
+ClientOrTransport: TypeAlias = Transport | TransportOwner
+
+
+def transport_of(client: ClientOrTransport) -> Transport:
+    """The transport to send through: ``client`` itself, or the client's ``transport``.
+
+    Raises:
+        TypeError: ``client`` is neither a ``RestClient`` nor a transport.
+    """
+    if isinstance(client, Transport):
+        return client
+    transport = getattr(client, "transport", None)
+    if not isinstance(transport, Transport):
+        raise TypeError(f"expected a RestClient, got {type(client).__name__}")
+    return transport

@@ -1,8 +1,11 @@
 """``RestClient``: the public face of the REST API; builds the transport and the resources.
 
 The session, base URL, credentials and the retry policy live in
-:mod:`swsync.rest._transport`; resources (``rest.messages``, its media, pages) receive
-that transport and never this client.
+:mod:`swsync.rest._transport`; resources (``rest.messages``, its media, pages) keep
+only that transport and never import this module. Their public constructors still
+take a client (``MessageList(rest)``): they read its :attr:`RestClient.transport`.
+``API_PATH``, ``BACKOFF_BASE``, ``BACKOFF_CAP``, ``RETRY_AFTER_CAP``, ``RestError`` and
+``logger`` stay importable from here, where they used to be defined.
 """
 
 from __future__ import annotations
@@ -13,9 +16,15 @@ import requests
 
 from .._config import ENV_PROJECT, ENV_SPACE, ENV_TOKEN, rest_origin, setting
 from ..errors import ConfigurationError, RestConnectionError, RestTimeout
+from ..errors import RestError as RestError
 from ..optouts import OptOutStore, as_store
 from ..ratelimit import RateLimit, checked_rate_limit
+from ._transport import API_PATH as API_PATH
+from ._transport import BACKOFF_BASE as BACKOFF_BASE
+from ._transport import BACKOFF_CAP as BACKOFF_CAP
+from ._transport import RETRY_AFTER_CAP as RETRY_AFTER_CAP
 from ._transport import Transport
+from ._transport import logger as logger
 from .messages import MessageList
 
 if TYPE_CHECKING:
@@ -150,6 +159,15 @@ class RestClient:
         )
         self.rate_limit = checked_rate_limit(rate_limit)
         self.messages: MessageList = MessageList(self._transport)
+
+    @property
+    def transport(self) -> Transport:
+        """Internal: the transport this client's resources send through.
+
+        Not part of the public API; it is how ``MessageList(rest)``, ``Page.fetch(rest, ...)``
+        and the other resource constructors find what to send through.
+        """
+        return self._transport
 
     def __repr__(self) -> str:
         return f"RestClient(project={self.project!r}, origin={self.origin!r})"

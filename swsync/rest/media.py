@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from ._fields import nonempty, opt_datetime, opt_str, query_date, sid_segment
 from ._record import Field, Record, from_decoded
+from ._transport import ClientOrTransport, transport_of
 from .page import Page, iterate, paging_params
-
-if TYPE_CHECKING:
-    from ._transport import Transport
 
 __all__ = ["MediaContext", "MediaList", "MediaRecord"]
 
@@ -51,8 +48,9 @@ class MediaContext:
 
     __slots__ = ("_transport", "message_sid", "sid", "_path")
 
-    def __init__(self, transport: Transport, message_sid: str, sid: str) -> None:
-        self._transport = transport
+    def __init__(self, client: ClientOrTransport, message_sid: str, sid: str) -> None:
+        """A context for media item ``sid`` of message ``message_sid`` of ``client`` (a ``RestClient``)."""
+        self._transport = transport_of(client)
         self.message_sid = message_sid
         self.sid = sid_segment(sid, "sid")
         self._path = f"Messages/{quote(message_sid, safe='')}/Media/{quote(sid, safe='')}.json"
@@ -87,8 +85,9 @@ class MediaList:
 
     _KEY = "media_list"
 
-    def __init__(self, transport: Transport, message_sid: str) -> None:
-        self._transport = transport
+    def __init__(self, client: ClientOrTransport, message_sid: str) -> None:
+        """The media of message ``message_sid`` of ``client`` (a ``RestClient``)."""
+        self._transport = transport_of(client)
         self.message_sid = sid_segment(message_sid, "message_sid")
         self._path = f"Messages/{quote(message_sid, safe='')}/Media.json"
 

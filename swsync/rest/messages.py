@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from enum import Enum
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 from .._validate import content, phone_number
@@ -24,11 +24,9 @@ from ._fields import (
     sid_segment,
 )
 from ._record import Field, Record, from_decoded
+from ._transport import ClientOrTransport, transport_of
 from .media import MediaList
 from .page import Page, iterate, paging_params
-
-if TYPE_CHECKING:
-    from ._transport import Transport
 
 __all__ = ["MessageContext", "MessageList", "MessageRecord", "MessageStatus"]
 
@@ -191,8 +189,9 @@ class MessageContext:
 
     __slots__ = ("_transport", "sid", "_path")
 
-    def __init__(self, transport: Transport, sid: str) -> None:
-        self._transport = transport
+    def __init__(self, client: ClientOrTransport, sid: str) -> None:
+        """A context for message ``sid`` of ``client`` (a :class:`RestClient`)."""
+        self._transport = transport_of(client)
         self.sid = sid_segment(sid, "sid")
         self._path = f"Messages/{quote(sid, safe='')}.json"
 
@@ -248,8 +247,9 @@ class MessageList:
     _PATH = "Messages.json"
     _KEY = "messages"
 
-    def __init__(self, transport: Transport) -> None:
-        self._transport = transport
+    def __init__(self, client: ClientOrTransport) -> None:
+        """The Messages resource of ``client`` (a :class:`RestClient`; ``client.messages`` is one)."""
+        self._transport = transport_of(client)
 
     def __call__(self, sid: str) -> MessageContext:
         """Return the context for message ``sid`` (no request is made)."""

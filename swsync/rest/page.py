@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ..errors import RestError
 from ._fields import opt_int, opt_str
-from ._transport import decode
+from ._transport import ClientOrTransport, decode, transport_of
 
 if TYPE_CHECKING:
     from ._transport import Transport
@@ -52,15 +52,16 @@ class Page(Generic[T]):
 
     def __init__(
         self,
-        transport: Transport,
+        client: ClientOrTransport,
         payload: Any,
         key: str,
         parse: Callable[[Mapping[str, Any]], T],
     ) -> None:
         """Build a page from a decoded list response (raises ``ValueError`` if malformed).
 
-        ``transport`` is the client's, which ``next_page()`` sends through.
+        ``client`` is the ``RestClient`` that ``next_page()`` sends through.
         """
+        transport = transport_of(client)
         items, next_uri = _envelope(transport, payload, key)
         self.records: list[T] = [parse(item) for item in items]
         self.next_page_uri: str | None = next_uri
@@ -76,13 +77,14 @@ class Page(Generic[T]):
     @classmethod
     def fetch(
         cls,
-        transport: Transport,
+        client: ClientOrTransport,
         path: str,
         params: Mapping[str, str] | None,
         key: str,
         parse: Callable[[Mapping[str, Any]], T],
     ) -> Page[T]:
-        """GET ``path`` and build the page (``RestError`` for a malformed body)."""
+        """GET ``path`` with ``client`` (a ``RestClient``) and build the page (``RestError`` for a malformed body)."""
+        transport = transport_of(client)
         status, payload = transport.send("GET", path, params=params)
         try:
             return cls(transport, payload, key, parse)
@@ -160,7 +162,7 @@ def _malformed(transport: Transport, status: int, path: str, exc: Exception) -> 
 
 
 def iterate(
-    transport: Transport,
+    client: ClientOrTransport,
     path: str,
     params: Mapping[str, str] | None,
     key: str,
@@ -173,8 +175,10 @@ def iterate(
     once ``limit`` records have been yielded. Unlike :class:`Page`, each record is built
     as it is yielded: a consumer that does not keep records frees each one at once,
     which halves the number of cyclic-GC passes on a long stream. A record without a
-    ``sid`` raises ``RestError`` when the stream reaches it.
+    ``sid`` raises ``RestError`` when the stream reaches it. ``client`` is the
+    ``RestClient`` to send through.
     """
+    transport = transport_of(client)
     remaining = limit
     url: str | None = path
     while url is not None:

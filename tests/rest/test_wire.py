@@ -9,6 +9,7 @@ import copy
 import dataclasses
 import datetime as dt
 import http.server
+import inspect
 import json
 import pickle
 import socket
@@ -29,7 +30,11 @@ import urllib3.exceptions
 import swsync
 from swsync.errors import ConfigurationError, RestError, SwsyncError
 from swsync.rest import (
+    MediaContext,
+    MediaList,
     MediaRecord,
+    MessageContext,
+    MessageList,
     MessageRecord,
     MessageStatus,
     Page,
@@ -37,6 +42,8 @@ from swsync.rest import (
     RestConnectionError,
     RestTimeout,
 )
+from swsync.rest import client as client_module
+from swsync.rest.page import iterate
 
 from ..helpers import PROJECT, TOKEN  # the credentials of the ``rest`` fixture (conftest)
 
@@ -299,6 +306,83 @@ def test_media_list_fetch_delete(rsps: responses.RequestsMock, rest: RestClient)
     assert fetched.date_created == dt.datetime(2018, 12, 19, 16, 23, 50, tzinfo=dt.timezone.utc)
     rest.messages(SID).media(MEDIA_SID).delete()  # returns None on 204
     assert [c.request.method for c in rsps.calls] == ["GET", "GET", "DELETE"]
+
+
+# --- the resource classes built by hand, as 0.1 code did -------------------------------------
+
+
+def test_resource_classes_take_a_rest_client_positionally_or_as_client(
+    rsps: responses.RequestsMock, rest: RestClient
+) -> None:
+    media = {"sid": MEDIA_SID, "parent_sid": SID, "content_type": "image/png"}
+    message_url = f"{BASE}/Messages/{SID}.json"
+    media_url = f"{BASE}/Messages/{SID}/Media/{MEDIA_SID}.json"
+    rsps.add(responses.GET, f"{BASE}/Messages.json", json=page_json([message_json()], None))
+    rsps.add(responses.GET, message_url, json=message_json(status="delivered"))
+    rsps.add(responses.GET, f"{BASE}/Messages/{SID}/Media.json", json=page_json([media], None, "media_list"))
+    rsps.add(responses.GET, media_url, json=media)
+    rsps.add(responses.DELETE, media_url, status=204)
+
+    for messages in (MessageList(rest), MessageList(client=rest)):
+        assert [r.sid for r in messages.list()] == [SID]
+        assert messages(SID).fetch().status == "delivered"
+    for message in (MessageContext(rest, SID), MessageContext(client=rest, sid=SID)):
+        assert message.sid == SID and message.fetch().status == "delivered"
+        assert [m.sid for m in message.media.list()] == [MEDIA_SID]
+    for media_list in (MediaList(rest, SID), MediaList(client=rest, message_sid=SID)):
+        assert [m.sid for m in media_list.page()] == [MEDIA_SID]
+        assert media_list(MEDIA_SID).fetch().content_type == "image/png"
+    for item in (MediaContext(rest, SID, MEDIA_SID), MediaContext(client=rest, message_sid=SID, sid=MEDIA_SID)):
+        assert item.fetch().parent_sid == SID
+        item.delete()  # returns None on 204
+    parse = MessageRecord.from_payload
+    for page in (
+        Page.fetch(rest, "Messages.json", None, "messages", parse),
+        Page.fetch(client=rest, path="Messages.json", params=None, key="messages", parse=parse),
+        Page(rest, page_json([message_json()], None), "messages", parse),
+        Page(client=rest, payload=page_json([message_json()], None), key="messages", parse=parse),
+    ):
+        assert [r.sid for r in page] == [SID] and page.next_page() is None
+    assert [r.sid for r in iterate(rest, "Messages.json", None, "messages", parse, None)] == [SID]
+    streamed = iterate(client=rest, path="Messages.json", params=None, key="messages", parse=parse, limit=1)
+    assert [r.sid for r in streamed] == [SID]
+    # Every request went through the client: its base URL and its credentials.
+    assert len(rsps.calls) == 20
+    assert all(c.request.headers["Authorization"] == AUTH for c in rsps.calls)
+
+
+def test_resource_classes_refuse_what_is_not_a_client() -> None:
+    with pytest.raises(TypeError, match="RestClient"):
+        MessageList(object())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="RestClient"):
+        MessageContext(client=None, sid=SID)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("function", "names"),
+    [
+        (MessageList, ["client"]),
+        (MessageContext, ["client", "sid"]),
+        (MediaList, ["client", "message_sid"]),
+        (MediaContext, ["client", "message_sid", "sid"]),
+        (Page, ["client", "payload", "key", "parse"]),
+        (Page.fetch, ["client", "path", "params", "key", "parse"]),
+        (iterate, ["client", "path", "params", "key", "parse", "limit"]),
+    ],
+)
+def test_resource_signatures_are_the_documented_ones(function: Any, names: list[str]) -> None:
+    # As in 0.1: every parameter positional-or-keyword, none with a default.
+    parameters = list(inspect.signature(function).parameters.values())
+    assert [(p.name, p.kind, p.default) for p in parameters] == [
+        (name, inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.empty) for name in names
+    ]
+
+
+def test_client_module_still_exports_its_constants() -> None:
+    assert client_module.API_PATH == "/api/laml/2010-04-01/Accounts/"
+    assert (client_module.BACKOFF_BASE, client_module.BACKOFF_CAP, client_module.RETRY_AFTER_CAP) == (0.5, 8.0, 30.0)
+    assert client_module.RestError is RestError
+    assert client_module.logger.name == "swsync.rest.client"
 
 
 # --- retries --------------------------------------------------------------------------------
