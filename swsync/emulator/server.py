@@ -34,6 +34,7 @@ from .inbox import Inbox
 from .pacing import DEFAULT_BACKLOG
 from .relay import RelayServer
 from .rest import RestApi
+from .store import MessageRecord, Outcome
 
 __all__ = ["Emulator"]
 
@@ -468,6 +469,30 @@ class Emulator:
             self.engine.reset()
 
         self._call(reset)
+
+    # -- 0.1's loop-thread internals, now the engine's (kept: they were public names) ------
+
+    def advance(self, record: MessageRecord, state: str, outcome: Outcome) -> None:
+        """Loop thread only: ``emu.engine.advance`` (move ``record`` to ``state`` and tell the listeners)."""
+        self.engine.advance(record, state, outcome)
+
+    def launch(self, record: MessageRecord, outcome: Outcome, *, start: int) -> None:
+        """Loop thread only: ``emu.engine.launch`` (run ``outcome.states[start:]``, ``state_delay`` apart)."""
+        self.engine.launch(record, outcome, start=start)
+
+    def create_outbound(self, **fields: Any) -> MessageRecord:
+        """Loop thread only: ``emu.engine.create_outbound`` (store a REST/cXML message and start it)."""
+        return self.engine.create_outbound(**fields)
+
+    def receive_inbound(
+        self, to: str, from_: str, body: str | None, context: str, media: list[str]
+    ) -> tuple[MessageRecord, int]:
+        """Loop thread only: ``emu.engine.receive_inbound`` (store an inbound message and hand it out)."""
+        return self.engine.receive_inbound(to, from_, body, context, media)
+
+    async def reset_on_loop(self) -> None:
+        """Loop thread only: ``reset()`` minus the faults (``emu.engine.reset``)."""
+        self.engine.reset()
 
     @property
     def unacked_events(self) -> int:
