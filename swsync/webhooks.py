@@ -24,7 +24,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, Union
 from urllib.parse import parse_qs
 
 __all__ = [
@@ -44,8 +44,9 @@ SHA256_SIGNATURE_HEADER = "X-SignalWire-SHA256-Signature"
 
 #: Form parameters: a mapping (``dict``, Flask's ``request.form``, a ``parse_qs``
 #: result with list values), or ``(name, value)`` pairs (a ``parse_qsl`` result).
-Params = Mapping[str, Any] | Iterable[tuple[str, str]]
-RawBody = bytes | bytearray | memoryview | str
+# typing.Union on purpose: these aliases were Union objects in 0.1 (typing.get_origin() of them is Union).
+Params = Union[Mapping[str, Any], Iterable[tuple[str, str]]]  # noqa: UP007
+RawBody = Union[bytes, bytearray, memoryview, str]  # noqa: UP007
 
 # scheme://netloc rest  (netloc = [userinfo@]host[:port]; host may be [IPv6]).
 _URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)(.*)", re.DOTALL)

@@ -31,7 +31,8 @@ from .page import Page, iterate, paging_params
 __all__ = ["MessageContext", "MessageList", "MessageRecord", "MessageStatus"]
 
 MAX_VALIDITY_PERIOD = 172800  # seconds (48 h), the documented ceiling
-_MAX_PRICE = re.compile(r"\d+\.?\d{0,4}")  # the MaxPrice pattern of the API spec
+# MaxPrice: a decimal with up to 4 places (SignalWire's "Create a Message" cXML REST reference)
+_MAX_PRICE = re.compile(r"\d+\.?\d{0,4}")
 
 
 class MessageStatus(str, Enum):

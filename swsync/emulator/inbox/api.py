@@ -175,7 +175,7 @@ class InboxApi:
         return self._file(name)
 
     def _file(self, name: str) -> web.Response:
-        data = resources.files(__package__).joinpath("static", name).read_bytes()
+        data = resources.files(__package__).joinpath("static").joinpath(name).read_bytes()
         return web.Response(
             body=data,
             content_type=_STATIC[name],
