@@ -25,10 +25,9 @@ from typing import Any
 
 from aiohttp import web
 
-from .. import _validate
-from .engine import Engine
+from .engine import Engine, check_inbound
 
-__all__ = ["PREFIX", "ControlApi", "authorize"]
+__all__ = ["PREFIX", "ControlApi"]
 
 #: Every control endpoint lives under this path (never a cXML REST path).
 PREFIX = "/_emulator/api"
@@ -44,15 +43,7 @@ def _fail(status: int, message: str) -> web.HTTPException:
         content_type="application/json",
     )
     exc.set_status(status)
-    if status == 401:
-        exc.headers["WWW-Authenticate"] = 'Basic realm="swsync emulator"'
     return exc
-
-
-def authorize(engine: Engine, request: web.Request) -> None:
-    """Raise a 401 unless ``request`` carries the emulator's project and token (HTTP Basic)."""
-    if not engine.basic_auth_ok(request.headers.get("Authorization", "")):
-        raise _fail(401, "authentication failed: use the emulator's project and token")
 
 
 class ControlApi:
@@ -86,11 +77,9 @@ class ControlApi:
         try:
             if media is not None and not isinstance(media, list):
                 raise ValueError("media must be a list of URLs")
-            to = _validate.phone_number(data.get("to"), "to")
-            from_ = _validate.phone_number(data.get("from"), "from")
-            body, urls = _validate.content(data.get("body"), media)
-            if not isinstance(context, str) or not context:
-                raise ValueError("context must be a non-empty string")
+            to, from_, body, urls = check_inbound(
+                data.get("to"), data.get("from"), data.get("body"), media, context, ("to", "from")
+            )
         except (ValueError, TypeError) as exc:
             raise _fail(400, str(exc)) from None
         record, sessions = self.engine.receive_inbound(to, from_, body, context, urls)

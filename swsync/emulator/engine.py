@@ -8,14 +8,15 @@ clients and the state machine that moves each message through its states.
 
 The parts receive the engine and never the :class:`~swsync.emulator.Emulator`
 (``server.py``), which only owns the thread, the event loop, the aiohttp app and
-the public helpers. What happens to a message reaches the parts two ways:
-
-- **engine listeners** (:class:`Listener`, :meth:`Engine.subscribe`): the RELAY
-  side (``messaging.state``/``messaging.receive`` events) and the webhook sender
-  (status callbacks, inbound webhooks) act on every state change and every
-  inbound message, and clear their own state on reset. Loop thread only.
-- **store listeners** (``Store.add_listener``, documented in docs/emulator.md):
-  observers of record changes; the web inbox's journal is one.
+the public helpers. What happens reaches the parts one way: they are
+listeners (:class:`~swsync.emulator.listeners.Listener`, :meth:`Engine.subscribe`).
+The RELAY side (``messaging.state``/``messaging.receive`` events) and the webhook
+sender (status callbacks, inbound webhooks) act on every state change and every
+inbound message and clear their own state on reset; the RELAY side also carries
+out the connection faults (:meth:`Engine.drop_connections`,
+:meth:`Engine.server_disconnect`); the web inbox's journal hears every store
+change, as do the callbacks given to ``Store.add_listener`` (docs/emulator.md),
+through the same listeners.
 
 Threading: everything runs on the emulator's loop thread except the client count
 (:meth:`Engine.count_client` and its waits, under their own condition) and what
@@ -29,16 +30,18 @@ import hmac
 import secrets
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import BasicAuth
 
+from .. import _validate
 from .faults import Counters, Faults
+from .listeners import Listener, Listeners
 from .pacing import Pacer
 from .store import MessageRecord, Outcome, Store, outcome_for
 
-__all__ = ["Engine", "Listener", "check_options"]
+__all__ = ["Engine", "Listener", "check_inbound", "check_options"]
 
 
 def check_options(
@@ -62,26 +65,24 @@ def check_options(
         raise ValueError("inbound_webhook_url must be an http(s) URL")
 
 
-class Listener:
-    """A part that acts on what the engine does; every hook does nothing unless overridden.
+def check_inbound(
+    to: object, from_: object, body: str | None, media: Sequence[str] | None, context: object, names: tuple[str, str]
+) -> tuple[str, str, str | None, list[str]]:
+    """Check an inbound message's numbers, content and context; return the numbers, body and media URLs.
 
-    Hooks run on the loop thread, in subscription order, and must not block.
+    ``names`` are the numbers' argument names in error messages (``to_number`` and
+    ``from_number`` in Python, ``to`` and ``from`` in the control API).
+
+    Raises:
+        ValueError: a number is neither E.164 nor a short code, neither body nor
+            media given, or ``context`` is not a non-empty string.
     """
-
-    def message_state(self, record: MessageRecord, state: str) -> None:
-        """``record`` has just reached ``state`` (it is stored already)."""
-
-    def message_received(self, record: MessageRecord) -> int:
-        """An inbound message was stored; return how many RELAY sessions it went to."""
-        return 0
-
-    def reset(self) -> None:
-        """Forget everything in flight (``Emulator.reset()``)."""
-
-    @property
-    def busy(self) -> bool:
-        """Whether work this part started is still pending (``Emulator.wait_idle()``)."""
-        return False
+    to_number = _validate.phone_number(to, names[0])
+    from_number = _validate.phone_number(from_, names[1])
+    text, urls = _validate.content(body, media)
+    if not isinstance(context, str) or not context:
+        raise ValueError("context must be a non-empty string")
+    return to_number, from_number, text, urls
 
 
 class Engine:
@@ -130,11 +131,11 @@ class Engine:
         self.faults = Faults()
         self.pacing = Pacer(mps, backlog)  # carrier pacing (off unless mps is given)
         self.counters = Counters()
-        self.store = Store()
 
-        self._listeners: tuple[Listener, ...] = ()
-        # Bound message_state hooks, built once: the per-state hot path is one call each.
-        self._on_state: tuple[Callable[[MessageRecord, str], None], ...] = ()
+        # Every part that hears what happens (its overridden hooks bound once: the
+        # per-event hot path is one call per listener that wants the event).
+        self.listeners = Listeners()
+        self.store = Store(listeners=self.listeners)
         self._tasks: set[asyncio.Task[Any]] = set()  # state progressions under way
         # Guards _clients (authenticated RELAY sockets); wait_for_clients sleeps on
         # it. Only ever held for a counter update or a wait.
@@ -178,13 +179,22 @@ class Engine:
 
     def subscribe(self, listener: Listener) -> None:
         """Call ``listener``'s hooks from now on, after those subscribed before it."""
-        self._listeners = (*self._listeners, listener)
-        self._on_state = tuple(x.message_state for x in self._listeners)
+        self.listeners.add(listener)
 
     @property
     def idle(self) -> bool:
         """Whether no state change and no listener's work is pending (loop thread)."""
-        return not self._tasks and not any(x.busy for x in self._listeners)
+        return not self._tasks and not any(x.busy for x in self.listeners.all)
+
+    # -- connection faults (loop thread) --------------------------------------------
+
+    def drop_connections(self) -> int:
+        """Abort every client socket (TCP close, no WebSocket close frame); return how many."""
+        return sum(x.drop_connections() for x in self.listeners.all)
+
+    def server_disconnect(self, restart: bool) -> int:
+        """Send ``signalwire.disconnect`` to every client, then close each socket; return how many."""
+        return sum(x.server_disconnect(restart) for x in self.listeners.all)
 
     # -- RELAY clients (any thread) -------------------------------------------------
 
@@ -221,7 +231,7 @@ class Engine:
     def advance(self, record: MessageRecord, state: str, outcome: Outcome) -> None:
         """Move ``record`` to ``state`` and tell every listener (RELAY events, callbacks)."""
         self.store.advance(record, state, outcome)
-        for hook in self._on_state:
+        for hook in self.listeners.on_state:
             hook(record, state)
 
     def launch(self, record: MessageRecord, outcome: Outcome, *, start: int) -> None:
@@ -299,14 +309,19 @@ class Engine:
             context=context,
         )
         sessions = 0
-        for listener in self._listeners:
-            sessions += listener.message_received(record)
+        for hook in self.listeners.on_received:
+            sessions += hook(record)
         return record, sessions
 
-    def reset(self) -> None:
-        """Clear messages, sessions, pending work, stats and the log; not the faults."""
+    def reset(self, *, faults: bool = False) -> None:
+        """Clear messages, sessions, pending work, stats and the log; the faults too with ``faults=True``.
+
+        Loop thread (what ``Emulator.reset()`` and ``POST /_emulator/api/reset`` run).
+        """
+        if faults:
+            self.faults.reset()
         self.cancel_progress()
-        for listener in self._listeners:
+        for listener in self.listeners.all:
             listener.reset()
         self.store.clear()
         self.counters.reset()

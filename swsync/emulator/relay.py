@@ -800,7 +800,7 @@ class RelayServer(Listener):
         if not conn.closed and not conn.closing:
             self.spawn(self._close(conn, 1000))
 
-    def drop_all(self) -> int:
+    def drop_connections(self) -> int:
         """Abort every socket (TCP close, no close frame); return how many."""
         conns = list(self.conns)
         for conn in conns:
@@ -830,7 +830,7 @@ class RelayServer(Listener):
     def reset(self) -> None:
         """Drop every connection and forget every session."""
         self.cancel_tasks()
-        self.drop_all()
+        self.drop_connections()
         for session in list(self.sessions.values()):
             if session.conn is not None:
                 session.conn.session = None

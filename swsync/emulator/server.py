@@ -25,10 +25,9 @@ from typing import Any, Generic, TypeVar, cast, overload
 
 from aiohttp import web
 
-from .. import _validate
 from .callbacks import Webhooks
 from .control import ControlApi
-from .engine import Engine
+from .engine import Engine, check_inbound
 from .faults import Stats
 from .inbox import Inbox
 from .pacing import DEFAULT_BACKLOG
@@ -144,7 +143,7 @@ class Emulator:
         self.rest = RestApi(engine)
         self.hooks = Webhooks(engine)
         self.control = ControlApi(engine)
-        self.inbox = Inbox(engine, self.relay)  # the web inbox and its JSON API, under /_emulator/
+        self.inbox = Inbox(engine)  # the web inbox and its JSON API, under /_emulator/
         engine.subscribe(self.relay)  # messaging.state / messaging.receive events first,
         engine.subscribe(self.hooks)  # then status callbacks and inbound webhooks
 
@@ -372,12 +371,10 @@ class Emulator:
         Raises:
             ValueError: a number is neither E.164 nor a short code, or neither body nor media given.
         """
-        _validate.phone_number(to_number, "to_number")
-        _validate.phone_number(from_number, "from_number")
-        body, urls = _validate.content(body, media)
-        if not isinstance(context, str) or not context:
-            raise ValueError("context must be a non-empty string")
-        return self._call(self._inject, to_number, from_number, body, context, urls)
+        to, from_, text, urls = check_inbound(
+            to_number, from_number, body, media, context, ("to_number", "from_number")
+        )
+        return self._call(self._inject, to, from_, text, context, urls)
 
     async def _inject(self, to: str, from_: str, body: str | None, context: str, media: list[str]) -> str:
         return self.engine.receive_inbound(to, from_, body, context, media)[0].sid
@@ -433,7 +430,7 @@ class Emulator:
         """Abruptly close every client socket (TCP close, no WebSocket close frame)."""
 
         async def drop() -> int:
-            return self.relay.drop_all()
+            return self.engine.drop_connections()
 
         self._call(drop)
 
@@ -456,17 +453,15 @@ class Emulator:
         """
 
         async def disconnect() -> int:
-            return self.relay.server_disconnect(bool(restart))
+            return self.engine.server_disconnect(bool(restart))
 
         self._call(disconnect)
 
     def reset(self) -> None:
         """Clear messages, faults, sessions (dropping their sockets), stats and the log."""
 
-        self.faults.reset()
-
         async def reset() -> None:
-            self.engine.reset()
+            self.engine.reset(faults=True)
 
         self._call(reset)
 

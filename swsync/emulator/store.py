@@ -28,9 +28,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..segments import count_segments
+from .listeners import Listener as _Observer
+from .listeners import Listeners
 
 __all__ = [
     "FAILED_NUMBER",
+    "ChangeCallback",
     "Listener",
     "NO_DLR_NUMBER",
     "REJECTED_NUMBER",
@@ -61,12 +64,13 @@ SERVICE_NUMBER = "+15550000100"
 
 logger = logging.getLogger(__name__)
 
-#: A store listener: ``listener(event, record, info)``. ``event`` is one of
-#: ``"created"``, ``"state"`` (``record.status`` is the new state), ``"updated"``,
-#: ``"deleted"``, ``"webhook"`` (``info`` describes the POST) or ``"reset"``
-#: (``record`` is ``None``). Called right after the change, outside the store's
-#: lock, on the thread that made it (the loop thread, except for ``seed``).
-Listener = Callable[[str, "MessageRecord | None", "dict[str, Any] | None"], None]
+#: A change callback for :meth:`Store.add_listener`: ``callback(event, record, info)``,
+#: called as :meth:`Listener.message_changed <swsync.emulator.listeners.Listener.message_changed>`
+#: is (same events, same thread, right after the change).
+ChangeCallback = Callable[[str, "MessageRecord | None", "dict[str, Any] | None"], None]
+#: 0.1's name for :data:`ChangeCallback` (a function type; the observer interface is
+#: :class:`swsync.emulator.listeners.Listener`).
+Listener = ChangeCallback
 
 API_VERSION = "2010-04-01"
 TERMINAL = frozenset(("delivered", "undelivered", "failed"))
@@ -275,7 +279,7 @@ class Store:
     Thread-safe: all methods may be called from any thread.
     """
 
-    def __init__(self, *, log_size: int = 10000, tombstones: int = 100_000) -> None:
+    def __init__(self, *, log_size: int = 10000, tombstones: int = 100_000, listeners: Listeners | None = None) -> None:
         # Guards _messages, _deleted, _seq, _log and every field of every stored
         # record; _changed (built on it) wakes threads waiting for a status.
         self._lock = threading.Lock()
@@ -287,26 +291,29 @@ class Store:
         self._max_deleted = tombstones
         self._seq = itertools.count(1)
         self._log: deque[tuple[str, str]] = deque(maxlen=log_size)
-        # Copy-on-write tuple: notify() iterates it without the lock.
-        self._listeners: tuple[Listener, ...] = ()
+        # Who hears of every change (their message_changed hook): the engine's
+        # listeners when the engine built this store, so one registry for all.
+        self.listeners = listeners if listeners is not None else Listeners()
 
     # -- listeners ----------------------------------------------------------------
 
-    def add_listener(self, listener: Listener) -> None:
-        """Call ``listener(event, record, info)`` after every change (see :data:`Listener`)."""
-        with self._lock:
-            self._listeners = (*self._listeners, listener)
+    def add_listener(self, listener: ChangeCallback) -> None:
+        """Call ``listener(event, record, info)`` after every change (see :data:`ChangeCallback`).
 
-    def remove_listener(self, listener: Listener) -> None:
+        A thin path into the engine's listeners: ``listener`` becomes the
+        ``message_changed`` hook of one more :class:`~swsync.emulator.listeners.Listener`.
+        """
+        self.listeners.add(_Callback(listener))
+
+    def remove_listener(self, listener: ChangeCallback) -> None:
         """Stop calling ``listener``; unknown listeners are ignored."""
-        with self._lock:
-            self._listeners = tuple(x for x in self._listeners if x is not listener)
+        self.listeners.remove(lambda x: isinstance(x, _Callback) and x.callback is listener)
 
     def notify(self, event: str, record: MessageRecord | None = None, info: dict[str, Any] | None = None) -> None:
         """Tell every listener about ``event``; a failing listener is logged, never raised."""
-        for listener in self._listeners:
+        for hook in self.listeners.on_change:
             try:
-                listener(event, record, info)
+                hook(event, record, info)
             except Exception:
                 logger.exception("emulator store listener failed on %r", event)
 
@@ -536,6 +543,16 @@ class Store:
         """Return a copy of the REST request log, oldest first."""
         with self._lock:
             return list(self._log)
+
+
+class _Callback(_Observer):
+    """A :meth:`Store.add_listener` callback as a listener."""
+
+    def __init__(self, callback: ChangeCallback) -> None:
+        self.callback = callback
+
+    def message_changed(self, event: str, record: MessageRecord | None, info: dict[str, Any] | None) -> None:
+        self.callback(event, record, info)
 
 
 def sort_key(record: MessageRecord) -> tuple[datetime, int]:

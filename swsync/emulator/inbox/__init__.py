@@ -4,8 +4,8 @@ Served on the emulator's own port under ``/_emulator/`` (``Emulator.ui_url``):
 the page (static files shipped in this package, no build step, nothing fetched
 from elsewhere), a JSON API (``/_emulator/api/...``, documented in
 docs/emulator.md) and one server-sent event stream that pushes batched updates
-to open pages. :class:`Inbox` wires the parts to the engine: its journal listens
-to the store and it mounts the routes.
+to open pages. :class:`Inbox` wires the parts to the engine: its journal is an
+engine listener (it hears every store change) and it mounts the routes.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from ..engine import Engine
-from ..relay import RelayServer
 from .api import PREFIX, InboxApi, is_loopback
 from .journal import BATCH_INTERVAL, Journal
 
@@ -24,16 +23,16 @@ __all__ = ["BATCH_INTERVAL", "PREFIX", "Inbox", "is_loopback"]
 
 
 class Inbox:
-    """The inbox of one emulator: a store listener plus the ``/_emulator/`` routes.
+    """The inbox of one emulator: an engine listener (its journal) plus the ``/_emulator/`` routes.
 
     Thread-safe as the store is: its listener may run on any thread; its routes
     run on the emulator's loop thread.
     """
 
-    def __init__(self, engine: Engine, relay: RelayServer) -> None:
+    def __init__(self, engine: Engine) -> None:
         self.journal = Journal()
-        self.api = InboxApi(engine, relay, self.journal)
-        engine.store.add_listener(self.journal)
+        self.api = InboxApi(engine, self.journal)
+        engine.subscribe(self.journal)
 
     def mount(self, app: web.Application) -> None:
         """Add the routes to ``app`` and flush live updates on the running loop."""

@@ -23,9 +23,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from ..control import authorize
 from ..engine import Engine
-from ..relay import RelayServer
 from .journal import Journal, Watcher, sse
 from .views import detail, parse_filter, summary
 
@@ -88,9 +86,8 @@ def _json(data: Any, status: int = 200) -> web.Response:
 class InboxApi:
     """The ``/_emulator/`` routes. Loop thread only."""
 
-    def __init__(self, engine: Engine, relay: RelayServer, journal: Journal) -> None:
+    def __init__(self, engine: Engine, journal: Journal) -> None:
         self.engine = engine
-        self.relay = relay  # for the connection faults (drop-connections, server-disconnect)
         self.journal = journal
         self.closing = False
 
@@ -132,14 +129,19 @@ class InboxApi:
                 self._check(request)
                 return await handler(request)
             except HttpError as err:
-                return web.json_response({"status": err.status, "message": str(err)}, status=err.status)
+                headers = {"WWW-Authenticate": 'Basic realm="swsync emulator"'} if err.status == 401 else None
+                return web.json_response(
+                    {"status": err.status, "message": str(err)}, status=err.status, headers=headers
+                )
 
         return guarded
 
     def _check(self, request: web.Request) -> None:
         host = self.engine.host
         if not is_loopback(host) or "Authorization" in request.headers:
-            authorize(self.engine, request)  # credentials, when given, must be right
+            # Credentials, when given, must be right.
+            if not self.engine.basic_auth_ok(request.headers.get("Authorization", "")):
+                raise HttpError(401, "authentication failed: use the emulator's project and token")
         if is_loopback(host) and _hostname(request.host) not in _LOCAL_NAMES | {host}:
             raise HttpError(403, "the inbox only answers requests for a loopback host name")
         if request.method in ("POST", "PUT", "DELETE"):
@@ -262,8 +264,7 @@ class InboxApi:
 
     async def reset(self, request: web.Request) -> web.StreamResponse:
         """What ``Emulator.reset()`` does: messages, faults, sessions, stats, log."""
-        self.engine.faults.reset()
-        self.engine.reset()
+        self.engine.reset(faults=True)
         return web.Response(status=204)
 
     # -- faults ------------------------------------------------------------------------------
@@ -291,11 +292,11 @@ class InboxApi:
         return _json(self._faults())
 
     async def drop_connections(self, request: web.Request) -> web.StreamResponse:
-        return _json({"dropped": self.relay.drop_all()})
+        return _json({"dropped": self.engine.drop_connections()})
 
     async def server_disconnect(self, request: web.Request) -> web.StreamResponse:
         restart = bool((await self._body(request)).get("restart", False))
-        return _json({"disconnected": self.relay.server_disconnect(restart)})
+        return _json({"disconnected": self.engine.server_disconnect(restart)})
 
     # -- the event stream --------------------------------------------------------------------
 

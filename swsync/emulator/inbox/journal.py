@@ -1,6 +1,7 @@
 """The inbox's view of the store: state times, webhooks posted, and batched live updates.
 
-:class:`Journal` is a store listener (``Store.add_listener``). For every message it
+:class:`Journal` is an engine listener that hears every store change
+(``Listener.message_changed``). For every message it
 keeps when each state was reached and every webhook posted for it. While somebody
 watches (an open page's event stream, or a long-polling ``wait``), it also
 collects which messages changed and, at most every :data:`BATCH_INTERVAL`
@@ -24,6 +25,7 @@ import time
 from collections import deque
 from typing import Any
 
+from ..engine import Listener
 from ..store import MessageRecord
 
 __all__ = ["BATCH_INTERVAL", "FIELDS", "Journal", "Watcher", "encode"]
@@ -69,7 +71,7 @@ class Watcher:
         return data
 
 
-class Journal:
+class Journal(Listener):
     """State times, webhooks and live batches for the inbox. See the module docstring."""
 
     def __init__(self) -> None:
@@ -96,10 +98,10 @@ class Journal:
         self._loop = loop
         self._loop_thread = threading.get_ident()
 
-    # -- the store listener (any thread) ---------------------------------------------
+    # -- the listener (any thread) ---------------------------------------------------
 
-    def __call__(self, event: str, record: MessageRecord | None, info: dict[str, Any] | None) -> None:
-        """The store listener: record times and webhooks, mark the message changed."""
+    def message_changed(self, event: str, record: MessageRecord | None, info: dict[str, Any] | None) -> None:
+        """The store changed: record times and webhooks, mark the message changed."""
         if event == "state" and record is not None:
             self.times.setdefault(record.sid, []).append((record.status, time.time()))
         elif event == "created" and record is not None:
