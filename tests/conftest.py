@@ -46,6 +46,20 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 @pytest.fixture
+def tls_emu(tls_files: dict[str, str], request: pytest.FixtureRequest) -> Iterator[object]:
+    """A running emulator over TLS (``wss://``, ``https://``) with ``tls_files``' certificate.
+
+    Its ``state_delay`` is the fixture's indirect parameter, 0 when not parametrized.
+    """
+    from swsync.emulator import Emulator
+
+    delay = getattr(request, "param", 0.0)
+    with Emulator(state_delay=delay, certfile=tls_files["cert"], keyfile=tls_files["key"]) as emulator:
+        assert emulator.relay_url.startswith("wss://")
+        yield emulator
+
+
+@pytest.fixture
 def emu() -> Iterator[object]:
     """A running emulator with zero state delay, closed after the test."""
     from swsync.emulator import Emulator

@@ -12,11 +12,11 @@ import http.server
 import json
 import os
 import queue
-import socket
 import subprocess
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
@@ -25,6 +25,8 @@ from urllib.parse import parse_qs
 import pytest
 import requests
 import websocket
+
+from swsync import RelayClient, RestClient
 
 # --------------------------------------------------------------------------- environment
 
@@ -79,6 +81,67 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 def credentials(space: str, project: str = "p", token: str = "t") -> list[str]:
     """``swsync``'s global options ``--project P --token T --space SPACE``, for :func:`run`."""
     return ["--project", project, "--token", token, "--space", space]
+
+
+# --------------------------------------------------------------------------- swsync's clients on an emulator
+
+
+def make_client(emu: Any, **kw: Any) -> RelayClient:
+    """A :class:`~swsync.RelayClient` for ``emu``, not connected yet; ``kw`` go to its constructor."""
+    return RelayClient(project=emu.project, token=emu.token, host=emu.relay_url, **kw)
+
+
+def sent_to(emu: Any) -> Counter[str]:
+    """How many messages ``emu`` holds per destination number (read over REST)."""
+    with RestClient(emu.project, emu.token, emu.rest_url) as rest:
+        return Counter(m.to for m in rest.messages.stream())
+
+
+# --------------------------------------------------------------------------- REST payloads for mocked HTTP
+
+SID = "0a059168-ead0-41af-9d1f-343dae832527"  # the message ``message_json()`` describes by default
+
+
+def message_json(sid: str = SID, **over: Any) -> dict[str, Any]:
+    """A message resource as SignalWire's cXML REST API returns it; ``over`` replaces fields."""
+    payload: dict[str, Any] = {
+        "account_sid": PROJECT,
+        "api_version": "2010-04-01",
+        "body": "Hello World!",
+        "num_segments": 1,
+        "num_media": 2,
+        "date_created": "Mon, 13 Aug 2018 21:38:46 +0000",
+        "date_sent": None,
+        "date_updated": "Mon, 13 Aug 2018 21:38:47 +0000",
+        "direction": "outbound-api",
+        "error_code": None,
+        "error_message": None,
+        "from": "+15551234567",
+        "price": None,
+        "price_unit": "USD",
+        "sid": sid,
+        "status": "queued",
+        "to": "+15557654321",
+        "messaging_service_sid": None,
+        "uri": f"/api/laml/2010-04-01/Accounts/{PROJECT}/Messages/{sid}",
+        "subresource_uris": {"media": f"/api/laml/2010-04-01/Accounts/{PROJECT}/Messages/{sid}/Media"},
+    }
+    payload.update(over)
+    return payload
+
+
+def page_json(records: list[dict[str, Any]], next_uri: str | None = None, key: str = "messages") -> dict[str, Any]:
+    """A list page holding ``records`` under ``key``, pointing at ``next_uri`` (None: the last page)."""
+    uri = f"/api/laml/2010-04-01/Accounts/{PROJECT}/Messages?Page=0&PageSize=50"
+    return {
+        "uri": uri,
+        "first_page_uri": uri,
+        "next_page_uri": next_uri,
+        "previous_page_uri": None,
+        "page": 0,
+        "page_size": 50,
+        key: records,
+    }
 
 
 # --------------------------------------------------------------------------- threads, subprocesses, ports
@@ -147,13 +210,6 @@ class Lines:
 
     def close(self) -> None:
         self._thread.join(timeout=10)
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # --------------------------------------------------------------------------- the emulator's wire

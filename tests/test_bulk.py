@@ -8,30 +8,21 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from swsync import Outbound, RateLimit, RelayClient, RestClient
+from swsync import Outbound, RateLimit
 from swsync.bulk import derive_key
 from swsync.emulator import Emulator
 from swsync.emulator.store import FAILED_NUMBER, NO_DLR_NUMBER, REJECTED_NUMBER, UNDELIVERED_NUMBER
 from swsync.errors import ConnectionClosedError, RateLimited, RelayError, WaitTimeout
 
+from .helpers import make_client, sent_to
+
 FROM = "+15550001111"
-
-
-def client_for(emu: Any, **options: Any) -> RelayClient:
-    return RelayClient(emu.project, emu.token, emu.relay_url, **options)
-
-
-def sent_to(emu: Any) -> Counter[str]:
-    """How many messages the emulator holds per destination number."""
-    with RestClient(emu.project, emu.token, emu.rest_url) as rest:
-        return Counter(m.to for m in rest.messages.stream())
 
 
 def journal_rows(path: Path) -> dict[str, tuple[str, str | None]]:
@@ -49,7 +40,7 @@ def test_each_outcome(emu: Any) -> None:
         "refused": REJECTED_NUMBER,
         "bad": "12",
     }
-    with client_for(emu) as client:
+    with make_client(emu) as client:
         batch = client.send_many((Outbound(n, FROM, "hi", key=k) for k, n in numbers.items()), timeout=0.5)
         results = {r.key: r for r in batch}
     assert results["ok"].outcome == "delivered" and results["ok"].state == "delivered"
@@ -71,7 +62,7 @@ def test_each_outcome(emu: Any) -> None:
 
 
 def test_no_wait_stops_at_accepted(emu: Any) -> None:
-    with client_for(emu) as client:
+    with make_client(emu) as client:
         results = list(client.send_many([Outbound(f"+1555123{i:04d}", FROM, "hi") for i in range(20)], wait=False))
     assert len(results) == 20
     assert {r.outcome for r in results} == {"accepted"}
@@ -93,7 +84,7 @@ def test_lazy_and_windowed(emu: Any) -> None:
             produced += 1
             yield Outbound(f"+1555200{i:04d}", FROM, "hi")
 
-    with client_for(emu) as client:
+    with make_client(emu) as client:
         for _ in client.send_many(rows(), window=window):
             taken += 1
     assert taken == 60
@@ -101,7 +92,7 @@ def test_lazy_and_windowed(emu: Any) -> None:
 
 
 def test_slow_consumer_stalls_nobody_else(emu: Any) -> None:
-    with client_for(emu) as client:
+    with make_client(emu) as client:
         batch = client.send_many((Outbound(f"+1555300{i:04d}", FROM, "hi") for i in range(10)), window=2)
         first = next(batch)  # then the consumer pauses, holding the window full
         # Meanwhile other threads send on the same client, and events keep flowing.
@@ -124,7 +115,7 @@ def test_connection_lost_mid_batch(emu: Any, tmp_path: Path) -> None:
         yield Outbound("+15554000001", FROM, "after", key="a1")
         yield Outbound("+15554000002", FROM, "after", key="a2")
 
-    client = client_for(emu, reconnect=False)
+    client = make_client(emu, reconnect=False)
     with client:
         results = {r.key: r for r in client.send_many(rows(), journal=str(journal), window=10)}
     for i in range(5):
@@ -146,7 +137,7 @@ def test_rerun_never_sends_twice(emu: Any, tmp_path: Path) -> None:
     ok, limited, unknown = "+15555000001", "+15555000002", "+15555000003"
     # Run 1: "ok" is delivered; "limited" is refused by the rate limit (provably not sent).
     strict = RateLimit(0.001, max_wait=0)
-    with client_for(emu, rate_limit=strict) as client:
+    with make_client(emu, rate_limit=strict) as client:
         first = {
             r.key: r
             for r in client.send_many(
@@ -159,7 +150,7 @@ def test_rerun_never_sends_twice(emu: Any, tmp_path: Path) -> None:
     assert first["limited"].outcome == "not_sent" and isinstance(first["limited"].error, RateLimited)
     # Run 2: "unknown" gets no answer in time: it may have been sent.
     emu.faults.response_delay = 1.0
-    with client_for(emu, request_timeout=0.2) as client:
+    with make_client(emu, request_timeout=0.2) as client:
         second = list(client.send_many([Outbound(unknown, FROM, "c", key="unknown")], journal=journal))
     emu.faults.response_delay = 0
     assert second[0].outcome == "unknown" and isinstance(second[0].error, WaitTimeout)
@@ -171,7 +162,7 @@ def test_rerun_never_sends_twice(emu: Any, tmp_path: Path) -> None:
         Outbound(unknown, FROM, "c", key="unknown"),
         Outbound("+15555000004", FROM, "d", key="new"),
     ]
-    with client_for(emu) as client:
+    with make_client(emu) as client:
         third = {r.key: r for r in client.send_many(everything, journal=journal)}
     assert third["ok"].outcome == "delivered" and third["ok"].replayed and third["ok"].error is None
     assert third["ok"].message_id == first["ok"].message_id
@@ -182,7 +173,7 @@ def test_rerun_never_sends_twice(emu: Any, tmp_path: Path) -> None:
     counts = sent_to(emu)
     assert (counts[ok], counts[limited], counts[unknown]) == (1, 1, 1)
 
-    with client_for(emu) as client:
+    with make_client(emu) as client:
         fourth = {r.key: r for r in client.send_many(everything, journal=journal, retry_unknown=True)}
     assert fourth["unknown"].outcome == "delivered" and not fourth["unknown"].replayed
     assert {fourth[k].replayed for k in ("ok", "limited", "new")} == {True}
@@ -194,7 +185,7 @@ def test_derived_keys_are_stable_and_duplicates_go_once(emu: Any, tmp_path: Path
     assert derive_key(a) == derive_key(Outbound("+15556000001", FROM, "same"))
     assert derive_key(a) != derive_key(Outbound("+15556000001", FROM, "other"))
     assert derive_key(a).startswith("auto:")
-    with client_for(emu) as client:
+    with make_client(emu) as client:
         results = list(client.send_many([a, a], journal=str(tmp_path / "j.db")))
     outcomes = sorted(r.outcome for r in results)
     assert outcomes == ["delivered", "not_sent"]
@@ -211,13 +202,13 @@ def test_paced_by_the_clients_rate_limit(emu: Any) -> None:
             with lock:
                 calls.append((from_number, body, RateLimit(1).cost(body, media)))
 
-    with client_for(emu, rate_limit=Recorder()) as client:
+    with make_client(emu, rate_limit=Recorder()) as client:
         list(client.send_many([Outbound("+15557000001", FROM, "x" * 200), Outbound("+15557000002", FROM, "short")]))
     assert sorted(calls) == [(FROM, "short", 1.0), (FROM, "x" * 200, 2.0)]
 
 
 def test_bad_arguments(emu: Any) -> None:
-    with client_for(emu) as client:
+    with make_client(emu) as client:
         with pytest.raises(ValueError):
             client.send_many([], window=0)
         with pytest.raises(ValueError):
@@ -228,7 +219,7 @@ def test_bad_arguments(emu: Any) -> None:
 
 def test_stop_collects_the_answers_in_flight(emu: Any, tmp_path: Path) -> None:
     journal = str(tmp_path / "j.db")
-    with client_for(emu) as client:
+    with make_client(emu) as client:
         with client.send_many(
             (Outbound(f"+1555800{i:04d}", FROM, "hi") for i in range(10_000)), journal=journal, window=8
         ) as batch:
@@ -275,7 +266,7 @@ def test_journal_resumes_after_sigkill(tmp_path: Path) -> None:
         kill_after(KILLED_SENDER, emu, journal, 50)  # well into the batch
         before = journal_rows(journal)
         assert 50 <= len(before) < 400
-        with client_for(emu) as client:
+        with make_client(emu) as client:
             results = {
                 r.key: r
                 for r in client.send_many(
@@ -321,7 +312,7 @@ def test_waiting_for_a_turn_is_not_journaled(tmp_path: Path) -> None:
         rows = journal_rows(journal)
         sending = [k for k, (o, _) in rows.items() if o == "sending"]
         assert len(sending) <= 3, sending
-        with client_for(emu) as client:
+        with make_client(emu) as client:
             results = list(
                 client.send_many(
                     (Outbound(f"+1555910{i:04d}", FROM, "hi", key=f"k{i}") for i in range(200)), journal=str(journal)
@@ -345,7 +336,7 @@ def test_stop_ends_the_waits_for_a_turn_and_nothing_more_is_sent(emu: Any, tmp_p
     limit = RateLimit(1, burst=1, max_wait=None, clock=lambda: 0.0, sleep=sleep)
     journal = str(tmp_path / "j.db")
     rows = [Outbound(f"+1555810{i:04d}", FROM, "hi", key=f"k{i}") for i in range(8)]
-    with client_for(emu, rate_limit=limit) as client:
+    with make_client(emu, rate_limit=limit) as client:
         with client.send_many(rows, journal=journal, window=4) as batch:
             first = next(batch)
             batch.stop()
@@ -357,7 +348,7 @@ def test_stop_ends_the_waits_for_a_turn_and_nothing_more_is_sent(emu: Any, tmp_p
     assert all(r.may_have_been_sent is False for r in rest)
     assert sum(sent_to(emu).values()) == 1
     assert {k: o for k, (o, _) in journal_rows(Path(journal)).items()} == {first.key: "delivered"}
-    with client_for(emu) as client:  # a rerun sends the rest, once each
+    with make_client(emu) as client:  # a rerun sends the rest, once each
         again = {r.key: r for r in client.send_many(rows, journal=journal)}
     assert again[first.key].replayed
     assert sorted(r.outcome for r in again.values()) == ["delivered"] * 8
@@ -381,7 +372,7 @@ def test_a_journal_failure_after_acceptance_still_yields_the_result(emu: Any, tm
         """)
     rows = [Outbound(f"+1555820{i:04d}", FROM, "hi", key=f"k{i}") for i in range(5)]
     results = []
-    with client_for(emu) as client:
+    with make_client(emu) as client:
         batch = client.send_many(rows, journal=str(journal), window=1)
         with pytest.raises(sqlite3.Error, match="disk says no"):
             for r in batch:
@@ -395,7 +386,7 @@ def test_a_journal_failure_after_acceptance_still_yields_the_result(emu: Any, tm
 def test_duplicate_keys_go_once_without_a_journal(emu: Any) -> None:
     a = Outbound("+15556100001", FROM, "same")
     k1, k2 = Outbound("+15556100002", FROM, "one", key="K"), Outbound("+15556100003", FROM, "two", key="K")
-    with client_for(emu) as client:
+    with make_client(emu) as client:
         results = list(client.send_many([a, a, k1, k2], window=1))
     assert sorted(r.outcome for r in results) == ["delivered", "delivered", "not_sent", "not_sent"]
     dups = [r for r in results if r.outcome == "not_sent"]
@@ -413,7 +404,7 @@ def test_an_abandoned_batch_stops_and_its_threads_end(emu: Any, tmp_path: Path) 
 
     assert not batch_threads()
     journal = tmp_path / "j.db"
-    with client_for(emu) as client:
+    with make_client(emu) as client:
         batch = client.send_many(
             (Outbound(f"+1555830{i:04d}", FROM, "hi") for i in range(1000)), journal=str(journal), window=2
         )

@@ -19,7 +19,8 @@ from swsync.emulator import Emulator
 
 from .helpers import wait_for
 from .support.celeryd import WorkerPool, worker_env
-from .support.redisd import RedisServer, free_port
+from .support.ports import free_port
+from .support.redisd import RedisServer
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -14,7 +14,8 @@ import redis
 from swsync import RateLimited, RedisUnavailable, SwsyncError
 from swsync._redis_limiter import RedisBackend, redact_url
 
-from .support.redisd import RedisServer, free_port
+from .support.ports import free_port
+from .support.redisd import RedisServer
 
 SLACK = 0.005  # Redis TIME vs this process's monotonic clock, rounding to microseconds
 

@@ -16,7 +16,8 @@ import pytest
 from swsync import cli
 from swsync.emulator import FAILED_NUMBER, NO_DLR_NUMBER, REJECTED_NUMBER, UNDELIVERED_NUMBER
 
-from ..helpers import Lines, clean_environ, closed_port, credentials, emulator_environ, run, stop_process
+from ..helpers import Lines, clean_environ, credentials, emulator_environ, run, stop_process
+from ..support.ports import free_port
 
 TO, FROM = "+15551234567", "+15559876543"
 # Each test starts without the host's SIGNALWIRE_* variables; ``env`` (conftest) sets them.
@@ -236,7 +237,7 @@ def test_bad_token_over_rest_exits_4(env: Any, capsys: pytest.CaptureFixture[str
 
 
 def test_unreachable_server_exits_4(capsys: pytest.CaptureFixture[str]) -> None:
-    space = f"ws://127.0.0.1:{closed_port()}"
+    space = f"ws://127.0.0.1:{free_port()}"
     code, _, err = run(
         capsys, "--project", "p", "--token", "t", "--space", space, "send", "--to", TO, "--from", FROM, "--body", "x"
     )

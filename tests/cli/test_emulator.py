@@ -25,7 +25,8 @@ from swsync.emulator import Emulator
 from swsync.emulator import __main__ as standalone
 from swsync.emulator.control import PREFIX
 
-from ..helpers import Hook, Lines, clean_environ, closed_port, run, stop_process
+from ..helpers import Hook, Lines, clean_environ, run, stop_process
+from ..support.ports import free_port
 from ..support.webhook_servers import sign_form
 
 TO, FROM = "+15551234567", "+15559876543"
@@ -257,7 +258,7 @@ def test_inject_against_a_ws_space_url(
             "must be its URL",
         ),
         (
-            ["--to", TO, "--from", FROM, "--body", "x", "--space", f"http://127.0.0.1:{closed_port()}"],
+            ["--to", TO, "--from", FROM, "--body", "x", "--space", f"http://127.0.0.1:{free_port()}"],
             cli.EXIT_CONNECTION,
             "cannot reach the emulator",
         ),

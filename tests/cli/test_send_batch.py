@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 
-from swsync import RestClient
 from swsync.cli import main
 from swsync.emulator import Emulator
 from swsync.emulator.store import UNDELIVERED_NUMBER
+
+from ..helpers import sent_to
 
 FROM = "+15559990000"
 
@@ -31,11 +32,6 @@ def env(emu: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
         monkeypatch.setenv(k, v)
     monkeypatch.delenv("SIGNALWIRE_JWT_TOKEN", raising=False)
     return dict(os.environ)
-
-
-def sent_to(emu: Any) -> Counter[str]:
-    with RestClient(emu.project, emu.token, emu.rest_url) as rest:
-        return Counter(m.to for m in rest.messages.stream())
 
 
 def write_csv(path: Path, rows: list[str]) -> str:

@@ -35,7 +35,6 @@ import sys
 import tempfile
 import textwrap
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -170,14 +169,6 @@ def official_sdk() -> Path:
     return final
 
 
-@pytest.fixture
-def tls_emu(tls_files: dict[str, str], request: pytest.FixtureRequest) -> Iterator[Emulator]:
-    delay = getattr(request, "param", STATE_DELAY)
-    with Emulator(state_delay=delay, certfile=tls_files["cert"], keyfile=tls_files["key"]) as emu:
-        assert emu.relay_url.startswith("wss://")
-        yield emu
-
-
 def assert_progress(seen: list[str], final: str) -> None:
     """``seen`` is the tail of queued -> initiated -> sent -> ``final``, in order, ending in ``final``.
 
@@ -198,6 +189,7 @@ def _all_events_acked(emu: Emulator) -> None:
 # ------------------------------------------------------------------------- tests
 
 
+@pytest.mark.parametrize("tls_emu", [STATE_DELAY], indirect=True, ids=["delay"])
 def test_official_sdk_against_the_emulator(
     official_sdk: Path, tls_emu: Emulator, tls_files: dict[str, str], tmp_path: Path
 ) -> None:

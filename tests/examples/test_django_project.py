@@ -17,7 +17,8 @@ import pytest
 from swsync import RestClient
 
 from ..helpers import clean_environ, stop_process
-from ..support.webhook_servers import free_port, wait_for_port
+from ..support.ports import free_port
+from ..support.webhook_servers import wait_for_port
 
 PROJECT = Path(__file__).resolve().parents[2] / "examples" / "django_project"
 OURS = "+15551230001"

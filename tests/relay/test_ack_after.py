@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import threading
+from functools import partial
 from typing import Any
 
-from swsync import RelayClient
 from swsync.relay import Message
 
+from ..helpers import make_client
 
-def make_client(emu: Any, **kw: Any) -> RelayClient:
-    return RelayClient(emu.project, emu.token, emu.relay_url, contexts=["office"], **kw)
+office_client = partial(make_client, contexts=["office"])  # receiving where inject_when_settled sends
 
 
 def inject_when_settled(emu: Any) -> str:
@@ -33,7 +33,7 @@ def test_the_ack_waits_for_the_handler(emu: Any) -> None:
         started.set()
         assert release.wait(10)
 
-    with make_client(emu) as client:
+    with office_client(emu) as client:
         client.on_message(handler, ack_after=True)
         mid = inject_when_settled(emu)
         assert started.wait(5)
@@ -50,7 +50,7 @@ def test_plain_handlers_are_acked_first(emu: Any) -> None:
         started.set()
         assert release.wait(10)
 
-    with make_client(emu) as client:
+    with office_client(emu) as client:
         client.on_message(handler)
         emu.inject_inbound(to_number="+15551110000", from_number="+15552220000", body="hi", context="office")
         assert started.wait(5)
@@ -62,7 +62,7 @@ def test_a_failed_handler_leaves_the_event_unacked_and_it_comes_again(emu: Any) 
     calls: list[str] = []
     done = threading.Event()
 
-    client = make_client(emu)
+    client = office_client(emu)
 
     @client.on_message(ack_after=True)
     def handler(message: Message) -> None:
@@ -96,7 +96,7 @@ def test_a_copy_redelivered_during_the_hand_off_waits_for_its_outcome(emu: Any) 
         if outcome["fail"]:
             raise RuntimeError("broker unavailable")
 
-    with make_client(emu) as client:
+    with office_client(emu) as client:
         client.on_message(handler, ack_after=True)
         mid = inject_when_settled(emu)
         assert started.wait(5)

@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import pytest
 
@@ -21,18 +22,18 @@ from swsync import (
 )
 from swsync.emulator import FAILED_NUMBER, NO_DLR_NUMBER, REJECTED_NUMBER, UNDELIVERED_NUMBER, Emulator
 
+from ..helpers import make_client
+
 TO = "+15557654321"
 FROM = "+15551234567"
 
 
-def make_client(emu: Emulator, **kw: object) -> RelayClient:
-    kw.setdefault("contexts", ["office"])
-    return RelayClient(project=emu.project, token=emu.token, host=emu.relay_url, **kw)  # type: ignore[arg-type]
+office_client = partial(make_client, contexts=["office"])  # these tests receive on context "office"
 
 
 @pytest.fixture
 def client(emu: Emulator) -> Iterator[RelayClient]:
-    with make_client(emu) as c:
+    with office_client(emu) as c:
         yield c
 
 
@@ -43,7 +44,7 @@ def swsync_threads() -> list[str]:
 class TestConnect:
     def test_connect_and_disconnect_join_every_thread(self, emu: Emulator) -> None:
         before = swsync_threads()
-        with make_client(emu) as c:
+        with office_client(emu) as c:
             assert c.connected and c.protocol.startswith("signalwire_")
             assert set(swsync_threads()) - set(before)  # the reader and dispatcher run
         assert not c.connected
@@ -73,12 +74,12 @@ class TestConnect:
             c.connect()
 
     def test_send_before_connect_is_a_clear_error(self, emu: Emulator) -> None:
-        c = make_client(emu)
+        c = office_client(emu)
         with pytest.raises(ConnectionClosedError, match="not connected"):
             c.send_message(to_number=TO, from_number=FROM, body="x")
 
     def test_reconnect_after_disconnect(self, emu: Emulator) -> None:
-        c = make_client(emu)
+        c = office_client(emu)
         for _ in range(2):
             with c:
                 assert c.send_message(to_number=TO, from_number=FROM, body="x").wait(5).message_state == "delivered"
@@ -163,14 +164,14 @@ class TestWait:
         assert not msg.is_done and msg.result is None
 
     def test_many_threads_wait_on_one_message(self) -> None:
-        with Emulator(state_delay=0.05) as emu, make_client(emu) as c:
+        with Emulator(state_delay=0.05) as emu, office_client(emu) as c:
             msg = c.send_message(to_number=TO, from_number=FROM, body="x")
             with ThreadPoolExecutor(16) as pool:
                 results = list(pool.map(lambda _: msg.wait(10).message_state, range(16)))
         assert results == ["delivered"] * 16
 
     def test_waiters_woken_on_disconnect(self, emu: Emulator) -> None:
-        c = make_client(emu).connect()
+        c = office_client(emu).connect()
         msg = c.send_message(to_number=NO_DLR_NUMBER, from_number=FROM, body="x")
         waiting = threading.Event()
         errors: list[BaseException] = []
@@ -193,7 +194,7 @@ class TestWait:
 
 class TestHandlers:
     def test_on_and_on_completed_run_off_the_reader_in_order(self) -> None:
-        with Emulator(state_delay=0.02) as emu, make_client(emu) as c:
+        with Emulator(state_delay=0.02) as emu, office_client(emu) as c:
             seen: list[tuple[str, str]] = []
             completed = threading.Event()
             done_events: list[MessageStateEvent] = []
@@ -327,7 +328,7 @@ class TestConcurrencyAndRaces:
 
     def test_repr_and_logs_never_show_secrets(self, emu: Emulator, caplog: pytest.LogCaptureFixture) -> None:
         caplog.set_level(logging.DEBUG)
-        c = make_client(emu)
+        c = office_client(emu)
         with c:
             c.send_message(to_number=TO, from_number=FROM, body="x").wait(5)
             text = repr(c) + caplog.text
@@ -335,7 +336,7 @@ class TestConcurrencyAndRaces:
 
 
 def test_run_returns_when_disconnected_from_another_thread(emu: Emulator) -> None:
-    c = make_client(emu)
+    c = office_client(emu)
     c.on_message(lambda m: None)
     t = threading.Thread(target=c.run)
     t.start()

@@ -44,14 +44,10 @@ from swsync.errors import RestConnectionError, RestTimeout
 from swsync.relay.dispatcher import Dispatcher
 from swsync.relay.message import Message, MessageTracker
 
-from ..helpers import credentials, stop_process
+from ..helpers import credentials, make_client, stop_process
 
 TO = "+15557654321"
 FROM = "+15551234567"
-
-
-def make_client(emu: Emulator, **kw: Any) -> RelayClient:
-    return RelayClient(project=emu.project, token=emu.token, host=emu.relay_url, **kw)
 
 
 @pytest.fixture

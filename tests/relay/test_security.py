@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,12 +18,6 @@ from swsync.relay.dispatcher import Dispatcher
 from swsync.relay.message import MessageTracker
 
 TO, FROM = "+15557654321", "+15551234567"
-
-
-@pytest.fixture
-def tls_emu(tls_files: dict[str, str]) -> Iterator[Emulator]:
-    with Emulator(state_delay=0.0, certfile=tls_files["cert"], keyfile=tls_files["key"]) as emu:
-        yield emu
 
 
 def test_tls_with_ca_file(tls_emu: Emulator, tls_files: dict[str, str]) -> None:

@@ -14,38 +14,9 @@ from swsync.errors import ConfigurationError, RestError
 from swsync.rest import RestClient, RestConnectionError
 from swsync.rest import _transport as transport_mod
 
-from ..helpers import PROJECT, TOKEN  # the credentials of the ``rest`` fixture (conftest)
+from ..helpers import PROJECT, SID, TOKEN, message_json, page_json  # PROJECT, TOKEN: the ``rest`` fixture's
 
 BASE = f"https://example.signalwire.com/api/laml/2010-04-01/Accounts/{PROJECT}"
-SID = "9f4a3a5e-8d22-4c0c-9f0b-3d2a1e5b7c61"
-
-
-def message_json(**over: Any) -> dict[str, Any]:
-    payload = {
-        "sid": SID,
-        "account_sid": PROJECT,
-        "to": "+15557654321",
-        "from": "12345",
-        "body": "hi",
-        "status": "queued",
-        "num_segments": "1",
-        "num_media": "0",
-    }
-    payload.update(over)
-    return payload
-
-
-def page_json(records: list[dict[str, Any]]) -> dict[str, Any]:
-    uri = f"/api/laml/2010-04-01/Accounts/{PROJECT}/Messages.json?Page=0&PageSize=50"
-    return {
-        "uri": uri,
-        "first_page_uri": uri,
-        "next_page_uri": None,
-        "previous_page_uri": None,
-        "page": 0,
-        "page_size": 50,
-        "messages": records,
-    }
 
 
 class FakeClock:
@@ -136,7 +107,7 @@ def test_bad_total_timeout_is_a_configuration_error(bad: Any) -> None:
 
 
 def test_list_filters_accept_short_codes(rsps: responses.RequestsMock, rest: RestClient) -> None:
-    rsps.add(responses.GET, f"{BASE}/Messages.json", json=page_json([message_json()]))
+    rsps.add(responses.GET, f"{BASE}/Messages.json", json=page_json([message_json(**{"from": "12345"})]))
     assert [r.from_ for r in rest.messages.list(to="+15557654321", from_="12345")] == ["12345"]
     list(rest.messages.stream(to="123"))
     rest.messages.page(from_="12345678")

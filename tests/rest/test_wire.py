@@ -45,54 +45,14 @@ from swsync.rest import (
 from swsync.rest import client as client_module
 from swsync.rest.page import iterate
 
-from ..helpers import PROJECT, TOKEN  # the credentials of the ``rest`` fixture (conftest)
+from ..helpers import PROJECT, SID, TOKEN, message_json, page_json  # PROJECT, TOKEN: the ``rest`` fixture's
+from ..support.ports import free_port
 
 ORIGIN = "https://example.signalwire.com"
 BASE = f"{ORIGIN}/api/laml/2010-04-01/Accounts/{PROJECT}"
-SID = "0a059168-ead0-41af-9d1f-343dae832527"
 MEDIA_SID = "b3877c40-da60-4998-90ad-b792e98472e1"
 # Computed independently of the client: base64("project:token").
 AUTH = "Basic " + base64.b64encode(f"{PROJECT}:{TOKEN}".encode()).decode()
-
-
-def message_json(sid: str = SID, **over: Any) -> dict[str, Any]:
-    payload: dict[str, Any] = {
-        "account_sid": PROJECT,
-        "api_version": "2010-04-01",
-        "body": "Hello World!",
-        "num_segments": 1,
-        "num_media": 2,
-        "date_created": "Mon, 13 Aug 2018 21:38:46 +0000",
-        "date_sent": None,
-        "date_updated": "Mon, 13 Aug 2018 21:38:47 +0000",
-        "direction": "outbound-api",
-        "error_code": None,
-        "error_message": None,
-        "from": "+15551234567",
-        "price": None,
-        "price_unit": "USD",
-        "sid": sid,
-        "status": "queued",
-        "to": "+15557654321",
-        "messaging_service_sid": None,
-        "uri": f"/api/laml/2010-04-01/Accounts/{PROJECT}/Messages/{sid}",
-        "subresource_uris": {"media": f"/api/laml/2010-04-01/Accounts/{PROJECT}/Messages/{sid}/Media"},
-    }
-    payload.update(over)
-    return payload
-
-
-def page_json(records: list[dict[str, Any]], next_uri: str | None, key: str = "messages") -> dict[str, Any]:
-    uri = f"/api/laml/2010-04-01/Accounts/{PROJECT}/Messages?Page=0&PageSize=50"
-    return {
-        "uri": uri,
-        "first_page_uri": uri,
-        "next_page_uri": next_uri,
-        "previous_page_uri": None,
-        "page": 0,
-        "page_size": 50,
-        key: records,
-    }
 
 
 # Retry delays are recorded (the ``sleeps`` fixture), never slept.
@@ -851,12 +811,6 @@ def test_import_swsync_does_not_import_requests() -> None:
 
 
 # --- real sockets ---------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_real_connection_refused_post_is_retried_then_reported(sleeps: list[float]) -> None:

@@ -245,12 +245,6 @@ def post(
         conn.close()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def wait_for_port(port: int, proc: subprocess.Popen[Any], timeout: float = 20.0) -> None:
     """Block until 127.0.0.1:port accepts connections (or the process died / timeout)."""
     deadline = time.monotonic() + timeout

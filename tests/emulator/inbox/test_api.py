@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 import requests
 
-from swsync import RelayClient, RestClient
+from swsync import RestClient
 from swsync.emulator import UNDELIVERED_NUMBER, Emulator
 
-from ...helpers import Hook
+from ...helpers import Hook, make_client
 
 APP = "+15559870000"
 PHONE = "+15551230000"
@@ -34,12 +34,6 @@ def hook() -> Iterator[Hook]:
 
 def api(emu: Emulator, path: str) -> str:
     return f"{emu.ui_url}api/{path}"
-
-
-def relay_client(emu: Emulator, contexts: list[str] | None = None) -> RelayClient:
-    client = RelayClient(project=emu.project, token=emu.token, host=emu.relay_url, contexts=contexts or ["default"])
-    client.connect()
-    return client
 
 
 # -- store listeners ------------------------------------------------------------------------------
@@ -176,7 +170,7 @@ def test_delete_one_all_and_reset(emu: Emulator) -> None:
     assert requests.delete(api(emu, f"messages/{a}"), timeout=10).status_code == 404
     assert requests.delete(api(emu, "messages"), timeout=10).status_code == 204
     assert len(emu.store) == 0
-    client = relay_client(emu)
+    client = make_client(emu, contexts=["default"]).connect()
     try:
         emu.faults.silent = True
         emu.add_messages(1)
@@ -192,7 +186,7 @@ def test_delete_one_all_and_reset(emu: Emulator) -> None:
 def test_inbound_reaches_relay_client_and_webhook(hook: Hook) -> None:
     with Emulator(state_delay=0.0, inbound_webhook_url=hook.url) as emu:
         got: queue.Queue[Any] = queue.Queue()
-        client = relay_client(emu, ["office"])
+        client = make_client(emu, contexts=["office"]).connect()
         try:
             client.on_message(got.put)
             r = requests.post(
@@ -247,7 +241,7 @@ def test_faults_read_set_and_actions(emu: Emulator) -> None:
     assert emu.pacing.mps is None
     assert requests.post(api(emu, "faults"), json={"mps": -1}, timeout=10).status_code == 400
     emu.faults.reset()
-    client = relay_client(emu)
+    client = make_client(emu, contexts=["default"]).connect()
     try:
         assert requests.post(api(emu, "drop-connections"), timeout=10).json() == {"dropped": 1}
         emu.wait_until(lambda: emu.stats.connections >= 2, timeout=10)  # the client resumed

@@ -21,10 +21,9 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
-from swsync import RelayClient
 from swsync.emulator import FAILED_NUMBER, Emulator
 
-from ...helpers import Hook
+from ...helpers import Hook, make_client
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -102,17 +101,11 @@ def timeline_states(driver: WebDriver) -> list[str]:
     return driver.execute_script("return [...document.querySelectorAll('ol.timeline li')].map(li => li.dataset.state)")
 
 
-def relay_client(emu: Emulator) -> RelayClient:
-    client = RelayClient(project=emu.project, token=emu.token, host=emu.relay_url, contexts=["default"])
-    client.connect()
-    return client
-
-
 def test_a_relay_message_appears_live_and_its_timeline_reaches_delivered(browser: WebDriver) -> None:
     with Emulator(state_delay=0.05) as emu:
         open_inbox(browser, emu)
         assert row_texts(browser, "messages") == []
-        client = relay_client(emu)
+        client = make_client(emu, contexts=["default"]).connect()
         try:
             message = client.send_message(PHONE, APP, "Your table for two is ready")
             wait(browser, lambda d: any("Your table for two is ready" in t for t in row_texts(d, "messages")))
@@ -130,7 +123,7 @@ def test_a_reply_typed_in_the_compose_box_reaches_on_message_and_the_webhook(bro
     hook = Hook("/hook")
     try:
         with Emulator(state_delay=0.0, inbound_webhook_url=hook.url) as emu:
-            client = relay_client(emu)
+            client = make_client(emu, contexts=["default"]).connect()
             got: queue.Queue[Any] = queue.Queue()
             client.on_message(got.put)
             try:
@@ -175,7 +168,7 @@ def test_search_narrows_the_lists(browser: WebDriver) -> None:
 
 def test_a_failing_number_shows_its_reason(browser: WebDriver) -> None:
     with Emulator(state_delay=0.0) as emu:
-        client = relay_client(emu)
+        client = make_client(emu, contexts=["default"]).connect()
         try:
             message = client.send_message(FAILED_NUMBER, APP, "this one fails")
             assert message.wait(timeout=WAIT).message_state == "failed"
