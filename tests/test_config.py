@@ -26,7 +26,7 @@ def test_missing_credential_names_argument_and_variable(kwargs: dict, names: tup
 
 
 def test_no_host_and_no_space_means_signalwire_public_relay_host() -> None:
-    # As the official SDKs: relay.signalwire.com serves every project (issue 10, point 8).
+    # As in the official SDKs: relay.signalwire.com serves every project.
     client = RelayClient(project="p", token="t")
     assert repr(client).startswith("<RelayClient wss://relay.signalwire.com ")
     assert not client.connected  # resolved without any network activity

@@ -65,7 +65,7 @@ def as_tuple(s: Segments) -> tuple[str, int, int, int]:
     return (s.encoding, s.segments, s.units, s.per_segment)
 
 
-# --- The contract and the worked examples of the reference (§13.4) -----------------
+# --- The documented contract and worked examples ---------------------------------
 
 
 def test_api_example() -> None:
@@ -247,7 +247,7 @@ def test_lone_surrogate_counts_one_unit() -> None:
     assert as_tuple(count_segments("a\ud800")) == ("UCS-2", 1, 2, 70)
 
 
-# --- Property tests against the reference -----------------------------------------
+# --- Property tests against reference_count (above) ------------------------------
 
 _GSM_ALPHABET = sorted(REF_BASIC | REF_EXT)
 _OTHER = ["ç", "ê", "♥", "\t", "`", "\u2019", "\u00a0", "😀", "\U0010ffff", "\u2206"]

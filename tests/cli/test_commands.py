@@ -184,7 +184,7 @@ def test_bad_arguments_exit_2_before_any_network(
 
 @pytest.mark.parametrize(
     ("present", "missing"),
-    # No space is fine over RELAY (relay.signalwire.com, #10): the token is missing first.
+    # No space is fine over RELAY (relay.signalwire.com): the token is missing first.
     [
         ({}, "SIGNALWIRE_API_TOKEN"),
         ({"SIGNALWIRE_SPACE": "ws://127.0.0.1:1"}, "SIGNALWIRE_API_TOKEN"),

@@ -51,7 +51,7 @@ def options(parser: argparse.ArgumentParser) -> dict[str, Any]:
     return {o: a.default for a in parser._actions for o in a.option_strings}
 
 
-# -- #11.18: one option table -------------------------------------------------------------------------------------
+# -- one option table ---------------------------------------------------------------------------------------------
 
 
 def test_both_entry_points_share_one_option_table() -> None:
@@ -297,7 +297,7 @@ def test_control_api_inbound(emu: Emulator) -> None:
     denied = requests.post(url, json={"to": SHORT, "from": TO, "body": "hi"}, auth=(emu.project, "x"), timeout=10)
     assert denied.status_code == 401 and denied.headers["WWW-Authenticate"].startswith("Basic")
     # On 127.0.0.1 the control API, like the inbox's, is open to this machine without
-    # credentials (#14); bound elsewhere it needs them (tests/emulator/inbox/test_api.py).
+    # credentials; bound elsewhere it needs them (tests/emulator/inbox/test_api.py).
     assert requests.post(url, json={"to": SHORT, "from": TO, "body": "hi"}, timeout=10).status_code == 201
     for bad in (
         {"to": "12", "from": TO, "body": "x"},

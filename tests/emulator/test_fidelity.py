@@ -30,7 +30,7 @@ def receives(client: WireClient) -> list[dict[str, Any]]:
     return [f["params"]["params"] for f in client.barrier() if f["params"]["event_type"] == "messaging.receive"]
 
 
-# -- #10.2(a): state events are routed by context ------------------------------------------------------------------
+# -- state events are routed by context ----------------------------------------------------------------------------
 
 
 def test_state_events_go_to_every_session_receiving_a_subscribed_named_context(
@@ -116,7 +116,7 @@ def test_state_events_reach_a_resumable_session_of_the_context(clients: list[Wir
         assert frames[0]["params"]["params"]["message_id"] == reply["result"]["message_id"]
 
 
-# -- #10.3: each inbound message goes to exactly one subscribed session -------------------------------------------
+# -- each inbound message goes to exactly one subscribed session --------------------------------------------------
 
 
 def test_inbound_messages_are_spread_round_robin_over_the_listeners(emu: Emulator, clients: list[WireClient]) -> None:
@@ -205,7 +205,7 @@ def test_inbound_with_no_listener_is_stored_and_not_sent(emu: Emulator, clients:
     assert emu.get_message(sid) is not None
 
 
-# -- #10.1: short codes, end to end; garbage still refused ---------------------------------------------------------
+# -- short codes, end to end; garbage still refused ----------------------------------------------------------------
 
 
 def test_short_codes_over_relay_end_to_end(emu: Emulator) -> None:
@@ -263,7 +263,7 @@ def test_garbage_numbers_are_still_refused(emu: Emulator, api: Api, clients: lis
     assert len(emu.store) == 0
 
 
-# -- #10.4: liberal where the service is -------------------------------------------------------------------------
+# -- liberal where the service is --------------------------------------------------------------------------------
 
 
 def test_rest_create_with_a_messaging_service_and_no_from(emu: Emulator, api: Api) -> None:
@@ -316,7 +316,7 @@ def test_send_as_mms(emu: Emulator, api: Api) -> None:
     assert record.num_segments == 1 and emu.get_message(record.sid)["send_as_mms"] is True  # type: ignore[index]
 
 
-# -- #11.8: paging while deleting -----------------------------------------------------------------------------------
+# -- paging while deleting ------------------------------------------------------------------------------------------
 
 
 @pytest.mark.timeout(120)

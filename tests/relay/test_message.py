@@ -1,7 +1,4 @@
-"""Message, events, callbacks, timeouts, media URLs and contexts of the RELAY client.
-
-Regression tests for issue #10 point 2(b) and issue #11 points 3, 4, 9, 14, 17, 20, 22.
-"""
+"""Message, events, callbacks, timeouts, media URLs and contexts of the RELAY client."""
 
 from __future__ import annotations
 
@@ -63,7 +60,7 @@ def run_script(code: str, *args: str, timeout: float = 30) -> subprocess.Complet
     )
 
 
-# ------------------------------------------------------------------ #10 point 2(b)
+# -------------------------------------------------------- sends on a named context
 
 
 class TestContexts:
@@ -99,7 +96,7 @@ class TestContexts:
         assert emu.wait_for_status(msg.message_id, "delivered")["context"] == "billing"
 
 
-# ------------------------------------------------------------------ #11 point 3, 17
+# ------------------------------------------------------------------ callback errors
 
 
 class TestCallbackErrors:
@@ -194,7 +191,7 @@ class TestCallbackErrors:
         assert proc.stdout.strip() == "[] 30", proc.stderr
 
 
-# ------------------------------------------------------------------ #11 point 4
+# -------------------------------------------------------------- pickle and copy
 
 
 def _round_trips(obj: Any) -> list[Any]:
@@ -294,7 +291,7 @@ class TestPickleAndCopy:
         assert failed_msg.reason == "unreachable"
 
 
-# ------------------------------------------------------------------ #11 point 9
+# --------------------------------------------------------------------- timeouts
 
 
 def _pending(tracker: MessageTracker, mid: str = "m1") -> Message:
@@ -369,7 +366,7 @@ class TestTimeouts:
             assert isinstance(client.execute("signalwire.receive", {"contexts": ["office"]}, timeout=huge), dict)
 
 
-# ------------------------------------------------------------------ #11 point 14
+# -------------------------------------------------------------------- media URLs
 
 GOOD_URLS = [
     "https://example.com/a.png",
@@ -446,7 +443,7 @@ class TestMediaUrls:
             assert ("MediaUrl", "HTTPS://example.com/a.png") in parse_qsl(rsps.calls[0].request.body)
 
 
-# ------------------------------------------------------------------ #11 point 22
+# --------------------------------------------------------------- failure reasons
 
 
 class TestReason:
@@ -470,7 +467,7 @@ class TestReason:
             assert "delivered None" not in f.read()
 
 
-# ------------------------------------------------------------------ #11 point 20
+# ----------------------------------------------- SIGTERM drains queued callbacks
 
 RUN_SCRIPT = """
 import signal, sys, threading
@@ -572,7 +569,7 @@ def test_cli_send_on_a_named_context_subscribes_to_it(emu: Emulator, capsys: pyt
     assert '"state": "delivered"' in last and '"reason": null' in last
 
 
-# ------------------------------------------------------------------ on_message_state (#15 point 3)
+# -------------------------------------------------------------------------------- on_message_state
 
 
 def _state(mid: str, state: str, **extra: str) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -38,7 +38,7 @@ def state_event(message_id: str, state: str, n: int) -> dict[str, Any]:
     return event("messaging.state", {"message_id": message_id, "message_state": state}, n)
 
 
-# ------------------------------------------------------- issue 10, point 5: resume
+# -------------------------------------------------------------------------- resume
 
 
 def test_same_protocol_without_session_restored_is_a_resume() -> None:
@@ -81,7 +81,7 @@ def test_emulator_resume_and_restart_are_told_apart(slow_emu: Emulator, proxy: T
             lost.wait(10)
 
 
-# ------------------------------------------- issue 10, point 6: refusals on reconnect
+# -------------------------------------------------------------- refusals on reconnect
 
 
 @pytest.mark.parametrize("restart", [False, True], ids=["resume", "after-restart"])
@@ -142,7 +142,7 @@ def test_first_connect_still_reports_refused_credentials_at_once() -> None:
         assert len(server.connect_params) == 1
 
 
-# -------------------------------------------- issue 10 point 7 / issue 11 point 10
+# --------------------------------------- disconnect() aborts a connect in progress
 
 
 @pytest.mark.parametrize("phase", ["upgrade", "authentication"])
@@ -224,7 +224,7 @@ def test_inbound_refused_by_a_stopped_dispatcher_is_kept_for_the_next_connect(em
     assert got == ["late-1"]
 
 
-# ------------------------------------------------------------ issue 10, point 8
+# ------------------------------------------------------------- the default host
 
 
 def test_default_host_is_the_public_relay_host(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -233,7 +233,7 @@ def test_default_host_is_the_public_relay_host(monkeypatch: pytest.MonkeyPatch) 
     assert client._url == "wss://relay.signalwire.com"
 
 
-# --------------------------------------------- issue 11, points 1 and 19: unknown outcome
+# ----------------------------------------------------------- outcomes that become unknown
 
 
 def _unknown_after(scenario: str, emu: Emulator, proxy: TcpProxy, completed: list[Any]) -> Any:
@@ -289,7 +289,7 @@ def test_on_completed_hears_about_eviction(emu: Emulator) -> None:
     assert "tracks at most 1" in (completed[0].reason or "")
 
 
-# -------------------------------------------------- issue 11, point 2: inbound dedupe
+# --------------------------------------------------------------------- inbound dedupe
 
 
 def test_redelivered_inbound_message_runs_handlers_once() -> None:
@@ -315,7 +315,7 @@ def test_inbound_dedupe_memory_is_bounded(monkeypatch: pytest.MonkeyPatch) -> No
     assert len(client._inbound._buffer) == 10  # no handler yet: all kept, none deduplicated
 
 
-# ------------------------------------ issue 11, point 13: send while the session is discarded
+# ------------------------------------------------------ a send while the session is discarded
 
 
 def test_send_refused_because_the_session_was_discarded_goes_out_on_the_next_one(
@@ -343,7 +343,7 @@ def test_send_refused_because_the_session_was_discarded_goes_out_on_the_next_one
         assert server.sends[0]["context"] == "signalwire_s2"
 
 
-# ------------------------------------------------------- issue 11, point 21 (RELAY)
+# --------------------------------------- a connect timeout is reported as a timeout
 
 
 def test_connect_timeout_says_timeout_not_connection_lost() -> None:
@@ -370,7 +370,7 @@ def test_a_non_json_frame_logs_one_warning(caplog: pytest.LogCaptureFixture) -> 
     assert len(warnings) == 1 and "not valid JSON" in warnings[0].getMessage()
 
 
-# ------------------------------------------------- issue 11, point 16: pre-fork servers
+# --------------------------------------------------------------------- pre-fork servers
 
 
 def _child(work: Any) -> int:
