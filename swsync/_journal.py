@@ -9,7 +9,7 @@ The database runs in WAL mode so other processes can read it while a batch write
 (``sqlite3 sends.db "select outcome, count(*) from sends group by 1"``), with
 ``synchronous=NORMAL``: a committed row survives the process being killed (the
 data is in the operating system's hands); only a power loss can take back the last
-commits. One connection, shared by the batch's threads under a lock.
+commits. One connection, shared by the batch's threads. Threads and locks: docs/design.md, "Threads" and "Locks".
 """
 
 from __future__ import annotations

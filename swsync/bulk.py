@@ -6,13 +6,7 @@ client's ``rate_limit``, and yields one :class:`SendResult` per outbound as each
 completes. With a journal (an sqlite3 file, see ``swsync._journal`` and
 docs/bulk.md) a rerun after a crash never sends a key twice.
 
-Threads: ``swsync-batch-N``, one per window slot (at most 256), each take the next
-outbound, claim its key in the journal, call ``send_message`` and wait for its
-final state (a message in flight holds its thread, so at most ``window`` are in
-flight). Results go to the caller through a queue; a sender takes a token before
-reading each outbound and the caller gives it back with the result, so at most
-``2 * window`` outbounds are read ahead of the results taken: a slow consumer slows
-only its own batch, never the socket reader or other threads sending on the client.
+Threads and locks: docs/design.md, "Threads" and "Locks".
 
 Outcomes (``SendResult.outcome``):
 

@@ -6,7 +6,7 @@ signing key. Status callbacks for one message are posted one after the other, in
 state order. The reply to an inbound-message request is read as cXML: each
 ``<Message>`` verb becomes a new outbound message (``direction`` ``outbound-reply``).
 
-Runs on the emulator's loop thread with aiohttp's client. A webhook that fails
+Sent with aiohttp's client. A webhook that fails
 (refused, times out, answers non-2xx, replies with bad XML) is logged at WARNING
 and never disturbs anything else.
 """

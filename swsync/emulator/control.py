@@ -14,7 +14,7 @@ token (as for REST). Bodies are JSON.
     RELAY sessions it went to (0 or 1). Bad input: 400; bad credentials: 401.
     Errors are ``{"status", "message"}``.
 
-Runs on the emulator's loop thread.
+Threads and locks: docs/design.md, "Threads" and "Locks".
 """
 
 from __future__ import annotations

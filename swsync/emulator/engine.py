@@ -18,9 +18,7 @@ out the connection faults (:meth:`Engine.drop_connections`,
 change, as do the callbacks given to ``Store.add_listener`` (docs/emulator.md),
 through the same listeners.
 
-Threading: everything runs on the emulator's loop thread except the client count
-(:meth:`Engine.count_client` and its waits, under their own condition) and what
-the store, faults and counters document for themselves.
+Threads and locks: docs/design.md, "Threads" and "Locks".
 """
 
 from __future__ import annotations

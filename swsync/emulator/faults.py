@@ -1,8 +1,10 @@
 """Fault-injection knobs and traffic counters of the emulator.
 
 Every knob lives on one :class:`Faults` object (``Emulator.faults``) as a plain
-attribute that tests set from any thread; the emulator's event loop reads them at
-the moment they matter. :class:`Stats` is an immutable snapshot of the counters.
+attribute that tests set at any time; the emulator reads them at the moment they
+matter. :class:`Stats` is an immutable snapshot of the counters.
+
+Threads and locks: docs/design.md, "Threads" and "Locks".
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ backlog system"):
   10-second window; one past it gets HTTP 429, code 20429, with ``Retry-After`` in
   whole seconds. ``GET`` and ``DELETE`` are not limited ("effectively unlimited").
 
-Everything here runs on the emulator's loop thread; times are ``time.monotonic()``.
+Times are ``time.monotonic()``. Threads and locks: docs/design.md, "Threads" and "Locks".
 """
 
 from __future__ import annotations

@@ -6,8 +6,7 @@ Implements the server half of ``signalwire.connect`` (fresh and resumed sessions
 (``messaging.state``, ``messaging.receive``, ``signalwire.authorization.state``),
 ``signalwire.ping`` and ``signalwire.disconnect``.
 
-Everything here runs on the emulator's loop thread; no locks. A *session* (keyed
-by its ``protocol`` string) outlives its socket for ``session_ttl`` seconds so a
+A *session* (keyed by its ``protocol`` string) outlives its socket for ``session_ttl`` seconds so a
 client can resume it; events produced while it has no socket wait in its un-ACKed
 queue and are delivered, in order, after the resume.
 

@@ -13,7 +13,9 @@ Routes (each also without the ``/api/laml`` prefix, each with or without
     DELETE /Messages/{sid}/Media/{sid}    delete media (204)
 
 HTTP Basic auth with project:token. Errors are ``{"code", "message", "more_info",
-"status"}``. Runs on the emulator's loop thread.
+"status"}``.
+
+Threads and locks: docs/design.md, "Threads" and "Locks".
 """
 
 from __future__ import annotations

@@ -5,11 +5,7 @@ app and the helpers tests call, and wires the parts (RELAY, REST, webhooks,
 control API, inbox) to one :class:`~swsync.emulator.engine.Engine`, which holds
 the configuration and the message state machine. The parts only know the engine.
 
-Threading model: the emulator owns one thread, ``swsync-emulator``, which runs an
-asyncio event loop with the aiohttp server; every socket, session, task and
-record mutation lives on that loop. Public methods called from other threads hop
-onto the loop with ``run_coroutine_threadsafe`` and wait for the answer, or read
-the store under its lock. ``close()`` stops everything and joins the thread.
+Threads and locks: docs/design.md, "Threads" and "Locks".
 """
 
 from __future__ import annotations

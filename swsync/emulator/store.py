@@ -1,13 +1,10 @@
 """The emulator's message store, shared by its RELAY and REST sides.
 
 One :class:`Store` holds every message (outbound over RELAY or REST, inbound,
-cXML replies, seeded) and its media, guarded by a single lock. The special
-destination numbers and the state sequence each one goes through live here too.
+cXML replies, seeded) and its media. The special destination numbers and the
+state sequence each one goes through live here too.
 
-Threading: records are created by any thread but only *mutated* by the emulator's
-loop thread, always under ``Store._lock``; the loop thread may therefore read
-record fields without the lock, every other thread reads through the lock
-(:meth:`Store.snapshot`, :meth:`Store.wait_for`).
+Threads and locks: docs/design.md, "Threads" and "Locks".
 """
 
 from __future__ import annotations

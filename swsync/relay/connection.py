@@ -910,6 +910,9 @@ class Connection:
     def _fail_pending(self, error: Exception) -> None:
         with self._lock:
             self._outbox = []
+        # From here on ``written`` cannot change (only the reader writes it, under the
+        # lock, for a call in the outbox or a hold refused once _stop is set), so it is
+        # read without the lock, even on close()'s thread (docs/design.md, "Locks").
         for call in self.calls.take(lambda c: True):
             exc = ConnectionClosedError(str(error), may_have_been_sent=call.written)
             if not isinstance(error, ConnectionClosedError):

@@ -8,7 +8,7 @@ our own message can arrive before the ``messaging.send`` reply that names its id
 Such an event is held until every send that was in flight when it arrived has been
 answered; if none of them claimed the id, the event is foreign.
 
-Everything here runs under the message tracker's lock (``MessageTracker.lock``).
+Threads and locks: docs/design.md, "Threads" and "Locks".
 """
 
 from __future__ import annotations

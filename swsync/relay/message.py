@@ -1,10 +1,6 @@
 """``Message`` (a live, waitable outbound or inbound message) and its tracker.
 
-Every tracked message's mutable state is guarded by the tracker's one lock; a
-message gets its own ``Condition`` on that lock the first time a thread has to
-wait for it, so untouched messages cost no condition object. The reader thread
-applies state events; waiters are woken with ``notify_all``; handlers are handed
-to the dispatcher after the lock is released.
+Threads and locks: docs/design.md, "Threads" and "Locks".
 """
 
 from __future__ import annotations
@@ -352,8 +348,8 @@ class MessageTracker:
                 handlers = list(handlers)
                 if terminal:  # this event claims it from _tracked: settled here, once
                     self._tracked.claim(mid)
+                    msg._result = event  # before _done: is_done read without the lock implies result
                     msg._done = True
-                    msg._result = event
                     if msg._completed is not None:
                         handlers.append(msg._completed)
                     msg._handlers = []
@@ -449,8 +445,8 @@ class MessageTracker:
         fields.setdefault("direction", "inbound")
         fields["message_state"] = "received"
         msg = Message(self, event.message_id, fields)
-        msg._done = True
         msg._result = event
+        msg._done = True
         return msg
 
     def expire(self, now: float | None = None) -> None:

@@ -1,8 +1,7 @@
 """JSON-RPC 2.0 framing and the table of calls waiting for a reply.
 
 A call is registered *before* its frame can reach the socket, so a reply can never
-arrive for an id nobody is waiting on. The reader pops the call under the table's
-lock and completes its future outside it.
+arrive for an id nobody is waiting on. Threads and locks: docs/design.md, "Threads" and "Locks".
 """
 
 from __future__ import annotations

@@ -7,8 +7,9 @@ API are open to this machine only: requests must name a loopback host (a guard
 against DNS rebinding), and writes from another web origin or as an HTML form
 are refused (so another web site cannot drive it). Bound to any other address,
 every request needs HTTP Basic credentials: the emulator's project ID and API
-token, as its REST API does. Credentials, when sent, must be right. Runs on the
-emulator's loop thread.
+token, as its REST API does. Credentials, when sent, must be right.
+
+Threads and locks: docs/design.md, "Threads" and "Locks".
 """
 
 from __future__ import annotations

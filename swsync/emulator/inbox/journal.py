@@ -9,10 +9,7 @@ seconds, hands one batch to every watcher: the page never gets one update per
 state change, so a burst of traffic costs the emulator one small JSON document
 per interval, not one per event.
 
-Threading: the listener runs on the thread that changed the store (the loop
-thread, or a test thread seeding messages); it only appends to dicts and lists,
-and hands the change-marking over to the loop thread (``call_soon_threadsafe``)
-when it is not on it. Everything else runs on the loop thread.
+Threads and locks: docs/design.md, "Threads" and "Locks".
 """
 
 from __future__ import annotations
