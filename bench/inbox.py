@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import tempfile
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -29,17 +28,6 @@ from bench.workloads.swsync_relay import Senders, connect
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
 
-FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--window-size=1400,900",
-)
 LONG_TASKS = """
 window.__long = [];
 new PerformanceObserver((list) => { for (const e of list.getEntries()) window.__long.push(e.duration); })
@@ -87,15 +75,10 @@ def tree_cpu(root: int) -> float:
 
 
 def browser() -> WebDriver:
-    from selenium import webdriver  # the dev extra, imported where used
-    from selenium.webdriver.chrome.service import Service
+    from tests.support.browser import chromium
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tempfile.mkdtemp(prefix='swsync-bench-')}")
-    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver, _ = chromium(prefix="swsync-bench-")
+    return driver
 
 
 def send_wait(

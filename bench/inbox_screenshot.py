@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import http.server
 import sys
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -77,31 +76,15 @@ def play(emu: Emulator, base: str) -> str:
 
 
 def shoot(path: Path) -> None:
-    from selenium import webdriver  # the dev extra, imported where used
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.support.browser import chromium
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     thread = threading.Thread(target=server.serve_forever, name="bench-receiver", daemon=True)
     thread.start()
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1400,1000",
-        "--hide-scrollbars",
-    ):
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tempfile.mkdtemp(prefix='swsync-shot-')}")
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver, _ = chromium("1400,1000", "--hide-scrollbars", prefix="swsync-shot-")
     try:
         with Emulator(state_delay=0.02) as emu:
             sid = play(emu, f"http://127.0.0.1:{server.server_address[1]}")

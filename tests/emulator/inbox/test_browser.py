@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import queue
 import shutil
-import tempfile
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -24,20 +21,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 from swsync.emulator import FAILED_NUMBER, Emulator
 
 from ...helpers import Hook, make_client
+from ...support.browser import chromium
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--window-size=1400,860",
-)
 WAIT = 10.0  # seconds any one thing may take on a loaded machine
 APP = "+15559870000"
 PHONE = "+15551230000"
@@ -46,13 +31,7 @@ PHONE = "+15551230000"
 @pytest.fixture(scope="module")
 def browser() -> Iterator[WebDriver]:
     """One headless Chromium for the module, with a fresh profile."""
-    profile = tempfile.mkdtemp(prefix="swsync-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={profile}")
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver, profile = chromium("1400,860")
     try:
         yield driver
     finally:
