@@ -264,8 +264,10 @@ def test_descriptors_above_1024_work(emu: Emulator) -> None:
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < 1200:
+        # A hard limit under 1200 can be raised only by root (CI runs as root); elsewhere the
+        # usual hard limit is far above it. If neither holds, setrlimit's error fails the test.
         if hard != resource.RLIM_INFINITY and hard < 1200:
-            pytest.skip(f"cannot raise the open-file limit (hard limit {hard})")
+            hard = 1200
         resource.setrlimit(resource.RLIMIT_NOFILE, (1200, hard))
     hogs = [open(os.devnull) for _ in range(1100)]
     try:
