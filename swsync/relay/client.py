@@ -146,6 +146,7 @@ class RelayClient:
         self._state_handlers: tuple[Handler, ...] = ()  # replaced whole, never mutated
         self._auto_connect = bool(auto_connect)
         self._disconnected = False  # disconnect() was called and connect() not since
+        self._disconnects = 0  # disconnect() calls so far (under _lifecycle)
         self._forked_from: int | None = None  # pid that had this client connected, in a fork child
         self._stop_error: BaseException | None = None
         self._start_over()
@@ -210,44 +211,73 @@ class RelayClient:
             ConnectionClosedError: the server could not be reached.
         """
         while True:
-            with self._lifecycle:
-                attempt = self._connecting
-                if attempt is None:
-                    stale = self._session
-                    if stale.connection is not None and stale.connection.state != CLOSED:
-                        return self
-                    # Installed before the handshake, so that disconnect() finds (and aborts) it.
-                    session = self._session = self._new_session()
-                    attempt = self._connecting = threading.Event()
-                    self._stopped.clear()
-                    self._stop_error = None
-                    self._disconnected = False
-                    break
-            attempt.wait()  # another thread is connecting (bounded by connect_timeout): its outcome decides
-        opened = False
-        try:
-            assert session.connection is not None
-            session.connection.open()  # the handshake, on this thread, holding no lock
-            opened = True
-        finally:
-            self._connect_ended(session, attempt, stale, opened)
-        self._forked_from = None
-        self._inbound.hand_over(session.dispatcher)  # inbound a stopped dispatcher refused, if any
-        return self
+            attempt = threading.Event()  # ours, if this thread ends up doing the handshake
+            session: _Session | None = None
+            stale = self._session
+            opened = False
+            # One try from before the attempt is installed: whatever stops this thread (even
+            # an asynchronous KeyboardInterrupt), the attempt is uninstalled and its Event set.
+            try:
+                with self._lifecycle:
+                    other, disconnects = self._connecting, self._disconnects
+                    if other is not None and other.is_set():
+                        other = self._connecting = None  # its owner was stopped before uninstalling it
+                    if other is None:
+                        stale = self._session
+                        if stale.connection is not None and stale.connection.state != CLOSED:
+                            return self
+                        # Installed before the handshake, so that disconnect() finds (and aborts) it.
+                        self._connecting = attempt
+                        session = self._session = self._new_session()
+                        self._stopped.clear()
+                        self._stop_error = None
+                        self._disconnected = False
+                if session is None:
+                    assert other is not None
+                    self._await_attempt(other, disconnects)
+                    continue  # it ended without a disconnect(): connected now, or try again
+                assert session.connection is not None
+                session.connection.open()  # the handshake, on this thread, holding no lock
+                opened = True
+            finally:
+                self._connect_ended(attempt, session, stale, opened)
+            self._forked_from = None
+            self._inbound.hand_over(session.dispatcher)  # inbound a stopped dispatcher refused, if any
+            return self
 
-    def _connect_ended(self, session: _Session, attempt: threading.Event, stale: _Session, opened: bool) -> None:
+    def _await_attempt(self, attempt: threading.Event, disconnects: int) -> None:
+        """Wait for another thread's connect attempt to end; it is bounded by ``connect_timeout``.
+
+        Raises:
+            ConnectAborted: ``disconnect()`` was called meanwhile: this ``connect()`` takes
+                the outcome of the attempt it waited for, as the aborted thread does.
+        """
+        while not attempt.wait(1.0):
+            if self._connecting is not attempt:
+                break  # its owner was stopped before it could set the Event
         with self._lifecycle:
-            self._connecting = None
-            if not opened and self._session is session:
-                self._session = session._replace(connection=None)
-        attempt.set()
-        if not opened:
+            aborted = self._disconnects != disconnects
+        if aborted:
+            raise ConnectAborted("client disconnected while connecting")
+
+    def _connect_ended(self, attempt: threading.Event, session: _Session | None, stale: _Session, opened: bool) -> None:
+        try:
+            with self._lifecycle:
+                if self._connecting is attempt:
+                    self._connecting = None
+                if not opened and session is not None and self._session is session:
+                    self._session = session._replace(connection=None)
+                replaced = session is not None and self._session is not stale  # by this attempt
+        finally:
+            attempt.set()  # first of all: threads waiting for this attempt go on
+        if session is not None and not opened:
             session.dispatcher.stop()
         # The previous session (its connection stopped on its own, or never existed) is
         # retired holding no lock, so its callbacks may still call into the client.
-        if stale.connection is not None:
-            stale.connection.close()
-        stale.dispatcher.stop()
+        if replaced:
+            if stale.connection is not None:
+                stale.connection.close()
+            stale.dispatcher.stop()
 
     def disconnect(self) -> None:
         """Close the connection and stop every thread this client started.
@@ -259,6 +289,7 @@ class RelayClient:
         """
         with self._lifecycle:
             self._disconnected = True
+            self._disconnects += 1  # a connect() waiting for another's attempt gives up (_await_attempt)
             session, attempt = self._session, self._connecting
         if session.connection is not None:
             # Also aborts a connect() in progress on another thread: its handshake socket

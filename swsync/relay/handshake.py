@@ -117,9 +117,11 @@ class Handshake:
         sslopt = {"context": ssl_context} if ssl_context is not None else None
         self._ws = websocket.WebSocket(sslopt=sslopt, skip_utf8_validation=True)
         self._expired = threading.Event()
+        self._aborted = threading.Event()  # checked once the socket exists (see run())
 
     def abort(self) -> None:
         """Wake a handshake blocked in a read: shut its socket down. Any thread; idempotent."""
+        self._aborted.set()  # before the socket is looked at: run() checks it once the socket exists
         sock = self._ws.sock  # None until TCP is up: a TCP connect cannot be cut short
         if sock is not None:
             try:
@@ -153,6 +155,8 @@ class Handshake:
             self._open_websocket()
             conn = RelaySocket(self._ws)
             try:
+                if self._aborted.is_set():  # abort() came before the socket existed: it had nothing to shut down
+                    raise ConnectionClosedError("the connect attempt was aborted")
                 result = self._authenticate(conn, call_id, params, auth_codes)
             except ConnectionClosedError as exc:
                 conn.close()

@@ -20,6 +20,7 @@ from swsync.emulator import NO_DLR_NUMBER, Emulator
 from swsync.relay import connection as connection_module
 from swsync.relay.dispatcher import Dispatcher
 from swsync.relay.events import MessageStateEvent
+from swsync.relay.handshake import FIRST_CONNECT_AUTH_CODES, Handshake
 
 from ..helpers import in_thread
 from ..support.proxy import TcpProxy
@@ -161,6 +162,114 @@ def test_disconnect_aborts_a_connect_in_progress(phase: str) -> None:
         with pytest.raises(ConnectionClosedError, match="disconnected while connecting"):
             connecting.result(5)
         assert not client.connected
+
+
+def test_an_abort_before_the_socket_exists_still_ends_the_handshake(emu: Emulator) -> None:
+    emu.faults.response_delay = 30.0  # a handshake that reached authentication would wait 30 s
+    attempt = Handshake(emu.relay_url, ssl_context=None, timeout=60)
+    attempt.abort()  # as close() does while TCP is still connecting: no socket to shut down yet
+    params = {"project": emu.project, "token": emu.token}
+    running = in_thread(attempt.run, "1", lambda: params, FIRST_CONNECT_AUTH_CODES)
+    with pytest.raises(ConnectionClosedError, match="aborted"):
+        running.result(10)
+
+
+def _swsync_threads_of_clients() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name.startswith("swsync-") and t.name != "swsync-emulator"}
+
+
+def test_disconnect_ends_the_connect_and_run_waiting_for_the_attempt_it_aborted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A connect() (or run()) waiting for another thread's handshake takes that attempt's outcome.
+
+    disconnect() aborts the handshake: the waiters must not start a connection of their own
+    (which would leave the client connected and run() running after disconnect()).
+    """
+    opening = threading.Event()
+    real_open = connection_module.Connection.open
+
+    def open_(self: connection_module.Connection) -> None:
+        opening.set()
+        real_open(self)
+
+    monkeypatch.setattr(connection_module.Connection, "open", open_)
+    before = _swsync_threads_of_clients()
+    with Emulator() as emu:
+        emu.faults.response_delay = 30.0  # the handshake waits until disconnect() aborts it
+        client = RelayClient(project=emu.project, token=emu.token, host=emu.relay_url, connect_timeout=60)
+        try:
+            first = in_thread(client.connect)
+            assert opening.wait(10)
+            attempt = client._connecting  # installed before open(): the attempt the others wait for
+            assert attempt is not None
+            waiters: set[threading.Thread] = set()
+            entered = threading.Condition()
+            real_wait = attempt.wait
+
+            def wait(timeout: float | None = None) -> bool:
+                with entered:
+                    waiters.add(threading.current_thread())
+                    entered.notify_all()
+                return real_wait(timeout)
+
+            attempt.wait = wait  # type: ignore[method-assign]
+            running = in_thread(client.run)
+            second = in_thread(client.connect)
+            with entered:
+                assert entered.wait_for(lambda: len(waiters) == 2, timeout=10)
+            client.disconnect()
+            assert running.result(10) is None  # run() returned, as after any disconnect()
+            for connecting in (first, second):
+                with pytest.raises(ConnectionClosedError, match="disconnected while connecting"):
+                    connecting.result(10)
+            assert not client.connected
+            left = _swsync_threads_of_clients() - before
+            for t in left:
+                t.join(5)
+            assert not [t.name for t in left if t.is_alive()]
+        finally:
+            client.disconnect()
+
+
+class _ClearInterrupted(threading.Event):
+    """A ``_stopped`` whose ``clear()`` is hit by a Ctrl-C, right after the attempt is installed."""
+
+    def clear(self) -> None:
+        raise KeyboardInterrupt
+
+
+def test_an_interrupted_connect_never_blocks_the_next_one(emu: Emulator) -> None:
+    client = RelayClient(project=emu.project, token=emu.token, host=emu.relay_url)
+    client._stopped = _ClearInterrupted()
+    with pytest.raises(KeyboardInterrupt):
+        client.connect()
+    assert client._connecting is None  # uninstalled (and its Event set) by the interrupted connect()
+    client._stopped = threading.Event()
+    assert in_thread(client.connect).result(10) is client
+    client.disconnect()
+    # An attempt whose owner was stopped between uninstalling it and setting its Event, or
+    # before uninstalling it but after setting it, does not hold connect() up either.
+    for left_set in (False, True):
+        orphan = threading.Event()
+        waiting = threading.Event()
+        real_wait = orphan.wait
+
+        def wait(timeout: float | None = None, real_wait: Any = real_wait, waiting: Any = waiting) -> bool:
+            waiting.set()
+            return bool(real_wait(timeout))
+
+        orphan.wait = wait  # type: ignore[method-assign]
+        if left_set:
+            orphan.set()
+        client._connecting = orphan
+        connecting = in_thread(client.connect)
+        if not left_set:
+            assert waiting.wait(10)
+            client._connecting = None
+        assert connecting.result(10) is client
+        assert client.connected and client._connecting is None
+        client.disconnect()
 
 
 def test_dispatcher_stop_has_one_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
