@@ -24,6 +24,15 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
 
 from .._version import __version__
+
+# Names the former single-module swsync.cli had (it imported them): still importable from here.
+from ..errors import AuthenticationError as AuthenticationError
+from ..errors import ConfigurationError as ConfigurationError
+from ..errors import ConnectionClosedError as ConnectionClosedError
+from ..errors import RelayError as RelayError
+from ..errors import RestError as RestError
+from ..errors import RestTimeout as RestTimeout
+from ..errors import WaitTimeout as WaitTimeout
 from ._shared import (
     CREDENTIALS_HELP,
     EXIT_CODES_HELP,
@@ -79,6 +88,10 @@ def __getattr__(name: str) -> Any:
     # message_json lives with 'listen': imported only when asked for (PEP 562).
     if name == "message_json":
         return _command("listen").message_json
+    if name in ("MessageStateEvent", "RelayEvent"):  # the relay package is not loaded for --help
+        from ..relay import events
+
+        return getattr(events, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -109,7 +122,9 @@ class _Commands(_SubParsers):
     def build(self, name: str) -> Parser:
         """The parser of command ``name``, built now if it was not yet."""
         if name not in self._name_parser_map:
-            _command(name).add_parser(self)
+            module = _command(name)
+            module.add_parser(self)
+            self._name_parser_map[name].set_defaults(func=module.run)  # args.func(args), as in 0.1
         return self._name_parser_map[name]
 
     def __call__(

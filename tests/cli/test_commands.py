@@ -488,3 +488,16 @@ def test_listen_stops_when_its_reader_goes_away(emu: Any) -> None:
     finally:
         stop_process(proc)
         err.close()
+
+
+def test_what_the_single_module_cli_offered_still_works() -> None:
+    # 0.1's swsync.cli was one module: the names it had, and args.func on a parsed command.
+    from swsync import errors
+    from swsync.relay import events
+
+    for name in ("AuthenticationError", "ConfigurationError", "ConnectionClosedError", "RelayError", "RestError"):
+        assert getattr(cli, name) is getattr(errors, name)
+    assert (cli.RestTimeout, cli.WaitTimeout) == (errors.RestTimeout, errors.WaitTimeout)
+    assert (cli.MessageStateEvent, cli.RelayEvent) == (events.MessageStateEvent, events.RelayEvent)
+    args = cli.build_parser().parse_args(["messages", "list", "--limit", "1"])
+    assert args.func.__module__ == "swsync.cli.messages" and args.func.__name__ == "run"
