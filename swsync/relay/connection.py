@@ -180,9 +180,9 @@ class Connection:
         try:
             conn = self._establish()
         except BaseException as exc:
-            self._close_wake()
-            self._set_state(CLOSED)
-            if self._stop.is_set() and isinstance(exc, ConnectionClosedError):
+            aborted = self._stop.is_set() and isinstance(exc, ConnectionClosedError)
+            self._open_failed(exc)
+            if aborted:
                 raise ConnectAborted("client disconnected while connecting") from exc
             raise
         with self._lock:
@@ -199,6 +199,17 @@ class Connection:
             self._close_wake()
             self._set_state(CLOSED)
             raise ConnectAborted("client disconnected while connecting")
+
+    def _open_failed(self, exc: BaseException) -> None:
+        """The first handshake failed: closed for good, and requests queued meanwhile fail with why."""
+        error = exc if isinstance(exc, Exception) else ConnectionClosedError(f"connect interrupted ({exc!r})")
+        with self._lock:
+            if self._closed_error is None:  # close() may have set it first (the first reason wins)
+                self._closed_error = error
+            error = self._closed_error
+            self.state = CLOSED
+        self._fail_pending(error)  # nothing was written: may_have_been_sent=False
+        self._close_wake()
 
     def request(
         self,

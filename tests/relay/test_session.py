@@ -143,6 +143,40 @@ def test_first_connect_still_reports_refused_credentials_at_once() -> None:
         assert len(server.connect_params) == 1
 
 
+def test_requests_queued_during_a_refused_first_connect_fail_with_its_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not after queue_timeout with "no connection": nothing was sent, and the refusal is the reason."""
+    opening, queued = threading.Event(), threading.Event()
+    real_open, real_enqueue = connection_module.Connection.open, connection_module.Connection._enqueue
+
+    def open_(self: connection_module.Connection) -> None:
+        opening.set()
+        real_open(self)
+
+    def enqueue(self: connection_module.Connection, item: Any) -> None:
+        real_enqueue(self, item)
+        queued.set()
+
+    monkeypatch.setattr(connection_module.Connection, "open", open_)
+    monkeypatch.setattr(connection_module.Connection, "_enqueue", enqueue)
+
+    def refuse_once_queued(attempt: int, params: Any) -> dict[str, Any]:
+        assert queued.wait(10)  # a request is waiting for this very handshake
+        return refuse(-32000, "auth rejected: bad token")
+
+    with RelayServer(on_connect=refuse_once_queued) as server:
+        client = client_for(server, auto_connect=True, queue_timeout=60)
+        connecting = in_thread(client.connect)
+        assert opening.wait(10)
+        requesting = in_thread(client.execute, "signalwire.ping", {})
+        with pytest.raises(ConnectionClosedError, match="auth rejected") as info:
+            requesting.result(10)
+        assert isinstance(info.value.__cause__, AuthenticationError)
+        assert info.value.may_have_been_sent is False
+        with pytest.raises(AuthenticationError):
+            connecting.result(10)
+        assert not client.connected
+
+
 # --------------------------------------- disconnect() aborts a connect in progress
 
 
