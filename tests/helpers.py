@@ -293,6 +293,12 @@ class WireClient:
         self.next_event("signalwire.authorization.state", ack=ack)
         return reply["result"]
 
+    def resume_reply(self, emu: Any, old: WireClient) -> dict[str, Any]:
+        """Ask to resume ``old``'s session (bare ``signalwire.connect``); return the reply, error or not."""
+        auth = {"project": emu.project, "token": emu.token}
+        params = {"authentication": auth, "protocol": old.protocol, "authorization_state": old.auth_state}
+        return self.call("signalwire.connect", params)
+
     def next_event(self, event_type: str | None = None, *, ack: bool = True) -> dict[str, Any]:
         """Return the next ``signalwire.event`` (from the backlog first)."""
         while True:

@@ -504,15 +504,7 @@ def test_reject_resume_fault(emu: Emulator, clients: list[WireClient]) -> None:
     emu.drop_connections()
     emu.faults.reject_resume = True
     second = open_client(emu, clients)
-    auth = {"project": emu.project, "token": emu.token}
-    reply = second.call(
-        "signalwire.connect",
-        {
-            "authentication": auth,
-            "protocol": first.protocol,
-            "authorization_state": first.auth_state,
-        },
-    )
+    reply = second.resume_reply(emu, first)
     assert reply["error"]["code"] == -32003
 
 
@@ -523,15 +515,7 @@ def test_session_expires_after_ttl(clients: list[WireClient]) -> None:
         emu.drop_connections()
         emu.wait_until(lambda: first.protocol not in emu.relay.sessions, timeout=5)
         second = open_client(emu, clients)
-        auth = {"project": emu.project, "token": emu.token}
-        reply = second.call(
-            "signalwire.connect",
-            {
-                "authentication": auth,
-                "protocol": first.protocol,
-                "authorization_state": first.auth_state,
-            },
-        )
+        reply = second.resume_reply(emu, first)
         assert reply["error"]["code"] == -32002
 
 
@@ -609,15 +593,7 @@ def test_server_disconnect(emu: Emulator, clients: list[WireClient], restart: bo
     assert opcode == websocket.ABNF.OPCODE_CLOSE
 
     second = open_client(emu, clients)
-    auth = {"project": emu.project, "token": emu.token}
-    reply = second.call(
-        "signalwire.connect",
-        {
-            "authentication": auth,
-            "protocol": first.protocol,
-            "authorization_state": first.auth_state,
-        },
-    )
+    reply = second.resume_reply(emu, first)
     if restart:
         assert reply["error"]["code"] == -32002
     else:
